@@ -1,0 +1,119 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[userauth] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'userauth'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'userauth'= {
+            cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand db-setup 'Create the database if needed and apply pending migrations (safe to repeat)'
+            cand serve 'Apply pending migrations, then serve the HTTP API'
+            cand user 'Manage users'
+            cand completions 'Print a shell completion script'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'userauth;db-setup'= {
+            cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'userauth;serve'= {
+            cand --address 'Address to listen on (default from the configuration: 0.0.0.0)'
+            cand --port 'Port to listen on (default from the configuration: 5000)'
+            cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'userauth;user'= {
+            cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand add 'Create a user; asks for the password twice on a terminal, else reads one line from stdin'
+            cand reset 'Issue a password-reset token and print it with its expiry time'
+            cand list 'List users with their last login and active sessions (streamed)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'userauth;user;add'= {
+            cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
+            cand --password-stdin 'Read the password as one line from standard input, even on a terminal'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'userauth;user;reset'= {
+            cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
+            cand --json 'Print one JSON object'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'userauth;user;list'= {
+            cand --limit 'At most N users'
+            cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
+            cand --json 'One JSON object per line'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'userauth;user;help'= {
+            cand add 'Create a user; asks for the password twice on a terminal, else reads one line from stdin'
+            cand reset 'Issue a password-reset token and print it with its expiry time'
+            cand list 'List users with their last login and active sessions (streamed)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'userauth;user;help;add'= {
+        }
+        &'userauth;user;help;reset'= {
+        }
+        &'userauth;user;help;list'= {
+        }
+        &'userauth;user;help;help'= {
+        }
+        &'userauth;completions'= {
+            cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'userauth;help'= {
+            cand db-setup 'Create the database if needed and apply pending migrations (safe to repeat)'
+            cand serve 'Apply pending migrations, then serve the HTTP API'
+            cand user 'Manage users'
+            cand completions 'Print a shell completion script'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'userauth;help;db-setup'= {
+        }
+        &'userauth;help;serve'= {
+        }
+        &'userauth;help;user'= {
+            cand add 'Create a user; asks for the password twice on a terminal, else reads one line from stdin'
+            cand reset 'Issue a password-reset token and print it with its expiry time'
+            cand list 'List users with their last login and active sessions (streamed)'
+        }
+        &'userauth;help;user;add'= {
+        }
+        &'userauth;help;user;reset'= {
+        }
+        &'userauth;help;user;list'= {
+        }
+        &'userauth;help;completions'= {
+        }
+        &'userauth;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

@@ -1,0 +1,70 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_userauth_global_optspecs
+    string join \n database-url= h/help V/version
+end
+
+function __fish_userauth_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_userauth_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_userauth_using_subcommand
+    set -l cmd (__fish_userauth_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c userauth -n "__fish_userauth_needs_command" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
+complete -c userauth -n "__fish_userauth_needs_command" -s h -l help -d 'Print help'
+complete -c userauth -n "__fish_userauth_needs_command" -s V -l version -d 'Print version'
+complete -c userauth -n "__fish_userauth_needs_command" -f -a "db-setup" -d 'Create the database if needed and apply pending migrations (safe to repeat)'
+complete -c userauth -n "__fish_userauth_needs_command" -f -a "serve" -d 'Apply pending migrations, then serve the HTTP API'
+complete -c userauth -n "__fish_userauth_needs_command" -f -a "user" -d 'Manage users'
+complete -c userauth -n "__fish_userauth_needs_command" -f -a "completions" -d 'Print a shell completion script'
+complete -c userauth -n "__fish_userauth_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c userauth -n "__fish_userauth_using_subcommand db-setup" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
+complete -c userauth -n "__fish_userauth_using_subcommand db-setup" -s h -l help -d 'Print help'
+complete -c userauth -n "__fish_userauth_using_subcommand serve" -l address -d 'Address to listen on (default from the configuration: 0.0.0.0)' -r
+complete -c userauth -n "__fish_userauth_using_subcommand serve" -l port -d 'Port to listen on (default from the configuration: 5000)' -r
+complete -c userauth -n "__fish_userauth_using_subcommand serve" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
+complete -c userauth -n "__fish_userauth_using_subcommand serve" -s h -l help -d 'Print help'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list help" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list help" -s h -l help -d 'Print help'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list help" -f -a "add" -d 'Create a user; asks for the password twice on a terminal, else reads one line from stdin'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list help" -f -a "reset" -d 'Issue a password-reset token and print it with its expiry time'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list help" -f -a "list" -d 'List users with their last login and active sessions (streamed)'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from add" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from add" -l password-stdin -d 'Read the password as one line from standard input, even on a terminal'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from reset" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from reset" -l json -d 'Print one JSON object'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from reset" -s h -l help -d 'Print help'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from list" -l limit -d 'At most N users' -r
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from list" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from list" -l json -d 'One JSON object per line'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "add" -d 'Create a user; asks for the password twice on a terminal, else reads one line from stdin'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "reset" -d 'Issue a password-reset token and print it with its expiry time'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "list" -d 'List users with their last login and active sessions (streamed)'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c userauth -n "__fish_userauth_using_subcommand completions" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
+complete -c userauth -n "__fish_userauth_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c userauth -n "__fish_userauth_using_subcommand help; and not __fish_seen_subcommand_from db-setup serve user completions help" -f -a "db-setup" -d 'Create the database if needed and apply pending migrations (safe to repeat)'
+complete -c userauth -n "__fish_userauth_using_subcommand help; and not __fish_seen_subcommand_from db-setup serve user completions help" -f -a "serve" -d 'Apply pending migrations, then serve the HTTP API'
+complete -c userauth -n "__fish_userauth_using_subcommand help; and not __fish_seen_subcommand_from db-setup serve user completions help" -f -a "user" -d 'Manage users'
+complete -c userauth -n "__fish_userauth_using_subcommand help; and not __fish_seen_subcommand_from db-setup serve user completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c userauth -n "__fish_userauth_using_subcommand help; and not __fish_seen_subcommand_from db-setup serve user completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "add" -d 'Create a user; asks for the password twice on a terminal, else reads one line from stdin'
+complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "reset" -d 'Issue a password-reset token and print it with its expiry time'
+complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "list" -d 'List users with their last login and active sessions (streamed)'

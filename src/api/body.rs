@@ -1,0 +1,173 @@
+//! Request bodies: `application/x-www-form-urlencoded` or `application/json` with the same field
+//! names, read up to `max_body_bytes`. Anything else is a clear 4xx, never a 500.
+
+use rocket::data::{self, Data, FromData, ToByteUnit};
+use rocket::http::{RawStr, Status};
+use rocket::request::Request;
+use serde::de::{Deserializer, MapAccess, Visitor};
+
+use super::ApiSettings;
+use super::error::{ApiError, remember};
+
+/// The string fields of a request body.
+#[derive(Debug, Default)]
+pub struct Fields(Vec<(String, String)>);
+
+impl Fields {
+    /// The field's value; `None` when absent (an empty string counts as absent).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+    }
+
+    pub fn required(&self, name: &str) -> Result<&str, ApiError> {
+        self.get(name).ok_or_else(|| ApiError::missing_field(name))
+    }
+
+    fn from_pairs(pairs: Vec<(String, String)>) -> Result<Self, ApiError> {
+        for (i, (k, _)) in pairs.iter().enumerate() {
+            if pairs[..i].iter().any(|(earlier, _)| earlier == k) {
+                return Err(ApiError::new(
+                    Status::BadRequest,
+                    "duplicate_field",
+                    format!("The field '{}' appears more than once.", printable(k)),
+                ));
+            }
+        }
+        Ok(Self(pairs))
+    }
+}
+
+/// Field names echoed in messages are cut short and stripped of control characters.
+fn printable(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(40).collect()
+}
+
+fn invalid_body(message: &str) -> ApiError {
+    ApiError::new(Status::BadRequest, "invalid_body", message)
+}
+
+pub fn parse_form(body: &str) -> Result<Fields, ApiError> {
+    let mut pairs = Vec::new();
+    for part in body.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = part.split_once('=').unwrap_or((part, ""));
+        let decode = |s: &str| {
+            RawStr::new(s)
+                .url_decode()
+                .map(|c| c.into_owned())
+                .map_err(|_| invalid_body("The form body does not decode to valid UTF-8."))
+        };
+        pairs.push((decode(k)?, decode(v)?));
+    }
+    Fields::from_pairs(pairs)
+}
+
+/// A JSON object's members in order, duplicates kept so that they can be refused.
+struct Members(Vec<(String, serde_json::Value)>);
+
+impl<'de> serde::Deserialize<'de> for Members {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Members;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = map.next_entry::<String, serde_json::Value>()? {
+                    out.push(entry);
+                }
+                Ok(Members(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+pub fn parse_json(body: &str) -> Result<Fields, ApiError> {
+    let Members(members) =
+        serde_json::from_str(body).map_err(|_| invalid_body("The body must be a JSON object whose fields are strings."))?;
+    let mut pairs = Vec::with_capacity(members.len());
+    for (k, v) in members {
+        match v {
+            serde_json::Value::String(s) => pairs.push((k, s)),
+            // null means "not given", as a missing field.
+            serde_json::Value::Null => pairs.push((k, String::new())),
+            _ => {
+                return Err(ApiError::new(
+                    Status::BadRequest,
+                    "invalid_field",
+                    format!("The field '{}' must be a string.", printable(&k)),
+                ));
+            }
+        }
+    }
+    Fields::from_pairs(pairs)
+}
+
+/// Parses a complete body according to its content type.
+pub fn parse(content_type: Option<&rocket::http::ContentType>, bytes: &[u8]) -> Result<Fields, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Fields::default());
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| invalid_body("The body is not valid UTF-8."))?;
+    match content_type {
+        Some(ct) if ct.is_form() => parse_form(text),
+        Some(ct) if ct.is_json() => parse_json(text),
+        _ => Err(ApiError::for_status(Status::UnsupportedMediaType)),
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromData<'r> for Fields {
+    type Error = ApiError;
+
+    async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
+        let limit = req.rocket().state::<ApiSettings>().map_or(4096, |s| s.max_body_bytes);
+        let result = match data.open(limit.bytes()).into_bytes().await {
+            Ok(capped) if capped.is_complete() => parse(req.content_type(), &capped.into_inner()),
+            Ok(_) => Err(ApiError::for_status(Status::PayloadTooLarge)),
+            Err(_) => Err(invalid_body("The request body could not be read.")),
+        };
+        match result {
+            Ok(fields) => data::Outcome::Success(fields),
+            Err(e) => data::Outcome::Error(remember(req, e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_decodes_plus_and_percent() {
+        let f = parse_form("email=a%40b.c&password=two+words%21").unwrap();
+        assert_eq!(f.get("email"), Some("a@b.c"));
+        assert_eq!(f.get("password"), Some("two words!"));
+    }
+
+    #[test]
+    fn form_rejects_bad_utf8_and_duplicates() {
+        assert_eq!(parse_form("email=%FF").unwrap_err().code, "invalid_body");
+        assert_eq!(parse_form("email=a&email=b").unwrap_err().code, "duplicate_field");
+    }
+
+    #[test]
+    fn json_needs_an_object_of_strings() {
+        let f = parse_json(r#"{"email":"a@b.c","extra":null}"#).unwrap();
+        assert_eq!(f.get("email"), Some("a@b.c"));
+        assert_eq!(f.get("extra"), None);
+        assert_eq!(parse_json("[1,2]").unwrap_err().code, "invalid_body");
+        assert_eq!(parse_json(r#"{"email":5}"#).unwrap_err().code, "invalid_field");
+        assert_eq!(parse_json(r#"{"email":"a","email":"b"}"#).unwrap_err().code, "duplicate_field");
+        assert_eq!(parse_json("{").unwrap_err().code, "invalid_body");
+    }
+
+    #[test]
+    fn empty_body_has_no_fields() {
+        let f = parse(None, b"").unwrap();
+        assert_eq!(f.required("email").unwrap_err().code, "missing_field");
+        assert_eq!(parse(None, b"email=x").unwrap_err().status, Status::UnsupportedMediaType);
+    }
+}

@@ -1,0 +1,93 @@
+//! The HTTP edge: Rocket routes, guards, the error responder and catchers. Handlers parse the
+//! request, call the service and shape the response; they never touch the database.
+
+pub mod body;
+pub mod classic;
+pub mod error;
+pub mod guard;
+pub mod v1;
+
+use std::time::Duration;
+
+use rocket::fairing::AdHoc;
+use rocket::{Build, Rocket};
+
+use crate::config::Loaded;
+use crate::service::AuthService;
+use crate::service::db::redact_url;
+
+/// What the HTTP layer itself needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub cookie_secure: bool,
+    pub max_body_bytes: usize,
+    pub session_max_age_secs: i64,
+}
+
+/// The configured Rocket, ready to launch (or to hand to a local test client).
+pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
+    let s = &loaded.settings;
+    let api_settings = ApiSettings {
+        cookie_secure: s.cookie_secure,
+        max_body_bytes: s.max_body_bytes,
+        session_max_age_secs: i64::try_from(s.session_absolute_timeout_secs).unwrap_or(i64::MAX),
+    };
+    let mut v1_routes = rocket::routes![v1::register, v1::login, v1::logout, v1::profile, v1::update_password];
+    let mut classic_routes = rocket::routes![
+        classic::index,
+        classic::users,
+        classic::login,
+        classic::logout,
+        classic::profile,
+        classic::update_password
+    ];
+    if s.reset_endpoint {
+        v1_routes.extend(rocket::routes![v1::reset_password]);
+        classic_routes.extend(rocket::routes![classic::reset_password]);
+    }
+    let mut rocket = rocket::custom(loaded.figment.clone())
+        .manage(service)
+        .manage(api_settings)
+        .mount("/api/v1", v1_routes)
+        .mount("/", rocket::routes![v1::health])
+        .register("/", rocket::catchers![error::default_catcher]);
+    if s.classic_routes {
+        rocket = rocket.mount("/", classic_routes);
+    }
+    let (database, reset_endpoint) = (redact_url(&s.database_url), s.reset_endpoint);
+    rocket.attach(AdHoc::on_liftoff("userauth start-up", move |r| {
+        Box::pin(async move {
+            let c = r.config();
+            tracing::info!(
+                "userauth listening on http://{}:{} (database {database}, profile {})",
+                c.address,
+                c.port,
+                c.profile
+            );
+            if reset_endpoint && !c.address.is_loopback() {
+                tracing::warn!(
+                    "POST /api/v1/reset_password returns reset tokens to any caller and this server listens on \
+                     {}: anyone who can reach it can take over any account whose email they know. Set \
+                     reset_endpoint = false and issue tokens with `userauth user reset`, or keep the port private.",
+                    c.address
+                );
+            }
+            if let Some(svc) = r.state::<AuthService>().cloned() {
+                tokio::spawn(housekeeping(svc));
+            }
+        })
+    }))
+}
+
+/// Removes expired sessions, tokens and throttle windows now and then.
+async fn housekeeping(svc: AuthService) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        match svc.purge_expired().await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(rows = n, "purged expired rows"),
+            Err(e) => tracing::warn!(error = %e, "purging expired rows failed"),
+        }
+    }
+}

@@ -1,0 +1,19 @@
+use anyhow::Context;
+
+use crate::config::Loaded;
+use crate::service::db::{connect, known_migrations, migrate, redact_url};
+
+pub async fn setup(loaded: &Loaded) -> anyhow::Result<()> {
+    let url = redact_url(&loaded.settings.database_url);
+    let db = connect(&loaded.settings.db_options()).await.with_context(|| format!("cannot open database {url}"))?;
+    let applied = migrate(&db).await.context("applying migrations failed")?;
+    if applied.is_empty() {
+        println!("database {url} is up to date ({} migrations already applied)", known_migrations().len());
+    } else {
+        println!("database {url}: applied {} migration(s):", applied.len());
+        for name in applied {
+            println!("  {name}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! The operator's command line: clap definitions and one file per command group. Commands call
+//! the service; they never touch entities or SQL.
+
+mod completions;
+mod db;
+mod serve;
+mod user;
+
+use std::net::IpAddr;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Overrides};
+use crate::service::AuthService;
+use crate::service::db::connect;
+
+#[derive(Debug, Parser)]
+#[command(name = "userauth", version, about = "User authentication service: HTTP API and operator tools")]
+pub struct Cli {
+    /// Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration.
+    #[arg(long, global = true, env = "DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the database if needed and apply pending migrations (safe to repeat)
+    DbSetup,
+    /// Apply pending migrations, then serve the HTTP API
+    Serve {
+        /// Address to listen on (default from the configuration: 0.0.0.0)
+        #[arg(long, value_name = "A")]
+        address: Option<IpAddr>,
+        /// Port to listen on (default from the configuration: 5000)
+        #[arg(long, value_name = "P")]
+        port: Option<u16>,
+    },
+    /// Manage users
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Print a shell completion script
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; asks for the password twice on a terminal, else reads one line from stdin
+    Add {
+        email: String,
+        /// Read the password as one line from standard input, even on a terminal
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Issue a password-reset token and print it with its expiry time
+    Reset {
+        email: String,
+        /// Print one JSON object
+        #[arg(long)]
+        json: bool,
+    },
+    /// List users with their last login and active sessions (streamed)
+    List {
+        /// One JSON object per line
+        #[arg(long)]
+        json: bool,
+        /// At most N users
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+    },
+}
+
+impl Cli {
+    /// Only `serve` logs at info level; one-shot commands keep their output clean.
+    pub fn default_log_level(&self) -> &'static str {
+        match self.command {
+            Command::Serve { .. } => "info",
+            _ => "warn",
+        }
+    }
+
+    fn overrides(&self) -> Overrides {
+        let (address, port) = match self.command {
+            Command::Serve { address, port } => (address, port),
+            _ => (None, None),
+        };
+        Overrides { database_url: self.database_url.clone(), address, port }
+    }
+}
+
+/// Runs the command. Errors become one `error: …` line and exit code 1 in `main`.
+pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Completions { shell } = cli.command {
+        return completions::print(shell);
+    }
+    let loaded = config::load(&cli.overrides())?;
+    match cli.command {
+        Command::DbSetup => db::setup(&loaded).await,
+        Command::Serve { .. } => serve::run(loaded).await,
+        Command::User { command } => {
+            let db = connect(&loaded.settings.db_options()).await?;
+            let svc = AuthService::new(db, loaded.settings.policy());
+            match command {
+                UserCommand::Add { email, password_stdin } => user::add(&svc, &email, password_stdin).await,
+                UserCommand::Reset { email, json } => user::reset(&svc, &email, json).await,
+                UserCommand::List { json, limit } => user::list(&svc, json, limit).await,
+            }
+        }
+        Command::Completions { .. } => unreachable!("handled above"),
+    }
+}

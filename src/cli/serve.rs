@@ -1,0 +1,19 @@
+use anyhow::Context;
+
+use crate::api;
+use crate::config::Loaded;
+use crate::service::AuthService;
+use crate::service::db::{connect, migrate, redact_url};
+
+pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
+    let url = redact_url(&loaded.settings.database_url);
+    let db = connect(&loaded.settings.db_options()).await.with_context(|| format!("cannot open database {url}"))?;
+    let applied = migrate(&db).await.context("applying migrations failed")?;
+    if !applied.is_empty() {
+        tracing::info!(migrations = ?applied, "applied pending migrations");
+    }
+    let svc = AuthService::new(db, loaded.settings.policy());
+    svc.hasher().warm_up().await?;
+    api::build(svc, &loaded).launch().await.map_err(|e| anyhow::anyhow!("server failed: {e}"))?;
+    Ok(())
+}

@@ -1,0 +1,226 @@
+//! The one configuration loader: defaults, then `Rocket.toml`, then `ROCKET_*` environment
+//! variables, then `DATABASE_URL` / command-line flags. Every command uses it, so the CLI and the
+//! server always agree on the database.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use rocket::figment::providers::{Env, Format, Serialized, Toml};
+use rocket::figment::{Figment, Profile};
+use serde::{Deserialize, Serialize};
+
+use crate::service::Policy;
+use crate::service::db::DbOptions;
+
+/// The lowest bcrypt cost accepted unless `allow_weak_bcrypt_cost` is set (tests only).
+pub const MIN_BCRYPT_COST: u32 = 10;
+
+/// Output format of the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Every key of api.md §5 plus a few operational ones. Defaults are the secure ones, in every
+/// profile: a debug build does not weaken anything.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub address: IpAddr,
+    pub port: u16,
+    pub database_url: String,
+    pub bcrypt_cost: u32,
+    /// Lets `bcrypt_cost` go below [`MIN_BCRYPT_COST`]. For test suites; never in production.
+    pub allow_weak_bcrypt_cost: bool,
+    pub password_min_length: usize,
+    pub session_idle_timeout_secs: u64,
+    pub session_absolute_timeout_secs: u64,
+    pub reset_token_ttl_secs: u64,
+    pub login_max_failures: u32,
+    pub login_failure_window_secs: u64,
+    pub reset_max_requests: u32,
+    pub cookie_secure: bool,
+    pub classic_routes: bool,
+    /// Whether `POST /api/v1/reset_password` (and the classic equivalent) is mounted. It hands
+    /// the token to whoever asks; turn it off where tokens must go out by another channel.
+    pub reset_endpoint: bool,
+    /// Request bodies larger than this get 413.
+    pub max_body_bytes: usize,
+    /// `None`: 8 for a SQLite file, 10 for PostgreSQL.
+    pub database_max_connections: Option<u32>,
+    pub database_connect_timeout_secs: u64,
+    pub database_log_statements: bool,
+    /// bcrypt computations at once; `None`: the number of CPUs.
+    pub hash_concurrency: Option<usize>,
+    pub log_format: LogFormat,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            address: IpAddr::from([0, 0, 0, 0]),
+            port: 5000,
+            database_url: "sqlite://userauth.db?mode=rwc".into(),
+            bcrypt_cost: 12,
+            allow_weak_bcrypt_cost: false,
+            password_min_length: 12,
+            session_idle_timeout_secs: 1800,
+            session_absolute_timeout_secs: 86400,
+            reset_token_ttl_secs: 900,
+            login_max_failures: 10,
+            login_failure_window_secs: 900,
+            reset_max_requests: 5,
+            cookie_secure: false,
+            classic_routes: true,
+            reset_endpoint: true,
+            max_body_bytes: 4096,
+            database_max_connections: None,
+            database_connect_timeout_secs: 5,
+            database_log_statements: false,
+            hash_concurrency: None,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// Values given on the command line (or `DATABASE_URL`); they win over everything else.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub database_url: Option<String>,
+    pub address: Option<IpAddr>,
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Figment(#[from] Box<rocket::figment::Error>),
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+/// Configuration ready to use: the figment (handed to Rocket as is) and our typed settings.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub figment: Figment,
+    pub settings: Settings,
+}
+
+pub fn load(overrides: &Overrides) -> Result<Loaded, ConfigError> {
+    let profile = Profile::from_env_or("ROCKET_PROFILE", rocket::Config::DEFAULT_PROFILE);
+    let mut figment = Figment::from(rocket::Config::default())
+        .merge(Serialized::defaults(Settings::default()))
+        .merge(Toml::file(Env::var_or("ROCKET_CONFIG", "Rocket.toml")).nested())
+        .merge(Env::prefixed("ROCKET_").ignore(&["PROFILE"]).global())
+        .select(profile);
+    if let Some(url) = &overrides.database_url {
+        figment = figment.merge(("database_url", url));
+    }
+    if let Some(address) = overrides.address {
+        figment = figment.merge(("address", address));
+    }
+    if let Some(port) = overrides.port {
+        figment = figment.merge(("port", port));
+    }
+    from_figment(figment)
+}
+
+/// Typed settings from a figment, validated.
+pub fn from_figment(figment: Figment) -> Result<Loaded, ConfigError> {
+    let settings: Settings = figment.extract().map_err(Box::new)?;
+    settings.validate()?;
+    Ok(Loaded { figment, settings })
+}
+
+impl Settings {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if !(4..=31).contains(&self.bcrypt_cost) {
+            return bad(format!("bcrypt_cost must be between 4 and 31, not {}", self.bcrypt_cost));
+        }
+        if self.bcrypt_cost < MIN_BCRYPT_COST && !self.allow_weak_bcrypt_cost {
+            return bad(format!(
+                "bcrypt_cost {} is below the minimum of {MIN_BCRYPT_COST}; weak costs are for tests only \
+                 (set allow_weak_bcrypt_cost = true to allow them)",
+                self.bcrypt_cost
+            ));
+        }
+        if self.password_min_length == 0 || self.password_min_length > 72 {
+            return bad(format!("password_min_length must be between 1 and 72, not {}", self.password_min_length));
+        }
+        for (key, v) in [
+            ("session_idle_timeout_secs", self.session_idle_timeout_secs),
+            ("session_absolute_timeout_secs", self.session_absolute_timeout_secs),
+            ("reset_token_ttl_secs", self.reset_token_ttl_secs),
+            ("login_failure_window_secs", self.login_failure_window_secs),
+            ("database_connect_timeout_secs", self.database_connect_timeout_secs),
+        ] {
+            if v == 0 {
+                return bad(format!("{key} must be at least 1"));
+            }
+        }
+        if self.login_max_failures == 0 || self.reset_max_requests == 0 {
+            return bad("login_max_failures and reset_max_requests must be at least 1".into());
+        }
+        if self.max_body_bytes < 256 {
+            return bad("max_body_bytes must be at least 256".into());
+        }
+        if self.database_max_connections == Some(0) || self.hash_concurrency == Some(0) {
+            return bad("database_max_connections and hash_concurrency must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    pub fn policy(&self) -> Policy {
+        let secs = Duration::from_secs;
+        Policy {
+            bcrypt_cost: self.bcrypt_cost,
+            password_min_length: self.password_min_length,
+            session_idle_timeout: secs(self.session_idle_timeout_secs),
+            session_absolute_timeout: secs(self.session_absolute_timeout_secs),
+            reset_token_ttl: secs(self.reset_token_ttl_secs),
+            login_max_failures: self.login_max_failures,
+            login_failure_window: secs(self.login_failure_window_secs),
+            reset_max_requests: self.reset_max_requests,
+            hash_concurrency: self
+                .hash_concurrency
+                .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)),
+        }
+    }
+
+    pub fn db_options(&self) -> DbOptions {
+        DbOptions {
+            url: self.database_url.clone(),
+            max_connections: self.database_max_connections,
+            connect_timeout: Duration::from_secs(self.database_connect_timeout_secs),
+            log_statements: self.database_log_statements,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_contract_ones() {
+        let s = from_figment(Figment::from(Serialized::defaults(Settings::default()))).unwrap().settings;
+        assert_eq!(s.port, 5000);
+        assert_eq!(s.address.to_string(), "0.0.0.0");
+        assert_eq!(s.bcrypt_cost, 12);
+        assert_eq!(s.password_min_length, 12);
+        assert_eq!(s.database_url, "sqlite://userauth.db?mode=rwc");
+        assert!(s.classic_routes && !s.cookie_secure);
+    }
+
+    #[test]
+    fn weak_cost_is_refused_unless_allowed() {
+        let weak = Figment::from(Serialized::defaults(Settings::default())).merge(("bcrypt_cost", 4));
+        let err = from_figment(weak.clone()).unwrap_err().to_string();
+        assert!(err.contains("below the minimum of 10"), "{err}");
+        assert!(from_figment(weak.merge(("allow_weak_bcrypt_cost", true))).is_ok());
+    }
+}

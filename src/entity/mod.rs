@@ -1,0 +1,6 @@
+//! SeaORM entities: plain table mappings, nothing web- or CLI-specific.
+
+pub mod reset_token;
+pub mod session;
+pub mod throttle;
+pub mod user;

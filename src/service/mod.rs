@@ -1,0 +1,436 @@
+//! All of userauth's behaviour: registration, login, sessions, logout, reset tokens, password
+//! changes and listing. It knows nothing of HTTP or the terminal; the edges map [`AuthError`].
+
+pub mod db;
+pub mod domain;
+pub mod hashing;
+mod throttle;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::{Stream, StreamExt};
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    ExprTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
+};
+use uuid::Uuid;
+
+use crate::entity::{reset_token, session, user};
+use domain::{Email, EmailError, Password, PasswordError, SecretToken, presented_token_digest};
+use hashing::Hasher;
+use throttle::Kind;
+
+/// Every way a service call can fail. The HTTP API maps these to status codes, the CLI to exit codes.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("invalid email: {0}")]
+    InvalidEmail(#[from] EmailError),
+    #[error("invalid password: {0}")]
+    InvalidPassword(#[from] PasswordError),
+    #[error("a user with this email already exists")]
+    UserExists,
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    #[error("too many failed logins for this account; try again in {retry_after_secs} seconds")]
+    AccountLocked { retry_after_secs: u64 },
+    #[error("too many reset requests for this account; try again in {retry_after_secs} seconds")]
+    TooManyResetRequests { retry_after_secs: u64 },
+    #[error("no user with this email")]
+    UserNotFound,
+    #[error("the reset token is unknown, expired or already used")]
+    InvalidResetToken,
+    #[error("no valid session")]
+    NotAuthenticated,
+    #[error("database error: {0}")]
+    Database(#[from] DbErr),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AuthError {
+    /// True when the database could not be reached at all (as opposed to a query failing).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, AuthError::Database(DbErr::Conn(_) | DbErr::ConnectionAcquire(_)))
+    }
+}
+
+/// The rules of api.md §3, as configured.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub bcrypt_cost: u32,
+    pub password_min_length: usize,
+    pub session_idle_timeout: Duration,
+    pub session_absolute_timeout: Duration,
+    pub reset_token_ttl: Duration,
+    pub login_max_failures: u32,
+    pub login_failure_window: Duration,
+    pub reset_max_requests: u32,
+    /// How many bcrypt computations may run at once.
+    pub hash_concurrency: usize,
+}
+
+impl Policy {
+    pub fn parse_password(&self, raw: impl Into<String>) -> Result<Password, PasswordError> {
+        Password::parse(raw.into(), self.password_min_length)
+    }
+
+    /// `last_seen_at` is written at most this often per session, so that resolving a session is
+    /// normally a read. A tenth of the idle timeout keeps the idle expiry accurate to 10%.
+    fn touch_interval(&self) -> Duration {
+        (self.session_idle_timeout / 10).min(Duration::from_secs(60))
+    }
+}
+
+/// What callers may see of a user: never the hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserView {
+    pub id: Uuid,
+    pub email: String,
+    pub created_at: DateTime<Utc>,
+    pub last_login_at: Option<DateTime<Utc>>,
+}
+
+impl From<user::Model> for UserView {
+    fn from(m: user::Model) -> Self {
+        Self { id: m.id, email: m.email, created_at: m.created_at, last_login_at: m.last_login_at }
+    }
+}
+
+/// A session just created by a login. `token` goes to the client (the cookie) and nowhere else.
+#[derive(Debug)]
+pub struct NewSession {
+    pub token: SecretToken,
+    pub user: UserView,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug)]
+pub struct IssuedResetToken {
+    pub email: String,
+    pub token: SecretToken,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// One row of `user list`.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct UserSummary {
+    pub id: Uuid,
+    pub email: String,
+    pub created_at: DateTime<Utc>,
+    pub last_login_at: Option<DateTime<Utc>>,
+    pub active_sessions: i64,
+}
+
+#[derive(Clone)]
+pub struct AuthService {
+    db: DatabaseConnection,
+    policy: Arc<Policy>,
+    hasher: Hasher,
+}
+
+fn now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+fn chrono_dur(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+impl AuthService {
+    pub fn new(db: DatabaseConnection, policy: Policy) -> Self {
+        let hasher = Hasher::new(policy.bcrypt_cost, policy.hash_concurrency);
+        Self { db, policy: Arc::new(policy), hasher }
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn hasher(&self) -> &Hasher {
+        &self.hasher
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Readiness: the database answers a trivial query.
+    pub async fn health(&self) -> Result<(), AuthError> {
+        self.db.execute_unprepared("SELECT 1").await?;
+        Ok(())
+    }
+
+    pub async fn register(&self, email: &str, password: &str) -> Result<UserView, AuthError> {
+        let email = Email::parse(email)?;
+        let password = self.policy.parse_password(password)?;
+        self.create_user(&email, &password).await
+    }
+
+    async fn create_user(&self, email: &Email, password: &Password) -> Result<UserView, AuthError> {
+        // Cheap early answer for the common case; the unique index settles races.
+        if self.find_user(email).await?.is_some() {
+            return Err(AuthError::UserExists);
+        }
+        let hash = self.hasher.hash(password).await?;
+        let at = now();
+        let model = user::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            email: Set(email.as_str().to_owned()),
+            password_hash: Set(hash),
+            created_at: Set(at),
+            updated_at: Set(at),
+            last_login_at: Set(None),
+        };
+        match model.insert(&self.db).await {
+            Ok(m) => Ok(m.into()),
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Err(AuthError::UserExists),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn find_user(&self, email: &Email) -> Result<Option<user::Model>, AuthError> {
+        Ok(user::Entity::find().filter(user::Column::Email.eq(email.as_str())).one(&self.db).await?)
+    }
+
+    /// Checks credentials and opens a new session. Unknown emails and wrong passwords cost the
+    /// same bcrypt verification and the same throttle write, and fail identically.
+    pub async fn login(&self, email: &str, password: &str) -> Result<NewSession, AuthError> {
+        let Ok(email) = Email::parse(email) else {
+            // No account can have this address; still spend the verification so that
+            // malformed input is not a faster path.
+            self.hasher.verify(password, None).await?;
+            return Err(AuthError::InvalidCredentials);
+        };
+        let window = self.policy.login_failure_window;
+        if let Some(retry_after_secs) =
+            throttle::blocked(&self.db, Kind::Login, email.as_str(), self.policy.login_max_failures, window).await?
+        {
+            return Err(AuthError::AccountLocked { retry_after_secs });
+        }
+        let user = self.find_user(&email).await?;
+        let matched = self.hasher.verify(password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
+        let user = match user {
+            Some(u) if matched => u,
+            _ => {
+                throttle::hit(&self.db, Kind::Login, email.as_str(), window).await?;
+                return Err(AuthError::InvalidCredentials);
+            }
+        };
+        throttle::clear(&self.db, Kind::Login, email.as_str()).await?;
+        self.open_session(user).await
+    }
+
+    async fn open_session(&self, user: user::Model) -> Result<NewSession, AuthError> {
+        let token = SecretToken::generate().map_err(|e| AuthError::Internal(e.to_string()))?;
+        let at = now();
+        let expires_at = at + chrono_dur(self.policy.session_absolute_timeout);
+        let idle_cutoff = at - chrono_dur(self.policy.session_idle_timeout);
+        let txn = self.db.begin().await?;
+        // Write first: on SQLite the transaction then holds the write lock from its first statement.
+        session::ActiveModel {
+            token_hash: Set(token.digest()),
+            user_id: Set(user.id),
+            created_at: Set(at),
+            last_seen_at: Set(at),
+            expires_at: Set(expires_at),
+        }
+        .insert(&txn)
+        .await?;
+        // Housekeeping on this user's own rows, so dead sessions do not pile up.
+        session::Entity::delete_many()
+            .filter(session::Column::UserId.eq(user.id))
+            .filter(session::Column::ExpiresAt.lte(at).or(session::Column::LastSeenAt.lte(idle_cutoff)))
+            .exec(&txn)
+            .await?;
+        let mut active: user::ActiveModel = user.into();
+        active.last_login_at = Set(Some(at));
+        let user = active.update(&txn).await?;
+        txn.commit().await?;
+        Ok(NewSession { token, user: user.into(), expires_at })
+    }
+
+    /// Resolves a presented session token to its user, enforcing the idle and absolute timeouts.
+    pub async fn authenticate(&self, presented: &str) -> Result<UserView, AuthError> {
+        let digest = presented_token_digest(presented).ok_or(AuthError::NotAuthenticated)?;
+        let found = session::Entity::find_by_id(digest.clone()).find_also_related(user::Entity).one(&self.db).await?;
+        let Some((sess, Some(user))) = found else {
+            return Err(AuthError::NotAuthenticated);
+        };
+        let at = now();
+        if at >= sess.expires_at || at - sess.last_seen_at >= chrono_dur(self.policy.session_idle_timeout) {
+            session::Entity::delete_by_id(digest).exec(&self.db).await?;
+            return Err(AuthError::NotAuthenticated);
+        }
+        if at - sess.last_seen_at >= chrono_dur(self.policy.touch_interval()) {
+            session::Entity::update_many()
+                .col_expr(session::Column::LastSeenAt, Expr::value(at))
+                .filter(session::Column::TokenHash.eq(digest))
+                .exec(&self.db)
+                .await?;
+        }
+        Ok(user.into())
+    }
+
+    /// Ends the session, if there is one. Idempotent.
+    pub async fn logout(&self, presented: &str) -> Result<(), AuthError> {
+        if let Some(digest) = presented_token_digest(presented) {
+            session::Entity::delete_by_id(digest).exec(&self.db).await?;
+        }
+        Ok(())
+    }
+
+    /// Ends every session of the user. Returns how many were ended.
+    pub async fn logout_everywhere(&self, email: &str) -> Result<u64, AuthError> {
+        let email = Email::parse(email)?;
+        let user = self.find_user(&email).await?.ok_or(AuthError::UserNotFound)?;
+        let res = session::Entity::delete_many().filter(session::Column::UserId.eq(user.id)).exec(&self.db).await?;
+        Ok(res.rows_affected)
+    }
+
+    /// Issues a reset token through the public API: throttled per account.
+    pub async fn request_reset(&self, email: &str) -> Result<IssuedResetToken, AuthError> {
+        self.issue_reset(email, true).await
+    }
+
+    /// Issues a reset token for the operator (`userauth user reset`): not throttled.
+    pub async fn operator_reset(&self, email: &str) -> Result<IssuedResetToken, AuthError> {
+        self.issue_reset(email, false).await
+    }
+
+    async fn issue_reset(&self, email: &str, throttled: bool) -> Result<IssuedResetToken, AuthError> {
+        let email = Email::parse(email)?;
+        let user = self.find_user(&email).await?.ok_or(AuthError::UserNotFound)?;
+        let window = self.policy.login_failure_window;
+        if throttled
+            && let Some(retry_after_secs) =
+                throttle::blocked(&self.db, Kind::Reset, email.as_str(), self.policy.reset_max_requests, window).await?
+        {
+            return Err(AuthError::TooManyResetRequests { retry_after_secs });
+        }
+        let token = SecretToken::generate().map_err(|e| AuthError::Internal(e.to_string()))?;
+        let at = now();
+        let expires_at = at + chrono_dur(self.policy.reset_token_ttl);
+        let txn = self.db.begin().await?;
+        // A new token voids every older one.
+        reset_token::Entity::delete_many().filter(reset_token::Column::UserId.eq(user.id)).exec(&txn).await?;
+        reset_token::ActiveModel {
+            token_hash: Set(token.digest()),
+            user_id: Set(user.id),
+            created_at: Set(at),
+            expires_at: Set(expires_at),
+            used_at: Set(None),
+        }
+        .insert(&txn)
+        .await?;
+        if throttled {
+            throttle::hit(&txn, Kind::Reset, email.as_str(), window).await?;
+        }
+        txn.commit().await?;
+        Ok(IssuedResetToken { email: user.email, token, expires_at })
+    }
+
+    /// Sets a new password with a reset token: single use, and every session of the user ends.
+    /// With `expected_email`, the token must belong to that account (the classic route).
+    pub async fn update_password(
+        &self,
+        presented: &str,
+        new_password: &str,
+        expected_email: Option<&str>,
+    ) -> Result<UserView, AuthError> {
+        let digest = presented_token_digest(presented).ok_or(AuthError::InvalidResetToken)?;
+        let at = now();
+        let found = reset_token::Entity::find_by_id(digest.clone())
+            .find_also_related(user::Entity)
+            .one(&self.db)
+            .await?;
+        let Some((token, Some(user))) = found else {
+            return Err(AuthError::InvalidResetToken);
+        };
+        if token.used_at.is_some() || at >= token.expires_at {
+            return Err(AuthError::InvalidResetToken);
+        }
+        if let Some(expected) = expected_email
+            && Email::parse(expected).ok().as_ref().map(Email::as_str) != Some(user.email.as_str())
+        {
+            return Err(AuthError::InvalidResetToken);
+        }
+        let password = self.policy.parse_password(new_password)?;
+        // Hash before the transaction: no lock is held during the slow part.
+        let hash = self.hasher.hash(&password).await?;
+        let txn = self.db.begin().await?;
+        // Claim the token; the condition makes two concurrent uses race to one winner.
+        let claimed = reset_token::Entity::update_many()
+            .col_expr(reset_token::Column::UsedAt, Expr::value(at))
+            .filter(reset_token::Column::TokenHash.eq(digest))
+            .filter(reset_token::Column::UsedAt.is_null())
+            .filter(reset_token::Column::ExpiresAt.gt(at))
+            .exec(&txn)
+            .await?;
+        if claimed.rows_affected != 1 {
+            return Err(AuthError::InvalidResetToken);
+        }
+        user::Entity::update_many()
+            .col_expr(user::Column::PasswordHash, Expr::value(hash))
+            .col_expr(user::Column::UpdatedAt, Expr::value(at))
+            .filter(user::Column::Id.eq(user.id))
+            .exec(&txn)
+            .await?;
+        session::Entity::delete_many().filter(session::Column::UserId.eq(user.id)).exec(&txn).await?;
+        txn.commit().await?;
+        Ok(user.into())
+    }
+
+    /// Creates a user for the operator (`userauth user add`).
+    pub async fn add_user(&self, email: &str, password: &str) -> Result<UserView, AuthError> {
+        self.register(email, password).await
+    }
+
+    /// Streams users in creation order with their active-session counts: constant memory
+    /// whatever the number of users.
+    pub async fn list_users(
+        &self,
+        limit: Option<u64>,
+    ) -> Result<impl Stream<Item = Result<UserSummary, AuthError>> + '_, AuthError> {
+        let at = now();
+        let idle_cutoff = at - chrono_dur(self.policy.session_idle_timeout);
+        let active_sessions = Query::select()
+            .expr(Expr::col((session::Entity, session::Column::TokenHash)).count())
+            .from(session::Entity)
+            .and_where(Expr::col((session::Entity, session::Column::UserId)).equals((user::Entity, user::Column::Id)))
+            .and_where(Expr::col((session::Entity, session::Column::ExpiresAt)).gt(at))
+            .and_where(Expr::col((session::Entity, session::Column::LastSeenAt)).gt(idle_cutoff))
+            .to_owned();
+        let mut query = user::Entity::find()
+            .select_only()
+            .columns([user::Column::Id, user::Column::Email, user::Column::CreatedAt, user::Column::LastLoginAt])
+            .expr_as(Expr::from(active_sessions), "active_sessions")
+            .order_by_asc(user::Column::CreatedAt)
+            .order_by_asc(user::Column::Id);
+        if let Some(limit) = limit {
+            query = query.limit(limit);
+        }
+        let stream = query.into_model::<UserSummary>().stream(&self.db).await?;
+        Ok(stream.map(|row| row.map_err(AuthError::from)))
+    }
+
+    /// Deletes expired sessions, reset tokens and throttle windows. Returns rows removed.
+    pub async fn purge_expired(&self) -> Result<u64, AuthError> {
+        let at = now();
+        let idle_cutoff = at - chrono_dur(self.policy.session_idle_timeout);
+        let mut removed = session::Entity::delete_many()
+            .filter(session::Column::ExpiresAt.lte(at).or(session::Column::LastSeenAt.lte(idle_cutoff)))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        removed += reset_token::Entity::delete_many()
+            .filter(reset_token::Column::ExpiresAt.lte(at))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        removed += throttle::purge(&self.db, self.policy.login_failure_window).await?;
+        Ok(removed)
+    }
+}

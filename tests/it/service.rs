@@ -1,0 +1,266 @@
+//! The service on real SQLite databases (a temp file and `sqlite::memory:`), migrated by the real
+//! Migrator.
+
+use futures_util::StreamExt;
+use serde_json::json;
+use userauth::service::{AuthError, AuthService};
+
+use crate::common::{Backend, PASSWORD, TestDb, service, service_for, settings};
+
+async fn both_backends() -> Vec<(TestDb, AuthService)> {
+    let mut out = Vec::new();
+    for db in [TestDb::new(backend), TestDb::sqlite_memory()] {
+        let svc = service(&db.url).await;
+        out.push((db, svc));
+    }
+    out
+}
+
+async fn register_login_authenticate_logout(backend: Backend) {
+    let (_db, svc) = setup(backend).await;
+    {
+        let user = svc.register("  Alice@Example.com ", PASSWORD).await.unwrap();
+        assert_eq!(user.email, "alice@example.com");
+        let session = svc.login("ALICE@example.com", PASSWORD).await.unwrap();
+        assert_eq!(session.user.id, user.id);
+        assert!(session.user.last_login_at.is_some());
+        let me = svc.authenticate(session.token.expose()).await.unwrap();
+        assert_eq!(me.id, user.id);
+        svc.logout(session.token.expose()).await.unwrap();
+        assert!(matches!(svc.authenticate(session.token.expose()).await, Err(AuthError::NotAuthenticated)));
+        // Logout is idempotent.
+        svc.logout(session.token.expose()).await.unwrap();
+    }
+}
+
+async fn duplicate_emails_are_refused_case_insensitively(backend: Backend) {
+    let (_db, svc) = setup(backend).await;
+    {
+        svc.register("bob@example.com", PASSWORD).await.unwrap();
+        assert!(matches!(svc.register("BOB@example.com ", PASSWORD).await, Err(AuthError::UserExists)));
+    }
+}
+
+async fn bad_emails_and_passwords_are_refused(backend: Backend) {
+    let (_db, svc) = setup(backend).await;
+    {
+        assert!(matches!(svc.register("nope", PASSWORD).await, Err(AuthError::InvalidEmail(_))));
+        assert!(matches!(svc.register("a@b.c", "short").await, Err(AuthError::InvalidPassword(_))));
+        assert!(matches!(svc.register("a@b.c", &"x".repeat(73)).await, Err(AuthError::InvalidPassword(_))));
+        let users: Vec<_> = svc.list_users(None).await.unwrap().collect().await;
+        assert!(users.is_empty(), "nothing stored after refused registrations");
+    }
+}
+
+async fn wrong_password_and_unknown_email_fail_alike(backend: Backend) {
+    let (_db, svc) = setup(backend).await;
+    {
+        svc.register("carol@example.com", PASSWORD).await.unwrap();
+        let before = svc.hasher().verifications();
+        let wrong = svc.login("carol@example.com", "not the password").await.unwrap_err();
+        let unknown = svc.login("nobody@example.com", PASSWORD).await.unwrap_err();
+        assert!(matches!(wrong, AuthError::InvalidCredentials));
+        assert!(matches!(unknown, AuthError::InvalidCredentials));
+        assert_eq!(wrong.to_string(), unknown.to_string());
+        // Each path ran exactly one bcrypt verification.
+        assert_eq!(svc.hasher().verifications() - before, 2);
+    }
+}
+
+async fn many_sessions_per_user(backend: Backend) {
+    let (_db, svc) = setup(backend).await;
+    {
+        svc.register("dan@example.com", PASSWORD).await.unwrap();
+        let a = svc.login("dan@example.com", PASSWORD).await.unwrap();
+        let b = svc.login("dan@example.com", PASSWORD).await.unwrap();
+        assert_ne!(a.token.expose(), b.token.expose());
+        assert!(svc.authenticate(a.token.expose()).await.is_ok());
+        assert!(svc.authenticate(b.token.expose()).await.is_ok());
+        assert_eq!(svc.logout_everywhere("dan@example.com").await.unwrap(), 2);
+        assert!(svc.authenticate(a.token.expose()).await.is_err());
+    }
+}
+
+async fn reset_token_flow(backend: Backend) {
+    let (_db, svc) = setup(backend).await;
+    {
+        svc.register("erin@example.com", PASSWORD).await.unwrap();
+        let session = svc.login("erin@example.com", PASSWORD).await.unwrap();
+        let old = svc.request_reset("erin@example.com").await.unwrap();
+        let new = svc.request_reset("Erin@Example.com").await.unwrap();
+        assert_eq!(new.email, "erin@example.com");
+        // A newer token voids the older one.
+        assert!(matches!(
+            svc.update_password(old.token.expose(), "a brand new password", None).await,
+            Err(AuthError::InvalidResetToken)
+        ));
+        // Policy is checked without using up the token.
+        assert!(matches!(
+            svc.update_password(new.token.expose(), "short", None).await,
+            Err(AuthError::InvalidPassword(_))
+        ));
+        let user = svc.update_password(new.token.expose(), "a brand new password", None).await.unwrap();
+        assert_eq!(user.email, "erin@example.com");
+        // Single use.
+        assert!(matches!(
+            svc.update_password(new.token.expose(), "another new password", None).await,
+            Err(AuthError::InvalidResetToken)
+        ));
+        // Every session ended; the old password is gone, the new one works.
+        assert!(svc.authenticate(session.token.expose()).await.is_err());
+        assert!(svc.login("erin@example.com", PASSWORD).await.is_err());
+        assert!(svc.login("erin@example.com", "a brand new password").await.is_ok());
+        assert!(matches!(svc.request_reset("nobody@example.com").await, Err(AuthError::UserNotFound)));
+    }
+}
+
+async fn classic_update_checks_the_token_owner(backend: Backend) {
+    let db = TestDb::new(backend);
+    let svc = service(&db.url).await;
+    svc.register("frank@example.com", PASSWORD).await.unwrap();
+    svc.register("grace@example.com", PASSWORD).await.unwrap();
+    let t = svc.request_reset("frank@example.com").await.unwrap();
+    assert!(matches!(
+        svc.update_password(t.token.expose(), "a brand new password", Some("grace@example.com")).await,
+        Err(AuthError::InvalidResetToken)
+    ));
+    svc.update_password(t.token.expose(), "a brand new password", Some("FRANK@example.com")).await.unwrap();
+}
+
+async fn list_users_streams_with_session_counts(backend: Backend) {
+    let (_db, svc) = setup(backend).await;
+    {
+        for i in 0..5 {
+            svc.register(&format!("user{i}@example.com"), PASSWORD).await.unwrap();
+        }
+        svc.login("user1@example.com", PASSWORD).await.unwrap();
+        svc.login("user1@example.com", PASSWORD).await.unwrap();
+        let rows: Vec<_> = svc.list_users(None).await.unwrap().map(|r| r.unwrap()).collect().await;
+        assert_eq!(rows.len(), 5);
+        assert_eq!(rows[0].email, "user0@example.com");
+        let u1 = rows.iter().find(|r| r.email == "user1@example.com").unwrap();
+        assert_eq!(u1.active_sessions, 2);
+        assert!(u1.last_login_at.is_some());
+        assert_eq!(rows.iter().filter(|r| r.active_sessions == 0).count(), 4);
+        let limited: Vec<_> = svc.list_users(Some(2)).await.unwrap().collect().await;
+        assert_eq!(limited.len(), 2);
+    }
+}
+
+async fn sessions_expire_when_idle_and_absolutely(backend: Backend) {
+    let db = TestDb::new(backend);
+    let idle = settings(&db.url, &[("session_idle_timeout_secs", json!(1))]);
+    let svc = service_for(&idle).await;
+    svc.register("idle@example.com", PASSWORD).await.unwrap();
+    let s = svc.login("idle@example.com", PASSWORD).await.unwrap();
+    assert!(svc.authenticate(s.token.expose()).await.is_ok());
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    assert!(matches!(svc.authenticate(s.token.expose()).await, Err(AuthError::NotAuthenticated)));
+
+    let absolute = settings(&db.url, &[("session_absolute_timeout_secs", json!(2))]);
+    let svc = service_for(&absolute).await;
+    svc.register("absolute@example.com", PASSWORD).await.unwrap();
+    let s = svc.login("absolute@example.com", PASSWORD).await.unwrap();
+    // Used every half second (never idle), it still ends at the absolute limit.
+    for _ in 0..3 {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert!(svc.authenticate(s.token.expose()).await.is_ok());
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert!(svc.authenticate(s.token.expose()).await.is_err());
+}
+
+async fn reset_tokens_expire(backend: Backend) {
+    let db = TestDb::new(backend);
+    let svc = service_for(&settings(&db.url, &[("reset_token_ttl_secs", json!(1))])).await;
+    svc.register("ttl@example.com", PASSWORD).await.unwrap();
+    let t = svc.request_reset("ttl@example.com").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert!(matches!(
+        svc.update_password(t.token.expose(), "a brand new password", None).await,
+        Err(AuthError::InvalidResetToken)
+    ));
+}
+
+async fn login_failures_lock_the_account_for_the_window(backend: Backend) {
+    let db = TestDb::new(backend);
+    let svc = service_for(&settings(
+        &db.url,
+        &[("login_max_failures", json!(3)), ("login_failure_window_secs", json!(2))],
+    ))
+    .await;
+    svc.register("lock@example.com", PASSWORD).await.unwrap();
+    svc.register("other@example.com", PASSWORD).await.unwrap();
+    for _ in 0..3 {
+        assert!(matches!(svc.login("lock@example.com", "wrong password!").await, Err(AuthError::InvalidCredentials)));
+    }
+    // Locked: even the right password gets the lockout, with a wait hint.
+    match svc.login("lock@example.com", PASSWORD).await {
+        Err(AuthError::AccountLocked { retry_after_secs }) => assert!((1..=2).contains(&retry_after_secs)),
+        other => panic!("expected a lockout, got {other:?}"),
+    }
+    // Other accounts are unaffected; unknown emails are counted too.
+    assert!(svc.login("other@example.com", PASSWORD).await.is_ok());
+    for _ in 0..3 {
+        let _ = svc.login("ghost@example.com", "whatever it is").await;
+    }
+    assert!(matches!(svc.login("ghost@example.com", "whatever").await, Err(AuthError::AccountLocked { .. })));
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert!(svc.login("lock@example.com", PASSWORD).await.is_ok());
+}
+
+async fn success_resets_the_failure_count(backend: Backend) {
+    let db = TestDb::new(backend);
+    let svc = service_for(&settings(&db.url, &[("login_max_failures", json!(3))])).await;
+    svc.register("reset-count@example.com", PASSWORD).await.unwrap();
+    for _ in 0..2 {
+        let _ = svc.login("reset-count@example.com", "wrong password!").await;
+    }
+    svc.login("reset-count@example.com", PASSWORD).await.unwrap();
+    for _ in 0..2 {
+        let _ = svc.login("reset-count@example.com", "wrong password!").await;
+    }
+    assert!(svc.login("reset-count@example.com", PASSWORD).await.is_ok());
+}
+
+async fn reset_requests_are_throttled_per_account(backend: Backend) {
+    let db = TestDb::new(backend);
+    let svc = service_for(&settings(&db.url, &[("reset_max_requests", json!(2))])).await;
+    svc.register("many@example.com", PASSWORD).await.unwrap();
+    svc.register("few@example.com", PASSWORD).await.unwrap();
+    svc.request_reset("many@example.com").await.unwrap();
+    svc.request_reset("many@example.com").await.unwrap();
+    assert!(matches!(svc.request_reset("many@example.com").await, Err(AuthError::TooManyResetRequests { .. })));
+    assert!(svc.request_reset("few@example.com").await.is_ok());
+    // The operator is not throttled.
+    assert!(svc.operator_reset("many@example.com").await.is_ok());
+}
+
+async fn purge_removes_only_expired_rows(backend: Backend) {
+    let db = TestDb::new(backend);
+    let svc = service_for(&settings(&db.url, &[("session_idle_timeout_secs", json!(1))])).await;
+    svc.register("purge@example.com", PASSWORD).await.unwrap();
+    let old = svc.login("purge@example.com", PASSWORD).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let fresh = svc.login("purge@example.com", PASSWORD).await.unwrap();
+    svc.purge_expired().await.unwrap();
+    assert!(svc.authenticate(fresh.token.expose()).await.is_ok());
+    assert!(svc.authenticate(old.token.expose()).await.is_err());
+}
+
+crate::backend_tests!(
+    register_login_authenticate_logout,
+    duplicate_emails_are_refused_case_insensitively,
+    bad_emails_and_passwords_are_refused,
+    wrong_password_and_unknown_email_fail_alike,
+    many_sessions_per_user,
+    reset_token_flow,
+    classic_update_checks_the_token_owner,
+    list_users_streams_with_session_counts,
+    sessions_expire_when_idle_and_absolutely,
+    reset_tokens_expire,
+    login_failures_lock_the_account_for_the_window,
+    success_resets_the_failure_count,
+    reset_requests_are_throttled_per_account,
+    purge_removes_only_expired_rows,
+);
