@@ -85,8 +85,8 @@ impl<'de> serde::Deserialize<'de> for Members {
 }
 
 pub fn parse_json(body: &str) -> Result<Fields, ApiError> {
-    let Members(members) =
-        serde_json::from_str(body).map_err(|_| invalid_body("The body must be a JSON object whose fields are strings."))?;
+    let Members(members) = serde_json::from_str(body)
+        .map_err(|_| invalid_body("The body must be a JSON object whose fields are strings."))?;
     let mut pairs = Vec::with_capacity(members.len());
     for (k, v) in members {
         match v {

@@ -100,11 +100,7 @@ fn capitalise(s: &str) -> String {
 /// A JSON response with an arbitrary status.
 pub fn json_response(status: Status, body: &serde_json::Value) -> Response<'static> {
     let body = body.to_string();
-    Response::build()
-        .status(status)
-        .header(ContentType::JSON)
-        .sized_body(body.len(), Cursor::new(body))
-        .finalize()
+    Response::build().status(status).header(ContentType::JSON).sized_body(body.len(), Cursor::new(body)).finalize()
 }
 
 impl<'r> Responder<'r, 'static> for ApiError {

@@ -53,7 +53,11 @@ impl<'r> FromRequest<'r> for ClassicUser {
     async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, ApiError> {
         match resolve(req).await {
             Ok(u) => Outcome::Success(ClassicUser(u)),
-            Err(e) => Outcome::Error(remember(req, e.with_client_status(Status::Forbidden))),
+            Err(e) if e.status == Status::Unauthorized => Outcome::Error(remember(
+                req,
+                ApiError::new(Status::Forbidden, "forbidden", "A valid session is required."),
+            )),
+            Err(e) => Outcome::Error(remember(req, e)),
         }
     }
 }

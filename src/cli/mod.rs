@@ -8,11 +8,12 @@ mod user;
 
 use std::net::IpAddr;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::config::{self, Overrides};
 use crate::service::AuthService;
-use crate::service::db::connect;
+use crate::service::db::{connect, pending, redact_url};
 
 #[derive(Debug, Parser)]
 #[command(name = "userauth", version, about = "User authentication service: HTTP API and operator tools")]
@@ -105,7 +106,16 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::DbSetup => db::setup(&loaded).await,
         Command::Serve { .. } => serve::run(loaded).await,
         Command::User { command } => {
-            let db = connect(&loaded.settings.db_options()).await?;
+            let url = redact_url(&loaded.settings.database_url);
+            let db =
+                connect(&loaded.settings.db_options()).await.with_context(|| format!("cannot open database {url}"))?;
+            let missing = pending(&db).await?;
+            if !missing.is_empty() {
+                anyhow::bail!(
+                    "database {url} is not set up ({} pending migration(s)); run `userauth db-setup` first",
+                    missing.len()
+                );
+            }
             let svc = AuthService::new(db, loaded.settings.policy());
             match command {
                 UserCommand::Add { email, password_stdin } => user::add(&svc, &email, password_stdin).await,

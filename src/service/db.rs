@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait,
+};
 
 /// How to reach the database.
 #[derive(Debug, Clone)]
@@ -111,6 +113,11 @@ async fn apply_pending(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
         Migrator::up(db, None).await?;
     }
     Ok(pending)
+}
+
+/// Names of migrations not yet applied, without creating or changing anything.
+pub async fn pending(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
+    Ok(Migrator::get_pending_migrations_read_only(db).await?.iter().map(|m| m.name().to_owned()).collect())
 }
 
 /// Every migration the binary knows, in order.

@@ -59,8 +59,7 @@ impl Hasher {
             .run(move || match bcrypt::verify(candidate, &stored) {
                 Ok(ok) => Ok(ok),
                 // A malformed stored hash matches nothing; it must not become a 500.
-                Err(bcrypt::BcryptError::InvalidHash(_))
-                | Err(bcrypt::BcryptError::CostNotAllowed(_)) => Ok(false),
+                Err(bcrypt::BcryptError::InvalidHash(_)) | Err(bcrypt::BcryptError::CostNotAllowed(_)) => Ok(false),
                 Err(e) => Err(e),
             })
             .await?;
@@ -90,11 +89,7 @@ impl Hasher {
         F: FnOnce() -> Result<T, bcrypt::BcryptError> + Send + 'static,
         T: Send + 'static,
     {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| AuthError::Internal(e.to_string()))?;
+        let _permit = self.permits.acquire().await.map_err(|e| AuthError::Internal(e.to_string()))?;
         tokio::task::spawn_blocking(work)
             .await
             .map_err(|e| AuthError::Internal(format!("hashing task failed: {e}")))?

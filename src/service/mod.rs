@@ -342,10 +342,8 @@ impl AuthService {
     ) -> Result<UserView, AuthError> {
         let digest = presented_token_digest(presented).ok_or(AuthError::InvalidResetToken)?;
         let at = now();
-        let found = reset_token::Entity::find_by_id(digest.clone())
-            .find_also_related(user::Entity)
-            .one(&self.db)
-            .await?;
+        let found =
+            reset_token::Entity::find_by_id(digest.clone()).find_also_related(user::Entity).one(&self.db).await?;
         let Some((token, Some(user))) = found else {
             return Err(AuthError::InvalidResetToken);
         };

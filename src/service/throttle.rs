@@ -63,10 +63,7 @@ pub async fn hit<C: ConnectionTrait>(db: &C, kind: Kind, subject: &str, window: 
                     Column::Count,
                     Expr::case(stale.clone(), 1i32).finally(Expr::col((Entity, Column::Count)).add(1i32)),
                 )
-                .value(
-                    Column::WindowStart,
-                    Expr::case(stale, now).finally(Expr::col((Entity, Column::WindowStart))),
-                )
+                .value(Column::WindowStart, Expr::case(stale, now).finally(Expr::col((Entity, Column::WindowStart))))
                 .to_owned(),
         )
         .to_owned();

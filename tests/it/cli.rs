@@ -7,14 +7,28 @@ use serde_json::Value;
 
 use crate::common::{PASSWORD, client, form_body, run};
 
+/// A migrated database in `dir`.
 fn db_url(dir: &Path) -> String {
-    format!("sqlite://{}?mode=rwc", dir.join("cli.db").display())
+    let url = format!("sqlite://{}?mode=rwc", dir.join("cli.db").display());
+    let out = run(dir, &["--database-url", &url, "db-setup"], "", &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    url
+}
+
+#[test]
+fn user_commands_need_a_set_up_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("fresh.db").display());
+    let out = run(dir.path(), &["--database-url", &url, "user", "list"], "", &[]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("run `userauth db-setup` first"), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1);
 }
 
 #[test]
 fn db_setup_is_idempotent_and_says_what_it_did() {
     let dir = tempfile::tempdir().unwrap();
-    let url = db_url(dir.path());
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("cli.db").display());
     let first = run(dir.path(), &["--database-url", &url, "db-setup"], "", &[]);
     assert_eq!(first.code, 0, "{}", first.stderr);
     assert!(first.stdout.contains("applied 1 migration"), "{}", first.stdout);
@@ -42,24 +56,41 @@ fn default_database_is_userauth_db_in_the_working_directory() {
 fn user_add_from_stdin_and_duplicates() {
     let dir = tempfile::tempdir().unwrap();
     let url = db_url(dir.path());
-    let out = run(dir.path(), &["--database-url", &url, "user", "add", "Zoe@Example.com", "--password-stdin"], &format!("{PASSWORD}\n"), &[]);
+    let out = run(
+        dir.path(),
+        &["--database-url", &url, "user", "add", "Zoe@Example.com", "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+        &[],
+    );
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.contains("created user zoe@example.com"), "{}", out.stdout);
     // Piped stdin without the flag reads the password the same way.
-    let out = run(dir.path(), &["--database-url", &url, "user", "add", "yan@example.com"], &format!("{PASSWORD}\r\n"), &[]);
+    let out =
+        run(dir.path(), &["--database-url", &url, "user", "add", "yan@example.com"], &format!("{PASSWORD}\r\n"), &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
 
-    let dup = run(dir.path(), &["--database-url", &url, "user", "add", "zoe@example.com", "--password-stdin"], &format!("{PASSWORD}\n"), &[]);
+    let dup = run(
+        dir.path(),
+        &["--database-url", &url, "user", "add", "zoe@example.com", "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+        &[],
+    );
     assert_eq!(dup.code, 1);
     assert_eq!(dup.stderr.lines().count(), 1, "one line: {}", dup.stderr);
     assert!(dup.stderr.starts_with("error: ") && dup.stderr.contains("already exists"), "{}", dup.stderr);
 
-    let short = run(dir.path(), &["--database-url", &url, "user", "add", "x@example.com", "--password-stdin"], "short\n", &[]);
+    let short =
+        run(dir.path(), &["--database-url", &url, "user", "add", "x@example.com", "--password-stdin"], "short\n", &[]);
     assert_eq!(short.code, 1);
     assert!(short.stderr.starts_with("error: invalid password"), "{}", short.stderr);
     let empty = run(dir.path(), &["--database-url", &url, "user", "add", "x@example.com", "--password-stdin"], "", &[]);
     assert_eq!(empty.code, 1);
-    let bad_email = run(dir.path(), &["--database-url", &url, "user", "add", "not-an-email", "--password-stdin"], &format!("{PASSWORD}\n"), &[]);
+    let bad_email = run(
+        dir.path(),
+        &["--database-url", &url, "user", "add", "not-an-email", "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+        &[],
+    );
     assert_eq!(bad_email.code, 1);
     assert!(bad_email.stderr.starts_with("error: invalid email"), "{}", bad_email.stderr);
 }
@@ -77,7 +108,12 @@ fn usage_errors_exit_2() {
 #[test]
 fn unreachable_database_is_exit_1() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(dir.path(), &["--database-url", "postgres://nobody@127.0.0.1:1/none", "user", "list"], "", &[("ROCKET_DATABASE_CONNECT_TIMEOUT_SECS", "2")]);
+    let out = run(
+        dir.path(),
+        &["--database-url", "postgres://nobody@127.0.0.1:1/none", "user", "list"],
+        "",
+        &[("ROCKET_DATABASE_CONNECT_TIMEOUT_SECS", "2")],
+    );
     assert_eq!(out.code, 1);
     assert!(out.stderr.starts_with("error: "), "{}", out.stderr);
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);

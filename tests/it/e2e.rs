@@ -10,7 +10,12 @@ fn full_flow_over_a_real_socket() {
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("e2e.db").display());
     let server = Server::start(dir.path(), &url, &[]);
 
-    let r = server.form("POST", "/api/v1/register", &form_body(&[("email", "eve@example.com"), ("password", PASSWORD)]), None);
+    let r = server.form(
+        "POST",
+        "/api/v1/register",
+        &form_body(&[("email", "eve@example.com"), ("password", PASSWORD)]),
+        None,
+    );
     assert_eq!(r.status, 201);
     assert_eq!(r.header("content-type"), Some("application/json"));
     assert_eq!(r.json(), json!({"email": "eve@example.com", "message": "user created"}));
@@ -32,12 +37,22 @@ fn full_flow_over_a_real_socket() {
     let r = server.form("POST", "/api/v1/reset_password", "email=eve%40example.com", None);
     assert_eq!(r.status, 200);
     let token = r.json()["reset_token"].as_str().unwrap().to_owned();
-    let r = server.form("POST", "/api/v1/update_password", &form_body(&[("reset_token", &token), ("new_password", "a brand new password")]), None);
+    let r = server.form(
+        "POST",
+        "/api/v1/update_password",
+        &form_body(&[("reset_token", &token), ("new_password", "a brand new password")]),
+        None,
+    );
     assert_eq!(r.status, 200);
     assert_eq!(r.json(), json!({"email": "eve@example.com", "message": "password updated"}));
     assert_eq!(server.form("GET", "/api/v1/profile", "", Some(&cookie)).status, 401, "password change ends sessions");
 
-    let r = server.form("POST", "/api/v1/session", &form_body(&[("email", "eve@example.com"), ("password", "a brand new password")]), None);
+    let r = server.form(
+        "POST",
+        "/api/v1/session",
+        &form_body(&[("email", "eve@example.com"), ("password", "a brand new password")]),
+        None,
+    );
     let cookie = r.session_cookie().unwrap();
     let r = server.form("POST", "/api/v1/logout", "", Some(&cookie));
     assert_eq!(r.status, 200);

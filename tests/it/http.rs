@@ -30,10 +30,14 @@ fn assert_error(got: &(Status, Value), status: Status, code: &str) {
 
 /// Logs in and returns the session cookie value; the client also keeps it.
 async fn login(c: &Client, email: &str, password: &str) -> String {
-    let resp = c.post("/api/v1/session").header(ContentType::Form).body(form_body(&[("email", email), ("password", password)])).dispatch().await;
+    let resp = c
+        .post("/api/v1/session")
+        .header(ContentType::Form)
+        .body(form_body(&[("email", email), ("password", password)]))
+        .dispatch()
+        .await;
     assert_eq!(resp.status(), Status::Ok);
-    let cookie = resp.cookies().get("session_id").expect("session cookie").value().to_owned();
-    cookie
+    resp.cookies().get("session_id").expect("session cookie").value().to_owned()
 }
 
 async fn register_success_form_and_json(backend: Backend) {
@@ -49,7 +53,11 @@ async fn register_failures(backend: Backend) {
     let db = TestDb::new(backend);
     let (c, _) = client(&db.url).await;
     post_form(&c, "/api/v1/register", &[("email", "ann@example.com"), ("password", PASSWORD)]).await;
-    assert_error(&post_form(&c, "/api/v1/register", &[("password", PASSWORD)]).await, Status::BadRequest, "missing_field");
+    assert_error(
+        &post_form(&c, "/api/v1/register", &[("password", PASSWORD)]).await,
+        Status::BadRequest,
+        "missing_field",
+    );
     assert_error(&post_form(&c, "/api/v1/register", &[("email", "x@y.z")]).await, Status::BadRequest, "missing_field");
     assert_error(
         &post_form(&c, "/api/v1/register", &[("email", "not-an-email"), ("password", PASSWORD)]).await,
@@ -114,8 +122,16 @@ async fn session_failures(backend: Backend) {
     let db = TestDb::new(backend);
     let (c, _) = client_with(&db.url, &[("login_max_failures", json!(3))]).await;
     post_form(&c, "/api/v1/register", &[("email", "ann@example.com"), ("password", PASSWORD)]).await;
-    assert_error(&post_form(&c, "/api/v1/session", &[("email", "ann@example.com")]).await, Status::BadRequest, "missing_field");
-    assert_error(&post_form(&c, "/api/v1/session", &[("password", PASSWORD)]).await, Status::BadRequest, "missing_field");
+    assert_error(
+        &post_form(&c, "/api/v1/session", &[("email", "ann@example.com")]).await,
+        Status::BadRequest,
+        "missing_field",
+    );
+    assert_error(
+        &post_form(&c, "/api/v1/session", &[("password", PASSWORD)]).await,
+        Status::BadRequest,
+        "missing_field",
+    );
     let wrong = post_form(&c, "/api/v1/session", &[("email", "ann@example.com"), ("password", "wrong password")]).await;
     let unknown = post_form(&c, "/api/v1/session", &[("email", "who@example.com"), ("password", PASSWORD)]).await;
     assert_error(&wrong, Status::Unauthorized, "invalid_credentials");
@@ -157,7 +173,10 @@ async fn profile_and_logout(backend: Backend) {
     assert_error(&json_of(replay).await, Status::Unauthorized, "unauthorized");
     assert!(svc.authenticate(&token).await.is_err());
     // Idempotent, with or without a cookie.
-    assert_eq!(json_of(c.post("/api/v1/logout").dispatch().await).await, (Status::Ok, json!({"message": "logged out"})));
+    assert_eq!(
+        json_of(c.post("/api/v1/logout").dispatch().await).await,
+        (Status::Ok, json!({"message": "logged out"}))
+    );
     let garbage = c.post("/api/v1/logout").cookie(Cookie::new("session_id", "garbage")).dispatch().await;
     assert_eq!(json_of(garbage).await.0, Status::Ok);
 }
@@ -199,7 +218,12 @@ async fn reset_and_update_password(backend: Backend) {
         "missing_field",
     );
     assert_error(
-        &post_form(&c, "/api/v1/update_password", &[("reset_token", "unknown"), ("new_password", "a brand new password")]).await,
+        &post_form(
+            &c,
+            "/api/v1/update_password",
+            &[("reset_token", "unknown"), ("new_password", "a brand new password")],
+        )
+        .await,
         Status::BadRequest,
         "invalid_token",
     );
@@ -208,10 +232,13 @@ async fn reset_and_update_password(backend: Backend) {
         Status::BadRequest,
         "invalid_password",
     );
-    let got = post_json(&c, "/api/v1/update_password", json!({"reset_token": token, "new_password": "a brand new password"})).await;
+    let got =
+        post_json(&c, "/api/v1/update_password", json!({"reset_token": token, "new_password": "a brand new password"}))
+            .await;
     assert_eq!(got, (Status::Ok, json!({"email": "ann@example.com", "message": "password updated"})));
     assert_error(
-        &post_form(&c, "/api/v1/update_password", &[("reset_token", &token), ("new_password", "another password!")]).await,
+        &post_form(&c, "/api/v1/update_password", &[("reset_token", &token), ("new_password", "another password!")])
+            .await,
         Status::BadRequest,
         "invalid_token",
     );
@@ -226,7 +253,8 @@ async fn reset_requests_throttled(backend: Backend) {
     let (c, _) = client_with(&db.url, &[("reset_max_requests", json!(1))]).await;
     post_form(&c, "/api/v1/register", &[("email", "ann@example.com"), ("password", PASSWORD)]).await;
     assert_eq!(post_form(&c, "/api/v1/reset_password", &[("email", "ann@example.com")]).await.0, Status::Ok);
-    let resp = c.post("/api/v1/reset_password").header(ContentType::Form).body("email=ann%40example.com").dispatch().await;
+    let resp =
+        c.post("/api/v1/reset_password").header(ContentType::Form).body("email=ann%40example.com").dispatch().await;
     assert!(resp.headers().get_one("Retry-After").is_some());
     assert_error(&json_of(resp).await, Status::TooManyRequests, "too_many_requests");
 }
@@ -251,8 +279,16 @@ async fn reset_endpoint_can_be_turned_off(backend: Backend) {
     let db = TestDb::new(backend);
     let (c, _) = client_with(&db.url, &[("reset_endpoint", json!(false))]).await;
     post_form(&c, "/api/v1/register", &[("email", "ann@example.com"), ("password", PASSWORD)]).await;
-    assert_error(&post_form(&c, "/api/v1/reset_password", &[("email", "ann@example.com")]).await, Status::NotFound, "not_found");
-    assert_error(&post_form(&c, "/reset_password", &[("email", "ann@example.com")]).await, Status::NotFound, "not_found");
+    assert_error(
+        &post_form(&c, "/api/v1/reset_password", &[("email", "ann@example.com")]).await,
+        Status::NotFound,
+        "not_found",
+    );
+    assert_error(
+        &post_form(&c, "/reset_password", &[("email", "ann@example.com")]).await,
+        Status::NotFound,
+        "not_found",
+    );
 }
 
 // ------------------------------------------------------------------ classic routes (api.md §2)
@@ -267,7 +303,11 @@ async fn classic_routes(backend: Backend) {
     let dup = post_form(&c, "/users", &[("email", "ann@example.com"), ("password", PASSWORD)]).await;
     assert_eq!(dup, (Status::BadRequest, json!({"message": "email already registered"})));
     assert_error(&post_form(&c, "/users", &[("email", "ann@example.com")]).await, Status::BadRequest, "missing_field");
-    assert_error(&post_form(&c, "/users", &[("email", "bad"), ("password", PASSWORD)]).await, Status::BadRequest, "invalid_email");
+    assert_error(
+        &post_form(&c, "/users", &[("email", "bad"), ("password", PASSWORD)]).await,
+        Status::BadRequest,
+        "invalid_email",
+    );
 
     assert_error(&json_of(c.get("/profile").dispatch().await).await, Status::Forbidden, "forbidden");
     assert_error(&json_of(c.delete("/sessions").dispatch().await).await, Status::Forbidden, "forbidden");
@@ -278,7 +318,12 @@ async fn classic_routes(backend: Backend) {
     );
     assert_eq!(post_form(&c, "/sessions", &[("email", "ann@example.com")]).await.0, Status::Unauthorized);
 
-    let resp = c.post("/sessions").header(ContentType::Form).body(form_body(&[("email", "ann@example.com"), ("password", PASSWORD)])).dispatch().await;
+    let resp = c
+        .post("/sessions")
+        .header(ContentType::Form)
+        .body(form_body(&[("email", "ann@example.com"), ("password", PASSWORD)]))
+        .dispatch()
+        .await;
     let token = resp.cookies().get("session_id").expect("cookie").value().to_owned();
     assert_eq!(json_of(resp).await, (Status::Ok, json!({"email": "ann@example.com", "message": "logged in"})));
     assert_eq!(json_of(c.get("/profile").dispatch().await).await, (Status::Ok, json!({"email": "ann@example.com"})));
@@ -295,7 +340,11 @@ async fn classic_routes(backend: Backend) {
     assert_eq!(status, Status::Ok);
     assert_eq!(body["email"], "ann@example.com");
     let token = body["reset_token"].as_str().unwrap().to_owned();
-    assert_error(&post_form(&c, "/reset_password", &[("email", "nobody@example.com")]).await, Status::Forbidden, "user_not_found");
+    assert_error(
+        &post_form(&c, "/reset_password", &[("email", "nobody@example.com")]).await,
+        Status::Forbidden,
+        "user_not_found",
+    );
 
     let put = |pairs: Vec<(&'static str, String)>| {
         let body = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>();
@@ -303,13 +352,28 @@ async fn classic_routes(backend: Backend) {
         let c = &c;
         async move { json_of(c.put("/reset_password").header(ContentType::Form).body(body).dispatch().await).await }
     };
-    let wrong = put(vec![("email", "ann@example.com".into()), ("reset_token", "nope".into()), ("new_password", "a brand new password".into())]).await;
+    let wrong = put(vec![
+        ("email", "ann@example.com".into()),
+        ("reset_token", "nope".into()),
+        ("new_password", "a brand new password".into()),
+    ])
+    .await;
     assert_eq!(wrong.0, Status::Forbidden);
     let missing = put(vec![("email", "ann@example.com".into()), ("reset_token", token.clone())]).await;
     assert_eq!(missing.0, Status::Forbidden);
-    let ok = put(vec![("email", "ann@example.com".into()), ("reset_token", token.clone()), ("new_password", "a brand new password".into())]).await;
+    let ok = put(vec![
+        ("email", "ann@example.com".into()),
+        ("reset_token", token.clone()),
+        ("new_password", "a brand new password".into()),
+    ])
+    .await;
     assert_eq!(ok, (Status::Ok, json!({"email": "ann@example.com", "message": "Password updated"})));
-    let again = put(vec![("email", "ann@example.com".into()), ("reset_token", token), ("new_password", "a brand new password".into())]).await;
+    let again = put(vec![
+        ("email", "ann@example.com".into()),
+        ("reset_token", token),
+        ("new_password", "a brand new password".into()),
+    ])
+    .await;
     assert_eq!(again.0, Status::Forbidden);
 }
 
@@ -328,18 +392,48 @@ async fn hostile_bodies_get_json_4xx(backend: Backend) {
     let (c, _) = client(&db.url).await;
     let cases: Vec<(Option<ContentType>, Vec<u8>, Status, &str)> = vec![
         (Some(ContentType::Form), vec![b'a'; 5000], Status::PayloadTooLarge, "payload_too_large"),
-        (Some(ContentType::JSON), format!("{{\"email\":\"{}\"}}", "a".repeat(10_000)).into_bytes(), Status::PayloadTooLarge, "payload_too_large"),
+        (
+            Some(ContentType::JSON),
+            format!("{{\"email\":\"{}\"}}", "a".repeat(10_000)).into_bytes(),
+            Status::PayloadTooLarge,
+            "payload_too_large",
+        ),
         (Some(ContentType::Form), b"email=\xff\xfe&password=x".to_vec(), Status::BadRequest, "invalid_body"),
         (Some(ContentType::Form), b"email=%C3%28&password=x".to_vec(), Status::BadRequest, "invalid_body"),
-        (Some(ContentType::JSON), b"{\"email\": [1,2], \"password\": \"x\"}".to_vec(), Status::BadRequest, "invalid_field"),
+        (
+            Some(ContentType::JSON),
+            b"{\"email\": [1,2], \"password\": \"x\"}".to_vec(),
+            Status::BadRequest,
+            "invalid_field",
+        ),
         (Some(ContentType::JSON), b"[\"email\"]".to_vec(), Status::BadRequest, "invalid_body"),
         (Some(ContentType::JSON), b"{\"email\": ".to_vec(), Status::BadRequest, "invalid_body"),
-        (Some(ContentType::JSON), b"{\"email\":\"a@b.c\",\"email\":\"d@e.f\",\"password\":\"x\"}".to_vec(), Status::BadRequest, "duplicate_field"),
-        (Some(ContentType::Form), b"email=a%40b.c&email=d%40e.f&password=x".to_vec(), Status::BadRequest, "duplicate_field"),
+        (
+            Some(ContentType::JSON),
+            b"{\"email\":\"a@b.c\",\"email\":\"d@e.f\",\"password\":\"x\"}".to_vec(),
+            Status::BadRequest,
+            "duplicate_field",
+        ),
+        (
+            Some(ContentType::Form),
+            b"email=a%40b.c&email=d%40e.f&password=x".to_vec(),
+            Status::BadRequest,
+            "duplicate_field",
+        ),
         (Some(ContentType::Plain), b"email=a@b.c".to_vec(), Status::UnsupportedMediaType, "unsupported_media_type"),
         (None, b"email=a@b.c".to_vec(), Status::UnsupportedMediaType, "unsupported_media_type"),
-        (Some(ContentType::Form), b"email=a%00b%40c.d&password=correct+horse+battery".to_vec(), Status::BadRequest, "invalid_email"),
-        (Some(ContentType::Form), b"email=a'%3B+DROP+TABLE+users%3B--%40x.y&password=".to_vec(), Status::BadRequest, "missing_field"),
+        (
+            Some(ContentType::Form),
+            b"email=a%00b%40c.d&password=correct+horse+battery".to_vec(),
+            Status::BadRequest,
+            "invalid_email",
+        ),
+        (
+            Some(ContentType::Form),
+            b"email=a'%3B+DROP+TABLE+users%3B--%40x.y&password=".to_vec(),
+            Status::BadRequest,
+            "missing_field",
+        ),
     ];
     for (ct, body, status, code) in cases {
         let mut req = c.post("/api/v1/register").body(&body);
@@ -359,13 +453,30 @@ async fn hostile_bodies_get_json_4xx(backend: Backend) {
 async fn hostile_cookies_and_methods(backend: Backend) {
     let db = TestDb::new(backend);
     let (c, _) = client(&db.url).await;
-    let huge = c.get("/api/v1/profile").header(Header::new("Cookie", format!("session_id={}", "x".repeat(8000)))).dispatch().await;
+    let huge = c
+        .get("/api/v1/profile")
+        .header(Header::new("Cookie", format!("session_id={}", "x".repeat(8000))))
+        .dispatch()
+        .await;
     assert_error(&json_of(huge).await, Status::Unauthorized, "unauthorized");
     let malformed = c.get("/api/v1/profile").header(Header::new("Cookie", "session_id")).dispatch().await;
     assert_error(&json_of(malformed).await, Status::Unauthorized, "unauthorized");
     let binary = c.get("/api/v1/profile").header(Header::new("Cookie", "session_id=%00%ff;;=;")).dispatch().await;
     assert_error(&json_of(binary).await, Status::Unauthorized, "unauthorized");
-    for path in ["/api/v1/register", "/api/v1/session", "/api/v1/logout", "/api/v1/profile", "/api/v1/reset_password", "/api/v1/update_password", "/health", "/", "/users", "/sessions", "/profile", "/reset_password"] {
+    for path in [
+        "/api/v1/register",
+        "/api/v1/session",
+        "/api/v1/logout",
+        "/api/v1/profile",
+        "/api/v1/reset_password",
+        "/api/v1/update_password",
+        "/health",
+        "/",
+        "/users",
+        "/sessions",
+        "/profile",
+        "/reset_password",
+    ] {
         let opt = c.options(path).dispatch().await;
         assert!(opt.status().code >= 400 && opt.status().code < 500, "OPTIONS {path}: {}", opt.status());
         let head = c.head(path).dispatch().await;

@@ -1,8 +1,8 @@
 //! One integration-test binary (one link step) with a module per area.
 
+mod cli;
 mod common;
+mod e2e;
+mod http;
 mod pg;
 mod service;
-mod http;
-mod cli;
-mod e2e;

@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 //! A throwaway PostgreSQL cluster for the test binary: `initdb` in a temp dir, loopback only, a
 //! random port, one fresh database per test. A watchdog process stops the cluster and removes
 //! its files once this test process has exited. `USERAUTH_TEST_PG_URL` (an admin URL) uses an
@@ -63,7 +64,8 @@ fn start() -> Result<Cluster, String> {
     let root = tempfile::Builder::new().prefix("userauth-pg-").tempdir().map_err(|e| e.to_string())?.keep();
     let data = root.join("data");
     if is_root() {
-        let ok = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&root).status().map_err(|e| e.to_string())?;
+        let ok =
+            Command::new("chown").args(["-R", "postgres:postgres"]).arg(&root).status().map_err(|e| e.to_string())?;
         if !ok.success() {
             return Err("chown of the cluster directory failed".into());
         }
@@ -107,7 +109,11 @@ pub fn start_server(bin: &Path, data: &Path, root: &Path, port: u16) -> Result<(
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("pg_ctl start failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+        Err(format!(
+            "pg_ctl start failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
     }
 }
 

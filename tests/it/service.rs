@@ -7,13 +7,10 @@ use userauth::service::{AuthError, AuthService};
 
 use crate::common::{Backend, PASSWORD, TestDb, service, service_for, settings};
 
-async fn both_backends() -> Vec<(TestDb, AuthService)> {
-    let mut out = Vec::new();
-    for db in [TestDb::new(backend), TestDb::sqlite_memory()] {
-        let svc = service(&db.url).await;
-        out.push((db, svc));
-    }
-    out
+async fn setup(backend: Backend) -> (TestDb, AuthService) {
+    let db = TestDb::new(backend);
+    let svc = service(&db.url).await;
+    (db, svc)
 }
 
 async fn register_login_authenticate_logout(backend: Backend) {
@@ -184,11 +181,9 @@ async fn reset_tokens_expire(backend: Backend) {
 
 async fn login_failures_lock_the_account_for_the_window(backend: Backend) {
     let db = TestDb::new(backend);
-    let svc = service_for(&settings(
-        &db.url,
-        &[("login_max_failures", json!(3)), ("login_failure_window_secs", json!(2))],
-    ))
-    .await;
+    let svc =
+        service_for(&settings(&db.url, &[("login_max_failures", json!(3)), ("login_failure_window_secs", json!(2))]))
+            .await;
     svc.register("lock@example.com", PASSWORD).await.unwrap();
     svc.register("other@example.com", PASSWORD).await.unwrap();
     for _ in 0..3 {
