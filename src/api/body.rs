@@ -170,4 +170,40 @@ mod tests {
         assert_eq!(f.required("email").unwrap_err().code, "missing_field");
         assert_eq!(parse(None, b"email=x").unwrap_err().status, Status::UnsupportedMediaType);
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+        use rocket::http::ContentType;
+
+        fn encode(s: &str) -> String {
+            s.bytes().map(|b| format!("%{b:02X}")).collect()
+        }
+
+        proptest! {
+            #[test]
+            fn any_bytes_give_fields_or_a_4xx(body in proptest::collection::vec(any::<u8>(), 0..600), ct in 0usize..4) {
+                let ct = [None, Some(ContentType::Form), Some(ContentType::JSON), Some(ContentType::Plain)][ct].clone();
+                if let Err(e) = parse(ct.as_ref(), &body) {
+                    prop_assert!(e.status.code >= 400 && e.status.code < 500);
+                }
+            }
+
+            #[test]
+            fn form_round_trips(email in "\\PC{1,50}", password in "\\PC{1,50}") {
+                let body = format!("email={}&password={}", encode(&email), encode(&password));
+                let f = parse(Some(&ContentType::Form), body.as_bytes()).unwrap();
+                prop_assert_eq!(f.get("email"), Some(email.as_str()));
+                prop_assert_eq!(f.get("password"), Some(password.as_str()));
+            }
+
+            #[test]
+            fn json_round_trips(email in "\\PC{1,50}", password in "\\PC{1,50}") {
+                let body = serde_json::json!({"email": email, "password": password}).to_string();
+                let f = parse(Some(&ContentType::JSON), body.as_bytes()).unwrap();
+                prop_assert_eq!(f.get("email"), Some(email.as_str()));
+                prop_assert_eq!(f.get("password"), Some(password.as_str()));
+            }
+        }
+    }
 }

@@ -5,6 +5,7 @@ pub mod body;
 pub mod classic;
 pub mod error;
 pub mod guard;
+pub mod request_log;
 pub mod v1;
 
 use std::time::Duration;
@@ -50,7 +51,8 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
         .manage(api_settings)
         .mount("/api/v1", v1_routes)
         .mount("/", rocket::routes![v1::health])
-        .register("/", rocket::catchers![error::default_catcher]);
+        .register("/", rocket::catchers![error::default_catcher])
+        .attach(request_log::RequestLog::new());
     if s.classic_routes {
         rocket = rocket.mount("/", classic_routes);
     }

@@ -71,7 +71,9 @@ pub async fn connect(opts: &DbOptions) -> Result<DatabaseConnection, DbErr> {
     co.max_connections(if memory { 1 } else { opts.max_connections.unwrap_or(default_max) })
         .connect_timeout(opts.connect_timeout)
         .acquire_timeout(opts.connect_timeout)
-        .sqlx_logging(opts.log_statements);
+        .sqlx_logging(opts.log_statements)
+        // Warn, so that the statements pass the log filter, which holds database crates at warn.
+        .sqlx_logging_level(log::LevelFilter::Warn);
     if memory {
         // The only connection holds the database: never let the pool close it.
         co.min_connections(1).idle_timeout(None).max_lifetime(None);

@@ -205,4 +205,39 @@ mod tests {
         assert_eq!(presented_token_digest("not-a-token"), None);
         assert_eq!(presented_token_digest(&"g".repeat(64)), None);
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn email_parse_never_panics_and_normalises(raw in "\\PC{0,300}") {
+                if let Ok(e) = Email::parse(&raw) {
+                    let s = e.as_str();
+                    prop_assert!(s.len() <= EMAIL_MAX_BYTES);
+                    prop_assert_eq!(s.matches('@').count(), 1);
+                    prop_assert_eq!(s, s.trim());
+                    prop_assert_eq!(Email::parse(s).unwrap(), e.clone());
+                }
+            }
+
+            #[test]
+            fn plausible_emails_parse(local in "[a-zA-Z0-9._%+-]{1,64}", domain in "[a-zA-Z0-9.-]{1,100}") {
+                let e = Email::parse(&format!(" {local}@{domain} ")).unwrap();
+                prop_assert_eq!(e.as_str(), format!("{local}@{domain}").to_lowercase());
+            }
+
+            #[test]
+            fn password_policy_is_exactly_length(raw in "\\PC{0,100}", min in 1usize..20) {
+                let ok = raw.len() <= PASSWORD_MAX_BYTES && raw.chars().count() >= min;
+                prop_assert_eq!(Password::parse(raw.clone(), min).is_ok(), ok);
+            }
+
+            #[test]
+            fn presented_tokens_never_panic(raw in "\\PC{0,200}") {
+                let _ = presented_token_digest(&raw);
+            }
+        }
+    }
 }

@@ -229,7 +229,18 @@ impl AuthService {
         let expires_at = at + chrono_dur(self.policy.session_absolute_timeout);
         let idle_cutoff = at - chrono_dur(self.policy.session_idle_timeout);
         let txn = self.db.begin().await?;
-        // Write first: on SQLite the transaction then holds the write lock from its first statement.
+        // Write first (on SQLite the transaction then holds the write lock from its first statement),
+        // and only if the password is still the one just verified: a login racing a password
+        // change must not leave a session behind that the change should have ended.
+        let still_valid = user::Entity::update_many()
+            .col_expr(user::Column::LastLoginAt, Expr::value(at))
+            .filter(user::Column::Id.eq(user.id))
+            .filter(user::Column::PasswordHash.eq(user.password_hash.as_str()))
+            .exec(&txn)
+            .await?;
+        if still_valid.rows_affected != 1 {
+            return Err(AuthError::InvalidCredentials);
+        }
         session::ActiveModel {
             token_hash: Set(token.digest()),
             user_id: Set(user.id),
@@ -245,11 +256,9 @@ impl AuthService {
             .filter(session::Column::ExpiresAt.lte(at).or(session::Column::LastSeenAt.lte(idle_cutoff)))
             .exec(&txn)
             .await?;
-        let mut active: user::ActiveModel = user.into();
-        active.last_login_at = Set(Some(at));
-        let user = active.update(&txn).await?;
         txn.commit().await?;
-        Ok(NewSession { token, user: user.into(), expires_at })
+        let user = UserView { last_login_at: Some(at), ..UserView::from(user) };
+        Ok(NewSession { token, user, expires_at })
     }
 
     /// Resolves a presented session token to its user, enforcing the idle and absolute timeouts.

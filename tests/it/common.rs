@@ -37,14 +37,14 @@ pub enum Backend {
 macro_rules! backend_tests {
     ($($name:ident),* $(,)?) => {
         mod sqlite_file {
-            $( #[tokio::test] async fn $name() { super::$name($crate::common::Backend::SqliteFile).await } )*
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name($crate::common::Backend::SqliteFile).await } )*
         }
         mod sqlite_memory {
-            $( #[tokio::test] async fn $name() { super::$name($crate::common::Backend::SqliteMemory).await } )*
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name($crate::common::Backend::SqliteMemory).await } )*
         }
         mod postgres {
             $(
-                #[tokio::test]
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 #[cfg_attr(not(postgres_tests), ignore = "PostgreSQL is not installed here: the PostgreSQL half of the suite was skipped")]
                 async fn $name() { super::$name($crate::common::Backend::Postgres).await }
             )*
@@ -165,8 +165,14 @@ impl Server {
         let log = cwd.join(format!("serve-{port}.log"));
         let logfile = std::fs::File::create(&log).expect("log file");
         let mut cmd = bin();
+        let port_arg = port.to_string();
+        let mut args = vec!["--database-url", database_url, "serve", "--port", &port_arg];
+        // Tests of the address configuration set ROCKET_ADDRESS themselves.
+        if !env.iter().any(|(k, _)| *k == "USERAUTH_TEST_NO_ADDRESS_FLAG") {
+            args.extend(["--address", "127.0.0.1"]);
+        }
         cmd.current_dir(cwd)
-            .args(["--database-url", database_url, "serve", "--address", "127.0.0.1", "--port", &port.to_string()])
+            .args(&args)
             .stdin(Stdio::null())
             .stdout(logfile.try_clone().expect("clone"))
             .stderr(logfile);

@@ -5,4 +5,5 @@ mod common;
 mod e2e;
 mod http;
 mod pg;
+mod security;
 mod service;
