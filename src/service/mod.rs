@@ -51,9 +51,18 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    /// True when the database could not be reached at all (as opposed to a query failing).
+    /// True when the database could not be reached (as opposed to a query failing): the edges
+    /// answer 503, a state that passes once the database is back.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, AuthError::Database(DbErr::Conn(_) | DbErr::ConnectionAcquire(_)))
+        use sea_orm::RuntimeErr;
+        use sea_orm::sqlx::Error as Sqlx;
+        match self {
+            AuthError::Database(DbErr::Conn(_) | DbErr::ConnectionAcquire(_)) => true,
+            AuthError::Database(DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) => {
+                matches!(**e, Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed)
+            }
+            _ => false,
+        }
     }
 }
 

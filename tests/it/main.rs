@@ -5,5 +5,6 @@ mod common;
 mod e2e;
 mod http;
 mod pg;
+mod scale;
 mod security;
 mod service;

@@ -60,6 +60,19 @@ fn start() -> Result<Cluster, String> {
         let port = base.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(5432);
         return Ok(Cluster { base: base.into(), admin_db: db.into(), data_dir: None, bin_dir: None, port });
     }
+    let (bin, root, data, port) = init_and_start()?;
+    spawn_watchdog(&bin, &data, &root);
+    Ok(Cluster {
+        base: format!("postgres://postgres@127.0.0.1:{port}"),
+        admin_db: "postgres".into(),
+        data_dir: Some(data),
+        bin_dir: Some(bin),
+        port,
+    })
+}
+
+/// `initdb` into a new temp dir and start a server there: (bin dir, root dir, data dir, port).
+fn init_and_start() -> Result<(PathBuf, PathBuf, PathBuf, u16), String> {
     let bin = bin_dir().ok_or("PostgreSQL server binaries not found (apt-get install postgresql)")?;
     let root = tempfile::Builder::new().prefix("userauth-pg-").tempdir().map_err(|e| e.to_string())?.keep();
     let data = root.join("data");
@@ -81,14 +94,49 @@ fn start() -> Result<Cluster, String> {
     }
     let port = super::common::free_port();
     start_server(&bin, &data, &root, port)?;
-    spawn_watchdog(&bin, &data, &root);
-    Ok(Cluster {
-        base: format!("postgres://postgres@127.0.0.1:{port}"),
-        admin_db: "postgres".into(),
-        data_dir: Some(data),
-        bin_dir: Some(bin),
-        port,
-    })
+    Ok((bin, root, data, port))
+}
+
+/// A cluster of one test's own, for tests that stop and start the server. Removed on drop.
+pub struct PrivateCluster {
+    pub bin: PathBuf,
+    pub root: PathBuf,
+    pub data: PathBuf,
+    pub port: u16,
+}
+
+impl PrivateCluster {
+    pub fn start() -> PrivateCluster {
+        let (bin, root, data, port) = init_and_start().expect("private PostgreSQL cluster");
+        spawn_watchdog(&bin, &data, &root);
+        let c = PrivateCluster { bin, root, data, port };
+        let out = Command::new("psql")
+            .arg(format!("postgres://postgres@127.0.0.1:{}/postgres", c.port))
+            .args(["-q", "-c", "CREATE DATABASE app"])
+            .output()
+            .expect("psql");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        c
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/app", self.port)
+    }
+
+    pub fn stop(&self) {
+        stop_server(&self.bin, &self.data);
+    }
+
+    pub fn restart(&self) {
+        start_server(&self.bin, &self.data, &self.root, self.port).expect("restart PostgreSQL");
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
 }
 
 /// Starts (or restarts) the server of a cluster made by `start`.
