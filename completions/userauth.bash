@@ -49,8 +49,17 @@ _userauth() {
             userauth__subcmd__help__subcmd__user,add)
                 cmd="userauth__subcmd__help__subcmd__user__subcmd__add"
                 ;;
+            userauth__subcmd__help__subcmd__user,delete)
+                cmd="userauth__subcmd__help__subcmd__user__subcmd__delete"
+                ;;
+            userauth__subcmd__help__subcmd__user,import)
+                cmd="userauth__subcmd__help__subcmd__user__subcmd__import"
+                ;;
             userauth__subcmd__help__subcmd__user,list)
                 cmd="userauth__subcmd__help__subcmd__user__subcmd__list"
+                ;;
+            userauth__subcmd__help__subcmd__user,logout)
+                cmd="userauth__subcmd__help__subcmd__user__subcmd__logout"
                 ;;
             userauth__subcmd__help__subcmd__user,reset)
                 cmd="userauth__subcmd__help__subcmd__user__subcmd__reset"
@@ -58,11 +67,20 @@ _userauth() {
             userauth__subcmd__user,add)
                 cmd="userauth__subcmd__user__subcmd__add"
                 ;;
+            userauth__subcmd__user,delete)
+                cmd="userauth__subcmd__user__subcmd__delete"
+                ;;
             userauth__subcmd__user,help)
                 cmd="userauth__subcmd__user__subcmd__help"
                 ;;
+            userauth__subcmd__user,import)
+                cmd="userauth__subcmd__user__subcmd__import"
+                ;;
             userauth__subcmd__user,list)
                 cmd="userauth__subcmd__user__subcmd__list"
+                ;;
+            userauth__subcmd__user,logout)
+                cmd="userauth__subcmd__user__subcmd__logout"
                 ;;
             userauth__subcmd__user,reset)
                 cmd="userauth__subcmd__user__subcmd__reset"
@@ -70,11 +88,20 @@ _userauth() {
             userauth__subcmd__user__subcmd__help,add)
                 cmd="userauth__subcmd__user__subcmd__help__subcmd__add"
                 ;;
+            userauth__subcmd__user__subcmd__help,delete)
+                cmd="userauth__subcmd__user__subcmd__help__subcmd__delete"
+                ;;
             userauth__subcmd__user__subcmd__help,help)
                 cmd="userauth__subcmd__user__subcmd__help__subcmd__help"
                 ;;
+            userauth__subcmd__user__subcmd__help,import)
+                cmd="userauth__subcmd__user__subcmd__help__subcmd__import"
+                ;;
             userauth__subcmd__user__subcmd__help,list)
                 cmd="userauth__subcmd__user__subcmd__help__subcmd__list"
+                ;;
+            userauth__subcmd__user__subcmd__help,logout)
+                cmd="userauth__subcmd__user__subcmd__help__subcmd__logout"
                 ;;
             userauth__subcmd__user__subcmd__help,reset)
                 cmd="userauth__subcmd__user__subcmd__help__subcmd__reset"
@@ -86,7 +113,7 @@ _userauth() {
 
     case "${cmd}" in
         userauth)
-            opts="-h -V --database-url --help --version db-setup serve user completions help"
+            opts="-h -V --database-url --log-format --help --version db-setup serve user completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -94,6 +121,10 @@ _userauth() {
             case "${prev}" in
                 --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -104,7 +135,7 @@ _userauth() {
             return 0
             ;;
         userauth__subcmd__completions)
-            opts="-h --database-url --help bash elvish fish powershell zsh"
+            opts="-h --database-url --log-format --help bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -112,6 +143,10 @@ _userauth() {
             case "${prev}" in
                 --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -122,7 +157,7 @@ _userauth() {
             return 0
             ;;
         userauth__subcmd__db__subcmd__setup)
-            opts="-h --database-url --help"
+            opts="-h --database-url --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -130,6 +165,10 @@ _userauth() {
             case "${prev}" in
                 --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -210,7 +249,7 @@ _userauth() {
             return 0
             ;;
         userauth__subcmd__help__subcmd__user)
-            opts="add reset list"
+            opts="add reset list delete logout import"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -237,7 +276,49 @@ _userauth() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        userauth__subcmd__help__subcmd__user__subcmd__delete)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        userauth__subcmd__help__subcmd__user__subcmd__import)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         userauth__subcmd__help__subcmd__user__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        userauth__subcmd__help__subcmd__user__subcmd__logout)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -266,7 +347,7 @@ _userauth() {
             return 0
             ;;
         userauth__subcmd__serve)
-            opts="-h --address --port --database-url --help"
+            opts="-h --address --port --database-url --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -284,6 +365,10 @@ _userauth() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -292,7 +377,7 @@ _userauth() {
             return 0
             ;;
         userauth__subcmd__user)
-            opts="-h --database-url --help add reset list help"
+            opts="-h --database-url --log-format --help add reset list delete logout import help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -300,6 +385,10 @@ _userauth() {
             case "${prev}" in
                 --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -310,7 +399,7 @@ _userauth() {
             return 0
             ;;
         userauth__subcmd__user__subcmd__add)
-            opts="-h --password-stdin --database-url --help"
+            opts="-h --password-stdin --database-url --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -318,6 +407,32 @@ _userauth() {
             case "${prev}" in
                 --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        userauth__subcmd__user__subcmd__delete)
+            opts="-h --yes --database-url --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -328,7 +443,7 @@ _userauth() {
             return 0
             ;;
         userauth__subcmd__user__subcmd__help)
-            opts="add reset list help"
+            opts="add reset list delete logout import help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -342,6 +457,20 @@ _userauth() {
             return 0
             ;;
         userauth__subcmd__user__subcmd__help__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        userauth__subcmd__user__subcmd__help__subcmd__delete)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -369,7 +498,35 @@ _userauth() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        userauth__subcmd__user__subcmd__help__subcmd__import)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         userauth__subcmd__user__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        userauth__subcmd__user__subcmd__help__subcmd__logout)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -397,8 +554,34 @@ _userauth() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        userauth__subcmd__user__subcmd__import)
+            opts="-h --from-flask --database-url --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --from-flask)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         userauth__subcmd__user__subcmd__list)
-            opts="-h --json --limit --database-url --help"
+            opts="-h --json --limit --offset --email-contains --database-url --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -408,8 +591,42 @@ _userauth() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --offset)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --email-contains)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        userauth__subcmd__user__subcmd__logout)
+            opts="-h --database-url --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -420,7 +637,7 @@ _userauth() {
             return 0
             ;;
         userauth__subcmd__user__subcmd__reset)
-            opts="-h --json --database-url --help"
+            opts="-h --json --database-url --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -428,6 +645,10 @@ _userauth() {
             case "${prev}" in
                 --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 *)

@@ -19,6 +19,7 @@ set edit:completion:arg-completer[userauth] = {|@words|
     var completions = [
         &'userauth'= {
             cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
+            cand --log-format 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -31,6 +32,7 @@ set edit:completion:arg-completer[userauth] = {|@words|
         }
         &'userauth;db-setup'= {
             cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
+            cand --log-format 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)'
             cand -h 'Print help'
             cand --help 'Print help'
         }
@@ -38,34 +40,64 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand --address 'Address to listen on (default from the configuration: 0.0.0.0)'
             cand --port 'Port to listen on (default from the configuration: 5000)'
             cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
+            cand --log-format 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)'
             cand -h 'Print help'
             cand --help 'Print help'
         }
         &'userauth;user'= {
             cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
+            cand --log-format 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)'
             cand -h 'Print help'
             cand --help 'Print help'
             cand add 'Create a user; asks for the password twice on a terminal, else reads one line from stdin'
             cand reset 'Issue a password-reset token and print it with its expiry time'
             cand list 'List users with their last login and active sessions (streamed)'
+            cand delete 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal'
+            cand logout 'End every session of a user'
+            cand import 'Import users from CSV (email,password_hash or email,password) or the Flask service''s database'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'userauth;user;add'= {
             cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
+            cand --log-format 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)'
             cand --password-stdin 'Read the password as one line from standard input, even on a terminal'
             cand -h 'Print help'
             cand --help 'Print help'
         }
         &'userauth;user;reset'= {
             cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
+            cand --log-format 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)'
             cand --json 'Print one JSON object'
             cand -h 'Print help'
             cand --help 'Print help'
         }
         &'userauth;user;list'= {
             cand --limit 'At most N users'
+            cand --offset 'Skip the first N users'
+            cand --email-contains 'Only users whose email contains TEXT (case-insensitive)'
             cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
+            cand --log-format 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)'
             cand --json 'One JSON object per line'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'userauth;user;delete'= {
+            cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
+            cand --log-format 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)'
+            cand --yes 'Do not ask (required when not on a terminal)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'userauth;user;logout'= {
+            cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
+            cand --log-format 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'userauth;user;import'= {
+            cand --from-flask 'The original Flask service''s SQLite database (table `users`: email, hashed_password)'
+            cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
+            cand --log-format 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)'
             cand -h 'Print help'
             cand --help 'Print help'
         }
@@ -73,6 +105,9 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand add 'Create a user; asks for the password twice on a terminal, else reads one line from stdin'
             cand reset 'Issue a password-reset token and print it with its expiry time'
             cand list 'List users with their last login and active sessions (streamed)'
+            cand delete 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal'
+            cand logout 'End every session of a user'
+            cand import 'Import users from CSV (email,password_hash or email,password) or the Flask service''s database'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'userauth;user;help;add'= {
@@ -81,10 +116,17 @@ set edit:completion:arg-completer[userauth] = {|@words|
         }
         &'userauth;user;help;list'= {
         }
+        &'userauth;user;help;delete'= {
+        }
+        &'userauth;user;help;logout'= {
+        }
+        &'userauth;user;help;import'= {
+        }
         &'userauth;user;help;help'= {
         }
         &'userauth;completions'= {
             cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
+            cand --log-format 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)'
             cand -h 'Print help'
             cand --help 'Print help'
         }
@@ -103,12 +145,21 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand add 'Create a user; asks for the password twice on a terminal, else reads one line from stdin'
             cand reset 'Issue a password-reset token and print it with its expiry time'
             cand list 'List users with their last login and active sessions (streamed)'
+            cand delete 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal'
+            cand logout 'End every session of a user'
+            cand import 'Import users from CSV (email,password_hash or email,password) or the Flask service''s database'
         }
         &'userauth;help;user;add'= {
         }
         &'userauth;help;user;reset'= {
         }
         &'userauth;help;user;list'= {
+        }
+        &'userauth;help;user;delete'= {
+        }
+        &'userauth;help;user;logout'= {
+        }
+        &'userauth;help;user;import'= {
         }
         &'userauth;help;completions'= {
         }

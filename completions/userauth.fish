@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_userauth_global_optspecs
-    string join \n database-url= h/help V/version
+    string join \n database-url= log-format= h/help V/version
 end
 
 function __fish_userauth_needs_command
@@ -25,6 +25,8 @@ function __fish_userauth_using_subcommand
 end
 
 complete -c userauth -n "__fish_userauth_needs_command" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
+complete -c userauth -n "__fish_userauth_needs_command" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
+json\t''"
 complete -c userauth -n "__fish_userauth_needs_command" -s h -l help -d 'Print help'
 complete -c userauth -n "__fish_userauth_needs_command" -s V -l version -d 'Print version'
 complete -c userauth -n "__fish_userauth_needs_command" -f -a "db-setup" -d 'Create the database if needed and apply pending migrations (safe to repeat)'
@@ -33,32 +35,68 @@ complete -c userauth -n "__fish_userauth_needs_command" -f -a "user" -d 'Manage 
 complete -c userauth -n "__fish_userauth_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c userauth -n "__fish_userauth_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c userauth -n "__fish_userauth_using_subcommand db-setup" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
+complete -c userauth -n "__fish_userauth_using_subcommand db-setup" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
+json\t''"
 complete -c userauth -n "__fish_userauth_using_subcommand db-setup" -s h -l help -d 'Print help'
 complete -c userauth -n "__fish_userauth_using_subcommand serve" -l address -d 'Address to listen on (default from the configuration: 0.0.0.0)' -r
 complete -c userauth -n "__fish_userauth_using_subcommand serve" -l port -d 'Port to listen on (default from the configuration: 5000)' -r
 complete -c userauth -n "__fish_userauth_using_subcommand serve" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
+complete -c userauth -n "__fish_userauth_using_subcommand serve" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
+json\t''"
 complete -c userauth -n "__fish_userauth_using_subcommand serve" -s h -l help -d 'Print help'
-complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list help" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
-complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list help" -s h -l help -d 'Print help'
-complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list help" -f -a "add" -d 'Create a user; asks for the password twice on a terminal, else reads one line from stdin'
-complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list help" -f -a "reset" -d 'Issue a password-reset token and print it with its expiry time'
-complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list help" -f -a "list" -d 'List users with their last login and active sessions (streamed)'
-complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout import help" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout import help" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
+json\t''"
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout import help" -s h -l help -d 'Print help'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout import help" -f -a "add" -d 'Create a user; asks for the password twice on a terminal, else reads one line from stdin'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout import help" -f -a "reset" -d 'Issue a password-reset token and print it with its expiry time'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout import help" -f -a "list" -d 'List users with their last login and active sessions (streamed)'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout import help" -f -a "delete" -d 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout import help" -f -a "logout" -d 'End every session of a user'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout import help" -f -a "import" -d 'Import users from CSV (email,password_hash or email,password) or the Flask service\'s database'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout import help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from add" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from add" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
+json\t''"
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from add" -l password-stdin -d 'Read the password as one line from standard input, even on a terminal'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from reset" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from reset" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
+json\t''"
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from reset" -l json -d 'Print one JSON object'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from reset" -s h -l help -d 'Print help'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from list" -l limit -d 'At most N users' -r
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from list" -l offset -d 'Skip the first N users' -r
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from list" -l email-contains -d 'Only users whose email contains TEXT (case-insensitive)' -r
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from list" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from list" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
+json\t''"
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from list" -l json -d 'One JSON object per line'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from delete" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from delete" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
+json\t''"
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from delete" -l yes -d 'Do not ask (required when not on a terminal)'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from logout" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from logout" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
+json\t''"
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from logout" -s h -l help -d 'Print help'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from import" -l from-flask -d 'The original Flask service\'s SQLite database (table `users`: email, hashed_password)' -r -F
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from import" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from import" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
+json\t''"
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from import" -s h -l help -d 'Print help'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "add" -d 'Create a user; asks for the password twice on a terminal, else reads one line from stdin'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "reset" -d 'Issue a password-reset token and print it with its expiry time'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "list" -d 'List users with their last login and active sessions (streamed)'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "logout" -d 'End every session of a user'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "import" -d 'Import users from CSV (email,password_hash or email,password) or the Flask service\'s database'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c userauth -n "__fish_userauth_using_subcommand completions" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
+complete -c userauth -n "__fish_userauth_using_subcommand completions" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
+json\t''"
 complete -c userauth -n "__fish_userauth_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c userauth -n "__fish_userauth_using_subcommand help; and not __fish_seen_subcommand_from db-setup serve user completions help" -f -a "db-setup" -d 'Create the database if needed and apply pending migrations (safe to repeat)'
 complete -c userauth -n "__fish_userauth_using_subcommand help; and not __fish_seen_subcommand_from db-setup serve user completions help" -f -a "serve" -d 'Apply pending migrations, then serve the HTTP API'
@@ -68,3 +106,6 @@ complete -c userauth -n "__fish_userauth_using_subcommand help; and not __fish_s
 complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "add" -d 'Create a user; asks for the password twice on a terminal, else reads one line from stdin'
 complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "reset" -d 'Issue a password-reset token and print it with its expiry time'
 complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "list" -d 'List users with their last login and active sessions (streamed)'
+complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "delete" -d 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal'
+complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "logout" -d 'End every session of a user'
+complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "import" -d 'Import users from CSV (email,password_hash or email,password) or the Flask service\'s database'

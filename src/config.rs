@@ -16,7 +16,7 @@ use crate::service::db::DbOptions;
 pub const MIN_BCRYPT_COST: u32 = 10;
 
 /// Output format of the log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     #[default]
@@ -133,6 +133,24 @@ pub fn from_figment(figment: Figment) -> Result<Loaded, ConfigError> {
     let settings: Settings = figment.extract().map_err(Box::new)?;
     settings.validate()?;
     Ok(Loaded { figment, settings })
+}
+
+impl Loaded {
+    /// The log level set with Rocket's own `log_level` key, when it was set explicitly
+    /// (Rocket's default differs per profile and would otherwise hide request lines in release).
+    pub fn explicit_log_level(&self) -> Option<&'static str> {
+        let from_default = self.figment.find_metadata("log_level").is_none_or(|m| m.name.contains("Config::default"));
+        if from_default {
+            return None;
+        }
+        match self.figment.find_value("log_level").ok()?.as_str()? {
+            "off" => Some("off"),
+            "critical" => Some("warn"),
+            "normal" => Some("info"),
+            "debug" => Some("debug"),
+            _ => None,
+        }
+    }
 }
 
 impl Settings {

@@ -2,19 +2,27 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use userauth::cli::{Cli, dispatch};
+use userauth::config::LogFormat;
 
 fn main() -> ExitCode {
     // clap exits with 2 on usage errors, 0 for --help/--version.
     let cli = Cli::parse();
-    let json_logs = std::env::var("ROCKET_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    userauth::logging::init(cli.default_log_level(), json_logs);
-    match rocket::execute(dispatch(cli)) {
+    let loaded = match cli.load_config() {
+        Ok(l) => l,
+        Err(e) => return fail(&e),
+    };
+    let format = cli.log_format.or(loaded.as_ref().map(|l| l.settings.log_format)).unwrap_or_default();
+    let level = loaded.as_ref().and_then(|l| l.explicit_log_level()).unwrap_or(cli.default_log_level());
+    userauth::logging::init(level, format == LogFormat::Json);
+    match rocket::execute(dispatch(cli, loaded)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {}", one_line(&e));
-            ExitCode::from(1)
-        }
+        Err(e) => fail(&e),
     }
+}
+
+fn fail(e: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {}", one_line(e));
+    ExitCode::from(1)
 }
 
 /// The error and its causes on one line, skipping causes whose text is already included

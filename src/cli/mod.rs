@@ -2,6 +2,7 @@
 //! the service; they never touch entities or SQL.
 
 mod completions;
+pub mod docs;
 mod db;
 mod serve;
 mod user;
@@ -11,8 +12,8 @@ use std::net::IpAddr;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use crate::config::{self, Overrides};
-use crate::service::AuthService;
+use crate::config::{self, Loaded, LogFormat, Overrides};
+use crate::service::{AuthService, ListFilter};
 use crate::service::db::{connect, pending, redact_url};
 
 #[derive(Debug, Parser)]
@@ -21,6 +22,10 @@ pub struct Cli {
     /// Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration.
     #[arg(long, global = true, env = "DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
+
+    /// Log format: human-readable text or JSON lines (also `log_format` in the configuration).
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -75,6 +80,30 @@ pub enum UserCommand {
         /// At most N users
         #[arg(long, value_name = "N")]
         limit: Option<u64>,
+        /// Skip the first N users
+        #[arg(long, value_name = "N")]
+        offset: Option<u64>,
+        /// Only users whose email contains TEXT (case-insensitive)
+        #[arg(long, value_name = "TEXT")]
+        email_contains: Option<String>,
+    },
+    /// Delete a user with its sessions and reset tokens; asks to confirm on a terminal
+    Delete {
+        email: String,
+        /// Do not ask (required when not on a terminal)
+        #[arg(long)]
+        yes: bool,
+    },
+    /// End every session of a user
+    Logout { email: String },
+    /// Import users from CSV (email,password_hash or email,password) or the Flask service's database
+    #[command(group(clap::ArgGroup::new("source").required(true).args(["file", "from_flask"])))]
+    Import {
+        /// CSV file with a header: `email,password_hash` or `email,password` (`-` for stdin)
+        file: Option<std::path::PathBuf>,
+        /// The original Flask service's SQLite database (table `users`: email, hashed_password)
+        #[arg(long, value_name = "PATH")]
+        from_flask: Option<std::path::PathBuf>,
     },
 }
 
@@ -87,6 +116,14 @@ impl Cli {
         }
     }
 
+    /// The configuration this invocation uses (completions need none).
+    pub fn load_config(&self) -> anyhow::Result<Option<Loaded>> {
+        if matches!(self.command, Command::Completions { .. }) {
+            return Ok(None);
+        }
+        Ok(Some(config::load(&self.overrides())?))
+    }
+
     fn overrides(&self) -> Overrides {
         let (address, port) = match self.command {
             Command::Serve { address, port } => (address, port),
@@ -96,12 +133,13 @@ impl Cli {
     }
 }
 
-/// Runs the command. Errors become one `error: …` line and exit code 1 in `main`.
-pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+/// Runs the command with its configuration (from [`Cli::load_config`]). Errors become one
+/// `error: …` line and exit code 1 in `main`.
+pub async fn dispatch(cli: Cli, loaded: Option<Loaded>) -> anyhow::Result<()> {
     if let Command::Completions { shell } = cli.command {
         return completions::print(shell);
     }
-    let loaded = config::load(&cli.overrides())?;
+    let loaded = loaded.context("configuration not loaded")?;
     match cli.command {
         Command::DbSetup => db::setup(&loaded).await,
         Command::Serve { .. } => serve::run(loaded).await,
@@ -120,7 +158,16 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             match command {
                 UserCommand::Add { email, password_stdin } => user::add(&svc, &email, password_stdin).await,
                 UserCommand::Reset { email, json } => user::reset(&svc, &email, json).await,
-                UserCommand::List { json, limit } => user::list(&svc, json, limit).await,
+                UserCommand::List { json, limit, offset, email_contains } => {
+                    user::list(&svc, json, &ListFilter { limit, offset, email_contains }).await
+                }
+                UserCommand::Delete { email, yes } => user::delete(&svc, &email, yes).await,
+                UserCommand::Logout { email } => user::logout(&svc, &email).await,
+                UserCommand::Import { file, from_flask } => match (file, from_flask) {
+                    (_, Some(flask)) => user::import_flask(&svc, &flask).await,
+                    (Some(file), None) => user::import_csv(&svc, &file).await,
+                    (None, None) => unreachable!("clap requires one source"),
+                },
             }
         }
         Command::Completions { .. } => unreachable!("handled above"),

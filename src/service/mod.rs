@@ -1,6 +1,7 @@
 //! All of userauth's behaviour: registration, login, sessions, logout, reset tokens, password
 //! changes and listing. It knows nothing of HTTP or the terminal; the edges map [`AuthError`].
 
+pub mod admin;
 pub mod db;
 pub mod domain;
 pub mod hashing;
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
-use sea_orm::sea_query::{Expr, Query};
+use sea_orm::sea_query::{Expr, LikeExpr, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
     ExprTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
@@ -121,6 +122,15 @@ pub struct IssuedResetToken {
     pub email: String,
     pub token: SecretToken,
     pub expires_at: DateTime<Utc>,
+}
+
+/// Which users `list_users` returns.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub limit: Option<u64>,
+    pub offset: Option<u64>,
+    /// Case-insensitive substring of the email.
+    pub email_contains: Option<String>,
 }
 
 /// One row of `user list`.
@@ -408,7 +418,7 @@ impl AuthService {
     /// whatever the number of users.
     pub async fn list_users(
         &self,
-        limit: Option<u64>,
+        filter: &ListFilter,
     ) -> Result<impl Stream<Item = Result<UserSummary, AuthError>> + '_, AuthError> {
         let at = now();
         let idle_cutoff = at - chrono_dur(self.policy.session_idle_timeout);
@@ -425,7 +435,17 @@ impl AuthService {
             .expr_as(Expr::from(active_sessions), "active_sessions")
             .order_by_asc(user::Column::CreatedAt)
             .order_by_asc(user::Column::Id);
-        if let Some(limit) = limit {
+        if let Some(needle) = filter.email_contains.as_deref().filter(|n| !n.is_empty()) {
+            // Emails are stored lower-cased; LIKE wildcards in the needle are matched literally.
+            let escaped = needle.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            query = query.filter(
+                Expr::col((user::Entity, user::Column::Email)).like(LikeExpr::new(format!("%{escaped}%")).escape('\\')),
+            );
+        }
+        if let Some(offset) = filter.offset {
+            query = query.offset(offset);
+        }
+        if let Some(limit) = filter.limit {
             query = query.limit(limit);
         }
         let stream = query.into_model::<UserSummary>().stream(&self.db).await?;

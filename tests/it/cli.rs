@@ -210,7 +210,7 @@ fn user_list_table_and_json() {
 }
 
 #[test]
-fn completions_are_up_to_date() {
+fn generated_completions_are_up_to_date() {
     let dir = tempfile::tempdir().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("completions");
     for (shell, file) in [
@@ -224,14 +224,14 @@ fn completions_are_up_to_date() {
         assert_eq!(out.code, 0, "{}", out.stderr);
         assert!(!out.stdout.is_empty());
         let path = root.join(file);
-        if std::env::var_os("UPDATE_COMPLETIONS").is_some() {
+        if std::env::var_os("UPDATE_GENERATED").is_some() {
             std::fs::create_dir_all(&root).unwrap();
             std::fs::write(&path, &out.stdout).unwrap();
         }
         let committed = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             committed == out.stdout,
-            "completions/{file} is stale: regenerate with `UPDATE_COMPLETIONS=1 cargo test --workspace completions`"
+            "completions/{file} is stale: regenerate with `UPDATE_GENERATED=1 cargo test --workspace generated`"
         );
     }
 }
@@ -258,4 +258,26 @@ fn interactive_prompt_through_a_pty() {
     p.exp_eof().unwrap();
     let list = run(dir.path(), &["--database-url", &url, "user", "list", "--json"], "", &[]);
     assert!(list.stdout.contains("tty@example.com"));
+}
+
+#[test]
+fn generated_man_pages_are_up_to_date() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
+    let pages = userauth::cli::docs::man_pages().unwrap();
+    let names: Vec<&str> = pages.iter().map(|(n, _)| n.as_str()).collect();
+    for expected in ["userauth.1", "userauth-db-setup.1", "userauth-serve.1", "userauth-user-add.1", "userauth-user-list.1"] {
+        assert!(names.contains(&expected), "{names:?}");
+    }
+    if std::env::var_os("UPDATE_GENERATED").is_some() {
+        std::fs::create_dir_all(&root).unwrap();
+        for (name, roff) in &pages {
+            std::fs::write(root.join(name), roff).unwrap();
+        }
+    }
+    for (name, roff) in &pages {
+        let committed = std::fs::read(root.join(name)).unwrap_or_default();
+        assert!(&committed == roff, "man/{name} is stale: regenerate with `UPDATE_GENERATED=1 cargo test --workspace generated`");
+    }
+    let on_disk = std::fs::read_dir(&root).unwrap().count();
+    assert_eq!(on_disk, pages.len(), "man/ holds exactly the generated pages");
 }

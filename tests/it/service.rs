@@ -3,7 +3,7 @@
 
 use futures_util::StreamExt;
 use serde_json::json;
-use userauth::service::{AuthError, AuthService};
+use userauth::service::{AuthError, AuthService, ListFilter};
 
 use crate::common::{Backend, PASSWORD, TestDb, service, service_for, settings};
 
@@ -44,7 +44,7 @@ async fn bad_emails_and_passwords_are_refused(backend: Backend) {
         assert!(matches!(svc.register("nope", PASSWORD).await, Err(AuthError::InvalidEmail(_))));
         assert!(matches!(svc.register("a@b.c", "short").await, Err(AuthError::InvalidPassword(_))));
         assert!(matches!(svc.register("a@b.c", &"x".repeat(73)).await, Err(AuthError::InvalidPassword(_))));
-        let users: Vec<_> = svc.list_users(None).await.unwrap().collect().await;
+        let users: Vec<_> = svc.list_users(&ListFilter::default()).await.unwrap().collect().await;
         assert!(users.is_empty(), "nothing stored after refused registrations");
     }
 }
@@ -132,14 +132,14 @@ async fn list_users_streams_with_session_counts(backend: Backend) {
         }
         svc.login("user1@example.com", PASSWORD).await.unwrap();
         svc.login("user1@example.com", PASSWORD).await.unwrap();
-        let rows: Vec<_> = svc.list_users(None).await.unwrap().map(|r| r.unwrap()).collect().await;
+        let rows: Vec<_> = svc.list_users(&ListFilter::default()).await.unwrap().map(|r| r.unwrap()).collect().await;
         assert_eq!(rows.len(), 5);
         assert_eq!(rows[0].email, "user0@example.com");
         let u1 = rows.iter().find(|r| r.email == "user1@example.com").unwrap();
         assert_eq!(u1.active_sessions, 2);
         assert!(u1.last_login_at.is_some());
         assert_eq!(rows.iter().filter(|r| r.active_sessions == 0).count(), 4);
-        let limited: Vec<_> = svc.list_users(Some(2)).await.unwrap().collect().await;
+        let limited: Vec<_> = svc.list_users(&ListFilter { limit: Some(2), ..Default::default() }).await.unwrap().collect().await;
         assert_eq!(limited.len(), 2);
     }
 }
