@@ -8,3 +8,4 @@ mod pg;
 mod scale;
 mod security;
 mod service;
+mod operator;
