@@ -13,6 +13,7 @@ DUR=${BENCH_SECONDS:-10}
 CONC=${BENCH_CONNECTIONS:-50}
 COST=${BENCH_BCRYPT_COST:-12}
 WORK=$(mktemp -d /tmp/userauth-bench.XXXXXX)
+chmod 755 "$WORK" # the PostgreSQL server runs as its own user and must reach its directory
 PIDS=()
 PG_DATA=""
 

@@ -1,11 +1,15 @@
 use anyhow::Context;
 
 use crate::config::Loaded;
-use crate::service::db::{connect, known_migrations, migrate, redact_url};
+use crate::service::db::{connect_or_create, known_migrations, migrate, redact_url};
 
 pub async fn setup(loaded: &Loaded) -> anyhow::Result<()> {
     let url = redact_url(&loaded.settings.database_url);
-    let db = connect(&loaded.settings.db_options()).await.with_context(|| format!("cannot open database {url}"))?;
+    let (db, created) =
+        connect_or_create(&loaded.settings.db_options()).await.with_context(|| format!("cannot open database {url}"))?;
+    if created {
+        println!("created database {url}");
+    }
     let applied = migrate(&db).await.context("applying migrations failed")?;
     if applied.is_empty() {
         println!("database {url} is up to date ({} migrations already applied)", known_migrations().len());

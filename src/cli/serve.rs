@@ -3,11 +3,15 @@ use anyhow::Context;
 use crate::api;
 use crate::config::Loaded;
 use crate::service::AuthService;
-use crate::service::db::{connect, migrate, redact_url};
+use crate::service::db::{connect_or_create, migrate, redact_url};
 
 pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
     let url = redact_url(&loaded.settings.database_url);
-    let db = connect(&loaded.settings.db_options()).await.with_context(|| format!("cannot open database {url}"))?;
+    let (db, created) =
+        connect_or_create(&loaded.settings.db_options()).await.with_context(|| format!("cannot open database {url}"))?;
+    if created {
+        tracing::info!("created database {url}");
+    }
     let applied = migrate(&db).await.context("applying migrations failed")?;
     if !applied.is_empty() {
         tracing::info!(migrations = ?applied, "applied pending migrations");

@@ -90,6 +90,43 @@ pub async fn connect(opts: &DbOptions) -> Result<DatabaseConnection, DbErr> {
     Database::connect(co).await
 }
 
+/// Connects, first creating the PostgreSQL database when the server says it does not exist
+/// (SQLite files are created by `mode=rwc`). Returns the connection and whether it created one.
+pub async fn connect_or_create(opts: &DbOptions) -> Result<(DatabaseConnection, bool), DbErr> {
+    match connect(opts).await {
+        Ok(db) => Ok((db, false)),
+        Err(e) if opts.url.starts_with("postgres") && is_missing_database(&e) => {
+            let (server, name) = split_pg_url(&opts.url).ok_or(e)?;
+            let admin = connect(&DbOptions { url: format!("{server}/postgres"), ..opts.clone() }).await?;
+            // The name comes from the operator's own URL; quoting keeps it one identifier.
+            let sql = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
+            match admin.execute_unprepared(&sql).await {
+                Ok(_) => {}
+                // Another instance created it first.
+                Err(e) if e.to_string().contains("already exists") => {}
+                Err(e) => return Err(e),
+            }
+            admin.close().await?;
+            Ok((connect(opts).await?, true))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// SQLSTATE 3D000: "database … does not exist".
+fn is_missing_database(e: &DbErr) -> bool {
+    let text = e.to_string();
+    text.contains("3D000") || (text.contains("database") && text.contains("does not exist"))
+}
+
+/// `postgres://user@host:port/name?params` into (`postgres://user@host:port`, `name`).
+fn split_pg_url(url: &str) -> Option<(String, String)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let (authority, path) = rest.split_once('/')?;
+    let name = path.split('?').next()?.to_owned();
+    (!name.is_empty()).then(|| (format!("{scheme}://{authority}"), name))
+}
+
 /// Applies pending migrations and returns the names of those it applied.
 ///
 /// On PostgreSQL an advisory lock serialises concurrent `serve` start-ups; on SQLite the
@@ -137,6 +174,15 @@ mod tests {
         assert_eq!(normalise_url("sqlite://a.db?mode=ro"), "sqlite://a.db?mode=ro");
         assert_eq!(normalise_url("sqlite::memory:"), "sqlite::memory:");
         assert_eq!(normalise_url("postgres://u@h/db"), "postgres://u@h/db");
+    }
+
+    #[test]
+    fn postgres_urls_split_into_server_and_database() {
+        assert_eq!(
+            split_pg_url("postgres://u:p@h:5432/app?sslmode=disable"),
+            Some(("postgres://u:p@h:5432".into(), "app".into()))
+        );
+        assert_eq!(split_pg_url("postgres://u@h/"), None);
     }
 
     #[test]

@@ -502,3 +502,58 @@ crate::backend_tests!(
     hostile_bodies_get_json_4xx,
     hostile_cookies_and_methods,
 );
+
+/// The served OpenAPI document parses as OpenAPI 3.1, every `$ref` resolves, and every mounted
+/// v1 route is in it with its method, request body and error responses.
+#[tokio::test]
+async fn openapi_documents_every_v1_route() {
+    let db = TestDb::sqlite_file();
+    let (c, _) = client(&db.url).await;
+    let resp = c.get("/api/v1/openapi.json").dispatch().await;
+    assert_eq!(resp.status(), Status::Ok);
+    assert_eq!(resp.content_type(), Some(ContentType::JSON));
+    let text = resp.into_string().await.unwrap();
+    let spec = oas3::from_json(&text).expect("a well-formed OpenAPI 3.1 document");
+    assert_eq!(spec.validate_version().expect("version").major, 3);
+    let doc: Value = serde_json::from_str(&text).unwrap();
+
+    fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    out.push(r);
+                }
+                m.values().for_each(|x| refs(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    assert!(!all.is_empty());
+    for r in all {
+        let pointer = r.strip_prefix('#').expect("local reference");
+        assert!(doc.pointer(pointer).is_some(), "dangling $ref {r}");
+    }
+
+    let mut checked = 0;
+    for route in c.rocket().routes() {
+        let uri = route.uri.to_string();
+        if !uri.starts_with("/api/v1/") {
+            continue;
+        }
+        let method = route.method.as_str().to_lowercase();
+        let op = &doc["paths"][&uri][&method];
+        assert!(op.is_object(), "{method} {uri} missing from the OpenAPI document");
+        assert!(op["responses"].as_object().is_some_and(|r| !r.is_empty()), "{method} {uri} has no responses");
+        if route.format.is_none() && method == "post" && uri != "/api/v1/logout" {
+            let content = &op["requestBody"]["content"];
+            assert!(content["application/json"].is_object() && content["application/x-www-form-urlencoded"].is_object(), "{uri}: both body types documented");
+            assert!(op["responses"]["400"]["content"]["application/json"].is_object(), "{uri}: error body documented");
+        }
+        checked += 1;
+    }
+    assert!(checked >= 7, "{checked} routes checked");
+    assert!(doc["components"]["schemas"]["ErrorBody"]["properties"]["error"].is_object());
+}

@@ -91,3 +91,18 @@ fn wait_for<T: std::fmt::Debug>(mut f: impl FnMut() -> T, ok: impl Fn(&T) -> boo
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+#[cfg_attr(not(postgres_tests), ignore = "PostgreSQL is not installed here: the PostgreSQL half of the suite was skipped")]
+fn db_setup_creates_a_missing_postgres_database() {
+    let base = crate::pg::cluster().base.clone();
+    let url = format!("{base}/created_by_db_setup_{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::common::run(dir.path(), &["--database-url", &url, "db-setup"], "", &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("created database"), "{}", out.stdout);
+    assert!(out.stdout.contains("applied 1 migration"), "{}", out.stdout);
+    let again = crate::common::run(dir.path(), &["--database-url", &url, "db-setup"], "", &[]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(!again.stdout.contains("created database") && again.stdout.contains("up to date"), "{}", again.stdout);
+}
