@@ -34,7 +34,8 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
         max_body_bytes: s.max_body_bytes,
         session_max_age_secs: i64::try_from(s.session_absolute_timeout_secs).unwrap_or(i64::MAX),
     };
-    let mut v1_routes = rocket::routes![v1::register, v1::login, v1::logout, v1::profile, v1::update_password, v1::openapi_json];
+    let mut v1_routes =
+        rocket::routes![v1::register, v1::login, v1::logout, v1::profile, v1::update_password, v1::openapi_json];
     let mut classic_routes = rocket::routes![
         classic::index,
         classic::users,

@@ -5,8 +5,9 @@ use crate::service::db::{connect_or_create, known_migrations, migrate, redact_ur
 
 pub async fn setup(loaded: &Loaded) -> anyhow::Result<()> {
     let url = redact_url(&loaded.settings.database_url);
-    let (db, created) =
-        connect_or_create(&loaded.settings.db_options()).await.with_context(|| format!("cannot open database {url}"))?;
+    let (db, created) = connect_or_create(&loaded.settings.db_options())
+        .await
+        .with_context(|| format!("cannot open database {url}"))?;
     if created {
         println!("created database {url}");
     }

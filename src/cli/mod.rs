@@ -2,8 +2,8 @@
 //! the service; they never touch entities or SQL.
 
 mod completions;
-pub mod docs;
 mod db;
+pub mod docs;
 mod serve;
 mod user;
 
@@ -13,8 +13,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::config::{self, Loaded, LogFormat, Overrides};
-use crate::service::{AuthService, ListFilter};
 use crate::service::db::{connect, pending, redact_url};
+use crate::service::{AuthService, ListFilter};
 
 #[derive(Debug, Parser)]
 #[command(name = "userauth", version, about = "User authentication service: HTTP API and operator tools")]

@@ -7,8 +7,9 @@ use crate::service::db::{connect_or_create, migrate, redact_url};
 
 pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
     let url = redact_url(&loaded.settings.database_url);
-    let (db, created) =
-        connect_or_create(&loaded.settings.db_options()).await.with_context(|| format!("cannot open database {url}"))?;
+    let (db, created) = connect_or_create(&loaded.settings.db_options())
+        .await
+        .with_context(|| format!("cannot open database {url}"))?;
     if created {
         tracing::info!("created database {url}");
     }

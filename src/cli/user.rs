@@ -63,7 +63,13 @@ pub async fn list(svc: &AuthService, json: bool, filter: &ListFilter) -> anyhow:
     // A person at a terminal gets an aligned table; scripts and pipes get a stream (constant memory).
     if !json && std::io::stdout().is_terminal() {
         let mut table = comfy_table::Table::new();
-        table.load_preset(comfy_table::presets::NOTHING).set_header(["ID", "EMAIL", "CREATED", "LAST LOGIN", "SESSIONS"]);
+        table.load_preset(comfy_table::presets::NOTHING).set_header([
+            "ID",
+            "EMAIL",
+            "CREATED",
+            "LAST LOGIN",
+            "SESSIONS",
+        ]);
         let mut n = 0u64;
         while let Some(row) = rows.next().await {
             let row = row?;
@@ -138,7 +144,8 @@ pub async fn import_csv(svc: &AuthService, path: &Path) -> anyhow::Result<()> {
         Box::new(std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?)
     };
     let mut csv = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(reader);
-    let headers: Vec<String> = csv.headers().context("reading the CSV header failed")?.iter().map(str::to_lowercase).collect();
+    let headers: Vec<String> =
+        csv.headers().context("reading the CSV header failed")?.iter().map(str::to_lowercase).collect();
     let hashed = match headers.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["email", "password_hash"] => true,
         ["email", "password"] => false,
@@ -167,7 +174,10 @@ pub async fn import_flask(svc: &AuthService, path: &Path) -> anyhow::Result<()> 
     let url = format!("sqlite://{}?mode=ro", path.display());
     let flask = connect(&DbOptions::new(url)).await.with_context(|| format!("cannot open {}", path.display()))?;
     let records = flask
-        .query_all_raw(Statement::from_string(DbBackend::Sqlite, "SELECT email, hashed_password FROM users ORDER BY rowid"))
+        .query_all_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "SELECT email, hashed_password FROM users ORDER BY rowid",
+        ))
         .await
         .context("reading the Flask users table (email, hashed_password) failed")?;
     let mut rows: RawRows = Vec::new();
@@ -205,7 +215,11 @@ async fn import(svc: &AuthService, rows: RawRows, mut rejected: Vec<(u64, String
         for (line, reason) in &rejected {
             eprintln!("row {line}: {reason}");
         }
-        bail!("{} invalid row(s); nothing was imported (imported 0 / skipped 0 / rejected {})", rejected.len(), rejected.len());
+        bail!(
+            "{} invalid row(s); nothing was imported (imported 0 / skipped 0 / rejected {})",
+            rejected.len(),
+            rejected.len()
+        );
     }
     let bar = if std::io::stderr().is_terminal() {
         indicatif::ProgressBar::new(checked.len() as u64)

@@ -78,9 +78,11 @@ pub async fn connect(opts: &DbOptions) -> Result<DatabaseConnection, DbErr> {
         // The only connection holds the database: never let the pool close it.
         co.min_connections(1).idle_timeout(None).max_lifetime(None);
     }
+    // Switching the journal mode writes to the file: not for read-only opens (imports).
+    let read_only = url.contains("mode=ro");
     co.map_sqlx_sqlite_opts(move |o| {
         let o = o.foreign_keys(true).busy_timeout(Duration::from_secs(10));
-        if memory {
+        if memory || read_only {
             o
         } else {
             // WAL: readers never block the writer; FULL: a commit is on disk before we answer 2xx.

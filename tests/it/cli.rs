@@ -265,7 +265,9 @@ fn generated_man_pages_are_up_to_date() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
     let pages = userauth::cli::docs::man_pages().unwrap();
     let names: Vec<&str> = pages.iter().map(|(n, _)| n.as_str()).collect();
-    for expected in ["userauth.1", "userauth-db-setup.1", "userauth-serve.1", "userauth-user-add.1", "userauth-user-list.1"] {
+    for expected in
+        ["userauth.1", "userauth-db-setup.1", "userauth-serve.1", "userauth-user-add.1", "userauth-user-list.1"]
+    {
         assert!(names.contains(&expected), "{names:?}");
     }
     if std::env::var_os("UPDATE_GENERATED").is_some() {
@@ -276,7 +278,10 @@ fn generated_man_pages_are_up_to_date() {
     }
     for (name, roff) in &pages {
         let committed = std::fs::read(root.join(name)).unwrap_or_default();
-        assert!(&committed == roff, "man/{name} is stale: regenerate with `UPDATE_GENERATED=1 cargo test --workspace generated`");
+        assert!(
+            &committed == roff,
+            "man/{name} is stale: regenerate with `UPDATE_GENERATED=1 cargo test --workspace generated`"
+        );
     }
     let on_disk = std::fs::read_dir(&root).unwrap().count();
     assert_eq!(on_disk, pages.len(), "man/ holds exactly the generated pages");

@@ -549,7 +549,10 @@ async fn openapi_documents_every_v1_route() {
         assert!(op["responses"].as_object().is_some_and(|r| !r.is_empty()), "{method} {uri} has no responses");
         if route.format.is_none() && method == "post" && uri != "/api/v1/logout" {
             let content = &op["requestBody"]["content"];
-            assert!(content["application/json"].is_object() && content["application/x-www-form-urlencoded"].is_object(), "{uri}: both body types documented");
+            assert!(
+                content["application/json"].is_object() && content["application/x-www-form-urlencoded"].is_object(),
+                "{uri}: both body types documented"
+            );
             assert!(op["responses"]["400"]["content"]["application/json"].is_object(), "{uri}: error body documented");
         }
         checked += 1;

@@ -22,16 +22,22 @@ fn emails(dir: &Path, url: &str, extra: &[&str]) -> Vec<String> {
     args.extend_from_slice(extra);
     let out = run(dir, &args, "", &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    out.stdout.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["email"].as_str().unwrap().to_owned()).collect()
+    out.stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["email"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[tokio::test]
 async fn import_csv_hashes_skips_existing_and_logs_in_with_old_passwords() {
     let dir = tempfile::tempdir().unwrap();
     let url = setup(dir.path());
-    let add = run(dir.path(), &["--database-url", &url, "user", "add", "taken@example.com"], &format!("{PASSWORD}\n"), &[]);
+    let add =
+        run(dir.path(), &["--database-url", &url, "user", "add", "taken@example.com"], &format!("{PASSWORD}\n"), &[]);
     assert_eq!(add.code, 0);
-    let csv = format!("email,password_hash\nOld1@Example.com,{PHP_HASH}\nold2@example.com, {PHP_HASH}\ntaken@example.com,{PHP_HASH}\nold1@example.com,{PHP_HASH}\n");
+    let csv = format!(
+        "email,password_hash\nOld1@Example.com,{PHP_HASH}\nold2@example.com, {PHP_HASH}\ntaken@example.com,{PHP_HASH}\nold1@example.com,{PHP_HASH}\n"
+    );
     std::fs::write(dir.path().join("users.csv"), csv).unwrap();
     let out = run(dir.path(), &["--database-url", &url, "user", "import", "users.csv"], "", &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -46,13 +52,19 @@ async fn import_csv_hashes_skips_existing_and_logs_in_with_old_passwords() {
 fn import_with_invalid_rows_imports_nothing_and_names_the_lines() {
     let dir = tempfile::tempdir().unwrap();
     let url = setup(dir.path());
-    let csv = format!("email,password_hash\ngood@example.com,{PHP_HASH}\nnot-an-email,{PHP_HASH}\nbad@example.com,plaintext\n");
+    let csv = format!(
+        "email,password_hash\ngood@example.com,{PHP_HASH}\nnot-an-email,{PHP_HASH}\nbad@example.com,plaintext\n"
+    );
     std::fs::write(dir.path().join("bad.csv"), csv).unwrap();
     let out = run(dir.path(), &["--database-url", &url, "user", "import", "bad.csv"], "", &[]);
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("row 3: invalid email"), "{}", out.stderr);
     assert!(out.stderr.contains("row 4: password_hash is not a bcrypt hash"), "{}", out.stderr);
-    assert!(out.stderr.lines().last().unwrap().starts_with("error: 2 invalid row(s); nothing was imported"), "{}", out.stderr);
+    assert!(
+        out.stderr.lines().last().unwrap().starts_with("error: 2 invalid row(s); nothing was imported"),
+        "{}",
+        out.stderr
+    );
     assert!(emails(dir.path(), &url, &[]).is_empty(), "nothing half-imported");
     let wrong_header = run(dir.path(), &["--database-url", &url, "user", "import", "-"], "mail,pw\na@b.c,x\n", &[]);
     assert_eq!(wrong_header.code, 1);
@@ -70,7 +82,8 @@ async fn import_csv_plain_passwords_from_stdin() {
     let svc = service(&url).await;
     assert!(svc.login("plain1@example.com", PASSWORD).await.is_ok());
     assert!(svc.login("plain2@example.com", "with, comma and more").await.is_ok());
-    let short = run(dir.path(), &["--database-url", &url, "user", "import", "-"], "email,password\nx@example.com,short\n", &[]);
+    let short =
+        run(dir.path(), &["--database-url", &url, "user", "import", "-"], "email,password\nx@example.com,short\n", &[]);
     assert_eq!(short.code, 1);
     assert!(short.stderr.contains("row 2: invalid password"), "{}", short.stderr);
 }
@@ -176,7 +189,11 @@ async fn delete_and_logout() {
 fn delete_asks_on_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let url = setup(dir.path());
-    assert_eq!(run(dir.path(), &["--database-url", &url, "user", "add", "ask@example.com"], &format!("{PASSWORD}\n"), &[]).code, 0);
+    assert_eq!(
+        run(dir.path(), &["--database-url", &url, "user", "add", "ask@example.com"], &format!("{PASSWORD}\n"), &[])
+            .code,
+        0
+    );
     let spawn = |answer: &str| {
         let mut cmd = crate::common::bin();
         cmd.current_dir(dir.path()).args(["--database-url", &url, "user", "delete", "ask@example.com"]);

@@ -93,7 +93,10 @@ fn wait_for<T: std::fmt::Debug>(mut f: impl FnMut() -> T, ok: impl Fn(&T) -> boo
 }
 
 #[test]
-#[cfg_attr(not(postgres_tests), ignore = "PostgreSQL is not installed here: the PostgreSQL half of the suite was skipped")]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "PostgreSQL is not installed here: the PostgreSQL half of the suite was skipped"
+)]
 fn db_setup_creates_a_missing_postgres_database() {
     let base = crate::pg::cluster().base.clone();
     let url = format!("{base}/created_by_db_setup_{}", std::process::id());

@@ -139,7 +139,8 @@ async fn list_users_streams_with_session_counts(backend: Backend) {
         assert_eq!(u1.active_sessions, 2);
         assert!(u1.last_login_at.is_some());
         assert_eq!(rows.iter().filter(|r| r.active_sessions == 0).count(), 4);
-        let limited: Vec<_> = svc.list_users(&ListFilter { limit: Some(2), ..Default::default() }).await.unwrap().collect().await;
+        let limited: Vec<_> =
+            svc.list_users(&ListFilter { limit: Some(2), ..Default::default() }).await.unwrap().collect().await;
         assert_eq!(limited.len(), 2);
     }
 }
