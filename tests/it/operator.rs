@@ -249,3 +249,22 @@ fn json_logs_carry_the_request_id() {
     let startup = log.lines().next().unwrap();
     assert!(serde_json::from_str::<Value>(startup).is_ok(), "every line is JSON: {startup}");
 }
+
+#[test]
+fn list_is_an_aligned_table_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = setup(dir.path());
+    let csv = format!("email,password_hash\nshort@x.io,{PHP_HASH}\na-much-longer-address@example.com,{PHP_HASH}\n");
+    assert_eq!(run(dir.path(), &["--database-url", &url, "user", "import", "-"], &csv, &[]).code, 0);
+    let mut cmd = crate::common::bin();
+    cmd.current_dir(dir.path()).args(["--database-url", &url, "user", "list"]);
+    let mut p = rexpect::session::spawn_command(cmd, Some(30_000)).unwrap();
+    let screen = p.exp_string("2 user(s)").unwrap();
+    let lines: Vec<&str> = screen.lines().map(|l| l.trim_end_matches('\r')).filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 3, "{screen:?}");
+    // Columns line up: LAST LOGIN starts at the same offset in the header and both rows.
+    let col = lines[0].find("LAST LOGIN").expect("header");
+    for row in &lines[1..] {
+        assert_eq!(row.get(col..col + 5), Some("never"), "{screen:?}");
+    }
+}
