@@ -54,6 +54,21 @@ const HASH_LEN: u32 = 64;
 /// RFC 5321 limit; api.md §3 caps emails at 254 bytes.
 const EMAIL_LEN: u32 = 254;
 
+/// `CREATE INDEX IF NOT EXISTS name ON table (cols)`.
+async fn index<T: IntoIden + 'static, C: IntoIden + 'static, const N: usize>(
+    manager: &SchemaManager<'_>,
+    name: &str,
+    table: T,
+    cols: [C; N],
+) -> Result<(), DbErr> {
+    let mut index = Index::create();
+    index.name(name).table(table).if_not_exists();
+    for col in cols {
+        index.col(col);
+    }
+    manager.create_index(index).await
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -72,17 +87,7 @@ impl MigrationTrait for Migration {
             )
             .await?;
         // `user list` streams in creation order.
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_users_created_at")
-                    .table(Users::Table)
-                    .col(Users::CreatedAt)
-                    .col(Users::Id)
-                    .if_not_exists()
-                    .to_owned(),
-            )
-            .await?;
+        index(manager, "idx_users_created_at", Users::Table, [Users::CreatedAt, Users::Id]).await?;
 
         manager
             .create_table(
@@ -106,27 +111,9 @@ impl MigrationTrait for Migration {
             )
             .await?;
         // Revoking all of a user's sessions, counting them in `user list`.
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_sessions_user_id")
-                    .table(Sessions::Table)
-                    .col(Sessions::UserId)
-                    .if_not_exists()
-                    .to_owned(),
-            )
-            .await?;
+        index(manager, "idx_sessions_user_id", Sessions::Table, [Sessions::UserId]).await?;
         // Purging expired sessions.
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_sessions_expires_at")
-                    .table(Sessions::Table)
-                    .col(Sessions::ExpiresAt)
-                    .if_not_exists()
-                    .to_owned(),
-            )
-            .await?;
+        index(manager, "idx_sessions_expires_at", Sessions::Table, [Sessions::ExpiresAt]).await?;
 
         manager
             .create_table(
@@ -150,26 +137,8 @@ impl MigrationTrait for Migration {
             )
             .await?;
         // Voiding a user's older tokens when a new one is issued.
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_reset_tokens_user_id")
-                    .table(ResetTokens::Table)
-                    .col(ResetTokens::UserId)
-                    .if_not_exists()
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_reset_tokens_expires_at")
-                    .table(ResetTokens::Table)
-                    .col(ResetTokens::ExpiresAt)
-                    .if_not_exists()
-                    .to_owned(),
-            )
-            .await?;
+        index(manager, "idx_reset_tokens_user_id", ResetTokens::Table, [ResetTokens::UserId]).await?;
+        index(manager, "idx_reset_tokens_expires_at", ResetTokens::Table, [ResetTokens::ExpiresAt]).await?;
 
         // Keyed by normalised email, not user id: unknown emails are counted too, so the write
         // happens on every failed login and timing reveals nothing about which accounts exist.
@@ -186,16 +155,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_throttles_window_start")
-                    .table(Throttles::Table)
-                    .col(Throttles::WindowStart)
-                    .if_not_exists()
-                    .to_owned(),
-            )
-            .await?;
+        index(manager, "idx_throttles_window_start", Throttles::Table, [Throttles::WindowStart]).await?;
         Ok(())
     }
 

@@ -8,13 +8,9 @@ use super::ApiSettings;
 use super::body::Fields;
 use super::error::ApiError;
 use super::guard::{AuthUser, SESSION_COOKIE, removal_cookie, session_cookie};
-use crate::service::AuthService;
+use crate::service::{AuthService, rfc3339};
 
 type JsonResult = Result<Json<Value>, ApiError>;
-
-pub fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
 
 #[utoipa::path(post, path = "/api/v1/register", tag = "v1",
     request_body(content((super::openapi::Credentials = "application/x-www-form-urlencoded"), (super::openapi::Credentials = "application/json"))),

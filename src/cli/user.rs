@@ -9,11 +9,7 @@ use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 use crate::service::admin::ImportSecret;
 use crate::service::db::{DbOptions, connect};
-use crate::service::{AuthService, ListFilter, UserSummary};
-
-fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
+use crate::service::{AuthService, ListFilter, UserSummary, rfc3339};
 
 /// The password from a hidden prompt (twice) on a terminal, otherwise one line of stdin.
 fn read_password(from_stdin: bool) -> anyhow::Result<String> {

@@ -150,6 +150,11 @@ pub struct AuthService {
     hasher: Hasher,
 }
 
+/// Timestamps as the API and the CLI show them: RFC 3339, UTC, whole seconds.
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 fn now() -> DateTime<Utc> {
     Utc::now()
 }
