@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod db;
 pub mod domain;
+pub mod fast_read;
 pub mod hashing;
 mod throttle;
 
@@ -148,6 +149,15 @@ pub struct AuthService {
     db: DatabaseConnection,
     policy: Arc<Policy>,
     hasher: Hasher,
+    /// The synchronous session lookup, for SQLite files (see `fast_read`).
+    fast: Option<Arc<fast_read::FastReader>>,
+}
+
+/// A live session as `authenticate` sees it.
+struct ActiveSession {
+    last_seen_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    user: UserView,
 }
 
 /// Timestamps as the API and the CLI show them: RFC 3339, UTC, whole seconds.
@@ -166,7 +176,14 @@ fn chrono_dur(d: Duration) -> chrono::Duration {
 impl AuthService {
     pub fn new(db: DatabaseConnection, policy: Policy) -> Self {
         let hasher = Hasher::new(policy.bcrypt_cost, policy.hash_concurrency);
-        Self { db, policy: Arc::new(policy), hasher }
+        Self { db, policy: Arc::new(policy), hasher, fast: None }
+    }
+
+    /// Resolves sessions with a synchronous reader when `url` names a SQLite file (the server's
+    /// hot path); other databases keep the ORM path.
+    pub fn with_fast_session_reads(mut self, url: &str) -> Self {
+        self.fast = fast_read::sqlite_file_path(url).map(|p| Arc::new(fast_read::FastReader::new(p)));
+        self
     }
 
     pub fn policy(&self) -> &Policy {
@@ -288,8 +305,24 @@ impl AuthService {
     /// Resolves a presented session token to its user, enforcing the idle and absolute timeouts.
     pub async fn authenticate(&self, presented: &str) -> Result<UserView, AuthError> {
         let digest = presented_token_digest(presented).ok_or(AuthError::NotAuthenticated)?;
-        let found = session::Entity::find_by_id(digest.clone()).find_also_related(user::Entity).one(&self.db).await?;
-        let Some((sess, Some(user))) = found else {
+        let found = match self.fast.as_ref().map(|f| f.lookup(&digest)) {
+            Some(Ok(row)) => row.map(|r| ActiveSession {
+                last_seen_at: r.last_seen_at,
+                expires_at: r.expires_at,
+                user: UserView {
+                    id: r.user_id,
+                    email: r.email,
+                    created_at: r.created_at,
+                    last_login_at: r.last_login_at,
+                },
+            }),
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "fast session read failed; using the ORM");
+                self.find_session(&digest).await?
+            }
+            None => self.find_session(&digest).await?,
+        };
+        let Some(sess) = found else {
             return Err(AuthError::NotAuthenticated);
         };
         let at = now();
@@ -304,7 +337,18 @@ impl AuthService {
                 .exec(&self.db)
                 .await?;
         }
-        Ok(user.into())
+        Ok(sess.user)
+    }
+
+    async fn find_session(&self, digest: &str) -> Result<Option<ActiveSession>, AuthError> {
+        let found =
+            session::Entity::find_by_id(digest.to_owned()).find_also_related(user::Entity).one(&self.db).await?;
+        Ok(match found {
+            Some((sess, Some(user))) => {
+                Some(ActiveSession { last_seen_at: sess.last_seen_at, expires_at: sess.expires_at, user: user.into() })
+            }
+            _ => None,
+        })
     }
 
     /// Ends the session, if there is one. Idempotent.

@@ -93,7 +93,7 @@ pub fn settings(url: &str, extra: &[(&str, serde_json::Value)]) -> Loaded {
 pub async fn service_for(loaded: &Loaded) -> AuthService {
     let db = connect(&loaded.settings.db_options()).await.expect("connect");
     migrate(&db).await.expect("migrate");
-    AuthService::new(db, loaded.settings.policy())
+    AuthService::new(db, loaded.settings.policy()).with_fast_session_reads(&loaded.settings.database_url)
 }
 
 pub async fn service(url: &str) -> AuthService {

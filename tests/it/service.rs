@@ -260,3 +260,26 @@ crate::backend_tests!(
     reset_requests_are_throttled_per_account,
     purge_removes_only_expired_rows,
 );
+
+/// The synchronous reader used for SQLite files sees new sessions and revocations at once
+/// (it must never answer from stale data), and decodes the rows the ORM wrote.
+#[tokio::test]
+async fn fast_session_reads_see_commits_immediately() {
+    use userauth::service::fast_read::{FastReader, sqlite_file_path};
+    let db = TestDb::sqlite_file();
+    let svc = service(&db.url).await;
+    let reader = FastReader::new(sqlite_file_path(&db.url).unwrap());
+    let user = svc.register("fast@example.com", PASSWORD).await.unwrap();
+    let s = svc.login("fast@example.com", PASSWORD).await.unwrap();
+    let row = reader.lookup(&s.token.digest()).unwrap().expect("visible right after login");
+    assert_eq!(row.user_id, user.id);
+    assert_eq!(row.email, "fast@example.com");
+    assert_eq!(row.created_at.timestamp(), user.created_at.timestamp());
+    assert!(row.last_login_at.is_some());
+    svc.logout(s.token.expose()).await.unwrap();
+    assert!(reader.lookup(&s.token.digest()).unwrap().is_none(), "gone right after logout");
+    let s2 = svc.login("fast@example.com", PASSWORD).await.unwrap();
+    assert!(reader.lookup(&s2.token.digest()).unwrap().is_some());
+    assert_eq!(svc.logout_everywhere("fast@example.com").await.unwrap(), 1);
+    assert!(reader.lookup(&s2.token.digest()).unwrap().is_none(), "gone right after revocation");
+}
