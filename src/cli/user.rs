@@ -32,7 +32,7 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
 
 pub async fn add(svc: &AuthService, email: &str, password_stdin: bool) -> anyhow::Result<()> {
     let password = read_password(password_stdin)?;
-    let user = svc.add_user(email, &password).await?;
+    let user = svc.register(email, &password).await?;
     println!("created user {} ({})", user.email, user.id);
     Ok(())
 }

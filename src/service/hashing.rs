@@ -28,10 +28,6 @@ impl Hasher {
         }
     }
 
-    pub fn cost(&self) -> u32 {
-        self.cost
-    }
-
     /// How many bcrypt verifications ran (real or dummy): lets tests prove both login paths do
     /// the same work.
     pub fn verifications(&self) -> u64 {

@@ -458,11 +458,6 @@ impl AuthService {
         Ok(user.into())
     }
 
-    /// Creates a user for the operator (`userauth user add`).
-    pub async fn add_user(&self, email: &str, password: &str) -> Result<UserView, AuthError> {
-        self.register(email, password).await
-    }
-
     /// Streams users in creation order with their active-session counts: constant memory
     /// whatever the number of users.
     pub async fn list_users(
