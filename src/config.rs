@@ -5,6 +5,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use ipnet::IpNet;
+
 use rocket::figment::providers::{Env, Format, Serialized, Toml};
 use rocket::figment::{Figment, Profile};
 use serde::{Deserialize, Serialize};
@@ -14,6 +16,27 @@ use crate::service::db::DbOptions;
 
 /// The lowest bcrypt cost accepted unless `allow_weak_bcrypt_cost` is set (tests only).
 pub const MIN_BCRYPT_COST: u32 = 10;
+
+/// Every numeric key with its inclusive range (api.md §6: bounded configuration). The README's
+/// configuration table lists the same ranges; a test holds them together. The upper bounds keep
+/// every date computation far from overflow and every request's work finite.
+pub const NUMERIC_RANGES: &[(&str, u64, u64)] = &[
+    ("bcrypt_cost", crate::service::hashing::COST_MIN as u64, crate::service::hashing::COST_MAX as u64),
+    ("password_min_length", 1, crate::service::domain::PASSWORD_MAX_BYTES as u64),
+    ("session_idle_timeout_secs", 1, 31_536_000),
+    ("session_absolute_timeout_secs", 1, 31_536_000),
+    ("reset_token_ttl_secs", 1, 604_800),
+    ("login_max_failures", 1, 10_000),
+    ("login_failure_window_secs", 1, 604_800),
+    ("reset_max_requests", 1, 10_000),
+    ("reset_window_secs", 1, 604_800),
+    ("max_body_bytes", 256, 1_048_576),
+    ("database_max_connections", 1, 1_000),
+    ("database_connect_timeout_secs", 1, 600),
+    ("hash_concurrency", 1, 1_024),
+    ("hash_queue_max", 0, 100_000),
+    ("client_rate_per_minute", 0, 1_000_000),
+];
 
 /// Output format of the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
@@ -42,6 +65,7 @@ pub struct Settings {
     pub login_max_failures: u32,
     pub login_failure_window_secs: u64,
     pub reset_max_requests: u32,
+    pub reset_window_secs: u64,
     pub cookie_secure: bool,
     pub classic_routes: bool,
     /// Whether `POST /api/v1/reset_password` (and the classic equivalent) is mounted. It hands
@@ -55,6 +79,16 @@ pub struct Settings {
     pub database_log_statements: bool,
     /// bcrypt computations at once; `None`: the number of CPUs.
     pub hash_concurrency: Option<usize>,
+    /// Requests that may wait for a bcrypt slot; beyond it they get 503 `busy` at once.
+    pub hash_queue_max: usize,
+    /// bcrypt-costing requests per client address per minute, per instance; 0 disables.
+    pub client_rate_per_minute: u32,
+    /// Peers whose `X-Forwarded-For` is believed (CIDRs).
+    pub trusted_proxies: Vec<IpNet>,
+    /// Origins besides our own that may send state-changing requests.
+    pub allowed_origins: Vec<String>,
+    /// The service's public base URL (its origin, and the base of links).
+    pub public_url: Option<String>,
     pub log_format: LogFormat,
 }
 
@@ -73,6 +107,7 @@ impl Default for Settings {
             login_max_failures: 10,
             login_failure_window_secs: 900,
             reset_max_requests: 5,
+            reset_window_secs: 3600,
             cookie_secure: false,
             classic_routes: true,
             reset_endpoint: true,
@@ -81,6 +116,11 @@ impl Default for Settings {
             database_connect_timeout_secs: 5,
             database_log_statements: false,
             hash_concurrency: None,
+            hash_queue_max: 64,
+            client_rate_per_minute: 30,
+            trusted_proxies: Vec::new(),
+            allowed_origins: Vec::new(),
+            public_url: None,
             log_format: LogFormat::Text,
         }
     }
@@ -156,8 +196,18 @@ impl Loaded {
 impl Settings {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
-        if !(4..=31).contains(&self.bcrypt_cost) {
-            return bad(format!("bcrypt_cost must be between 4 and 31, not {}", self.bcrypt_cost));
+        // Every numeric key against its range, read back from the serialised settings so that a
+        // key added to NUMERIC_RANGES cannot be forgotten here.
+        let values = serde_json::to_value(self).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        for &(key, min, max) in NUMERIC_RANGES {
+            match values.get(key) {
+                Some(serde_json::Value::Null) => {}
+                Some(v) => match v.as_u64() {
+                    Some(n) if (min..=max).contains(&n) => {}
+                    _ => return bad(format!("{key} must be between {min} and {max}, not {v}")),
+                },
+                None => return bad(format!("{key} is not a known setting")),
+            }
         }
         if self.bcrypt_cost < MIN_BCRYPT_COST && !self.allow_weak_bcrypt_cost {
             return bad(format!(
@@ -166,30 +216,30 @@ impl Settings {
                 self.bcrypt_cost
             ));
         }
-        if self.password_min_length == 0 || self.password_min_length > 72 {
-            return bad(format!("password_min_length must be between 1 and 72, not {}", self.password_min_length));
-        }
-        for (key, v) in [
-            ("session_idle_timeout_secs", self.session_idle_timeout_secs),
-            ("session_absolute_timeout_secs", self.session_absolute_timeout_secs),
-            ("reset_token_ttl_secs", self.reset_token_ttl_secs),
-            ("login_failure_window_secs", self.login_failure_window_secs),
-            ("database_connect_timeout_secs", self.database_connect_timeout_secs),
-        ] {
-            if v == 0 {
-                return bad(format!("{key} must be at least 1"));
-            }
-        }
-        if self.login_max_failures == 0 || self.reset_max_requests == 0 {
-            return bad("login_max_failures and reset_max_requests must be at least 1".into());
-        }
-        if self.max_body_bytes < 256 {
-            return bad("max_body_bytes must be at least 256".into());
-        }
-        if self.database_max_connections == Some(0) || self.hash_concurrency == Some(0) {
-            return bad("database_max_connections and hash_concurrency must be at least 1".into());
-        }
+        self.origins()?;
         Ok(())
+    }
+
+    /// `public_url`'s origin and the `allowed_origins`, each parsed; an unparseable one names its key.
+    pub fn origins(&self) -> Result<(Option<String>, Vec<String>), ConfigError> {
+        let own = match &self.public_url {
+            Some(u) => Some(origin_of(u).ok_or_else(|| {
+                ConfigError::Invalid(format!("public_url must be an absolute http(s) URL, not {u:?}"))
+            })?),
+            None => None,
+        };
+        let allowed = self
+            .allowed_origins
+            .iter()
+            .map(|o| {
+                origin_of(o).ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "allowed_origins: {o:?} is not an origin like https://app.example.com"
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok((own, allowed))
     }
 
     pub fn policy(&self) -> Policy {
@@ -203,6 +253,8 @@ impl Settings {
             login_max_failures: self.login_max_failures,
             login_failure_window: secs(self.login_failure_window_secs),
             reset_max_requests: self.reset_max_requests,
+            reset_window: secs(self.reset_window_secs),
+            hash_queue_max: self.hash_queue_max,
             hash_concurrency: self
                 .hash_concurrency
                 .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)),
@@ -217,6 +269,15 @@ impl Settings {
             log_statements: self.database_log_statements,
         }
     }
+}
+
+/// The ASCII serialisation of a URL's origin (`https://host[:port]`), for http(s) URLs only.
+pub fn origin_of(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+        return None;
+    }
+    Some(parsed.origin().ascii_serialization())
 }
 
 #[cfg(test)]
@@ -240,5 +301,40 @@ mod tests {
         let err = from_figment(weak.clone()).unwrap_err().to_string();
         assert!(err.contains("below the minimum of 10"), "{err}");
         assert!(from_figment(weak.merge(("allow_weak_bcrypt_cost", true))).is_ok());
+    }
+
+    fn with(key: &str, value: serde_json::Value) -> Result<Loaded, ConfigError> {
+        from_figment(Figment::from(Serialized::defaults(Settings::default())).merge((key, value)))
+    }
+
+    #[test]
+    fn every_numeric_key_is_bounded_and_named() {
+        for &(key, min, max) in NUMERIC_RANGES {
+            let weak = ("allow_weak_bcrypt_cost", true);
+            let base = || Figment::from(Serialized::defaults(Settings::default())).merge(weak);
+            assert!(from_figment(base().merge((key, min))).is_ok(), "{key} = {min}");
+            assert!(from_figment(base().merge((key, max))).is_ok(), "{key} = {max}");
+            let err = from_figment(base().merge((key, max + 1))).unwrap_err().to_string();
+            assert!(err.contains(key), "{key}: {err}");
+            if min > 0 {
+                let err = from_figment(base().merge((key, min - 1))).unwrap_err().to_string();
+                assert!(err.contains(key), "{key}: {err}");
+            }
+        }
+        let err = with("session_idle_timeout_secs", serde_json::json!(u64::MAX)).unwrap_err().to_string();
+        assert!(err.contains("session_idle_timeout_secs"), "{err}");
+    }
+
+    #[test]
+    fn origins_are_parsed() {
+        let l = with("public_url", serde_json::json!("https://Auth.Example.com:443/base/")).unwrap();
+        assert_eq!(l.settings.origins().unwrap().0.as_deref(), Some("https://auth.example.com"));
+        assert!(
+            with("public_url", serde_json::json!("auth.example.com")).unwrap_err().to_string().contains("public_url")
+        );
+        let err = with("allowed_origins", serde_json::json!(["ftp://x"])).unwrap_err().to_string();
+        assert!(err.contains("allowed_origins"), "{err}");
+        let err = with("trusted_proxies", serde_json::json!(["10.0.0.0/33"])).unwrap_err().to_string();
+        assert!(err.contains("trusted_proxies"), "{err}");
     }
 }

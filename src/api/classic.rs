@@ -10,6 +10,7 @@ use super::ApiSettings;
 use super::body::Fields;
 use super::error::{ApiError, json_response};
 use super::guard::{ClassicUser, removal_cookie, session_cookie};
+use super::protect::{ClientBudget, NotCrossSite};
 use crate::service::{AuthError, AuthService};
 
 type JsonResult = Result<Json<Value>, ApiError>;
@@ -37,7 +38,12 @@ impl<'r> rocket::response::Responder<'r, 'static> for UsersResponse {
 }
 
 #[rocket::post("/users", data = "<body>")]
-pub async fn users(svc: &State<AuthService>, body: Fields) -> Result<UsersResponse, ApiError> {
+pub async fn users(
+    _site: NotCrossSite,
+    _budget: ClientBudget,
+    svc: &State<AuthService>,
+    body: Fields,
+) -> Result<UsersResponse, ApiError> {
     match svc.register(body.required("email")?, body.required("password")?).await {
         Ok(user) => Ok(UsersResponse::Created(json!({"email": user.email, "message": "user created"}))),
         Err(AuthError::UserExists) => Ok(UsersResponse::Duplicate),
@@ -47,6 +53,8 @@ pub async fn users(svc: &State<AuthService>, body: Fields) -> Result<UsersRespon
 
 #[rocket::post("/sessions", data = "<body>")]
 pub async fn login(
+    _site: NotCrossSite,
+    _budget: ClientBudget,
     svc: &State<AuthService>,
     settings: &State<ApiSettings>,
     jar: &CookieJar<'_>,
@@ -62,6 +70,7 @@ pub async fn login(
 
 #[rocket::delete("/sessions")]
 pub async fn logout(
+    _site: NotCrossSite,
     svc: &State<AuthService>,
     settings: &State<ApiSettings>,
     jar: &CookieJar<'_>,
@@ -78,7 +87,7 @@ pub fn profile(me: ClassicUser) -> Json<Value> {
 }
 
 #[rocket::post("/reset_password", data = "<body>")]
-pub async fn reset_password(svc: &State<AuthService>, body: Fields) -> JsonResult {
+pub async fn reset_password(_site: NotCrossSite, svc: &State<AuthService>, body: Fields) -> JsonResult {
     let forbidden = |e: ApiError| e.with_client_status(Status::Forbidden);
     let email = body.required("email").map_err(forbidden)?;
     let issued = svc.request_reset(email).await.map_err(|e| forbidden(e.into()))?;
@@ -86,7 +95,12 @@ pub async fn reset_password(svc: &State<AuthService>, body: Fields) -> JsonResul
 }
 
 #[rocket::put("/reset_password", data = "<body>")]
-pub async fn update_password(svc: &State<AuthService>, body: Fields) -> JsonResult {
+pub async fn update_password(
+    _site: NotCrossSite,
+    _budget: ClientBudget,
+    svc: &State<AuthService>,
+    body: Fields,
+) -> JsonResult {
     let forbidden = |e: ApiError| e.with_client_status(Status::Forbidden);
     let email = body.required("email").map_err(forbidden)?;
     let token = body.required("reset_token").map_err(forbidden)?;

@@ -77,6 +77,10 @@ impl From<AuthError> for ApiError {
                 Self::new(Status::BadRequest, "invalid_token", "The reset token is unknown, expired or already used.")
             }
             NotAuthenticated => Self::new(Status::Unauthorized, "unauthorized", "A valid session is required."),
+            Busy => Self {
+                retry_after: Some(1),
+                ..Self::new(Status::ServiceUnavailable, "busy", "The server is busy; try again in a second.")
+            },
             ref err if err.is_unavailable() => {
                 tracing::error!(error = %err, "database unavailable");
                 Self::for_status(Status::ServiceUnavailable)

@@ -6,9 +6,11 @@ pub mod classic;
 pub mod error;
 pub mod guard;
 pub mod openapi;
+pub mod protect;
 pub mod request_log;
 pub mod v1;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rocket::fairing::AdHoc;
@@ -24,16 +26,26 @@ pub struct ApiSettings {
     pub cookie_secure: bool,
     pub max_body_bytes: usize,
     pub session_max_age_secs: i64,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Our origin, from `public_url`; `None`: taken from each request's `Host`.
+    pub own_origin: Option<String>,
+    pub allowed_origins: Vec<String>,
 }
 
 /// The configured Rocket, ready to launch (or to hand to a local test client).
 pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
     let s = &loaded.settings;
+    // Validated when the configuration was loaded; an error here cannot happen.
+    let (own_origin, allowed_origins) = s.origins().unwrap_or_default();
     let api_settings = ApiSettings {
         cookie_secure: s.cookie_secure,
         max_body_bytes: s.max_body_bytes,
         session_max_age_secs: i64::try_from(s.session_absolute_timeout_secs).unwrap_or(i64::MAX),
+        trusted_proxies: s.trusted_proxies.clone(),
+        own_origin,
+        allowed_origins,
     };
+    let limiter = Arc::new(protect::ClientLimiter::new(s.client_rate_per_minute));
     let mut v1_routes =
         rocket::routes![v1::register, v1::login, v1::logout, v1::profile, v1::update_password, v1::openapi_json];
     let mut classic_routes = rocket::routes![
@@ -51,15 +63,20 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
     let mut rocket = rocket::custom(loaded.figment.clone())
         .manage(service)
         .manage(api_settings)
+        .manage(limiter.clone())
         .mount("/api/v1", v1_routes)
         .mount("/", rocket::routes![v1::health])
         .register("/", rocket::catchers![error::default_catcher])
-        .attach(request_log::RequestLog::new());
+        .attach(request_log::RequestLog::new())
+        // Our own headers replace Rocket's default Shield (one place decides every header).
+        .attach(rocket::shield::Shield::new())
+        .attach(protect::SecurityHeaders { hsts: s.cookie_secure });
     if s.classic_routes {
         rocket = rocket.mount("/", classic_routes);
     }
     let (database, reset_endpoint) = (redact_url(&s.database_url), s.reset_endpoint);
     rocket.attach(AdHoc::on_liftoff("userauth start-up", move |r| {
+        let limiter = limiter.clone();
         Box::pin(async move {
             let c = r.config();
             tracing::info!(
@@ -79,6 +96,7 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
             if let Some(svc) = r.state::<AuthService>().cloned() {
                 tokio::spawn(housekeeping(svc));
             }
+            tokio::spawn(async move { protect::prune_clients(&limiter).await });
         })
     }))
 }

@@ -8,6 +8,7 @@ use super::ApiSettings;
 use super::body::Fields;
 use super::error::ApiError;
 use super::guard::{AuthUser, SESSION_COOKIE, removal_cookie, session_cookie};
+use super::protect::{ClientBudget, NotCrossSite};
 use crate::service::{AuthService, rfc3339};
 
 type JsonResult = Result<Json<Value>, ApiError>;
@@ -18,7 +19,12 @@ type JsonResult = Result<Json<Value>, ApiError>;
               (status = 400, description = "Missing field, malformed email, password outside the policy, or user exists", body = super::openapi::ErrorBody),
               (status = 413, description = "Body too large", body = super::openapi::ErrorBody), (status = 415, description = "Unsupported content type", body = super::openapi::ErrorBody)))]
 #[rocket::post("/register", data = "<body>")]
-pub async fn register(svc: &State<AuthService>, body: Fields) -> Result<(Status, Json<Value>), ApiError> {
+pub async fn register(
+    _site: NotCrossSite,
+    _budget: ClientBudget,
+    svc: &State<AuthService>,
+    body: Fields,
+) -> Result<(Status, Json<Value>), ApiError> {
     let user = svc.register(body.required("email")?, body.required("password")?).await?;
     Ok((Status::Created, Json(json!({"email": user.email, "message": "user created"}))))
 }
@@ -31,6 +37,8 @@ pub async fn register(svc: &State<AuthService>, body: Fields) -> Result<(Status,
               (status = 429, description = "Account temporarily locked (Retry-After)", body = super::openapi::ErrorBody)))]
 #[rocket::post("/session", data = "<body>")]
 pub async fn login(
+    _site: NotCrossSite,
+    _budget: ClientBudget,
     svc: &State<AuthService>,
     settings: &State<ApiSettings>,
     jar: &CookieJar<'_>,
@@ -44,7 +52,12 @@ pub async fn login(
 #[utoipa::path(post, path = "/api/v1/logout", tag = "v1", security(("session_cookie" = [])),
     responses((status = 200, description = "Logged out (also without a valid session)", body = super::openapi::Message)))]
 #[rocket::post("/logout")]
-pub async fn logout(svc: &State<AuthService>, settings: &State<ApiSettings>, jar: &CookieJar<'_>) -> JsonResult {
+pub async fn logout(
+    _site: NotCrossSite,
+    svc: &State<AuthService>,
+    settings: &State<ApiSettings>,
+    jar: &CookieJar<'_>,
+) -> JsonResult {
     if let Some(token) = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()) {
         svc.logout(&token).await?;
     }
@@ -67,7 +80,7 @@ pub fn profile(me: AuthUser) -> Json<Value> {
               (status = 404, description = "No such user", body = super::openapi::ErrorBody),
               (status = 429, description = "Too many reset requests (Retry-After)", body = super::openapi::ErrorBody)))]
 #[rocket::post("/reset_password", data = "<body>")]
-pub async fn reset_password(svc: &State<AuthService>, body: Fields) -> JsonResult {
+pub async fn reset_password(_site: NotCrossSite, svc: &State<AuthService>, body: Fields) -> JsonResult {
     let issued = svc.request_reset(body.required("email")?).await?;
     Ok(Json(json!({"email": issued.email, "reset_token": issued.token.expose()})))
 }
@@ -77,7 +90,12 @@ pub async fn reset_password(svc: &State<AuthService>, body: Fields) -> JsonResul
     responses((status = 200, description = "Password updated; every session of the user ended", body = super::openapi::EmailMessage),
               (status = 400, description = "Token missing, unknown, expired or used, or password outside the policy", body = super::openapi::ErrorBody)))]
 #[rocket::post("/update_password", data = "<body>")]
-pub async fn update_password(svc: &State<AuthService>, body: Fields) -> JsonResult {
+pub async fn update_password(
+    _site: NotCrossSite,
+    _budget: ClientBudget,
+    svc: &State<AuthService>,
+    body: Fields,
+) -> JsonResult {
     let user = svc.update_password(body.required("reset_token")?, body.required("new_password")?, None).await?;
     Ok(Json(json!({"email": user.email, "message": "password updated"})))
 }

@@ -139,7 +139,9 @@ pub async fn import_csv(svc: &AuthService, path: &Path) -> anyhow::Result<()> {
     } else {
         Box::new(std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?)
     };
-    let mut csv = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(reader);
+    // Only the header is trimmed: a plain password is kept byte for byte (spaces are allowed in
+    // passwords), and emails and hashes are trimmed when they are parsed.
+    let mut csv = csv::ReaderBuilder::new().trim(csv::Trim::Headers).from_reader(reader);
     let headers: Vec<String> =
         csv.headers().context("reading the CSV header failed")?.iter().map(str::to_lowercase).collect();
     let hashed = match headers.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {

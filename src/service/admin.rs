@@ -6,6 +6,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Transactio
 use uuid::Uuid;
 
 use super::domain::Email;
+use super::hashing::{COST_MAX, COST_MIN, parse_stored_hash};
 use super::{AuthError, AuthService, UserView};
 use crate::entity::user;
 
@@ -32,18 +33,6 @@ pub struct ImportRow {
     pub secret: ImportSecret,
 }
 
-/// Whether `s` is a bcrypt hash in the standard modular format (`$2a$`, `$2b$`, `$2y$`).
-pub fn is_bcrypt_hash(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 60
-        && (s.starts_with("$2a$") || s.starts_with("$2b$") || s.starts_with("$2y$"))
-        && b[4].is_ascii_digit()
-        && b[5].is_ascii_digit()
-        && (4..=31).contains(&((b[4] - b'0') * 10 + (b[5] - b'0')))
-        && b[6] == b'$'
-        && b[7..].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'.' || *c == b'/')
-}
-
 impl AuthService {
     /// Checks one input row: a normalised email and either a bcrypt hash or a policy-conforming password.
     pub fn check_import_row(&self, email: &str, secret: ImportSecret) -> Result<ImportRow, String> {
@@ -51,8 +40,10 @@ impl AuthService {
         let secret = match secret {
             ImportSecret::Hash(h) => {
                 let h = h.trim().to_owned();
-                if !is_bcrypt_hash(&h) {
-                    return Err("password_hash is not a bcrypt hash ($2a$/$2b$/$2y$, 60 characters)".into());
+                if parse_stored_hash(&h).is_none() {
+                    return Err(format!(
+                        "password_hash is not a bcrypt hash ($2a$/$2b$/$2y$, cost {COST_MIN} to {COST_MAX}, 60 characters)"
+                    ));
                 }
                 ImportSecret::Hash(h)
             }
@@ -76,7 +67,8 @@ impl AuthService {
                 ImportSecret::Hash(h) => h,
                 ImportSecret::Password(p) => {
                     let password = self.policy.parse_password(p)?;
-                    self.hasher.hash(&password).await?
+                    // An operator's import waits for its turn rather than being refused.
+                    self.hasher.admit_waiting().await?.hash(&password).await?
                 }
             };
             Ok::<_, AuthError>((row.email, hash))
@@ -120,20 +112,5 @@ impl AuthService {
     pub async fn get_user(&self, email: &str) -> Result<UserView, AuthError> {
         let email = Email::parse(email)?;
         Ok(self.find_user(&email).await?.ok_or(AuthError::UserNotFound)?.into())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_bcrypt_hash;
-
-    #[test]
-    fn recognises_bcrypt_hashes() {
-        assert!(is_bcrypt_hash("$2y$10$.vGA1O9wmRjrwAVXD98HNOgsNpDczlqm3Jq7KnEd1rVAGv3Fykk1a"));
-        assert!(is_bcrypt_hash("$2b$04$abcdefghijklmnopqrstuu5QvXjUb1OQBKp9hwa3gqRqtTVw1RwqG"));
-        assert!(!is_bcrypt_hash("$2b$03$abcdefghijklmnopqrstuu5QvXjUb1OQBKp9hwa3gqRqtTVw1RwqG"));
-        assert!(!is_bcrypt_hash("$1$abcdefgh$abcdefghijklmnopqrstuv"));
-        assert!(!is_bcrypt_hash("plain text"));
-        assert!(!is_bcrypt_hash("$2b$10$abcdefghijklmnopqrstuu5QvXjUb1OQBKp9hwa3gqRqtTVw1Rwq!"));
     }
 }

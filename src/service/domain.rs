@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+
 /// api.md §3: at most 254 bytes.
 pub const EMAIL_MAX_BYTES: usize = 254;
 /// bcrypt reads at most 72 bytes; longer passwords are refused, never truncated.
@@ -23,6 +25,8 @@ pub enum EmailError {
     EmptyPart,
     #[error("email must not contain spaces or control characters")]
     BadCharacter,
+    #[error("email must not contain invisible formatting characters (zero-width or bidi controls)")]
+    FormatCharacter,
 }
 
 impl Email {
@@ -41,6 +45,12 @@ impl Email {
         }
         if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(EmailError::BadCharacter);
+        }
+        // Unicode category Cf (zero-width joiners, bidi overrides, soft hyphens…) renders as
+        // nothing or reorders text: "alice@example.com" and a copy with a U+200B inside would look
+        // identical to a person while being two accounts.
+        if email.chars().any(|c| c.general_category() == GeneralCategory::Format) {
+            return Err(EmailError::FormatCharacter);
         }
         let mut parts = email.split('@');
         let (Some(local), Some(domain), None) = (parts.next(), parts.next(), parts.next()) else {
@@ -157,6 +167,16 @@ mod tests {
         assert_eq!(Email::parse("alice@"), Err(EmailError::EmptyPart));
         assert_eq!(Email::parse("al ice@example.com"), Err(EmailError::BadCharacter));
         assert_eq!(Email::parse("al\0ice@example.com"), Err(EmailError::BadCharacter));
+    }
+
+    #[test]
+    fn email_rejects_invisible_format_characters() {
+        for c in ['\u{200B}', '\u{200D}', '\u{202E}', '\u{2066}', '\u{FEFF}', '\u{00AD}', '\u{E0041}'] {
+            let raw = format!("ali{c}ce@example.com");
+            assert_eq!(Email::parse(&raw), Err(EmailError::FormatCharacter), "U+{:04X}", c as u32);
+        }
+        // Letters from other scripts stay allowed.
+        assert!(Email::parse("أحمد@example.com").is_ok());
     }
 
     #[test]

@@ -1,28 +1,58 @@
-//! bcrypt, kept off the async workers and bounded so a login flood cannot starve other requests.
+//! bcrypt, kept off the async workers and bounded twice: at most `concurrency` hashes run at once,
+//! and at most `queue_max` requests wait for one. A request that finds the queue full is refused
+//! at once ([`AuthError::Busy`]) instead of queueing for as long as a flood lasts.
 
+use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 
 use super::AuthError;
 use super::domain::{PASSWORD_MAX_BYTES, Password};
 
+/// The bcrypt costs we store, accept in configuration and accept on import (api.md §6). Above 17
+/// one verification takes many seconds on today's machines; a hash of cost 31 would take days.
+pub const COST_MIN: u32 = 4;
+pub const COST_MAX: u32 = 17;
+
+/// A stored hash we are willing to verify against: bcrypt's own parser accepts it, with a
+/// `$2a$`/`$2b$`/`$2y$` prefix and a cost in [`COST_MIN`]..=[`COST_MAX`]. Returns its cost.
+pub fn parse_stored_hash(hash: &str) -> Option<u32> {
+    let parts = bcrypt::HashParts::from_str(hash).ok()?;
+    let prefix_ok = ["$2a$", "$2b$", "$2y$"].iter().any(|p| hash.starts_with(p));
+    (prefix_ok && (COST_MIN..=COST_MAX).contains(&parts.get_cost())).then(|| parts.get_cost())
+}
+
 #[derive(Clone)]
 pub struct Hasher {
     cost: u32,
-    permits: Arc<Semaphore>,
+    /// One permit per running hash.
+    workers: Arc<Semaphore>,
+    /// One permit per request that runs or waits: `concurrency + queue_max` in all.
+    admission: Arc<Semaphore>,
+    capacity: usize,
     /// A hash of a throw-away password at the configured cost: logins for unknown emails verify
     /// against it so they take as long as logins with a wrong password.
     dummy: Arc<OnceCell<String>>,
     verifications: Arc<AtomicU64>,
 }
 
+/// A place in the hashing queue, taken before any other work of a request that needs bcrypt.
+pub struct HashTicket {
+    hasher: Hasher,
+    _place: OwnedSemaphorePermit,
+}
+
 impl Hasher {
-    pub fn new(cost: u32, concurrency: usize) -> Self {
+    pub fn new(cost: u32, concurrency: usize, queue_max: usize) -> Self {
+        let concurrency = concurrency.max(1);
+        let capacity = concurrency + queue_max;
         Self {
             cost,
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            workers: Arc::new(Semaphore::new(concurrency)),
+            admission: Arc::new(Semaphore::new(capacity)),
+            capacity,
             dummy: Arc::new(OnceCell::new()),
             verifications: Arc::new(AtomicU64::new(0)),
         }
@@ -34,32 +64,26 @@ impl Hasher {
         self.verifications.load(Ordering::Relaxed)
     }
 
-    pub async fn hash(&self, password: &Password) -> Result<String, AuthError> {
-        let secret = password.expose().to_owned();
-        let cost = self.cost;
-        self.run(move || bcrypt::hash(secret, cost)).await
+    /// Requests holding a place in the queue (running or waiting).
+    pub fn queue_depth(&self) -> usize {
+        self.capacity - self.admission.available_permits()
     }
 
-    /// Verify `candidate` against `stored`, or against the dummy hash when there is no stored
-    /// hash, so that both cases cost one bcrypt verification.
-    pub async fn verify(&self, candidate: &str, stored: Option<&str>) -> Result<bool, AuthError> {
-        let stored = match stored {
-            Some(h) => h.to_owned(),
-            None => self.dummy_hash().await?.to_owned(),
-        };
-        // bcrypt would silently ignore bytes past 72: such a password can never match.
-        let too_long = candidate.len() > PASSWORD_MAX_BYTES;
-        let candidate = candidate.to_owned();
-        self.verifications.fetch_add(1, Ordering::Relaxed);
-        let matched = self
-            .run(move || match bcrypt::verify(candidate, &stored) {
-                Ok(ok) => Ok(ok),
-                // A malformed stored hash matches nothing; it must not become a 500.
-                Err(bcrypt::BcryptError::InvalidHash(_)) | Err(bcrypt::BcryptError::CostNotAllowed(_)) => Ok(false),
-                Err(e) => Err(e),
-            })
-            .await?;
-        Ok(matched && !too_long)
+    /// A place in the queue, or [`AuthError::Busy`] at once when it is full.
+    pub fn admit(&self) -> Result<HashTicket, AuthError> {
+        let place = self.admission.clone().try_acquire_owned().map_err(|_| AuthError::Busy)?;
+        Ok(HashTicket { hasher: self.clone(), _place: place })
+    }
+
+    /// A place in the queue, waiting for one: for operator commands (imports), never for requests.
+    pub async fn admit_waiting(&self) -> Result<HashTicket, AuthError> {
+        let place = self.admission.clone().acquire_owned().await.map_err(|e| AuthError::Internal(e.to_string()))?;
+        Ok(HashTicket { hasher: self.clone(), _place: place })
+    }
+
+    /// Whether a verified hash should be replaced by one at the configured cost and `$2b$` prefix.
+    pub fn needs_upgrade(&self, stored: &str) -> bool {
+        parse_stored_hash(stored) != Some(self.cost) || !stored.starts_with("$2b$")
     }
 
     /// Computes the dummy hash now rather than on the first unknown-email login, whose extra
@@ -85,10 +109,94 @@ impl Hasher {
         F: FnOnce() -> Result<T, bcrypt::BcryptError> + Send + 'static,
         T: Send + 'static,
     {
-        let _permit = self.permits.acquire().await.map_err(|e| AuthError::Internal(e.to_string()))?;
+        let _permit = self.workers.acquire().await.map_err(|e| AuthError::Internal(e.to_string()))?;
         tokio::task::spawn_blocking(work)
             .await
             .map_err(|e| AuthError::Internal(format!("hashing task failed: {e}")))?
             .map_err(|e| AuthError::Internal(format!("bcrypt: {e}")))
+    }
+}
+
+impl HashTicket {
+    pub async fn hash(&self, password: &Password) -> Result<String, AuthError> {
+        self.hash_secret(password.expose()).await
+    }
+
+    /// Hashes a password already verified against a stored hash (the upgrade on login), which
+    /// may predate the current length policy.
+    pub(super) async fn hash_secret(&self, secret: &str) -> Result<String, AuthError> {
+        // `non_truncating_hash` would refuse exactly 72 bytes, which the policy allows; longer
+        // secrets never get here (they are refused, or never verify).
+        if secret.len() > PASSWORD_MAX_BYTES {
+            return Err(AuthError::Internal("refusing to hash a secret longer than 72 bytes".into()));
+        }
+        let (secret, cost) = (secret.to_owned(), self.hasher.cost);
+        self.hasher.run(move || bcrypt::hash(secret, cost)).await
+    }
+
+    /// Verify `candidate` against `stored`, or against the dummy hash when there is no stored
+    /// hash we would verify against (none, malformed, or a cost out of range), so that every
+    /// case costs one bcrypt verification at the configured cost.
+    pub async fn verify(&self, candidate: &str, stored: Option<&str>) -> Result<bool, AuthError> {
+        let usable = stored.filter(|h| parse_stored_hash(h).is_some());
+        let real = usable.is_some();
+        let stored = match usable {
+            Some(h) => h.to_owned(),
+            None => self.hasher.dummy_hash().await?.to_owned(),
+        };
+        // bcrypt would silently ignore bytes past 72: such a password can never match.
+        let too_long = candidate.len() > PASSWORD_MAX_BYTES;
+        let candidate = candidate.to_owned();
+        self.hasher.verifications.fetch_add(1, Ordering::Relaxed);
+        let matched = self
+            .hasher
+            .run(move || match bcrypt::verify(candidate, &stored) {
+                Ok(ok) => Ok(ok),
+                // A stored hash bcrypt cannot read matches nothing; it must not become a 500.
+                Err(bcrypt::BcryptError::InvalidHash(_)) | Err(bcrypt::BcryptError::CostNotAllowed(_)) => Ok(false),
+                Err(e) => Err(e),
+            })
+            .await?;
+        Ok(real && matched && !too_long)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PHP: &str = "$2y$10$.vGA1O9wmRjrwAVXD98HNOgsNpDczlqm3Jq7KnEd1rVAGv3Fykk1a";
+
+    #[test]
+    fn stored_hashes_are_parsed_by_bcrypt() {
+        assert_eq!(parse_stored_hash(PHP), Some(10));
+        assert_eq!(parse_stored_hash(&PHP.replacen("$2y$", "$2a$", 1)), Some(10));
+        assert_eq!(parse_stored_hash(&PHP.replacen("$2y$", "$2x$", 1)), None);
+        assert_eq!(parse_stored_hash(&PHP.replacen("$10$", "$03$", 1)), None);
+        assert_eq!(parse_stored_hash(&PHP.replacen("$10$", "$18$", 1)), None);
+        assert_eq!(parse_stored_hash(&PHP.replacen("$10$", "$31$", 1)), None);
+        assert_eq!(parse_stored_hash(&PHP.replacen("$10$", "$17$", 1)), Some(17));
+        assert_eq!(parse_stored_hash(&PHP[..59]), None);
+        assert_eq!(parse_stored_hash(&format!("{}!", &PHP[..59])), None);
+        assert_eq!(parse_stored_hash("plain text"), None);
+    }
+
+    #[test]
+    fn upgrade_when_cost_or_prefix_differ() {
+        let h = Hasher::new(10, 1, 0);
+        assert!(h.needs_upgrade(PHP), "$2y$ prefix");
+        assert!(!h.needs_upgrade(&PHP.replacen("$2y$", "$2b$", 1)));
+        assert!(Hasher::new(12, 1, 0).needs_upgrade(&PHP.replacen("$2y$", "$2b$", 1)), "cost 10 < 12");
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once() {
+        let h = Hasher::new(4, 1, 2);
+        let tickets: Vec<_> = (0..3).map(|_| h.admit().expect("room for 1 running + 2 waiting")).collect();
+        assert_eq!(h.queue_depth(), 3);
+        assert!(matches!(h.admit(), Err(AuthError::Busy)));
+        drop(tickets);
+        assert_eq!(h.queue_depth(), 0);
+        assert!(h.admit().is_ok());
     }
 }

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use crate::entity::{reset_token, session, user};
 use domain::{Email, EmailError, Password, PasswordError, SecretToken, presented_token_digest};
-use hashing::Hasher;
+use hashing::{HashTicket, Hasher};
 use throttle::Kind;
 
 /// Every way a service call can fail. The HTTP API maps these to status codes, the CLI to exit codes.
@@ -46,6 +46,8 @@ pub enum AuthError {
     InvalidResetToken,
     #[error("no valid session")]
     NotAuthenticated,
+    #[error("the server is busy; try again in a second")]
+    Busy,
     #[error("database error: {0}")]
     Database(#[from] DbErr),
     #[error("internal error: {0}")]
@@ -79,8 +81,11 @@ pub struct Policy {
     pub login_max_failures: u32,
     pub login_failure_window: Duration,
     pub reset_max_requests: u32,
+    pub reset_window: Duration,
     /// How many bcrypt computations may run at once.
     pub hash_concurrency: usize,
+    /// How many requests may wait for one of them.
+    pub hash_queue_max: usize,
 }
 
 impl Policy {
@@ -175,7 +180,7 @@ fn chrono_dur(d: Duration) -> chrono::Duration {
 
 impl AuthService {
     pub fn new(db: DatabaseConnection, policy: Policy) -> Self {
-        let hasher = Hasher::new(policy.bcrypt_cost, policy.hash_concurrency);
+        let hasher = Hasher::new(policy.bcrypt_cost, policy.hash_concurrency, policy.hash_queue_max);
         Self { db, policy: Arc::new(policy), hasher, fast: None }
     }
 
@@ -205,17 +210,24 @@ impl AuthService {
     }
 
     pub async fn register(&self, email: &str, password: &str) -> Result<UserView, AuthError> {
+        // A place in the hashing queue first: a flood is refused before it costs anything else.
+        let ticket = self.hasher.admit()?;
         let email = Email::parse(email)?;
         let password = self.policy.parse_password(password)?;
-        self.create_user(&email, &password).await
+        self.create_user(&ticket, &email, &password).await
     }
 
-    async fn create_user(&self, email: &Email, password: &Password) -> Result<UserView, AuthError> {
+    async fn create_user(
+        &self,
+        ticket: &HashTicket,
+        email: &Email,
+        password: &Password,
+    ) -> Result<UserView, AuthError> {
         // Cheap early answer for the common case; the unique index settles races.
         if self.find_user(email).await?.is_some() {
             return Err(AuthError::UserExists);
         }
-        let hash = self.hasher.hash(password).await?;
+        let hash = ticket.hash(password).await?;
         let at = now();
         let model = user::ActiveModel {
             id: Set(Uuid::new_v4()),
@@ -238,33 +250,49 @@ impl AuthService {
 
     /// Checks credentials and opens a new session. Unknown emails and wrong passwords cost the
     /// same bcrypt verification and the same throttle write, and fail identically.
+    ///
+    /// Order matters (api.md §6): a place in the hashing queue (503 when full), then the attempt
+    /// is counted against the account in one atomic statement (429 when the window is used up),
+    /// and only then does bcrypt run; so at most `login_max_failures` wrong passwords are ever
+    /// verified per window, however many requests race.
     pub async fn login(&self, email: &str, password: &str) -> Result<NewSession, AuthError> {
+        let ticket = self.hasher.admit()?;
         let Ok(email) = Email::parse(email) else {
             // No account can have this address; still spend the verification so that
             // malformed input is not a faster path.
-            self.hasher.verify(password, None).await?;
+            ticket.verify(password, None).await?;
             return Err(AuthError::InvalidCredentials);
         };
-        let window = self.policy.login_failure_window;
-        if let Some(retry_after_secs) =
-            throttle::blocked(&self.db, Kind::Login, email.as_str(), self.policy.login_max_failures, window).await?
-        {
+        let (max, window) = (self.policy.login_max_failures, self.policy.login_failure_window);
+        if let Some(retry_after_secs) = throttle::reserve(&self.db, Kind::Login, email.as_str(), max, window).await? {
             return Err(AuthError::AccountLocked { retry_after_secs });
         }
         let user = self.find_user(&email).await?;
-        let matched = self.hasher.verify(password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
+        let matched = ticket.verify(password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
         let user = match user {
             Some(u) if matched => u,
-            _ => {
-                throttle::hit(&self.db, Kind::Login, email.as_str(), window).await?;
-                return Err(AuthError::InvalidCredentials);
-            }
+            // The attempt stays counted.
+            _ => return Err(AuthError::InvalidCredentials),
         };
+        // A hash of another cost or prefix (imported, or from before a cost change) is replaced
+        // now that the password is known, so every account costs the same to verify.
+        let upgraded = if self.hasher.needs_upgrade(&user.password_hash) {
+            match ticket.hash_secret(password).await {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    tracing::warn!(error = %e, "re-hashing at the configured cost failed; keeping the old hash");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        drop(ticket);
         throttle::clear(&self.db, Kind::Login, email.as_str()).await?;
-        self.open_session(user).await
+        self.open_session(user, upgraded).await
     }
 
-    async fn open_session(&self, user: user::Model) -> Result<NewSession, AuthError> {
+    async fn open_session(&self, user: user::Model, new_hash: Option<String>) -> Result<NewSession, AuthError> {
         let token = SecretToken::generate().map_err(|e| AuthError::Internal(e.to_string()))?;
         let at = now();
         let expires_at = at + chrono_dur(self.policy.session_absolute_timeout);
@@ -273,8 +301,11 @@ impl AuthService {
         // Write first (on SQLite the transaction then holds the write lock from its first statement),
         // and only if the password is still the one just verified: a login racing a password
         // change must not leave a session behind that the change should have ended.
-        let still_valid = user::Entity::update_many()
-            .col_expr(user::Column::LastLoginAt, Expr::value(at))
+        let mut update = user::Entity::update_many().col_expr(user::Column::LastLoginAt, Expr::value(at));
+        if let Some(h) = new_hash {
+            update = update.col_expr(user::Column::PasswordHash, Expr::value(h));
+        }
+        let still_valid = update
             .filter(user::Column::Id.eq(user.id))
             .filter(user::Column::PasswordHash.eq(user.password_hash.as_str()))
             .exec(&txn)
@@ -380,10 +411,11 @@ impl AuthService {
     async fn issue_reset(&self, email: &str, throttled: bool) -> Result<IssuedResetToken, AuthError> {
         let email = Email::parse(email)?;
         let user = self.find_user(&email).await?.ok_or(AuthError::UserNotFound)?;
-        let window = self.policy.login_failure_window;
+        // Counted and decided in one statement before the token exists, as logins are.
+        let (max, window) = (self.policy.reset_max_requests, self.policy.reset_window);
         if throttled
             && let Some(retry_after_secs) =
-                throttle::blocked(&self.db, Kind::Reset, email.as_str(), self.policy.reset_max_requests, window).await?
+                throttle::reserve(&self.db, Kind::Reset, email.as_str(), max, window).await?
         {
             return Err(AuthError::TooManyResetRequests { retry_after_secs });
         }
@@ -402,9 +434,6 @@ impl AuthService {
         }
         .insert(&txn)
         .await?;
-        if throttled {
-            throttle::hit(&txn, Kind::Reset, email.as_str(), window).await?;
-        }
         txn.commit().await?;
         Ok(IssuedResetToken { email: user.email, token, expires_at })
     }
@@ -417,6 +446,7 @@ impl AuthService {
         new_password: &str,
         expected_email: Option<&str>,
     ) -> Result<UserView, AuthError> {
+        let ticket = self.hasher.admit()?;
         let digest = presented_token_digest(presented).ok_or(AuthError::InvalidResetToken)?;
         let at = now();
         let found =
@@ -434,7 +464,8 @@ impl AuthService {
         }
         let password = self.policy.parse_password(new_password)?;
         // Hash before the transaction: no lock is held during the slow part.
-        let hash = self.hasher.hash(&password).await?;
+        let hash = ticket.hash(&password).await?;
+        drop(ticket);
         let txn = self.db.begin().await?;
         // Claim the token; the condition makes two concurrent uses race to one winner.
         let claimed = reset_token::Entity::update_many()
@@ -510,7 +541,8 @@ impl AuthService {
             .exec(&self.db)
             .await?
             .rows_affected;
-        removed += throttle::purge(&self.db, self.policy.login_failure_window).await?;
+        removed += throttle::purge(&self.db, Kind::Login, self.policy.login_failure_window).await?;
+        removed += throttle::purge(&self.db, Kind::Reset, self.policy.reset_window).await?;
         Ok(removed)
     }
 }

@@ -27,32 +27,20 @@ impl Kind {
     }
 }
 
-/// `Some(seconds to wait)` when `subject` has used up `max` within the current window.
-pub async fn blocked<C: ConnectionTrait>(
+/// Counts one attempt and decides, in one atomic statement, whether it may go ahead: `Ok(None)`
+/// when it was counted (fewer than `max` in the current window before it), `Ok(Some(seconds to
+/// wait))` when the window is used up (nothing counted). However many requests race, on however
+/// many instances, at most `max` are let through per window (api.md §6).
+pub async fn reserve<C: ConnectionTrait>(
     db: &C,
     kind: Kind,
     subject: &str,
     max: u32,
     window: Duration,
 ) -> Result<Option<u64>, DbErr> {
-    let Some(row) = Entity::find_by_id((kind.as_str().to_owned(), subject.to_owned())).one(db).await? else {
-        return Ok(None);
-    };
-    let ends = row.window_start + chrono_dur(window);
-    let now = Utc::now();
-    if now >= ends || row.count < i32::try_from(max).unwrap_or(i32::MAX) {
-        return Ok(None);
-    }
-    // Round up: a client that waits exactly Retry-After seconds must find the window over.
-    let millis = u64::try_from((ends - now).num_milliseconds()).unwrap_or(0);
-    Ok(Some(Ord::max(millis.div_ceil(1000), 1)))
-}
-
-/// Counts one event, starting a new window when the current one has ended. One atomic upsert,
-/// so concurrent requests on any instance all count.
-pub async fn hit<C: ConnectionTrait>(db: &C, kind: Kind, subject: &str, window: Duration) -> Result<(), DbErr> {
     let now = Utc::now();
     let stale = Expr::col((Entity, Column::WindowStart)).lte(now - chrono_dur(window));
+    let below_max = Expr::col((Entity, Column::Count)).lt(i32::try_from(max).unwrap_or(i32::MAX));
     let insert = Query::insert()
         .into_table(Entity)
         .columns([Column::Kind, Column::Subject, Column::WindowStart, Column::Count])
@@ -63,12 +51,27 @@ pub async fn hit<C: ConnectionTrait>(db: &C, kind: Kind, subject: &str, window: 
                     Column::Count,
                     Expr::case(stale.clone(), 1i32).finally(Expr::col((Entity, Column::Count)).add(1i32)),
                 )
-                .value(Column::WindowStart, Expr::case(stale, now).finally(Expr::col((Entity, Column::WindowStart))))
+                .value(
+                    Column::WindowStart,
+                    Expr::case(stale.clone(), now).finally(Expr::col((Entity, Column::WindowStart))),
+                )
+                // No update (and so no row returned) when the window is current and full.
+                .action_and_where(stale.or(below_max))
                 .to_owned(),
         )
+        .returning_col(Column::Count)
         .to_owned();
-    db.execute(&insert).await?;
-    Ok(())
+    if db.query_one(&insert).await?.is_some() {
+        return Ok(None);
+    }
+    let Some(row) = Entity::find_by_id((kind.as_str().to_owned(), subject.to_owned())).one(db).await? else {
+        // The row vanished in between (a success cleared it): refuse this one attempt anyway.
+        return Ok(Some(1));
+    };
+    let ends = row.window_start + chrono_dur(window);
+    // Round up: a client that waits exactly Retry-After seconds must find the window over.
+    let millis = u64::try_from((ends - Utc::now()).num_milliseconds()).unwrap_or(0);
+    Ok(Some(Ord::max(millis.div_ceil(1000), 1)))
 }
 
 /// A successful login starts the count afresh.
@@ -77,8 +80,13 @@ pub async fn clear<C: ConnectionTrait>(db: &C, kind: Kind, subject: &str) -> Res
     Ok(())
 }
 
-/// Removes windows that ended; they no longer block anything.
-pub async fn purge<C: ConnectionTrait>(db: &C, window: Duration) -> Result<u64, DbErr> {
+/// Removes windows of `kind` that ended; they no longer block anything.
+pub async fn purge<C: ConnectionTrait>(db: &C, kind: Kind, window: Duration) -> Result<u64, DbErr> {
     let cutoff = Utc::now() - chrono_dur(window);
-    Ok(Entity::delete_many().filter(throttle::Column::WindowStart.lte(cutoff)).exec(db).await?.rows_affected)
+    Ok(Entity::delete_many()
+        .filter(throttle::Column::Kind.eq(kind.as_str()))
+        .filter(throttle::Column::WindowStart.lte(cutoff))
+        .exec(db)
+        .await?
+        .rows_affected)
 }
