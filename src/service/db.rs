@@ -40,20 +40,37 @@ pub fn normalise_url(url: &str) -> String {
     }
 }
 
-/// The URL with any password replaced, for logs and messages.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let (authority, tail) = match rest.find(['/', '?']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
+/// A database or SMTP URL as it may be shown: any password, in the user-info part or in a query
+/// parameter whose name contains `password`, is replaced by `***`. The URL is parsed (as sqlx
+/// and lettre parse it); one that does not parse is shown as its scheme alone, since where its
+/// password would be cannot be known.
+pub fn redact_url(raw: &str) -> String {
+    const MASK: &str = "***";
+    let Ok(mut url) = url::Url::parse(raw) else {
+        let scheme = raw
+            .split_once(':')
+            .map(|(s, _)| s)
+            .filter(|s| s.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)));
+        return format!("{}:<unparseable URL hidden>", scheme.unwrap_or("?"));
     };
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
+    let mut changed = false;
+    if url.password().is_some() {
+        // Fails only for URLs that cannot have credentials, which then have no password either.
+        changed |= url.set_password(Some(MASK)).is_ok();
     }
+    if url.query_pairs().any(|(k, _)| k.to_ascii_lowercase().contains("password")) {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let secret = k.to_ascii_lowercase().contains("password");
+                (k.into_owned(), if secret { MASK.to_owned() } else { v.into_owned() })
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+        changed = true;
+    }
+    // Unchanged URLs are shown exactly as written.
+    if changed { url.to_string().replace("%2A%2A%2A", MASK) } else { raw.to_owned() }
 }
 
 pub async fn connect(opts: &DbOptions) -> Result<DatabaseConnection, DbErr> {
@@ -192,5 +209,22 @@ mod tests {
         assert_eq!(redact_url("postgres://bob:s3cret@db:5432/x"), "postgres://bob:***@db:5432/x");
         assert_eq!(redact_url("postgres://bob@db/x"), "postgres://bob@db/x");
         assert_eq!(redact_url("sqlite://userauth.db?mode=rwc"), "sqlite://userauth.db?mode=rwc");
+        assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
+        // In a query parameter (sqlx accepts `?password=`), whatever its case.
+        let r = redact_url("postgres://bob@db/x?sslmode=disable&password=s3cret&PassWord=s3cret");
+        assert!(!r.contains("s3cret") && r.contains("sslmode=disable") && r.contains("password=***"), "{r}");
+        // Percent-encoded characters in the password.
+        assert_eq!(redact_url("postgres://bob:a%2Fb%3Fc%40@db/x"), "postgres://bob:***@db/x");
+        // smtp URLs are redacted the same way.
+        assert_eq!(
+            redact_url("smtps://mailer:hunter2@smtp.example.com:465"),
+            "smtps://mailer:***@smtp.example.com:465"
+        );
+        // A raw `/`, `?` or `#` in the password makes the URL unparseable: nothing of it is shown.
+        for raw in ["postgres://bob:pa/ss@db/x", "postgres://bob:pa?ss@db/x", "postgres://bob:pa#ss@db/x"] {
+            let r = redact_url(raw);
+            assert!(!r.contains("ss"), "{raw} -> {r}");
+            assert!(r.starts_with("postgres:"), "{raw} -> {r}");
+        }
     }
 }

@@ -263,7 +263,34 @@ pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body:
 }
 
 pub fn try_http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<Resp> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    try_http_from(None, port, method, path, headers, body)
+}
+
+/// A client at another loopback address (127.0.0.2, …): the socket is bound to `from` before it
+/// connects, so the server sees that peer address.
+pub fn http_from(from: &str, port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+    let ip: std::net::IpAddr = from.parse().expect("source address");
+    try_http_from(Some(ip), port, method, path, headers, body).expect("HTTP request")
+}
+
+fn connect_from(from: Option<std::net::IpAddr>, port: u16) -> std::io::Result<TcpStream> {
+    let server = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let Some(ip) = from else { return TcpStream::connect(server) };
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.bind(&std::net::SocketAddr::new(ip, 0).into())?;
+    socket.connect(&server.into())?;
+    Ok(socket.into())
+}
+
+pub fn try_http_from(
+    from: Option<std::net::IpAddr>,
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Resp> {
+    let mut s = connect_from(from, port)?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
     for (k, v) in headers {

@@ -1,5 +1,6 @@
 //! One integration-test binary (one link step) with a module per area.
 
+mod attack;
 mod cli;
 mod common;
 mod e2e;
