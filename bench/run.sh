@@ -28,9 +28,10 @@ trap cleanup EXIT
 log() { echo "[bench] $*" >&2; }
 
 log "building the release binary"
-cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin userauth --example bcrypt_cost
+cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin userauth --example bcrypt_cost --example flood
 BIN="$ROOT/target/release/userauth"
 HASHBIN="$ROOT/target/release/examples/bcrypt_cost"
+FLOODBIN="$ROOT/target/release/examples/flood"
 if ! command -v oha >/dev/null; then
   log "installing oha (cargo install oha --locked, a few minutes)"
   cargo install oha --locked --quiet
@@ -39,11 +40,12 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# start_server URL -> sets PORT and SERVER_PID
+# start_server URL -> sets PORT and SERVER_PID. The throughput phases measure raw capacity from one
+# address, so the per-client limit is off unless RATE is set (the flood phase keeps the default).
 start_server() {
   PORT=$(free_port)
-  ROCKET_BCRYPT_COST=$COST DATABASE_URL="$1" "$BIN" serve --address 127.0.0.1 --port "$PORT" \
-    >>"$WORK/serve.log" 2>&1 &
+  ROCKET_CLIENT_RATE_PER_MINUTE=${RATE:-0} ROCKET_BCRYPT_COST=$COST DATABASE_URL="$1" \
+    "$BIN" serve --address 127.0.0.1 --port "$PORT" >>"$WORK/serve.log" 2>&1 &
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")
   for _ in $(seq 1 200); do
@@ -104,6 +106,17 @@ oha_json mixed -z "${DUR}s" -q 200 --latency-correction -c 8 -H "Cookie: session
   "http://127.0.0.1:$PORT/api/v1/profile"
 wait "$BG" 2>/dev/null || true
 RSS_PEAK_MB=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$SERVER_PID/status")
+stop_server
+
+# ---------------------------------------------------------------- flood (api.md §6), default limits
+log "flood: 64 connections from 127.0.0.2 post wrong logins while 127.0.0.1 logs in 20 times"
+RATE=30 start_server "sqlite://$WORK/flood.db?mode=rwc"
+curl -fsS -o /dev/null "http://127.0.0.1:$PORT/api/v1/register" -d "email=legit@example.com" -d 'password=benchmark password'
+FLOOD=$("$FLOODBIN" "$PORT" legit@example.com 'benchmark password' 120)
+log "$FLOOD"
+log "slow clients: 1,000 connections that send half a request line and stall"
+SLOW=$(python3 "$ROOT/bench/slow_clients.py" "$PORT" 1000 10)
+log "$SLOW"
 stop_server
 
 # ---------------------------------------------------------------- user list over 1,000,000 users
@@ -180,6 +193,9 @@ for name, d in [("static", static), ("profile", prof), ("login", login), ("mixed
     rate = d["summary"]["successRate"]
     if rate < 0.999:
         print(f"warning: {name}: success rate {rate:.4f}", file=sys.stderr)
+for part in ("$FLOOD $SLOW").split():
+    k, _, x = part.partition("=")
+    v[k] = x
 print(" ".join(f"{k}={x}" for k, x in v.items()))
 print()
 rows = [
@@ -193,6 +209,10 @@ rows = [
   ("list_1m_rss_mb", "its peak RSS (MB)", "<= 50", ""),
   ("pg_profile_rps", "profile on PostgreSQL", "", ""),
   ("pg_login_rps", "login on PostgreSQL", "", v.get("pg_login_ratio", "")),
+  ("flood_login_ok", "legit logins during a flood (of 20)", "20", ""),
+  ("flood_login_p99_ms", "their p99 (ms)", "<= 1000", ""),
+  ("flood_health_p99_ms", "/health p99 during the flood (ms)", "<= 20", ""),
+  ("slow_health_p99_ms", "/health p99, 1,000 stalled conns (ms)", "", ""),
 ]
 print(f"{'figure':<22} {'value':>10}  {'what':<40} {'target':<34} ratio")
 for k, what, target, ratio in rows:

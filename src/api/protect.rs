@@ -102,7 +102,7 @@ impl ClientLimiter {
         let Some(limiter) = self.current() else { return Ok(()) };
         // No address (a local test client): one shared budget.
         let key = limit_key(client.unwrap_or(IpAddr::from([0, 0, 0, 0])));
-        if self.checks.fetch_add(1, Ordering::Relaxed) % 1024 == 0 && limiter.len() > MAX_TRACKED_CLIENTS {
+        if self.checks.fetch_add(1, Ordering::Relaxed).is_multiple_of(1024) && limiter.len() > MAX_TRACKED_CLIENTS {
             self.prune();
         }
         limiter.check_key(&key).map_err(|not_until| not_until.wait_time_from(self.clock.now()))

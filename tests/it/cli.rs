@@ -286,3 +286,23 @@ fn generated_man_pages_are_up_to_date() {
     let on_disk = std::fs::read_dir(&root).unwrap().count();
     assert_eq!(on_disk, pages.len(), "man/ holds exactly the generated pages");
 }
+
+/// The README's configuration table and the code agree: every numeric key is listed with its
+/// range and default (one home for each rule: `config::NUMERIC_RANGES` and `Settings::default`).
+#[test]
+fn readme_configuration_table_matches_the_code() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let defaults = serde_json::to_value(userauth::config::Settings::default()).unwrap();
+    for &(key, min, max) in userauth::config::NUMERIC_RANGES {
+        let row = readme
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{key}`")))
+            .unwrap_or_else(|| panic!("README has no row for {key}"));
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        assert_eq!(cells[3], format!("{min}–{max}"), "range of {key}");
+        match defaults.get(key).and_then(|v| v.as_u64()) {
+            Some(d) => assert_eq!(cells[2], d.to_string(), "default of {key}"),
+            None => assert!(!cells[2].is_empty(), "{key} has a described default"),
+        }
+    }
+}
