@@ -1,6 +1,5 @@
 //! Operator-only operations: deleting accounts and importing users from other systems.
 
-use chrono::Utc;
 use sea_orm::sea_query::{OnConflict, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait};
 use uuid::Uuid;
@@ -75,7 +74,7 @@ impl AuthService {
         }))
         .await?;
         let total = values.len() as u64;
-        let at = Utc::now();
+        let at = self.now();
         let mut insert = Query::insert();
         insert.into_table(user::Entity).columns([
             user::Column::Id,

@@ -156,6 +156,7 @@ pub struct AuthService {
     hasher: Hasher,
     /// The synchronous session lookup, for SQLite files (see `fast_read`).
     fast: Option<Arc<fast_read::FastReader>>,
+    clock: Clock,
 }
 
 /// A live session as `authenticate` sees it.
@@ -170,8 +171,29 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-fn now() -> DateTime<Utc> {
-    Utc::now()
+/// Where the service reads the time: the system clock, or one a test moves forward instead of
+/// sleeping through timeouts.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>);
+
+impl Clock {
+    pub fn system() -> Self {
+        Self(Arc::new(Utc::now))
+    }
+
+    pub fn from_fn(f: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Clock({})", self.now())
+    }
 }
 
 fn chrono_dur(d: Duration) -> chrono::Duration {
@@ -181,7 +203,17 @@ fn chrono_dur(d: Duration) -> chrono::Duration {
 impl AuthService {
     pub fn new(db: DatabaseConnection, policy: Policy) -> Self {
         let hasher = Hasher::new(policy.bcrypt_cost, policy.hash_concurrency, policy.hash_queue_max);
-        Self { db, policy: Arc::new(policy), hasher, fast: None }
+        Self { db, policy: Arc::new(policy), hasher, fast: None, clock: Clock::system() }
+    }
+
+    /// The same service reading the time from `clock` (tests move it instead of sleeping).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 
     /// Resolves sessions with a synchronous reader when `url` names a SQLite file (the server's
@@ -228,7 +260,7 @@ impl AuthService {
             return Err(AuthError::UserExists);
         }
         let hash = ticket.hash(password).await?;
-        let at = now();
+        let at = self.now();
         let model = user::ActiveModel {
             id: Set(Uuid::new_v4()),
             email: Set(email.as_str().to_owned()),
@@ -264,7 +296,7 @@ impl AuthService {
             return Err(AuthError::InvalidCredentials);
         };
         let (max, window) = (self.policy.login_max_failures, self.policy.login_failure_window);
-        if let Some(retry_after_secs) = throttle::reserve(&self.db, Kind::Login, email.as_str(), max, window).await? {
+        if let Some(retry_after_secs) = throttle::reserve(&self.db, self.now(), Kind::Login, email.as_str(), max, window).await? {
             return Err(AuthError::AccountLocked { retry_after_secs });
         }
         let user = self.find_user(&email).await?;
@@ -294,7 +326,7 @@ impl AuthService {
 
     async fn open_session(&self, user: user::Model, new_hash: Option<String>) -> Result<NewSession, AuthError> {
         let token = SecretToken::generate().map_err(|e| AuthError::Internal(e.to_string()))?;
-        let at = now();
+        let at = self.now();
         let expires_at = at + chrono_dur(self.policy.session_absolute_timeout);
         let idle_cutoff = at - chrono_dur(self.policy.session_idle_timeout);
         let txn = self.db.begin().await?;
@@ -356,7 +388,7 @@ impl AuthService {
         let Some(sess) = found else {
             return Err(AuthError::NotAuthenticated);
         };
-        let at = now();
+        let at = self.now();
         if at >= sess.expires_at || at - sess.last_seen_at >= chrono_dur(self.policy.session_idle_timeout) {
             session::Entity::delete_by_id(digest).exec(&self.db).await?;
             return Err(AuthError::NotAuthenticated);
@@ -415,12 +447,12 @@ impl AuthService {
         let (max, window) = (self.policy.reset_max_requests, self.policy.reset_window);
         if throttled
             && let Some(retry_after_secs) =
-                throttle::reserve(&self.db, Kind::Reset, email.as_str(), max, window).await?
+                throttle::reserve(&self.db, self.now(), Kind::Reset, email.as_str(), max, window).await?
         {
             return Err(AuthError::TooManyResetRequests { retry_after_secs });
         }
         let token = SecretToken::generate().map_err(|e| AuthError::Internal(e.to_string()))?;
-        let at = now();
+        let at = self.now();
         let expires_at = at + chrono_dur(self.policy.reset_token_ttl);
         let txn = self.db.begin().await?;
         // A new token voids every older one.
@@ -448,7 +480,7 @@ impl AuthService {
     ) -> Result<UserView, AuthError> {
         let ticket = self.hasher.admit()?;
         let digest = presented_token_digest(presented).ok_or(AuthError::InvalidResetToken)?;
-        let at = now();
+        let at = self.now();
         let found =
             reset_token::Entity::find_by_id(digest.clone()).find_also_related(user::Entity).one(&self.db).await?;
         let Some((token, Some(user))) = found else {
@@ -495,7 +527,7 @@ impl AuthService {
         &self,
         filter: &ListFilter,
     ) -> Result<impl Stream<Item = Result<UserSummary, AuthError>> + '_, AuthError> {
-        let at = now();
+        let at = self.now();
         let idle_cutoff = at - chrono_dur(self.policy.session_idle_timeout);
         let active_sessions = Query::select()
             .expr(Expr::col((session::Entity, session::Column::TokenHash)).count())
@@ -529,7 +561,7 @@ impl AuthService {
 
     /// Deletes expired sessions, reset tokens and throttle windows. Returns rows removed.
     pub async fn purge_expired(&self) -> Result<u64, AuthError> {
-        let at = now();
+        let at = self.now();
         let idle_cutoff = at - chrono_dur(self.policy.session_idle_timeout);
         let mut removed = session::Entity::delete_many()
             .filter(session::Column::ExpiresAt.lte(at).or(session::Column::LastSeenAt.lte(idle_cutoff)))
@@ -541,8 +573,8 @@ impl AuthService {
             .exec(&self.db)
             .await?
             .rows_affected;
-        removed += throttle::purge(&self.db, Kind::Login, self.policy.login_failure_window).await?;
-        removed += throttle::purge(&self.db, Kind::Reset, self.policy.reset_window).await?;
+        removed += throttle::purge(&self.db, at, Kind::Login, self.policy.login_failure_window).await?;
+        removed += throttle::purge(&self.db, at, Kind::Reset, self.policy.reset_window).await?;
         Ok(removed)
     }
 }

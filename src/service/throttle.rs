@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, ExprTrait, QueryFilter};
 
@@ -33,12 +33,12 @@ impl Kind {
 /// many instances, at most `max` are let through per window (api.md §6).
 pub async fn reserve<C: ConnectionTrait>(
     db: &C,
+    now: DateTime<Utc>,
     kind: Kind,
     subject: &str,
     max: u32,
     window: Duration,
 ) -> Result<Option<u64>, DbErr> {
-    let now = Utc::now();
     let stale = Expr::col((Entity, Column::WindowStart)).lte(now - chrono_dur(window));
     let below_max = Expr::col((Entity, Column::Count)).lt(i32::try_from(max).unwrap_or(i32::MAX));
     let insert = Query::insert()
@@ -70,7 +70,7 @@ pub async fn reserve<C: ConnectionTrait>(
     };
     let ends = row.window_start + chrono_dur(window);
     // Round up: a client that waits exactly Retry-After seconds must find the window over.
-    let millis = u64::try_from((ends - Utc::now()).num_milliseconds()).unwrap_or(0);
+    let millis = u64::try_from((ends - now).num_milliseconds()).unwrap_or(0);
     Ok(Some(Ord::max(millis.div_ceil(1000), 1)))
 }
 
@@ -81,8 +81,13 @@ pub async fn clear<C: ConnectionTrait>(db: &C, kind: Kind, subject: &str) -> Res
 }
 
 /// Removes windows of `kind` that ended; they no longer block anything.
-pub async fn purge<C: ConnectionTrait>(db: &C, kind: Kind, window: Duration) -> Result<u64, DbErr> {
-    let cutoff = Utc::now() - chrono_dur(window);
+pub async fn purge<C: ConnectionTrait>(
+    db: &C,
+    now: DateTime<Utc>,
+    kind: Kind,
+    window: Duration,
+) -> Result<u64, DbErr> {
+    let cutoff = now - chrono_dur(window);
     Ok(Entity::delete_many()
         .filter(throttle::Column::Kind.eq(kind.as_str()))
         .filter(throttle::Column::WindowStart.lte(cutoff))

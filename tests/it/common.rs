@@ -96,6 +96,30 @@ pub async fn service_for(loaded: &Loaded) -> AuthService {
     AuthService::new(db, loaded.settings.policy()).with_fast_session_reads(&loaded.settings.database_url)
 }
 
+/// A clock for the service under test that the test moves forward instead of sleeping.
+#[derive(Clone, Default)]
+pub struct TestClock(std::sync::Arc<std::sync::atomic::AtomicI64>);
+
+impl TestClock {
+    pub fn clock(&self) -> userauth::service::Clock {
+        let offset = self.0.clone();
+        userauth::service::Clock::from_fn(move || {
+            chrono::Utc::now() + chrono::Duration::milliseconds(offset.load(std::sync::atomic::Ordering::SeqCst))
+        })
+    }
+
+    pub fn advance(&self, by: Duration) {
+        let ms = i64::try_from(by.as_millis()).expect("a test-sized duration");
+        self.0.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A migrated service whose clock the test moves.
+pub async fn service_with_clock(loaded: &Loaded) -> (AuthService, TestClock) {
+    let clock = TestClock::default();
+    (service_for(loaded).await.with_clock(clock.clock()), clock)
+}
+
 pub async fn service(url: &str) -> AuthService {
     service_for(&settings(url, &[])).await
 }

@@ -5,7 +5,7 @@ use futures_util::StreamExt;
 use serde_json::json;
 use userauth::service::{AuthError, AuthService, ListFilter};
 
-use crate::common::{Backend, PASSWORD, TestDb, service, service_for, settings};
+use crate::common::{Backend, PASSWORD, TestDb, service, service_for, service_with_clock, settings};
 
 async fn setup(backend: Backend) -> (TestDb, AuthService) {
     let db = TestDb::new(backend);
@@ -147,33 +147,34 @@ async fn list_users_streams_with_session_counts(backend: Backend) {
 
 async fn sessions_expire_when_idle_and_absolutely(backend: Backend) {
     let db = TestDb::new(backend);
-    let idle = settings(&db.url, &[("session_idle_timeout_secs", json!(1))]);
-    let svc = service_for(&idle).await;
+    let idle = settings(&db.url, &[("session_idle_timeout_secs", json!(60))]);
+    let (svc, clock) = service_with_clock(&idle).await;
     svc.register("idle@example.com", PASSWORD).await.unwrap();
     let s = svc.login("idle@example.com", PASSWORD).await.unwrap();
+    clock.advance(secs(59));
     assert!(svc.authenticate(s.token.expose()).await.is_ok());
-    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    clock.advance(secs(61));
     assert!(matches!(svc.authenticate(s.token.expose()).await, Err(AuthError::NotAuthenticated)));
 
-    let absolute = settings(&db.url, &[("session_absolute_timeout_secs", json!(2))]);
-    let svc = service_for(&absolute).await;
+    let absolute = settings(&db.url, &[("session_absolute_timeout_secs", json!(120))]);
+    let (svc, clock) = service_with_clock(&absolute).await;
     svc.register("absolute@example.com", PASSWORD).await.unwrap();
     let s = svc.login("absolute@example.com", PASSWORD).await.unwrap();
-    // Used every half second (never idle), it still ends at the absolute limit.
+    // Used every 30 seconds (never idle for long), it still ends at the absolute limit.
     for _ in 0..3 {
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        clock.advance(secs(30));
         assert!(svc.authenticate(s.token.expose()).await.is_ok());
     }
-    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    clock.advance(secs(31));
     assert!(svc.authenticate(s.token.expose()).await.is_err());
 }
 
 async fn reset_tokens_expire(backend: Backend) {
     let db = TestDb::new(backend);
-    let svc = service_for(&settings(&db.url, &[("reset_token_ttl_secs", json!(1))])).await;
+    let (svc, clock) = service_with_clock(&settings(&db.url, &[("reset_token_ttl_secs", json!(900))])).await;
     svc.register("ttl@example.com", PASSWORD).await.unwrap();
     let t = svc.request_reset("ttl@example.com").await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    clock.advance(secs(901));
     assert!(matches!(
         svc.update_password(t.token.expose(), "a brand new password", None).await,
         Err(AuthError::InvalidResetToken)
@@ -182,9 +183,11 @@ async fn reset_tokens_expire(backend: Backend) {
 
 async fn login_failures_lock_the_account_for_the_window(backend: Backend) {
     let db = TestDb::new(backend);
-    let svc =
-        service_for(&settings(&db.url, &[("login_max_failures", json!(3)), ("login_failure_window_secs", json!(2))]))
-            .await;
+    let (svc, clock) = service_with_clock(&settings(
+        &db.url,
+        &[("login_max_failures", json!(3)), ("login_failure_window_secs", json!(900))],
+    ))
+    .await;
     svc.register("lock@example.com", PASSWORD).await.unwrap();
     svc.register("other@example.com", PASSWORD).await.unwrap();
     for _ in 0..3 {
@@ -192,7 +195,7 @@ async fn login_failures_lock_the_account_for_the_window(backend: Backend) {
     }
     // Locked: even the right password gets the lockout, with a wait hint.
     match svc.login("lock@example.com", PASSWORD).await {
-        Err(AuthError::AccountLocked { retry_after_secs }) => assert!((1..=2).contains(&retry_after_secs)),
+        Err(AuthError::AccountLocked { retry_after_secs }) => assert!((899..=900).contains(&retry_after_secs)),
         other => panic!("expected a lockout, got {other:?}"),
     }
     // Other accounts are unaffected; unknown emails are counted too.
@@ -201,7 +204,9 @@ async fn login_failures_lock_the_account_for_the_window(backend: Backend) {
         let _ = svc.login("ghost@example.com", "whatever it is").await;
     }
     assert!(matches!(svc.login("ghost@example.com", "whatever").await, Err(AuthError::AccountLocked { .. })));
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    clock.advance(secs(899));
+    assert!(matches!(svc.login("lock@example.com", PASSWORD).await, Err(AuthError::AccountLocked { .. })));
+    clock.advance(secs(2));
     assert!(svc.login("lock@example.com", PASSWORD).await.is_ok());
 }
 
@@ -234,10 +239,10 @@ async fn reset_requests_are_throttled_per_account(backend: Backend) {
 
 async fn purge_removes_only_expired_rows(backend: Backend) {
     let db = TestDb::new(backend);
-    let svc = service_for(&settings(&db.url, &[("session_idle_timeout_secs", json!(1))])).await;
+    let (svc, clock) = service_with_clock(&settings(&db.url, &[("session_idle_timeout_secs", json!(60))])).await;
     svc.register("purge@example.com", PASSWORD).await.unwrap();
     let old = svc.login("purge@example.com", PASSWORD).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    clock.advance(secs(61));
     let fresh = svc.login("purge@example.com", PASSWORD).await.unwrap();
     svc.purge_expired().await.unwrap();
     assert!(svc.authenticate(fresh.token.expose()).await.is_ok());
@@ -282,4 +287,8 @@ async fn fast_session_reads_see_commits_immediately() {
     assert!(reader.lookup(&s2.token.digest()).unwrap().is_some());
     assert_eq!(svc.logout_everywhere("fast@example.com").await.unwrap(), 1);
     assert!(reader.lookup(&s2.token.digest()).unwrap().is_none(), "gone right after revocation");
+}
+
+fn secs(n: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(n)
 }
