@@ -1,15 +1,25 @@
 //! Request bodies: `application/x-www-form-urlencoded` or `application/json` with the same field
-//! names, read up to `max_body_bytes`. Anything else is a clear 4xx, never a 500.
+//! names, read up to `max_body_bytes` into a typed value. Anything else is a clear 4xx, never a 500.
+//!
+//! Both encodings are first read into string pairs (so that duplicates, non-string JSON values
+//! and bad UTF-8 get their own errors), then the fields the type's schema requires are checked in
+//! order (an empty string or `null` counts as missing), then the pairs become the type.
 
 use rocket::data::{self, Data, FromData, ToByteUnit};
-use rocket::http::{RawStr, Status};
+use rocket::http::Status;
 use rocket::request::Request;
-use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::de::{DeserializeOwned, Deserializer, MapAccess, Visitor};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::Schema;
 
 use super::ApiSettings;
-use super::error::{ApiError, remember};
+use super::error::{ApiError, ErrorCode, remember};
 
-/// The string fields of a request body.
+/// A request body of type `T`, from a form or JSON by the request's content type.
+#[derive(Debug)]
+pub struct Body<T>(pub T);
+
+/// The string fields of a request body, in order.
 #[derive(Debug, Default)]
 pub struct Fields(Vec<(String, String)>);
 
@@ -19,21 +29,38 @@ impl Fields {
         self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
     }
 
-    pub fn required(&self, name: &str) -> Result<&str, ApiError> {
-        self.get(name).ok_or_else(|| ApiError::missing_field(name))
-    }
-
     fn from_pairs(pairs: Vec<(String, String)>) -> Result<Self, ApiError> {
         for (i, (k, _)) in pairs.iter().enumerate() {
             if pairs[..i].iter().any(|(earlier, _)| earlier == k) {
                 return Err(ApiError::new(
                     Status::BadRequest,
-                    "duplicate_field",
+                    ErrorCode::DuplicateField,
                     format!("The field '{}' appears more than once.", printable(k)),
                 ));
             }
         }
         Ok(Self(pairs))
+    }
+
+    /// The typed body: every field `T`'s schema requires must be present, checked in order.
+    pub fn into_typed<T: DeserializeOwned + utoipa::ToSchema>(self) -> Result<T, ApiError> {
+        for name in required_fields::<T>() {
+            if self.get(&name).is_none() {
+                return Err(ApiError::missing_field(&name));
+            }
+        }
+        let object: serde_json::Map<String, serde_json::Value> =
+            self.0.into_iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k, serde_json::Value::String(v))).collect();
+        serde_json::from_value(serde_json::Value::Object(object))
+            .map_err(|_| invalid_body("The body does not have the fields this route needs."))
+    }
+}
+
+/// The required properties of `T`'s schema, in declaration order.
+fn required_fields<T: utoipa::ToSchema>() -> Vec<String> {
+    match T::schema() {
+        RefOr::T(Schema::Object(o)) => o.required,
+        _ => Vec::new(),
     }
 }
 
@@ -43,21 +70,17 @@ fn printable(s: &str) -> String {
 }
 
 fn invalid_body(message: &str) -> ApiError {
-    ApiError::new(Status::BadRequest, "invalid_body", message)
+    ApiError::new(Status::BadRequest, ErrorCode::InvalidBody, message)
 }
 
 pub fn parse_form(body: &str) -> Result<Fields, ApiError> {
-    let mut pairs = Vec::new();
-    for part in body.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = part.split_once('=').unwrap_or((part, ""));
-        let decode = |s: &str| {
-            RawStr::new(s)
-                .url_decode()
-                .map(|c| c.into_owned())
-                .map_err(|_| invalid_body("The form body does not decode to valid UTF-8."))
-        };
-        pairs.push((decode(k)?, decode(v)?));
+    // serde_urlencoded decodes invalid UTF-8 lossily; refuse it instead of storing U+FFFD. The
+    // separators are ASCII, so the whole body decodes to UTF-8 exactly when every part does.
+    if percent_encoding::percent_decode_str(body).decode_utf8().is_err() {
+        return Err(invalid_body("The form body does not decode to valid UTF-8."));
     }
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(body).map_err(|_| invalid_body("The form body could not be decoded."))?;
     Fields::from_pairs(pairs)
 }
 
@@ -96,7 +119,7 @@ pub fn parse_json(body: &str) -> Result<Fields, ApiError> {
             _ => {
                 return Err(ApiError::new(
                     Status::BadRequest,
-                    "invalid_field",
+                    ErrorCode::InvalidField,
                     format!("The field '{}' must be a string.", printable(&k)),
                 ));
             }
@@ -118,18 +141,35 @@ pub fn parse(content_type: Option<&rocket::http::ContentType>, bytes: &[u8]) -> 
     }
 }
 
+/// Reads the body (at most `max_body_bytes`) into fields.
+async fn read_fields(req: &Request<'_>, data: Data<'_>) -> Result<Fields, ApiError> {
+    let limit = req.rocket().state::<ApiSettings>().map_or(4096, |s| s.max_body_bytes);
+    match data.open(limit.bytes()).into_bytes().await {
+        Ok(capped) if capped.is_complete() => parse(req.content_type(), &capped.into_inner()),
+        Ok(_) => Err(ApiError::for_status(Status::PayloadTooLarge)),
+        Err(_) => Err(invalid_body("The request body could not be read.")),
+    }
+}
+
+#[rocket::async_trait]
+impl<'r, T: DeserializeOwned + utoipa::ToSchema + Send> FromData<'r> for Body<T> {
+    type Error = ApiError;
+
+    async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
+        match read_fields(req, data).await.and_then(Fields::into_typed::<T>) {
+            Ok(body) => data::Outcome::Success(Body(body)),
+            Err(e) => data::Outcome::Error(remember(req, e)),
+        }
+    }
+}
+
+/// The untyped fields, for routes that map missing fields to their own status (classic routes).
 #[rocket::async_trait]
 impl<'r> FromData<'r> for Fields {
     type Error = ApiError;
 
     async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
-        let limit = req.rocket().state::<ApiSettings>().map_or(4096, |s| s.max_body_bytes);
-        let result = match data.open(limit.bytes()).into_bytes().await {
-            Ok(capped) if capped.is_complete() => parse(req.content_type(), &capped.into_inner()),
-            Ok(_) => Err(ApiError::for_status(Status::PayloadTooLarge)),
-            Err(_) => Err(invalid_body("The request body could not be read.")),
-        };
-        match result {
+        match read_fields(req, data).await {
             Ok(fields) => data::Outcome::Success(fields),
             Err(e) => data::Outcome::Error(remember(req, e)),
         }
@@ -149,8 +189,8 @@ mod tests {
 
     #[test]
     fn form_rejects_bad_utf8_and_duplicates() {
-        assert_eq!(parse_form("email=%FF").unwrap_err().code, "invalid_body");
-        assert_eq!(parse_form("email=a&email=b").unwrap_err().code, "duplicate_field");
+        assert_eq!(parse_form("email=%FF").unwrap_err().code, ErrorCode::InvalidBody);
+        assert_eq!(parse_form("email=a&email=b").unwrap_err().code, ErrorCode::DuplicateField);
     }
 
     #[test]
@@ -158,17 +198,32 @@ mod tests {
         let f = parse_json(r#"{"email":"a@b.c","extra":null}"#).unwrap();
         assert_eq!(f.get("email"), Some("a@b.c"));
         assert_eq!(f.get("extra"), None);
-        assert_eq!(parse_json("[1,2]").unwrap_err().code, "invalid_body");
-        assert_eq!(parse_json(r#"{"email":5}"#).unwrap_err().code, "invalid_field");
-        assert_eq!(parse_json(r#"{"email":"a","email":"b"}"#).unwrap_err().code, "duplicate_field");
-        assert_eq!(parse_json("{").unwrap_err().code, "invalid_body");
+        assert_eq!(parse_json("[1,2]").unwrap_err().code, ErrorCode::InvalidBody);
+        assert_eq!(parse_json(r#"{"email":5}"#).unwrap_err().code, ErrorCode::InvalidField);
+        assert_eq!(parse_json(r#"{"email":"a","email":"b"}"#).unwrap_err().code, ErrorCode::DuplicateField);
+        assert_eq!(parse_json("{").unwrap_err().code, ErrorCode::InvalidBody);
     }
 
     #[test]
     fn empty_body_has_no_fields() {
         let f = parse(None, b"").unwrap();
-        assert_eq!(f.required("email").unwrap_err().code, "missing_field");
+        let err = f.into_typed::<crate::api::types::Credentials>().unwrap_err();
+        assert_eq!((err.code, err.message.as_str()), (ErrorCode::MissingField, "The field 'email' is required."));
         assert_eq!(parse(None, b"email=x").unwrap_err().status, Status::UnsupportedMediaType);
+    }
+
+    #[test]
+    fn typed_bodies_check_required_fields_in_order() {
+        use crate::api::types::{Credentials, UpdatePassword};
+        let missing = |body: &str| parse_form(body).unwrap().into_typed::<Credentials>().unwrap_err().message;
+        assert_eq!(missing("password=x"), "The field 'email' is required.");
+        assert_eq!(missing("email=a%40b.c&password="), "The field 'password' is required.");
+        let json = parse_json(r#"{"email":"a@b.c","password":null}"#).unwrap();
+        assert_eq!(json.into_typed::<Credentials>().unwrap_err().code, ErrorCode::MissingField);
+        let c = parse_form("email=a%40b.c&password=p+w&extra=1").unwrap().into_typed::<Credentials>().unwrap();
+        assert_eq!((c.email.as_str(), c.password.as_str()), ("a@b.c", "p w"));
+        let u = parse_json(r#"{"reset_token":"t","new_password":"n"}"#).unwrap().into_typed::<UpdatePassword>();
+        assert_eq!(u.unwrap().reset_token, "t");
     }
 
     mod properties {

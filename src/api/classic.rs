@@ -4,25 +4,26 @@
 use rocket::State;
 use rocket::http::{CookieJar, Status};
 use rocket::response::Redirect;
-use rocket::serde::json::{Json, Value, json};
+use rocket::serde::json::Json;
 
 use super::ApiSettings;
-use super::body::Fields;
+use super::body::{Body, Fields};
 use super::error::{ApiError, json_response};
 use super::guard::{ClassicUser, removal_cookie, session_cookie};
 use super::protect::{ClientBudget, NotCrossSite};
+use super::types::{
+    ClassicUpdatePassword, Credentials, EmailMessage, EmailOnly, EmailOnlyResponse, Message, ResetIssued,
+};
 use crate::service::{AuthError, AuthService};
 
-type JsonResult = Result<Json<Value>, ApiError>;
-
 #[rocket::get("/")]
-pub fn index() -> Json<Value> {
-    Json(json!({"message": "Bienvenue"}))
+pub fn index() -> Json<Message> {
+    Json(Message::new("Bienvenue"))
 }
 
 /// 200 on success; a duplicate gets the original's bare `{"message": …}` body.
 pub enum UsersResponse {
-    Created(Value),
+    Created(EmailMessage),
     Duplicate,
 }
 
@@ -30,11 +31,15 @@ impl<'r> rocket::response::Responder<'r, 'static> for UsersResponse {
     fn respond_to(self, _: &'r rocket::Request<'_>) -> rocket::response::Result<'static> {
         Ok(match self {
             UsersResponse::Created(v) => json_response(Status::Ok, &v),
-            UsersResponse::Duplicate => {
-                json_response(Status::BadRequest, &json!({"message": "email already registered"}))
-            }
+            UsersResponse::Duplicate => json_response(Status::BadRequest, &Message::new("email already registered")),
         })
     }
+}
+
+/// The classic routes answer one failure status for missing fields too, so they read the body as
+/// fields and type it themselves.
+fn typed<T: serde::de::DeserializeOwned + utoipa::ToSchema>(body: Fields, status: Status) -> Result<T, ApiError> {
+    body.into_typed().map_err(|e: ApiError| e.with_client_status(status))
 }
 
 #[rocket::post("/users", data = "<body>")]
@@ -42,10 +47,10 @@ pub async fn users(
     _site: NotCrossSite,
     _budget: ClientBudget,
     svc: &State<AuthService>,
-    body: Fields,
+    body: Body<Credentials>,
 ) -> Result<UsersResponse, ApiError> {
-    match svc.register(body.required("email")?, body.required("password")?).await {
-        Ok(user) => Ok(UsersResponse::Created(json!({"email": user.email, "message": "user created"}))),
+    match svc.register(&body.0.email, &body.0.password).await {
+        Ok(user) => Ok(UsersResponse::Created(EmailMessage::new(user.email, "user created"))),
         Err(AuthError::UserExists) => Ok(UsersResponse::Duplicate),
         Err(e) => Err(e.into()),
     }
@@ -59,13 +64,14 @@ pub async fn login(
     settings: &State<ApiSettings>,
     jar: &CookieJar<'_>,
     body: Fields,
-) -> JsonResult {
-    let unauthorized = |e: ApiError| e.with_client_status(Status::Unauthorized);
-    let email = body.required("email").map_err(unauthorized)?;
-    let password = body.required("password").map_err(unauthorized)?;
-    let session = svc.login(email, password).await.map_err(|e| unauthorized(e.into()))?;
+) -> Result<Json<EmailMessage>, ApiError> {
+    let creds: Credentials = typed(body, Status::Unauthorized)?;
+    let session = svc
+        .login(&creds.email, &creds.password)
+        .await
+        .map_err(|e| ApiError::from(e).with_client_status(Status::Unauthorized))?;
     jar.add(session_cookie(&session, settings));
-    Ok(Json(json!({"email": session.user.email, "message": "logged in"})))
+    Ok(Json(EmailMessage::new(session.user.email, "logged in")))
 }
 
 #[rocket::delete("/sessions")]
@@ -82,16 +88,20 @@ pub async fn logout(
 }
 
 #[rocket::get("/profile")]
-pub fn profile(me: ClassicUser) -> Json<Value> {
-    Json(json!({"email": me.0.user.email}))
+pub fn profile(me: ClassicUser) -> Json<EmailOnlyResponse> {
+    Json(EmailOnlyResponse { email: me.0.user.email })
 }
 
 #[rocket::post("/reset_password", data = "<body>")]
-pub async fn reset_password(_site: NotCrossSite, svc: &State<AuthService>, body: Fields) -> JsonResult {
+pub async fn reset_password(
+    _site: NotCrossSite,
+    svc: &State<AuthService>,
+    body: Fields,
+) -> Result<Json<ResetIssued>, ApiError> {
     let forbidden = |e: ApiError| e.with_client_status(Status::Forbidden);
-    let email = body.required("email").map_err(forbidden)?;
-    let issued = svc.request_reset(email).await.map_err(|e| forbidden(e.into()))?;
-    Ok(Json(json!({"email": issued.email, "reset_token": issued.token.expose()})))
+    let body: EmailOnly = typed(body, Status::Forbidden)?;
+    let issued = svc.request_reset(&body.email).await.map_err(|e| forbidden(e.into()))?;
+    Ok(Json(ResetIssued { email: issued.email, reset_token: issued.token.expose().to_owned() }))
 }
 
 #[rocket::put("/reset_password", data = "<body>")]
@@ -100,11 +110,11 @@ pub async fn update_password(
     _budget: ClientBudget,
     svc: &State<AuthService>,
     body: Fields,
-) -> JsonResult {
-    let forbidden = |e: ApiError| e.with_client_status(Status::Forbidden);
-    let email = body.required("email").map_err(forbidden)?;
-    let token = body.required("reset_token").map_err(forbidden)?;
-    let new_password = body.required("new_password").map_err(forbidden)?;
-    let user = svc.update_password(token, new_password, Some(email)).await.map_err(|e| forbidden(e.into()))?;
-    Ok(Json(json!({"email": user.email, "message": "Password updated"})))
+) -> Result<Json<EmailMessage>, ApiError> {
+    let body: ClassicUpdatePassword = typed(body, Status::Forbidden)?;
+    let user = svc
+        .update_password(&body.reset_token, &body.new_password, Some(&body.email))
+        .await
+        .map_err(|e| ApiError::from(e).with_client_status(Status::Forbidden))?;
+    Ok(Json(EmailMessage::new(user.email, "Password updated")))
 }

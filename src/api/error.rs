@@ -8,22 +8,97 @@ use rocket::response::{self, Responder, Response};
 
 use crate::service::AuthError;
 
+/// Every error code the API answers with: the `error` member of every error body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    MissingField,
+    InvalidEmail,
+    InvalidPassword,
+    UserExists,
+    InvalidCredentials,
+    AccountLocked,
+    Unauthorized,
+    Forbidden,
+    CrossSiteRequest,
+    UserNotFound,
+    InvalidToken,
+    TooManyRequests,
+    Busy,
+    InvalidBody,
+    InvalidField,
+    DuplicateField,
+    BadRequest,
+    NotFound,
+    MethodNotAllowed,
+    RequestTimeout,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    UnprocessableEntity,
+    Unavailable,
+    InternalError,
+    Error,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            MissingField => "missing_field",
+            InvalidEmail => "invalid_email",
+            InvalidPassword => "invalid_password",
+            UserExists => "user_exists",
+            InvalidCredentials => "invalid_credentials",
+            AccountLocked => "account_locked",
+            Unauthorized => "unauthorized",
+            Forbidden => "forbidden",
+            CrossSiteRequest => "cross_site_request",
+            UserNotFound => "user_not_found",
+            InvalidToken => "invalid_token",
+            TooManyRequests => "too_many_requests",
+            Busy => "busy",
+            InvalidBody => "invalid_body",
+            InvalidField => "invalid_field",
+            DuplicateField => "duplicate_field",
+            BadRequest => "bad_request",
+            NotFound => "not_found",
+            MethodNotAllowed => "method_not_allowed",
+            RequestTimeout => "request_timeout",
+            PayloadTooLarge => "payload_too_large",
+            UnsupportedMediaType => "unsupported_media_type",
+            UnprocessableEntity => "unprocessable_entity",
+            Unavailable => "unavailable",
+            InternalError => "internal_error",
+            Error => "error",
+        }
+    }
+}
+
+/// The body of every error response.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorCode,
+    /// One human sentence.
+    #[schema(example = "The field 'email' is required.")]
+    pub message: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: Status,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     /// Seconds, for 429 answers.
     pub retry_after: Option<u64>,
 }
 
 impl ApiError {
-    pub fn new(status: Status, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: Status, code: ErrorCode, message: impl Into<String>) -> Self {
         Self { status, code, message: message.into(), retry_after: None }
     }
 
     pub fn missing_field(name: &str) -> Self {
-        Self::new(Status::BadRequest, "missing_field", format!("The field '{name}' is required."))
+        Self::new(Status::BadRequest, ErrorCode::MissingField, format!("The field '{name}' is required."))
     }
 
     /// Classic routes answer every client error with one status; server errors stay as they are.
@@ -36,20 +111,21 @@ impl ApiError {
 
     /// The generic error for a status, when nothing more precise is known (Rocket's own errors).
     pub fn for_status(status: Status) -> Self {
+        use ErrorCode::*;
         let (code, message) = match status.code {
-            400 => ("bad_request", "The request could not be understood."),
-            401 => ("unauthorized", "A valid session is required."),
-            403 => ("forbidden", "This is not allowed."),
-            404 => ("not_found", "There is no such route."),
-            405 => ("method_not_allowed", "This method is not allowed here."),
-            408 => ("request_timeout", "The request took too long to arrive."),
-            413 => ("payload_too_large", "The request body is too large."),
-            415 => ("unsupported_media_type", "Send application/x-www-form-urlencoded or application/json."),
-            422 => ("unprocessable_entity", "The request body could not be processed."),
-            429 => ("too_many_requests", "Too many requests; try again later."),
-            503 => ("unavailable", "The service is temporarily unavailable."),
-            c if c >= 500 => ("internal_error", "Something went wrong on our side."),
-            _ => ("error", "The request failed."),
+            400 => (BadRequest, "The request could not be understood."),
+            401 => (Unauthorized, "A valid session is required."),
+            403 => (Forbidden, "This is not allowed."),
+            404 => (NotFound, "There is no such route."),
+            405 => (MethodNotAllowed, "This method is not allowed here."),
+            408 => (RequestTimeout, "The request took too long to arrive."),
+            413 => (PayloadTooLarge, "The request body is too large."),
+            415 => (UnsupportedMediaType, "Send application/x-www-form-urlencoded or application/json."),
+            422 => (UnprocessableEntity, "The request body could not be processed."),
+            429 => (TooManyRequests, "Too many requests; try again later."),
+            503 => (Unavailable, "The service is temporarily unavailable."),
+            c if c >= 500 => (InternalError, "Something went wrong on our side."),
+            _ => (Error, "The request failed."),
         };
         Self::new(status, code, message)
     }
@@ -60,26 +136,34 @@ impl From<AuthError> for ApiError {
         use AuthError::*;
         let msg = e.to_string();
         match e {
-            InvalidEmail(_) => Self::new(Status::BadRequest, "invalid_email", capitalise(&msg)),
-            InvalidPassword(_) => Self::new(Status::BadRequest, "invalid_password", capitalise(&msg)),
-            UserExists => Self::new(Status::BadRequest, "user_exists", "A user with this email already exists."),
-            InvalidCredentials => Self::new(Status::Unauthorized, "invalid_credentials", "Invalid email or password."),
+            InvalidEmail(_) => Self::new(Status::BadRequest, ErrorCode::InvalidEmail, capitalise(&msg)),
+            InvalidPassword(_) => Self::new(Status::BadRequest, ErrorCode::InvalidPassword, capitalise(&msg)),
+            UserExists => {
+                Self::new(Status::BadRequest, ErrorCode::UserExists, "A user with this email already exists.")
+            }
+            InvalidCredentials => {
+                Self::new(Status::Unauthorized, ErrorCode::InvalidCredentials, "Invalid email or password.")
+            }
             AccountLocked { retry_after_secs } => Self {
                 retry_after: Some(retry_after_secs),
-                ..Self::new(Status::TooManyRequests, "account_locked", capitalise(&msg))
+                ..Self::new(Status::TooManyRequests, ErrorCode::AccountLocked, capitalise(&msg))
             },
             TooManyResetRequests { retry_after_secs } => Self {
                 retry_after: Some(retry_after_secs),
-                ..Self::new(Status::TooManyRequests, "too_many_requests", capitalise(&msg))
+                ..Self::new(Status::TooManyRequests, ErrorCode::TooManyRequests, capitalise(&msg))
             },
-            UserNotFound => Self::new(Status::NotFound, "user_not_found", "There is no user with this email."),
-            InvalidResetToken => {
-                Self::new(Status::BadRequest, "invalid_token", "The reset token is unknown, expired or already used.")
+            UserNotFound => Self::new(Status::NotFound, ErrorCode::UserNotFound, "There is no user with this email."),
+            InvalidResetToken => Self::new(
+                Status::BadRequest,
+                ErrorCode::InvalidToken,
+                "The reset token is unknown, expired or already used.",
+            ),
+            NotAuthenticated => {
+                Self::new(Status::Unauthorized, ErrorCode::Unauthorized, "A valid session is required.")
             }
-            NotAuthenticated => Self::new(Status::Unauthorized, "unauthorized", "A valid session is required."),
             Busy => Self {
                 retry_after: Some(1),
-                ..Self::new(Status::ServiceUnavailable, "busy", "The server is busy; try again in a second.")
+                ..Self::new(Status::ServiceUnavailable, ErrorCode::Busy, "The server is busy; try again in a second.")
             },
             ref err if err.is_unavailable() => {
                 tracing::error!(error = %err, "database unavailable");
@@ -102,14 +186,16 @@ fn capitalise(s: &str) -> String {
 }
 
 /// A JSON response with an arbitrary status.
-pub fn json_response(status: Status, body: &serde_json::Value) -> Response<'static> {
-    let body = body.to_string();
+pub fn json_response(status: Status, body: &impl serde::Serialize) -> Response<'static> {
+    // Serialising our own plain structs cannot fail; an empty object would be the fallback.
+    let body = serde_json::to_string(body).unwrap_or_else(|_| "{}".to_owned());
     Response::build().status(status).header(ContentType::JSON).sized_body(body.len(), Cursor::new(body)).finalize()
 }
 
 impl<'r> Responder<'r, 'static> for ApiError {
     fn respond_to(self, _: &'r Request<'_>) -> response::Result<'static> {
-        let mut resp = json_response(self.status, &serde_json::json!({"error": self.code, "message": self.message}));
+        let body = ErrorBody { error: self.code, message: self.message };
+        let mut resp = json_response(self.status, &body);
         if let Some(secs) = self.retry_after {
             resp.set_header(Header::new("Retry-After", secs.to_string()));
         }

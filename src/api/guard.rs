@@ -6,7 +6,7 @@ use rocket::outcome::Outcome;
 use rocket::request::{self, FromRequest, Request};
 
 use super::ApiSettings;
-use super::error::{ApiError, remember};
+use super::error::{ApiError, ErrorCode, remember};
 use crate::service::{AuthService, NewSession, UserView};
 
 pub const SESSION_COOKIE: &str = "session_id";
@@ -55,7 +55,7 @@ impl<'r> FromRequest<'r> for ClassicUser {
             Ok(u) => Outcome::Success(ClassicUser(u)),
             Err(e) if e.status == Status::Unauthorized => Outcome::Error(remember(
                 req,
-                ApiError::new(Status::Forbidden, "forbidden", "A valid session is required."),
+                ApiError::new(Status::Forbidden, ErrorCode::Forbidden, "A valid session is required."),
             )),
             Err(e) => Outcome::Error(remember(req, e)),
         }

@@ -8,6 +8,7 @@ pub mod guard;
 pub mod openapi;
 pub mod protect;
 pub mod request_log;
+pub mod types;
 pub mod v1;
 
 use std::sync::Arc;

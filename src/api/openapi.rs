@@ -1,80 +1,11 @@
-//! The OpenAPI 3 document of the v1 API, generated from the route annotations in `v1.rs`.
+//! The OpenAPI 3 document of the v1 API, generated from the route annotations in `v1.rs` and the
+//! body types the handlers use (`types.rs`, `error.rs`).
 
 use rocket::http::ContentType;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::OpenApi;
 
-/// `email` and `password`, as a form or as JSON.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct Credentials {
-    #[schema(example = "alice@example.com")]
-    email: String,
-    #[schema(example = "correct horse battery", min_length = 12)]
-    password: String,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct EmailOnly {
-    #[schema(example = "alice@example.com")]
-    email: String,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct UpdatePassword {
-    reset_token: String,
-    #[schema(min_length = 12)]
-    new_password: String,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct EmailMessage {
-    email: String,
-    #[schema(example = "user created")]
-    message: String,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct Message {
-    #[schema(example = "logged out")]
-    message: String,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct Profile {
-    id: uuid::Uuid,
-    email: String,
-    /// RFC 3339
-    created_at: String,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct ResetIssued {
-    email: String,
-    reset_token: String,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct Health {
-    #[schema(example = "ok")]
-    status: String,
-}
-
-/// Every error: a short snake_case code and one human sentence.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct ErrorBody {
-    #[schema(example = "missing_field")]
-    error: String,
-    #[schema(example = "The field 'email' is required.")]
-    message: String,
-}
+use super::error::{ErrorBody, ErrorCode};
+use super::types::{Credentials, EmailMessage, EmailOnly, Health, Message, Profile, ResetIssued, UpdatePassword};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -98,7 +29,8 @@ pub struct ErrorBody {
         Profile,
         ResetIssued,
         Health,
-        ErrorBody
+        ErrorBody,
+        ErrorCode
     )),
     modifiers(&SessionCookie)
 )]

@@ -18,7 +18,7 @@ use rocket::outcome::Outcome;
 use rocket::request::{self, FromRequest, Request};
 
 use super::ApiSettings;
-use super::error::{ApiError, remember};
+use super::error::{ApiError, ErrorCode, remember};
 
 // ---------------------------------------------------------------- the client's address
 
@@ -156,7 +156,7 @@ impl<'r> FromRequest<'r> for ClientBudget {
                     retry_after: Some(u64::try_from(secs).unwrap_or(u64::MAX)),
                     ..ApiError::new(
                         Status::TooManyRequests,
-                        "too_many_requests",
+                        ErrorCode::TooManyRequests,
                         "Too many requests from this address; try again later.",
                     )
                 };
@@ -217,8 +217,11 @@ impl<'r> FromRequest<'r> for NotCrossSite {
             settings.map_or(&[], |s| s.allowed_origins.as_slice()),
         );
         if cross && matches!(req.method(), Method::Post | Method::Put | Method::Delete) {
-            let err =
-                ApiError::new(Status::Forbidden, "cross_site_request", "Requests from other sites are not accepted.");
+            let err = ApiError::new(
+                Status::Forbidden,
+                ErrorCode::CrossSiteRequest,
+                "Requests from other sites are not accepted.",
+            );
             return Outcome::Error(remember(req, err));
         }
         Outcome::Success(NotCrossSite)

@@ -296,7 +296,9 @@ impl AuthService {
             return Err(AuthError::InvalidCredentials);
         };
         let (max, window) = (self.policy.login_max_failures, self.policy.login_failure_window);
-        if let Some(retry_after_secs) = throttle::reserve(&self.db, self.now(), Kind::Login, email.as_str(), max, window).await? {
+        if let Some(retry_after_secs) =
+            throttle::reserve(&self.db, self.now(), Kind::Login, email.as_str(), max, window).await?
+        {
             return Err(AuthError::AccountLocked { retry_after_secs });
         }
         let user = self.find_user(&email).await?;

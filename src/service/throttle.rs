@@ -81,12 +81,7 @@ pub async fn clear<C: ConnectionTrait>(db: &C, kind: Kind, subject: &str) -> Res
 }
 
 /// Removes windows of `kind` that ended; they no longer block anything.
-pub async fn purge<C: ConnectionTrait>(
-    db: &C,
-    now: DateTime<Utc>,
-    kind: Kind,
-    window: Duration,
-) -> Result<u64, DbErr> {
+pub async fn purge<C: ConnectionTrait>(db: &C, now: DateTime<Utc>, kind: Kind, window: Duration) -> Result<u64, DbErr> {
     let cutoff = now - chrono_dur(window);
     Ok(Entity::delete_many()
         .filter(throttle::Column::Kind.eq(kind.as_str()))

@@ -560,3 +560,74 @@ async fn openapi_documents_every_v1_route() {
     assert!(checked >= 7, "{checked} routes checked");
     assert!(doc["components"]["schemas"]["ErrorBody"]["properties"]["error"].is_object());
 }
+
+/// Real responses of every v1 route match the schema the document gives for their status.
+#[tokio::test]
+async fn responses_match_their_documented_schemas() {
+    let db = TestDb::sqlite_file();
+    let (c, _) = client(&db.url).await;
+    let doc: Value =
+        serde_json::from_str(&c.get("/api/v1/openapi.json").dispatch().await.into_string().await.unwrap()).unwrap();
+    let creds = [("email", "schema@example.com"), ("password", PASSWORD)];
+    let form = |pairs: &[(&str, &str)]| form_body(pairs);
+    let mut exchanges: Vec<(&str, &str, Option<String>)> = vec![
+        ("post", "/api/v1/register", Some(form(&creds))),
+        ("post", "/api/v1/register", Some(form(&creds))),
+        ("post", "/api/v1/register", Some(form(&[("email", "x@example.com")]))),
+        ("post", "/api/v1/session", Some(form(&[("email", "schema@example.com"), ("password", "wrong password!")]))),
+        ("post", "/api/v1/session", Some(form(&creds))),
+        ("get", "/api/v1/profile", None),
+        ("post", "/api/v1/reset_password", Some(form(&[("email", "nobody@example.com")]))),
+        ("post", "/api/v1/update_password", Some(form(&[("reset_token", "nope"), ("new_password", PASSWORD)]))),
+        ("get", "/health", None),
+    ];
+    let mut seen = 0;
+    let mut token = None;
+    for round in 0..3 {
+        for (method, path, body) in std::mem::take(&mut exchanges) {
+            let req = match method {
+                "get" => c.get(path),
+                _ => c.post(path).header(ContentType::Form).body(body.unwrap_or_default()),
+            };
+            let resp = req.dispatch().await;
+            let status = resp.status().code.to_string();
+            let text = resp.into_string().await.unwrap_or_default();
+            let got: Value = serde_json::from_str(&text).unwrap();
+            if path == "/api/v1/reset_password" && got.get("reset_token").is_some() {
+                token = got["reset_token"].as_str().map(str::to_owned);
+            }
+            let schema = &doc["paths"][path][method]["responses"][&status]["content"]["application/json"]["schema"];
+            assert!(schema.is_object(), "{method} {path} answered {status}, which the document does not list");
+            let mut rooted = schema.clone();
+            rooted["components"] = doc["components"].clone();
+            let validator = jsonschema::validator_for(&rooted).expect("a valid JSON schema");
+            if let Err(e) = validator.validate(&got) {
+                panic!("{method} {path} {status}: {got} does not match its schema: {e}");
+            }
+            // No undocumented members either.
+            let target = match schema.get("$ref").and_then(Value::as_str) {
+                Some(r) => doc.pointer(r.trim_start_matches('#')).unwrap().clone(),
+                None => schema.clone(),
+            };
+            for key in got.as_object().unwrap().keys() {
+                assert!(target["properties"].get(key).is_some(), "{method} {path} {status}: undocumented member {key}");
+            }
+            seen += 1;
+        }
+        if round == 0 {
+            let reset = form(&[("email", "schema@example.com")]);
+            c.post("/api/v1/reset_password").header(ContentType::Form).body(reset).dispatch().await;
+            let reset = form(&[("email", "schema@example.com")]);
+            exchanges.push(("post", "/api/v1/reset_password", Some(reset)));
+        }
+        if let Some(t) = token.take() {
+            exchanges.push((
+                "post",
+                "/api/v1/update_password",
+                Some(form(&[("reset_token", &t), ("new_password", "a new long password")])),
+            ));
+            exchanges.push(("post", "/api/v1/logout", None));
+        }
+    }
+    assert!(seen >= 12, "{seen} exchanges checked");
+}
