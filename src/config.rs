@@ -12,7 +12,7 @@ use rocket::figment::{Figment, Profile};
 use serde::{Deserialize, Serialize};
 
 use crate::service::Policy;
-use crate::service::db::DbOptions;
+use crate::service::db::{DatabaseUrl, DbOptions};
 
 /// The lowest bcrypt cost accepted unless `allow_weak_bcrypt_cost` is set (tests only).
 pub const MIN_BCRYPT_COST: u32 = 10;
@@ -142,11 +142,13 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-/// Configuration ready to use: the figment (handed to Rocket as is) and our typed settings.
+/// Configuration ready to use: the figment (handed to Rocket as is), our typed settings, and the
+/// database they name.
 #[derive(Debug, Clone)]
 pub struct Loaded {
     pub figment: Figment,
     pub settings: Settings,
+    pub db: DbOptions,
 }
 
 pub fn load(overrides: &Overrides) -> Result<Loaded, ConfigError> {
@@ -172,7 +174,8 @@ pub fn load(overrides: &Overrides) -> Result<Loaded, ConfigError> {
 pub fn from_figment(figment: Figment) -> Result<Loaded, ConfigError> {
     let settings: Settings = figment.extract().map_err(Box::new)?;
     settings.validate()?;
-    Ok(Loaded { figment, settings })
+    let db = settings.db_options()?;
+    Ok(Loaded { figment, settings, db })
 }
 
 impl Loaded {
@@ -261,13 +264,16 @@ impl Settings {
         }
     }
 
-    pub fn db_options(&self) -> DbOptions {
-        DbOptions {
-            url: self.database_url.clone(),
+    /// How to reach the database; `database_url` parsed (and so checked) once.
+    pub fn db_options(&self) -> Result<DbOptions, ConfigError> {
+        let url =
+            DatabaseUrl::parse(&self.database_url).map_err(|e| ConfigError::Invalid(format!("database_url: {e}")))?;
+        Ok(DbOptions {
+            url,
             max_connections: self.database_max_connections,
             connect_timeout: Duration::from_secs(self.database_connect_timeout_secs),
             log_statements: self.database_log_statements,
-        }
+        })
     }
 }
 

@@ -19,7 +19,6 @@ use rocket::{Build, Rocket};
 
 use crate::config::Loaded;
 use crate::service::AuthService;
-use crate::service::db::redact_url;
 
 /// What the HTTP layer itself needs from the configuration.
 #[derive(Debug, Clone)]
@@ -75,7 +74,7 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
     if s.classic_routes {
         rocket = rocket.mount("/", classic_routes);
     }
-    let (database, reset_endpoint) = (redact_url(&s.database_url), s.reset_endpoint);
+    let (database, reset_endpoint) = (loaded.db.url.redacted(), s.reset_endpoint);
     rocket.attach(AdHoc::on_liftoff("userauth start-up", move |r| {
         let limiter = limiter.clone();
         Box::pin(async move {

@@ -1,13 +1,11 @@
 use anyhow::Context;
 
 use crate::config::Loaded;
-use crate::service::db::{connect_or_create, known_migrations, migrate, redact_url};
+use crate::service::db::{connect_or_create, known_migrations, migrate};
 
 pub async fn setup(loaded: &Loaded) -> anyhow::Result<()> {
-    let url = redact_url(&loaded.settings.database_url);
-    let (db, created) = connect_or_create(&loaded.settings.db_options())
-        .await
-        .with_context(|| format!("cannot open database {url}"))?;
+    let url = loaded.db.url.redacted();
+    let (db, created) = connect_or_create(&loaded.db).await.with_context(|| format!("cannot open database {url}"))?;
     if created {
         println!("created database {url}");
     }

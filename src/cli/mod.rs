@@ -13,7 +13,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::config::{self, Loaded, LogFormat, Overrides};
-use crate::service::db::{connect, pending, redact_url};
+use crate::service::db::{connect, pending};
 use crate::service::{AuthService, ListFilter};
 
 #[derive(Debug, Parser)]
@@ -144,9 +144,8 @@ pub async fn dispatch(cli: Cli, loaded: Option<Loaded>) -> anyhow::Result<()> {
         Command::DbSetup => db::setup(&loaded).await,
         Command::Serve { .. } => serve::run(loaded).await,
         Command::User { command } => {
-            let url = redact_url(&loaded.settings.database_url);
-            let db =
-                connect(&loaded.settings.db_options()).await.with_context(|| format!("cannot open database {url}"))?;
+            let url = loaded.db.url.redacted();
+            let db = connect(&loaded.db).await.with_context(|| format!("cannot open database {url}"))?;
             let missing = pending(&db).await?;
             if !missing.is_empty() {
                 anyhow::bail!(

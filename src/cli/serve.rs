@@ -3,13 +3,11 @@ use anyhow::Context;
 use crate::api;
 use crate::config::Loaded;
 use crate::service::AuthService;
-use crate::service::db::{connect_or_create, migrate, redact_url};
+use crate::service::db::{connect_or_create, migrate};
 
 pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
-    let url = redact_url(&loaded.settings.database_url);
-    let (db, created) = connect_or_create(&loaded.settings.db_options())
-        .await
-        .with_context(|| format!("cannot open database {url}"))?;
+    let url = loaded.db.url.redacted();
+    let (db, created) = connect_or_create(&loaded.db).await.with_context(|| format!("cannot open database {url}"))?;
     if created {
         tracing::info!("created database {url}");
     }
@@ -17,7 +15,7 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
     if !applied.is_empty() {
         tracing::info!(migrations = ?applied, "applied pending migrations");
     }
-    let svc = AuthService::new(db, loaded.settings.policy()).with_fast_session_reads(&loaded.settings.database_url);
+    let svc = AuthService::new(db, loaded.settings.policy()).with_fast_session_reads(&loaded.db.url);
     svc.hasher().warm_up().await?;
     api::build(svc, &loaded).launch().await.map_err(|e| anyhow::anyhow!("server failed: {e}"))?;
     Ok(())

@@ -8,7 +8,7 @@ use std::path::Path;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 use crate::service::admin::ImportSecret;
-use crate::service::db::{DbOptions, connect};
+use crate::service::db::{DatabaseUrl, DbOptions, connect};
 use crate::service::{AuthService, ListFilter, UserSummary, rfc3339};
 
 /// The password from a hidden prompt (twice) on a terminal, otherwise one line of stdin.
@@ -169,7 +169,7 @@ pub async fn import_flask(svc: &AuthService, path: &Path) -> anyhow::Result<()> 
     if !path.is_file() {
         bail!("no Flask database at {}", path.display());
     }
-    let url = format!("sqlite://{}?mode=ro", path.display());
+    let url = DatabaseUrl::sqlite_file(path, true)?;
     let flask = connect(&DbOptions::new(url)).await.with_context(|| format!("cannot open {}", path.display()))?;
     let records = flask
         .query_all_raw(Statement::from_string(

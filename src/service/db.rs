@@ -1,17 +1,110 @@
 //! Connecting to the database and applying migrations, for both backends.
 
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
-use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::sqlx::postgres::PgConnectOptions;
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr, Statement,
+    TransactionTrait,
 };
+
+/// What a database URL names, parsed once by sqlx's own option parsers (so we read it exactly as
+/// the driver will).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseKind {
+    /// `sqlite::memory:` and `mode=memory`: every connection would get its own empty database.
+    SqliteMemory,
+    /// A SQLite file, its name decoded as sqlx decodes it. Without an explicit `mode` it is created
+    /// on first use ("one file, created on first use").
+    SqliteFile { path: PathBuf, read_only: bool, create: bool },
+    /// A PostgreSQL database on a server.
+    Postgres { database: String },
+}
+
+/// A database URL, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseUrl {
+    raw: String,
+    kind: DatabaseKind,
+}
+
+impl DatabaseUrl {
+    pub fn parse(raw: &str) -> Result<Self, DbErr> {
+        let bad = |e: &dyn std::fmt::Display| DbErr::Custom(format!("invalid database URL {}: {e}", redact_url(raw)));
+        let scheme = url::Url::parse(raw).map(|u| u.scheme().to_owned()).or_else(|e| {
+            // `sqlite::memory:` has no authority, which `url` accepts; anything else unparseable is refused.
+            raw.split_once(':').map(|(s, _)| s.to_owned()).ok_or_else(|| bad(&e))
+        })?;
+        let kind = match scheme.as_str() {
+            "sqlite" => {
+                // sqlx validates the whole URL and decodes the file name; the mode is read from
+                // the query exactly as sqlx splits it (its options do not expose the mode).
+                let opts = SqliteConnectOptions::from_str(raw).map_err(|e| bad(&e))?;
+                let rest = raw.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+                let (database, params) = rest.split_once('?').unwrap_or((rest, ""));
+                let mode = url::form_urlencoded::parse(params.as_bytes())
+                    .filter(|(k, _)| k == "mode")
+                    .map(|(_, v)| v.into_owned())
+                    .last();
+                if database == ":memory:" || mode.as_deref() == Some("memory") {
+                    DatabaseKind::SqliteMemory
+                } else {
+                    DatabaseKind::SqliteFile {
+                        path: opts.get_filename().to_path_buf(),
+                        read_only: mode.as_deref() == Some("ro"),
+                        create: mode.is_none() || mode.as_deref() == Some("rwc"),
+                    }
+                }
+            }
+            "postgres" | "postgresql" => {
+                let opts = PgConnectOptions::from_str(raw).map_err(|e| bad(&e))?;
+                let database = opts.get_database().map(str::to_owned).unwrap_or_else(|| opts.get_username().to_owned());
+                DatabaseKind::Postgres { database }
+            }
+            other => return Err(bad(&format!("unsupported scheme {other:?} (use sqlite:// or postgres://)"))),
+        };
+        Ok(Self { raw: raw.to_owned(), kind })
+    }
+
+    /// A SQLite file named by its path (not a URL the operator wrote): for reading other
+    /// databases, such as the Flask service's.
+    pub fn sqlite_file(path: &Path, read_only: bool) -> Result<Self, DbErr> {
+        const PATH: &percent_encoding::AsciiSet =
+            &percent_encoding::NON_ALPHANUMERIC.remove(b'/').remove(b'.').remove(b'-').remove(b'_');
+        let encoded = percent_encoding::utf8_percent_encode(&path.to_string_lossy(), PATH).to_string();
+        let mode = if read_only { "ro" } else { "rwc" };
+        Self::parse(&format!("sqlite://{encoded}?mode={mode}"))
+    }
+
+    pub fn kind(&self) -> &DatabaseKind {
+        &self.kind
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+
+    /// For messages and logs: the password masked.
+    pub fn redacted(&self) -> String {
+        redact_url(&self.raw)
+    }
+
+    /// The same server's `postgres` maintenance database, to create this one from.
+    fn maintenance_url(&self) -> Option<String> {
+        let mut url = url::Url::parse(&self.raw).ok()?;
+        url.set_path("/postgres");
+        Some(url.to_string())
+    }
+}
 
 /// How to reach the database.
 #[derive(Debug, Clone)]
 pub struct DbOptions {
-    pub url: String,
+    pub url: DatabaseUrl,
     /// `None`: a per-backend default.
     pub max_connections: Option<u32>,
     pub connect_timeout: Duration,
@@ -19,25 +112,21 @@ pub struct DbOptions {
 }
 
 impl DbOptions {
-    pub fn new(url: impl Into<String>) -> Self {
-        Self { url: url.into(), max_connections: None, connect_timeout: Duration::from_secs(5), log_statements: false }
+    pub fn new(url: DatabaseUrl) -> Self {
+        Self { url, max_connections: None, connect_timeout: Duration::from_secs(5), log_statements: false }
     }
 }
 
-/// `sqlite::memory:` and friends: every connection would get its own empty database.
-fn is_sqlite_memory(url: &str) -> bool {
-    url.starts_with("sqlite::memory:") || url.contains("mode=memory")
-}
-
-/// A SQLite file URL is given `mode=rwc` unless it names a mode: the embedded default is
-/// "one file, created on first use".
-pub fn normalise_url(url: &str) -> String {
-    if url.starts_with("sqlite:") && !is_sqlite_memory(url) && !url.contains("mode=") {
-        let sep = if url.contains('?') { '&' } else { '?' };
-        format!("{url}{sep}mode=rwc")
-    } else {
-        url.to_owned()
-    }
+/// The SQLSTATE of a database error, when the server sent one (matching codes, not message text,
+/// which the server writes in its own language).
+pub fn sqlstate(e: &DbErr) -> Option<String> {
+    let (DbErr::Conn(RuntimeErr::SqlxError(e))
+    | DbErr::Exec(RuntimeErr::SqlxError(e))
+    | DbErr::Query(RuntimeErr::SqlxError(e))) = e
+    else {
+        return None;
+    };
+    e.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned())
 }
 
 /// A database or SMTP URL as it may be shown: any password, in the user-info part or in a query
@@ -74,55 +163,58 @@ pub fn redact_url(raw: &str) -> String {
 }
 
 pub async fn connect(opts: &DbOptions) -> Result<DatabaseConnection, DbErr> {
-    let url = normalise_url(&opts.url);
-    let memory = is_sqlite_memory(&url);
-    let mut co = ConnectOptions::new(url.clone());
-    let default_max = if memory {
-        1
-    } else if url.starts_with("sqlite:") {
+    let kind = opts.url.kind().clone();
+    let mut co = ConnectOptions::new(opts.url.as_str());
+    let max = match kind {
+        DatabaseKind::SqliteMemory => 1,
         // WAL lets readers run beside the one writer; more than a few connections only queue.
-        8
-    } else {
-        10
+        DatabaseKind::SqliteFile { .. } => opts.max_connections.unwrap_or(8),
+        DatabaseKind::Postgres { .. } => opts.max_connections.unwrap_or(10),
     };
-    co.max_connections(if memory { 1 } else { opts.max_connections.unwrap_or(default_max) })
+    co.max_connections(max)
         .connect_timeout(opts.connect_timeout)
         .acquire_timeout(opts.connect_timeout)
         .sqlx_logging(opts.log_statements)
         // Warn, so that the statements pass the log filter, which holds database crates at warn.
         .sqlx_logging_level(log::LevelFilter::Warn);
-    if memory {
+    if kind == DatabaseKind::SqliteMemory {
         // The only connection holds the database: never let the pool close it.
         co.min_connections(1).idle_timeout(None).max_lifetime(None);
     }
-    // Switching the journal mode writes to the file: not for read-only opens (imports).
-    let read_only = url.contains("mode=ro");
     co.map_sqlx_sqlite_opts(move |o| {
         let o = o.foreign_keys(true).busy_timeout(Duration::from_secs(10));
-        if memory || read_only {
-            o
-        } else {
-            // WAL: readers never block the writer; FULL: a commit is on disk before we answer 2xx.
-            o.journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Full)
+        match kind {
+            // Switching the journal mode writes to the file: not for read-only opens (imports).
+            DatabaseKind::SqliteFile { read_only: false, create, .. } => o
+                .create_if_missing(create)
+                // WAL: readers never block the writer; FULL: a commit is on disk before we answer 2xx.
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full),
+            _ => o,
         }
     });
     Database::connect(co).await
 }
 
 /// Connects, first creating the PostgreSQL database when the server says it does not exist
-/// (SQLite files are created by `mode=rwc`). Returns the connection and whether it created one.
+/// (SQLite files are created on first use). Returns the connection and whether it created one.
 pub async fn connect_or_create(opts: &DbOptions) -> Result<(DatabaseConnection, bool), DbErr> {
+    const INVALID_CATALOG_NAME: &str = "3D000";
+    const DUPLICATE_DATABASE: &str = "42P04";
     match connect(opts).await {
         Ok(db) => Ok((db, false)),
-        Err(e) if opts.url.starts_with("postgres") && is_missing_database(&e) => {
-            let (server, name) = split_pg_url(&opts.url).ok_or(e)?;
-            let admin = connect(&DbOptions { url: format!("{server}/postgres"), ..opts.clone() }).await?;
+        Err(e) if sqlstate(&e).as_deref() == Some(INVALID_CATALOG_NAME) => {
+            let (DatabaseKind::Postgres { database }, Some(server)) = (opts.url.kind(), opts.url.maintenance_url())
+            else {
+                return Err(e);
+            };
+            let admin = connect(&DbOptions { url: DatabaseUrl::parse(&server)?, ..opts.clone() }).await?;
             // The name comes from the operator's own URL; quoting keeps it one identifier.
-            let sql = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
+            let sql = format!("CREATE DATABASE \"{}\"", database.replace('"', "\"\""));
             match admin.execute_unprepared(&sql).await {
                 Ok(_) => {}
                 // Another instance created it first.
-                Err(e) if e.to_string().contains("already exists") => {}
+                Err(e) if sqlstate(&e).as_deref() == Some(DUPLICATE_DATABASE) => {}
                 Err(e) => return Err(e),
             }
             admin.close().await?;
@@ -130,20 +222,6 @@ pub async fn connect_or_create(opts: &DbOptions) -> Result<(DatabaseConnection, 
         }
         Err(e) => Err(e),
     }
-}
-
-/// SQLSTATE 3D000: "database … does not exist".
-fn is_missing_database(e: &DbErr) -> bool {
-    let text = e.to_string();
-    text.contains("3D000") || (text.contains("database") && text.contains("does not exist"))
-}
-
-/// `postgres://user@host:port/name?params` into (`postgres://user@host:port`, `name`).
-fn split_pg_url(url: &str) -> Option<(String, String)> {
-    let (scheme, rest) = url.split_once("://")?;
-    let (authority, path) = rest.split_once('/')?;
-    let name = path.split('?').next()?.to_owned();
-    (!name.is_empty()).then(|| (format!("{scheme}://{authority}"), name))
 }
 
 /// Applies pending migrations and returns the names of those it applied.
@@ -188,20 +266,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sqlite_urls_get_create_mode() {
-        assert_eq!(normalise_url("sqlite://a.db"), "sqlite://a.db?mode=rwc");
-        assert_eq!(normalise_url("sqlite://a.db?mode=ro"), "sqlite://a.db?mode=ro");
-        assert_eq!(normalise_url("sqlite::memory:"), "sqlite::memory:");
-        assert_eq!(normalise_url("postgres://u@h/db"), "postgres://u@h/db");
-    }
-
-    #[test]
-    fn postgres_urls_split_into_server_and_database() {
+    fn urls_are_parsed_as_the_driver_parses_them() {
+        let kind = |u: &str| DatabaseUrl::parse(u).unwrap().kind().clone();
+        let file = |p: &str, read_only, create| DatabaseKind::SqliteFile { path: p.into(), read_only, create };
+        assert_eq!(kind("sqlite://a.db"), file("a.db", false, true), "created on first use");
+        assert_eq!(kind("sqlite://a.db?mode=rwc"), file("a.db", false, true));
+        assert_eq!(kind("sqlite://a.db?mode=rw"), file("a.db", false, false));
+        assert_eq!(kind("sqlite://a.db?mode=ro"), file("a.db", true, false));
+        assert_eq!(kind("sqlite:///tmp/my%20data.db"), file("/tmp/my data.db", false, true), "decoded as sqlx does");
+        assert_eq!(kind("sqlite://dir/a%3Fb.db?mode=rwc"), file("dir/a?b.db", false, true));
+        assert_eq!(kind("sqlite::memory:"), DatabaseKind::SqliteMemory);
+        assert_eq!(kind("sqlite://x?mode=memory"), DatabaseKind::SqliteMemory);
         assert_eq!(
-            split_pg_url("postgres://u:p@h:5432/app?sslmode=disable"),
-            Some(("postgres://u:p@h:5432".into(), "app".into()))
+            kind("postgres://u:p@h:5432/app?sslmode=disable"),
+            DatabaseKind::Postgres { database: "app".into() }
         );
-        assert_eq!(split_pg_url("postgres://u@h/"), None);
+        let pg = DatabaseUrl::parse("postgres://u:p@h:5432/app?sslmode=disable").unwrap();
+        assert_eq!(pg.maintenance_url().as_deref(), Some("postgres://u:p@h:5432/postgres?sslmode=disable"));
+        assert!(DatabaseUrl::parse("mysql://x").is_err());
+        assert!(DatabaseUrl::parse("sqlite://a.db?mode=bogus").is_err());
+        let flask = DatabaseUrl::sqlite_file(Path::new("/tmp/a b?.db"), true).unwrap();
+        assert_eq!(flask.kind(), &file("/tmp/a b?.db", true, false));
     }
 
     #[test]

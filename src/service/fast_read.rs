@@ -8,6 +8,7 @@
 //! once; all writes still go through SeaORM.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
@@ -25,20 +26,13 @@ pub struct SessionRow {
 }
 
 pub struct FastReader {
-    path: String,
+    path: std::path::PathBuf,
     idle: Mutex<Vec<Connection>>,
+    fallbacks: AtomicU64,
 }
 
 const LOOKUP: &str = "SELECT s.user_id, s.last_seen_at, s.expires_at, u.email, u.created_at, u.last_login_at \
      FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?1";
-
-/// The file behind a `sqlite:` URL, or `None` for in-memory databases and other backends.
-pub fn sqlite_file_path(url: &str) -> Option<String> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next()?;
-    let memory = path.is_empty() || path.starts_with(":memory:") || url.contains("mode=memory");
-    (!memory).then(|| path.to_owned())
-}
 
 fn parse_time(s: &str) -> rusqlite::Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
@@ -47,14 +41,17 @@ fn parse_time(s: &str) -> rusqlite::Result<DateTime<Utc>> {
 }
 
 impl FastReader {
-    pub fn new(path: String) -> Self {
-        Self { path, idle: Mutex::new(Vec::new()) }
+    pub fn new(path: std::path::PathBuf) -> Self {
+        Self { path, idle: Mutex::new(Vec::new()), fallbacks: AtomicU64::new(0) }
     }
 
     fn open(&self) -> rusqlite::Result<Connection> {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&self.path, flags)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // A reader in WAL mode is only kept waiting by a checkpoint or recovery; wait milliseconds
+        // at most on the request's thread, then let the caller take the ORM path (which waits
+        // without blocking a worker).
+        conn.busy_timeout(std::time::Duration::from_millis(20))?;
         Ok(conn)
     }
 
@@ -91,15 +88,17 @@ impl FastReader {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::sqlite_file_path;
+impl FastReader {
+    /// Records a fallback to the ORM path: logged at warn the first time (with its reason), as it
+    /// means the fast path is not doing its job.
+    pub fn note_fallback(&self, reason: &rusqlite::Error) {
+        if self.fallbacks.fetch_add(1, Ordering::Relaxed) == 0 {
+            tracing::warn!(error = %reason, "fast session read failed; using the ORM (logged once per process)");
+        }
+    }
 
-    #[test]
-    fn only_files_get_a_fast_reader() {
-        assert_eq!(sqlite_file_path("sqlite://userauth.db?mode=rwc").as_deref(), Some("userauth.db"));
-        assert_eq!(sqlite_file_path("sqlite:///tmp/a.db").as_deref(), Some("/tmp/a.db"));
-        assert_eq!(sqlite_file_path("sqlite::memory:"), None);
-        assert_eq!(sqlite_file_path("postgres://u@h/db"), None);
+    /// How many lookups fell back to the ORM path.
+    pub fn fallbacks(&self) -> u64 {
+        self.fallbacks.load(Ordering::Relaxed)
     }
 }

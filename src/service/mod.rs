@@ -218,9 +218,16 @@ impl AuthService {
 
     /// Resolves sessions with a synchronous reader when `url` names a SQLite file (the server's
     /// hot path); other databases keep the ORM path.
-    pub fn with_fast_session_reads(mut self, url: &str) -> Self {
-        self.fast = fast_read::sqlite_file_path(url).map(|p| Arc::new(fast_read::FastReader::new(p)));
+    pub fn with_fast_session_reads(mut self, url: &db::DatabaseUrl) -> Self {
+        if let db::DatabaseKind::SqliteFile { path, .. } = url.kind() {
+            self.fast = Some(Arc::new(fast_read::FastReader::new(path.clone())));
+        }
         self
+    }
+
+    /// How many session lookups fell back from the fast path to the ORM (`None`: no fast path).
+    pub fn fast_read_fallbacks(&self) -> Option<u64> {
+        self.fast.as_ref().map(|f| f.fallbacks())
     }
 
     pub fn policy(&self) -> &Policy {
@@ -382,7 +389,9 @@ impl AuthService {
                 },
             }),
             Some(Err(e)) => {
-                tracing::debug!(error = %e, "fast session read failed; using the ORM");
+                if let Some(f) = &self.fast {
+                    f.note_fallback(&e);
+                }
                 self.find_session(&digest).await?
             }
             None => self.find_session(&digest).await?,

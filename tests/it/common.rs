@@ -91,9 +91,9 @@ pub fn settings(url: &str, extra: &[(&str, serde_json::Value)]) -> Loaded {
 }
 
 pub async fn service_for(loaded: &Loaded) -> AuthService {
-    let db = connect(&loaded.settings.db_options()).await.expect("connect");
+    let db = connect(&loaded.db).await.expect("connect");
     migrate(&db).await.expect("migrate");
-    AuthService::new(db, loaded.settings.policy()).with_fast_session_reads(&loaded.settings.database_url)
+    AuthService::new(db, loaded.settings.policy()).with_fast_session_reads(&loaded.db.url)
 }
 
 /// A clock for the service under test that the test moves forward instead of sleeping.

@@ -270,10 +270,13 @@ crate::backend_tests!(
 /// (it must never answer from stale data), and decodes the rows the ORM wrote.
 #[tokio::test]
 async fn fast_session_reads_see_commits_immediately() {
-    use userauth::service::fast_read::{FastReader, sqlite_file_path};
+    use userauth::service::db::{DatabaseKind, DatabaseUrl};
+    use userauth::service::fast_read::FastReader;
     let db = TestDb::sqlite_file();
     let svc = service(&db.url).await;
-    let reader = FastReader::new(sqlite_file_path(&db.url).unwrap());
+    let url = DatabaseUrl::parse(&db.url).unwrap();
+    let DatabaseKind::SqliteFile { path, .. } = url.kind() else { panic!("a file") };
+    let reader = FastReader::new(path.clone());
     let user = svc.register("fast@example.com", PASSWORD).await.unwrap();
     let s = svc.login("fast@example.com", PASSWORD).await.unwrap();
     let row = reader.lookup(&s.token.digest()).unwrap().expect("visible right after login");
@@ -291,4 +294,24 @@ async fn fast_session_reads_see_commits_immediately() {
 
 fn secs(n: u64) -> std::time::Duration {
     std::time::Duration::from_secs(n)
+}
+
+/// On a healthy database the fast path never falls back to the ORM (a fallback is a bug signal),
+/// including for a file name that needs decoding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_session_reads_do_not_fall_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/my%20data.db?mode=rwc", dir.path().display());
+    let svc = service(&url).await;
+    assert!(dir.path().join("my data.db").exists(), "the name was decoded as sqlx decodes it");
+    svc.register("nofall@example.com", PASSWORD).await.unwrap();
+    let s = svc.login("nofall@example.com", PASSWORD).await.unwrap();
+    let lookups = (0..50).map(|_| {
+        let (svc, token) = (svc.clone(), s.token.expose().to_owned());
+        tokio::spawn(async move { svc.authenticate(&token).await.map(|u| u.email) })
+    });
+    for r in futures_util::future::join_all(lookups).await {
+        assert_eq!(r.unwrap().unwrap(), "nofall@example.com");
+    }
+    assert_eq!(svc.fast_read_fallbacks(), Some(0));
 }
