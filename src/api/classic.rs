@@ -45,11 +45,11 @@ fn typed<T: serde::de::DeserializeOwned + utoipa::ToSchema>(body: Fields, status
 #[rocket::post("/users", data = "<body>")]
 pub async fn users(
     _site: NotCrossSite,
-    _budget: ClientBudget,
+    budget: ClientBudget,
     svc: &State<AuthService>,
     body: Body<Credentials>,
 ) -> Result<UsersResponse, ApiError> {
-    match svc.register(&body.0.email, &body.0.password).await {
+    match svc.for_client(budget.0).register(&body.0.email, &body.0.password).await {
         Ok(user) => Ok(UsersResponse::Created(EmailMessage::new(user.email, "user created"))),
         Err(AuthError::UserExists) => Ok(UsersResponse::Duplicate),
         Err(e) => Err(e.into()),
@@ -59,7 +59,7 @@ pub async fn users(
 #[rocket::post("/sessions", data = "<body>")]
 pub async fn login(
     _site: NotCrossSite,
-    _budget: ClientBudget,
+    budget: ClientBudget,
     svc: &State<AuthService>,
     settings: &State<ApiSettings>,
     jar: &CookieJar<'_>,
@@ -67,6 +67,7 @@ pub async fn login(
 ) -> Result<Json<EmailMessage>, ApiError> {
     let creds: Credentials = typed(body, Status::Unauthorized)?;
     let session = svc
+        .for_client(budget.0)
         .login(&creds.email, &creds.password)
         .await
         .map_err(|e| ApiError::from(e).with_client_status(Status::Unauthorized))?;
@@ -107,12 +108,13 @@ pub async fn reset_password(
 #[rocket::put("/reset_password", data = "<body>")]
 pub async fn update_password(
     _site: NotCrossSite,
-    _budget: ClientBudget,
+    budget: ClientBudget,
     svc: &State<AuthService>,
     body: Fields,
 ) -> Result<Json<EmailMessage>, ApiError> {
     let body: ClassicUpdatePassword = typed(body, Status::Forbidden)?;
     let user = svc
+        .for_client(budget.0)
         .update_password(&body.reset_token, &body.new_password, Some(&body.email))
         .await
         .map_err(|e| ApiError::from(e).with_client_status(Status::Forbidden))?;

@@ -2,7 +2,7 @@
 //! `X-Forwarded-For` only from trusted proxies), per-client limits on bcrypt-costing routes,
 //! cross-site refusal, and the security headers every response carries.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -19,6 +19,7 @@ use rocket::request::{self, FromRequest, Request};
 
 use super::ApiSettings;
 use super::error::{ApiError, ErrorCode, remember};
+use crate::service::hashing::client_key;
 
 // ---------------------------------------------------------------- the client's address
 
@@ -101,7 +102,7 @@ impl ClientLimiter {
     pub fn check(&self, client: Option<IpAddr>) -> Result<(), Duration> {
         let Some(limiter) = self.current() else { return Ok(()) };
         // No address (a local test client): one shared budget.
-        let key = limit_key(client.unwrap_or(IpAddr::from([0, 0, 0, 0])));
+        let key = client_key(client.unwrap_or(IpAddr::from([0, 0, 0, 0])));
         if self.checks.fetch_add(1, Ordering::Relaxed).is_multiple_of(1024) && limiter.len() > MAX_TRACKED_CLIENTS {
             self.prune();
         }
@@ -123,33 +124,34 @@ impl ClientLimiter {
         }
     }
 
+    pub fn enabled(&self) -> bool {
+        self.quota.is_some()
+    }
+
     /// How many addresses are tracked now.
     pub fn tracked(&self) -> usize {
         self.current().map_or(0, |l| l.len())
     }
 }
 
-/// IPv6 clients are limited per /64, the block one subscriber usually holds: otherwise one host
-/// could take a fresh address for every request.
-fn limit_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
-    }
-}
-
 /// A request guard for routes that cost a bcrypt computation: 429 `too_many_requests` with
-/// `Retry-After` once the client's address has used `client_rate_per_minute`.
-pub struct ClientBudget;
+/// `Retry-After` once the client's address has used `client_rate_per_minute`. Carries the
+/// client's address for the service, which bounds its share of the hashing queue (`None` when
+/// per-client limits are off).
+pub struct ClientBudget(pub Option<IpAddr>);
 
 #[rocket::async_trait]
 impl<'r> FromRequest<'r> for ClientBudget {
     type Error = ApiError;
 
     async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, ApiError> {
-        let Some(limiter) = req.rocket().state::<Arc<ClientLimiter>>() else { return Outcome::Success(ClientBudget) };
-        match limiter.check(ClientAddr::of(req).0) {
-            Ok(()) => Outcome::Success(ClientBudget),
+        let client = ClientAddr::of(req).0;
+        // With per-client limits off (0) there is no budget and no share of the hashing queue.
+        let Some(limiter) = req.rocket().state::<Arc<ClientLimiter>>().filter(|l| l.enabled()) else {
+            return Outcome::Success(ClientBudget(None));
+        };
+        match limiter.check(client) {
+            Ok(()) => Outcome::Success(ClientBudget(client)),
             Err(wait) => {
                 let secs = wait.as_millis().div_ceil(1000).max(1);
                 let err = ApiError {
@@ -310,8 +312,8 @@ mod tests {
 
     #[test]
     fn ipv6_clients_share_a_64() {
-        assert_eq!(limit_key("2001:db8:1:2:aaaa::1".parse().unwrap()), "2001:db8:1:2::".parse::<IpAddr>().unwrap());
-        assert_eq!(limit_key("192.0.2.1".parse().unwrap()), "192.0.2.1".parse::<IpAddr>().unwrap());
+        assert_eq!(client_key("2001:db8:1:2:aaaa::1".parse().unwrap()), "2001:db8:1:2::".parse::<IpAddr>().unwrap());
+        assert_eq!(client_key("192.0.2.1".parse().unwrap()), "192.0.2.1".parse::<IpAddr>().unwrap());
     }
 
     #[test]

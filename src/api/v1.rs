@@ -20,11 +20,11 @@ use crate::service::{AuthService, rfc3339};
 #[rocket::post("/register", data = "<body>")]
 pub async fn register(
     _site: NotCrossSite,
-    _budget: ClientBudget,
+    budget: ClientBudget,
     svc: &State<AuthService>,
     body: Body<Credentials>,
 ) -> Result<(Status, Json<EmailMessage>), ApiError> {
-    let user = svc.register(&body.0.email, &body.0.password).await?;
+    let user = svc.for_client(budget.0).register(&body.0.email, &body.0.password).await?;
     Ok((Status::Created, Json(EmailMessage::new(user.email, "user created"))))
 }
 
@@ -37,13 +37,13 @@ pub async fn register(
 #[rocket::post("/session", data = "<body>")]
 pub async fn login(
     _site: NotCrossSite,
-    _budget: ClientBudget,
+    budget: ClientBudget,
     svc: &State<AuthService>,
     settings: &State<ApiSettings>,
     jar: &CookieJar<'_>,
     body: Body<Credentials>,
 ) -> Result<Json<EmailMessage>, ApiError> {
-    let session = svc.login(&body.0.email, &body.0.password).await?;
+    let session = svc.for_client(budget.0).login(&body.0.email, &body.0.password).await?;
     jar.add(session_cookie(&session, settings));
     Ok(Json(EmailMessage::new(session.user.email, "logged in")))
 }
@@ -95,11 +95,11 @@ pub async fn reset_password(
 #[rocket::post("/update_password", data = "<body>")]
 pub async fn update_password(
     _site: NotCrossSite,
-    _budget: ClientBudget,
+    budget: ClientBudget,
     svc: &State<AuthService>,
     body: Body<UpdatePassword>,
 ) -> Result<Json<EmailMessage>, ApiError> {
-    let user = svc.update_password(&body.0.reset_token, &body.0.new_password, None).await?;
+    let user = svc.for_client(budget.0).update_password(&body.0.reset_token, &body.0.new_password, None).await?;
     Ok(Json(EmailMessage::new(user.email, "password updated")))
 }
 

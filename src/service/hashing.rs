@@ -2,9 +2,11 @@
 //! and at most `queue_max` requests wait for one. A request that finds the queue full is refused
 //! at once ([`AuthError::Busy`]) instead of queueing for as long as a flood lasts.
 
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 
@@ -36,12 +38,40 @@ pub struct Hasher {
     /// against it so they take as long as logins with a wrong password.
     dummy: Arc<OnceCell<String>>,
     verifications: Arc<AtomicU64>,
+    /// Places held per client address: one address never holds more places than there are
+    /// hashing threads, so a flood from one client cannot queue ahead of everyone else.
+    per_client: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    per_client_max: usize,
 }
 
 /// A place in the hashing queue, taken before any other work of a request that needs bcrypt.
 pub struct HashTicket {
     hasher: Hasher,
+    client: Option<IpAddr>,
     _place: OwnedSemaphorePermit,
+}
+
+impl Drop for HashTicket {
+    fn drop(&mut self) {
+        if let Some(client) = self.client {
+            let mut map = self.hasher.per_client.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = map.get_mut(&client) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(&client);
+                }
+            }
+        }
+    }
+}
+
+/// The key a client is counted under: its IPv4 address, or its IPv6 /64 (the block one
+/// subscriber usually holds; otherwise one host could take a fresh address for every request).
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        v4 => v4,
+    }
 }
 
 impl Hasher {
@@ -55,6 +85,8 @@ impl Hasher {
             capacity,
             dummy: Arc::new(OnceCell::new()),
             verifications: Arc::new(AtomicU64::new(0)),
+            per_client: Arc::new(Mutex::new(HashMap::new())),
+            per_client_max: concurrency,
         }
     }
 
@@ -69,16 +101,26 @@ impl Hasher {
         self.capacity - self.admission.available_permits()
     }
 
-    /// A place in the queue, or [`AuthError::Busy`] at once when it is full.
-    pub fn admit(&self) -> Result<HashTicket, AuthError> {
+    /// A place in the queue for a request from `client`, or [`AuthError::Busy`] at once when the
+    /// queue is full or this client already holds its share of it.
+    pub fn admit(&self, client: Option<IpAddr>) -> Result<HashTicket, AuthError> {
         let place = self.admission.clone().try_acquire_owned().map_err(|_| AuthError::Busy)?;
-        Ok(HashTicket { hasher: self.clone(), _place: place })
+        let client = client.map(client_key);
+        if let Some(c) = client {
+            let mut map = self.per_client.lock().unwrap_or_else(|p| p.into_inner());
+            let held = map.entry(c).or_insert(0);
+            if *held >= self.per_client_max {
+                return Err(AuthError::Busy);
+            }
+            *held += 1;
+        }
+        Ok(HashTicket { hasher: self.clone(), client, _place: place })
     }
 
     /// A place in the queue, waiting for one: for operator commands (imports), never for requests.
     pub async fn admit_waiting(&self) -> Result<HashTicket, AuthError> {
         let place = self.admission.clone().acquire_owned().await.map_err(|e| AuthError::Internal(e.to_string()))?;
-        Ok(HashTicket { hasher: self.clone(), _place: place })
+        Ok(HashTicket { hasher: self.clone(), client: None, _place: place })
     }
 
     /// Whether a verified hash should be replaced by one at the configured cost and `$2b$` prefix.
@@ -192,11 +234,29 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_refuses_at_once() {
         let h = Hasher::new(4, 1, 2);
-        let tickets: Vec<_> = (0..3).map(|_| h.admit().expect("room for 1 running + 2 waiting")).collect();
+        let tickets: Vec<_> = (0..3).map(|_| h.admit(None).expect("room for 1 running + 2 waiting")).collect();
         assert_eq!(h.queue_depth(), 3);
-        assert!(matches!(h.admit(), Err(AuthError::Busy)));
+        assert!(matches!(h.admit(None), Err(AuthError::Busy)));
         drop(tickets);
         assert_eq!(h.queue_depth(), 0);
-        assert!(h.admit().is_ok());
+        assert!(h.admit(None).is_ok());
+    }
+
+    #[tokio::test]
+    async fn one_client_holds_at_most_its_share() {
+        let h = Hasher::new(4, 2, 10);
+        let (a, b): (IpAddr, IpAddr) = ("127.0.0.2".parse().unwrap(), "127.0.0.1".parse().unwrap());
+        let held: Vec<_> = (0..2).map(|_| h.admit(Some(a)).unwrap()).collect();
+        assert!(matches!(h.admit(Some(a)), Err(AuthError::Busy)), "a third place for the same client");
+        assert_eq!(h.queue_depth(), 2, "the refused request gave its place back");
+        let other = h.admit(Some(b)).expect("another client still gets in");
+        drop(held);
+        assert!(h.admit(Some(a)).is_ok(), "places come back when requests end");
+        drop(other);
+        assert!(h.per_client.lock().unwrap().len() <= 1, "no entries left behind for finished clients");
+        // IPv6 clients share their /64.
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        let _x = (h.admit(Some(v6)).unwrap(), h.admit(Some("2001:db8::2".parse().unwrap())).unwrap());
+        assert!(matches!(h.admit(Some("2001:db8::3".parse().unwrap())), Err(AuthError::Busy)));
     }
 }

@@ -8,6 +8,7 @@ pub mod fast_read;
 pub mod hashing;
 mod throttle;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -157,6 +158,9 @@ pub struct AuthService {
     /// The synchronous session lookup, for SQLite files (see `fast_read`).
     fast: Option<Arc<fast_read::FastReader>>,
     clock: Clock,
+    /// The client address of the request being served, when there is one (the HTTP edge sets
+    /// it with [`AuthService::for_client`]): its share of the hashing queue is bounded.
+    client: Option<IpAddr>,
 }
 
 /// A live session as `authenticate` sees it.
@@ -203,7 +207,12 @@ fn chrono_dur(d: Duration) -> chrono::Duration {
 impl AuthService {
     pub fn new(db: DatabaseConnection, policy: Policy) -> Self {
         let hasher = Hasher::new(policy.bcrypt_cost, policy.hash_concurrency, policy.hash_queue_max);
-        Self { db, policy: Arc::new(policy), hasher, fast: None, clock: Clock::system() }
+        Self { db, policy: Arc::new(policy), hasher, fast: None, clock: Clock::system(), client: None }
+    }
+
+    /// The same service acting for a request from `client` (a cheap clone).
+    pub fn for_client(&self, client: Option<IpAddr>) -> Self {
+        Self { client, ..self.clone() }
     }
 
     /// The same service reading the time from `clock` (tests move it instead of sleeping).
@@ -250,7 +259,7 @@ impl AuthService {
 
     pub async fn register(&self, email: &str, password: &str) -> Result<UserView, AuthError> {
         // A place in the hashing queue first: a flood is refused before it costs anything else.
-        let ticket = self.hasher.admit()?;
+        let ticket = self.hasher.admit(self.client)?;
         let email = Email::parse(email)?;
         let password = self.policy.parse_password(password)?;
         self.create_user(&ticket, &email, &password).await
@@ -295,7 +304,7 @@ impl AuthService {
     /// and only then does bcrypt run; so at most `login_max_failures` wrong passwords are ever
     /// verified per window, however many requests race.
     pub async fn login(&self, email: &str, password: &str) -> Result<NewSession, AuthError> {
-        let ticket = self.hasher.admit()?;
+        let ticket = self.hasher.admit(self.client)?;
         let Ok(email) = Email::parse(email) else {
             // No account can have this address; still spend the verification so that
             // malformed input is not a faster path.
@@ -489,7 +498,7 @@ impl AuthService {
         new_password: &str,
         expected_email: Option<&str>,
     ) -> Result<UserView, AuthError> {
-        let ticket = self.hasher.admit()?;
+        let ticket = self.hasher.admit(self.client)?;
         let digest = presented_token_digest(presented).ok_or(AuthError::InvalidResetToken)?;
         let at = self.now();
         let found =

@@ -59,6 +59,8 @@ async fn reset_limit_holds_under_concurrency(backend: Backend) {
 fn lockout_holds_across_two_instances() {
     let url = crate::pg::fresh_database();
     let dir = tempfile::tempdir().unwrap();
+    // All 60 come from one loopback address: per-client limits off, so that each reaches the
+    // reservation (one address otherwise holds at most `hash_concurrency` queue places).
     let env = [("ROCKET_LOGIN_MAX_FAILURES", "5"), ("ROCKET_CLIENT_RATE_PER_MINUTE", "0")];
     let a = Server::start(dir.path(), &url, &env);
     let b = Server::start(dir.path(), &url, &env);
@@ -93,7 +95,7 @@ async fn full_hashing_queue_refuses_without_hashing(backend: Backend) {
     let svc = service_for(&cfg).await;
     svc.register("queued@example.com", PASSWORD).await.unwrap();
     let token = svc.request_reset("queued@example.com").await.unwrap().token;
-    let held: Vec<_> = (0..3).map(|_| svc.hasher().admit().unwrap()).collect();
+    let held: Vec<_> = (0..3).map(|_| svc.hasher().admit(None).unwrap()).collect();
     let before = svc.hasher().verifications();
     assert!(matches!(svc.login("queued@example.com", PASSWORD).await, Err(AuthError::Busy)));
     assert!(matches!(svc.login("not an email", PASSWORD).await, Err(AuthError::Busy)));
@@ -110,7 +112,7 @@ async fn full_hashing_queue_refuses_without_hashing(backend: Backend) {
 async fn busy_is_a_503_with_retry_after() {
     let db = TestDb::sqlite_file();
     let (c, svc) = client_with(&db.url, &[("hash_concurrency", json!(1)), ("hash_queue_max", json!(0))]).await;
-    let _held = svc.hasher().admit().unwrap();
+    let _held = svc.hasher().admit(None).unwrap();
     for path in ["/api/v1/session", "/api/v1/register", "/sessions", "/users"] {
         let resp = c
             .post(path)
@@ -184,6 +186,38 @@ fn per_client_limit_by_peer_address() {
     // The other address is unaffected.
     let ok = post("127.0.0.1", "/api/v1/session", &creds, &[]);
     assert_eq!(ok.status, 200, "{:?}", ok.json());
+}
+
+/// One address cannot take more of the hashing queue than there are hashing threads: a burst
+/// from 127.0.0.2 is shed with 503 while 127.0.0.1 still logs in.
+#[test]
+fn one_address_cannot_fill_the_hashing_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("share.db").display());
+    let env = [
+        ("ROCKET_CLIENT_RATE_PER_MINUTE", "1000"),
+        ("ROCKET_HASH_CONCURRENCY", "1"),
+        ("ROCKET_HASH_QUEUE_MAX", "64"),
+        ("ROCKET_BCRYPT_COST", "10"),
+    ];
+    let server = Server::start(dir.path(), &url, &env);
+    let creds = form_body(&[("email", "fair@example.com"), ("password", PASSWORD)]);
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    assert_eq!(http_from("127.0.0.1", server.port, "POST", "/api/v1/register", &form, creds.as_bytes()).status, 201);
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let burst: Vec<_> = (0..12)
+            .map(|i| {
+                s.spawn(move || {
+                    let body = form_body(&[("email", &format!("x{i}@example.com")), ("password", "a wrong guess!")]);
+                    http_from("127.0.0.2", server.port, "POST", "/api/v1/session", &form, body.as_bytes()).status
+                })
+            })
+            .collect();
+        burst.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(statuses.iter().all(|s| *s == 401 || *s == 503), "{statuses:?}");
+    assert!(statuses.iter().filter(|s| **s == 503).count() >= 6, "most of the burst is shed: {statuses:?}");
+    assert_eq!(http_from("127.0.0.1", server.port, "POST", "/api/v1/session", &form, creds.as_bytes()).status, 200);
 }
 
 /// Behind a trusted proxy the right-most untrusted `X-Forwarded-For` entry is the client.
