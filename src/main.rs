@@ -1,18 +1,24 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use userauth::cli::{Cli, dispatch};
+use userauth::cli::{Cli, dispatch, print_completions};
 use userauth::config::LogFormat;
 
 fn main() -> ExitCode {
     // clap exits with 2 on usage errors, 0 for --help/--version.
     let cli = Cli::parse();
+    if let Some(shell) = cli.completions_shell() {
+        return match print_completions(shell) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        };
+    }
     let loaded = match cli.load_config() {
         Ok(l) => l,
         Err(e) => return fail(&e),
     };
-    let format = cli.log_format.or(loaded.as_ref().map(|l| l.settings.log_format)).unwrap_or_default();
-    let level = loaded.as_ref().and_then(|l| l.explicit_log_level()).unwrap_or(cli.default_log_level());
+    let format = cli.log_format.unwrap_or(loaded.settings.log_format);
+    let level = loaded.explicit_log_level().unwrap_or(cli.default_log_level());
     userauth::logging::init(level, format == LogFormat::Json);
     match rocket::execute(dispatch(cli, loaded)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -116,12 +116,18 @@ impl Cli {
         }
     }
 
-    /// The configuration this invocation uses (completions need none).
-    pub fn load_config(&self) -> anyhow::Result<Option<Loaded>> {
-        if matches!(self.command, Command::Completions { .. }) {
-            return Ok(None);
+    /// The shell, when this invocation only prints a completion script (which needs no
+    /// configuration: it works even where the configuration is broken).
+    pub fn completions_shell(&self) -> Option<clap_complete::Shell> {
+        match self.command {
+            Command::Completions { shell } => Some(shell),
+            _ => None,
         }
-        Ok(Some(config::load(&self.overrides())?))
+    }
+
+    /// The configuration this invocation uses.
+    pub fn load_config(&self) -> anyhow::Result<Loaded> {
+        Ok(config::load(&self.overrides())?)
     }
 
     fn overrides(&self) -> Overrides {
@@ -133,13 +139,14 @@ impl Cli {
     }
 }
 
+/// Prints a completion script.
+pub fn print_completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
+    completions::print(shell)
+}
+
 /// Runs the command with its configuration (from [`Cli::load_config`]). Errors become one
 /// `error: …` line and exit code 1 in `main`.
-pub async fn dispatch(cli: Cli, loaded: Option<Loaded>) -> anyhow::Result<()> {
-    if let Command::Completions { shell } = cli.command {
-        return completions::print(shell);
-    }
-    let loaded = loaded.context("configuration not loaded")?;
+pub async fn dispatch(cli: Cli, loaded: Loaded) -> anyhow::Result<()> {
     match cli.command {
         Command::DbSetup => db::setup(&loaded).await,
         Command::Serve { .. } => serve::run(loaded).await,
@@ -169,6 +176,6 @@ pub async fn dispatch(cli: Cli, loaded: Option<Loaded>) -> anyhow::Result<()> {
                 },
             }
         }
-        Command::Completions { .. } => unreachable!("handled above"),
+        Command::Completions { shell } => completions::print(shell),
     }
 }

@@ -5,10 +5,7 @@ use futures_util::StreamExt;
 
 use std::path::Path;
 
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
-
-use crate::service::admin::ImportSecret;
-use crate::service::db::{DatabaseUrl, DbOptions, connect};
+use crate::service::import::{ImportRow, NumberedRow, RowError, SecretColumn};
 use crate::service::{AuthService, ListFilter, UserSummary, rfc3339};
 
 /// The password from a hidden prompt (twice) on a terminal, otherwise one line of stdin.
@@ -130,9 +127,6 @@ pub async fn logout(svc: &AuthService, email: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Rows to import: (line number, email, secret).
-type RawRows = Vec<(u64, String, ImportSecret)>;
-
 pub async fn import_csv(svc: &AuthService, path: &Path) -> anyhow::Result<()> {
     let reader: Box<dyn std::io::Read + Send> = if path == Path::new("-") {
         Box::new(std::io::stdin())
@@ -144,74 +138,44 @@ pub async fn import_csv(svc: &AuthService, path: &Path) -> anyhow::Result<()> {
     let mut csv = csv::ReaderBuilder::new().trim(csv::Trim::Headers).from_reader(reader);
     let headers: Vec<String> =
         csv.headers().context("reading the CSV header failed")?.iter().map(str::to_lowercase).collect();
-    let hashed = match headers.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-        ["email", "password_hash"] => true,
-        ["email", "password"] => false,
+    let column = match headers.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["email", "password_hash"] => SecretColumn::Hash,
+        ["email", "password"] => SecretColumn::Password,
         other => bail!("the CSV header must be `email,password_hash` or `email,password`, not `{}`", other.join(",")),
     };
-    let mut rows: RawRows = Vec::new();
-    let mut rejected = Vec::new();
-    for record in csv.records() {
-        match record {
+    let rows: Vec<NumberedRow> = csv
+        .records()
+        .map(|record| match record {
             Ok(r) => {
                 let line = r.position().map_or(0, |p| p.line());
-                let (email, secret) = (r.get(0).unwrap_or_default(), r.get(1).unwrap_or_default().to_owned());
-                let secret = if hashed { ImportSecret::Hash(secret) } else { ImportSecret::Password(secret) };
-                rows.push((line, email.to_owned(), secret));
+                (line, svc.parse_import_row(r.get(0).unwrap_or_default(), column, r.get(1).unwrap_or_default()))
             }
-            Err(e) => rejected.push((e.position().map_or(0, |p| p.line()), format!("unreadable row: {e}"))),
-        }
-    }
-    import(svc, rows, rejected).await
+            Err(e) => (e.position().map_or(0, |p| p.line()), Err(RowError::Unreadable(e.to_string()))),
+        })
+        .collect();
+    import(svc, rows).await
 }
 
 pub async fn import_flask(svc: &AuthService, path: &Path) -> anyhow::Result<()> {
     if !path.is_file() {
         bail!("no Flask database at {}", path.display());
     }
-    let url = DatabaseUrl::sqlite_file(path, true)?;
-    let flask = connect(&DbOptions::new(url)).await.with_context(|| format!("cannot open {}", path.display()))?;
-    let records = flask
-        .query_all_raw(Statement::from_string(
-            DbBackend::Sqlite,
-            "SELECT email, hashed_password FROM users ORDER BY rowid",
-        ))
-        .await
-        .context("reading the Flask users table (email, hashed_password) failed")?;
-    let mut rows: RawRows = Vec::new();
-    let mut rejected = Vec::new();
-    for (i, rec) in records.iter().enumerate() {
-        let line = i as u64 + 1;
-        let email: Option<String> = rec.try_get_by_index(0).ok();
-        // SQLAlchemy stored bcrypt's bytes: as a BLOB, as text, or as the text of a Python bytes literal.
-        let hash = rec
-            .try_get_by_index::<String>(1)
-            .ok()
-            .or_else(|| rec.try_get_by_index::<Vec<u8>>(1).ok().and_then(|b| String::from_utf8(b).ok()))
-            .map(|h| h.strip_prefix("b'").and_then(|h| h.strip_suffix('\'')).map(str::to_owned).unwrap_or(h));
-        match (email, hash) {
-            (Some(e), Some(h)) => rows.push((line, e, ImportSecret::Hash(h))),
-            _ => rejected.push((line, "email or hashed_password is empty or unreadable".to_owned())),
-        }
-    }
-    import(svc, rows, rejected).await
+    let rows = svc.read_flask_users(path).await.with_context(|| {
+        format!("reading the Flask users table (email, hashed_password) in {} failed", path.display())
+    })?;
+    import(svc, rows).await
 }
 
-/// Checks every row first: with any invalid row nothing is imported. Then imports in batches,
-/// one transaction each, skipping emails that already exist.
-async fn import(svc: &AuthService, rows: RawRows, mut rejected: Vec<(u64, String)>) -> anyhow::Result<()> {
+/// With any invalid row nothing is imported (each is reported with its line number). Otherwise
+/// imports in batches, one transaction each, skipping emails that already exist.
+async fn import(svc: &AuthService, rows: Vec<NumberedRow>) -> anyhow::Result<()> {
     const BATCH: usize = 1000;
-    let mut checked = Vec::with_capacity(rows.len());
-    for (line, email, secret) in rows {
-        match svc.check_import_row(&email, secret) {
-            Ok(row) => checked.push(row),
-            Err(reason) => rejected.push((line, reason)),
-        }
-    }
+    let (checked, rejected): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(_, r)| r.is_ok());
     if !rejected.is_empty() {
-        rejected.sort_by_key(|(line, _)| *line);
         for (line, reason) in &rejected {
-            eprintln!("row {line}: {reason}");
+            if let Err(reason) = reason {
+                eprintln!("row {line}: {reason}");
+            }
         }
         bail!(
             "{} invalid row(s); nothing was imported (imported 0 / skipped 0 / rejected {})",
@@ -219,6 +183,7 @@ async fn import(svc: &AuthService, rows: RawRows, mut rejected: Vec<(u64, String
             rejected.len()
         );
     }
+    let checked: Vec<ImportRow> = checked.into_iter().filter_map(|(_, r)| r.ok()).collect();
     let bar = if std::io::stderr().is_terminal() {
         indicatif::ProgressBar::new(checked.len() as u64)
     } else {

@@ -6,6 +6,7 @@ pub mod db;
 pub mod domain;
 pub mod fast_read;
 pub mod hashing;
+pub mod import;
 mod throttle;
 
 use std::net::IpAddr;

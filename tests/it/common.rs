@@ -1,9 +1,7 @@
-//! Shared test fixtures: real SQLite files, the real migrator, the real binary, a raw HTTP client.
+//! Shared test fixtures: real SQLite files, the real migrator, the real binary (run with
+//! `assert_cmd`), and an HTTP client (`reqwest`) for servers on real sockets.
 
-#![allow(dead_code)]
-
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{IpAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -33,8 +31,22 @@ pub enum Backend {
 }
 
 /// Generates one test per backend for each named `async fn(Backend)` in the calling module.
+/// `persistent: …` lists tests that need a database outliving its connections (restarts, other
+/// instances): they run on the SQLite file and PostgreSQL only, rather than passing vacuously.
 #[macro_export]
 macro_rules! backend_tests {
+    (persistent: $($name:ident),* $(,)?) => {
+        mod sqlite_file_only {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name($crate::common::Backend::SqliteFile).await } )*
+        }
+        mod postgres_only {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(not(postgres_tests), ignore = "PostgreSQL is not installed here: the PostgreSQL half of the suite was skipped")]
+                async fn $name() { super::$name($crate::common::Backend::Postgres).await }
+            )*
+        }
+    };
     ($($name:ident),* $(,)?) => {
         mod sqlite_file {
             $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name($crate::common::Backend::SqliteFile).await } )*
@@ -157,14 +169,12 @@ pub struct Output {
 
 /// Runs the binary in `cwd` with `stdin` as its standard input.
 pub fn run(cwd: &Path, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
-    let mut cmd = bin();
-    cmd.current_dir(cwd).args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut cmd = assert_cmd::Command::from_std(bin());
+    cmd.current_dir(cwd).args(args).write_stdin(stdin);
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().expect("spawn userauth");
-    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
-    let out = child.wait_with_output().expect("wait");
+    let out = cmd.output().expect("run userauth");
     Output {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -281,82 +291,71 @@ impl Resp {
     }
 }
 
-/// One HTTP/1.1 request over a fresh connection (`Connection: close`).
+/// One request to a server on this machine.
 pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
     try_http(port, method, path, headers, body).expect("HTTP request")
 }
 
-pub fn try_http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<Resp> {
+pub fn try_http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Resp, reqwest::Error> {
     try_http_from(None, port, method, path, headers, body)
 }
 
 /// A client at another loopback address (127.0.0.2, …): the socket is bound to `from` before it
 /// connects, so the server sees that peer address.
 pub fn http_from(from: &str, port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
-    let ip: std::net::IpAddr = from.parse().expect("source address");
+    let ip: IpAddr = from.parse().expect("source address");
     try_http_from(Some(ip), port, method, path, headers, body).expect("HTTP request")
 }
 
-fn connect_from(from: Option<std::net::IpAddr>, port: u16) -> std::io::Result<TcpStream> {
-    let server = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let Some(ip) = from else { return TcpStream::connect(server) };
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
-    socket.bind(&std::net::SocketAddr::new(ip, 0).into())?;
-    socket.connect(&server.into())?;
-    Ok(socket.into())
+/// One client per source address; no redirects followed (tests look at them) and no pooled
+/// connections (a later server may reuse a port).
+fn http_client(from: Option<IpAddr>) -> reqwest::blocking::Client {
+    static CLIENTS: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<Option<IpAddr>, reqwest::blocking::Client>>,
+    > = std::sync::OnceLock::new();
+    let mut clients = CLIENTS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    clients
+        .entry(from)
+        .or_insert_with(|| {
+            reqwest::blocking::Client::builder()
+                .local_address(from)
+                .redirect(reqwest::redirect::Policy::none())
+                .pool_max_idle_per_host(0)
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("HTTP client")
+        })
+        .clone()
 }
 
 pub fn try_http_from(
-    from: Option<std::net::IpAddr>,
+    from: Option<IpAddr>,
     port: u16,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
-) -> std::io::Result<Resp> {
-    let mut s = connect_from(from, port)?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+) -> Result<Resp, reqwest::Error> {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+    let mut req = http_client(from).request(method, format!("http://127.0.0.1:{port}{path}")).body(body.to_vec());
     for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
+        req = req.header(*k, *v);
     }
-    req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-    s.write_all(req.as_bytes())?;
-    s.write_all(body)?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    parse_response(&raw, method == "HEAD")
-}
-
-fn parse_response(raw: &[u8], head: bool) -> std::io::Result<Resp> {
-    let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_owned());
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| bad("no header end"))?;
-    let head_text = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head_text.split("\r\n");
-    let status_line = lines.next().ok_or_else(|| bad("no status line"))?;
-    let status = status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| bad("bad status"))?;
-    let headers: Vec<(String, String)> =
-        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).collect();
-    let mut body = raw[split + 4..].to_vec();
-    let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    if chunked && !head {
-        body = dechunk(&body);
-    }
+    let resp = req.send()?;
+    let status = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let body = resp.bytes()?.to_vec();
     Ok(Resp { status, headers, body })
-}
-
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(pos) = data.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..pos]).trim(), 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        let start = pos + 2;
-        out.extend_from_slice(&data[start..(start + size).min(data.len())]);
-        data = &data[(start + size + 2).min(data.len())..];
-    }
-    out
 }
 
 pub fn form_body(pairs: &[(&str, &str)]) -> String {

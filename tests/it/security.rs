@@ -115,9 +115,6 @@ fn stored_hashes_use_the_configured_cost() {
 /// The failure count lives in the database: a second service (a restart, or another instance)
 /// sees the lock the first one set.
 async fn lockout_survives_restarts_and_spans_instances(backend: Backend) {
-    if backend == Backend::SqliteMemory {
-        return; // a memory database does not outlive its connection
-    }
     let db = TestDb::new(backend);
     let cfg = settings(&db.url, &[("login_max_failures", json!(4))]);
     let a = service_for(&cfg).await;
@@ -330,7 +327,8 @@ crate::backend_tests!(
     planted_cookie_is_never_adopted,
     no_truncation_at_72_bytes,
     foreign_bcrypt_hashes_verify,
-    lockout_survives_restarts_and_spans_instances,
     concurrent_registrations_of_one_email,
     concurrent_logins_logouts_and_password_change,
 );
+
+crate::backend_tests!(persistent: lockout_survives_restarts_and_spans_instances);
