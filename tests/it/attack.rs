@@ -3,12 +3,14 @@
 
 use futures_util::future::join_all;
 use rocket::http::{ContentType, Header, Method, Status};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
+use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 use userauth::entity::user;
 use userauth::service::{AuthError, AuthService};
 
-use crate::common::{Backend, PASSWORD, Server, TestDb, client_with, form_body, http_from, run, service_for, settings};
+use crate::common::{
+    Backend, PASSWORD, Server, TestDb, client_with, form_body, http_from, insert_user, run, service_for, settings,
+};
 
 // ------------------------------------------------------------------ 1. lockout reservation
 
@@ -379,21 +381,6 @@ async fn security_headers_on_every_response() {
 }
 
 // ------------------------------------------------------------------ 6. hash upgrade and import costs
-
-async fn insert_user(svc: &AuthService, email: &str, hash: String) {
-    let at = chrono::Utc::now();
-    user::ActiveModel {
-        id: Set(uuid::Uuid::new_v4()),
-        email: Set(email.to_owned()),
-        password_hash: Set(hash),
-        created_at: Set(at),
-        updated_at: Set(at),
-        last_login_at: Set(None),
-    }
-    .insert(svc.db())
-    .await
-    .unwrap();
-}
 
 async fn stored_hash(svc: &AuthService, email: &str) -> String {
     use sea_orm::{ColumnTrait, QueryFilter};

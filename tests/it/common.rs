@@ -33,33 +33,38 @@ pub enum Backend {
 /// Generates one test per backend for each named `async fn(Backend)` in the calling module.
 /// `persistent: …` lists tests that need a database outliving its connections (restarts, other
 /// instances): they run on the SQLite file and PostgreSQL only, rather than passing vacuously.
+/// The PostgreSQL tests are ignored, with the reason printed, where PostgreSQL is not installed
+/// (build.rs; never in CI).
 #[macro_export]
 macro_rules! backend_tests {
     (persistent: $($name:ident),* $(,)?) => {
-        mod sqlite_file_only {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name($crate::common::Backend::SqliteFile).await } )*
-        }
-        mod postgres_only {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                #[cfg_attr(not(postgres_tests), ignore = "PostgreSQL is not installed here: the PostgreSQL half of the suite was skipped")]
-                async fn $name() { super::$name($crate::common::Backend::Postgres).await }
-            )*
-        }
+        $crate::backend_mod!(sqlite_file_only, SqliteFile, [], $($name),*);
+        $crate::backend_mod!(postgres_only, Postgres, [cfg_attr(not(postgres_tests), ignore = "PostgreSQL is not installed here: the PostgreSQL half of the suite was skipped")], $($name),*);
     };
     ($($name:ident),* $(,)?) => {
-        mod sqlite_file {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name($crate::common::Backend::SqliteFile).await } )*
+        $crate::backend_mod!(sqlite_file, SqliteFile, [], $($name),*);
+        $crate::backend_mod!(sqlite_memory, SqliteMemory, [], $($name),*);
+        $crate::backend_mod!(postgres, Postgres, [cfg_attr(not(postgres_tests), ignore = "PostgreSQL is not installed here: the PostgreSQL half of the suite was skipped")], $($name),*);
+    };
+}
+
+/// One module of tests on one backend, each with the given extra attributes.
+#[macro_export]
+macro_rules! backend_mod {
+    ($module:ident, $backend:ident, $attrs:tt, $($name:ident),*) => {
+        mod $module {
+            $( $crate::backend_fn!($attrs, $backend, $name); )*
         }
-        mod sqlite_memory {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name($crate::common::Backend::SqliteMemory).await } )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                #[cfg_attr(not(postgres_tests), ignore = "PostgreSQL is not installed here: the PostgreSQL half of the suite was skipped")]
-                async fn $name() { super::$name($crate::common::Backend::Postgres).await }
-            )*
+    };
+}
+
+#[macro_export]
+macro_rules! backend_fn {
+    ([$($attr:meta)?], $backend:ident, $name:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $(#[$attr])?
+        async fn $name() {
+            super::$name($crate::common::Backend::$backend).await
         }
     };
 }
@@ -130,6 +135,23 @@ impl TestClock {
 pub async fn service_with_clock(loaded: &Loaded) -> (AuthService, TestClock) {
     let clock = TestClock::default();
     (service_for(loaded).await.with_clock(clock.clock()), clock)
+}
+
+/// A user row written directly, as another system (or an import) would leave it.
+pub async fn insert_user(svc: &AuthService, email: &str, hash: String) {
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    let at = chrono::Utc::now();
+    userauth::entity::user::ActiveModel {
+        id: Set(uuid::Uuid::new_v4()),
+        email: Set(email.to_owned()),
+        password_hash: Set(hash),
+        created_at: Set(at),
+        updated_at: Set(at),
+        last_login_at: Set(None),
+    }
+    .insert(svc.db())
+    .await
+    .expect("insert user");
 }
 
 pub async fn service(url: &str) -> AuthService {

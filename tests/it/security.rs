@@ -4,13 +4,13 @@ use std::sync::Arc;
 
 use futures_util::future::join_all;
 use rocket::http::{ContentType, Cookie, Status};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait, Statement};
+use sea_orm::{ConnectionTrait, EntityTrait, Statement};
 use serde_json::json;
 use userauth::entity::user;
 use userauth::service::AuthError;
 
 use crate::common::{
-    Backend, PASSWORD, Server, TestDb, client, client_with, form_body, service, service_for, settings,
+    Backend, PASSWORD, Server, TestDb, client, client_with, form_body, insert_user, service, service_for, settings,
 };
 
 // ------------------------------------------------------------------ 1. tokens
@@ -80,18 +80,7 @@ async fn foreign_bcrypt_hashes_verify(backend: Backend) {
     let body = "10$.vGA1O9wmRjrwAVXD98HNOgsNpDczlqm3Jq7KnEd1rVAGv3Fykk1a";
     for (i, prefix) in ["$2y$", "$2a$", "$2b$"].iter().enumerate() {
         let email = format!("php{i}@example.com");
-        let at = chrono::Utc::now();
-        user::ActiveModel {
-            id: Set(uuid::Uuid::new_v4()),
-            email: Set(email.clone()),
-            password_hash: Set(format!("{prefix}{body}")),
-            created_at: Set(at),
-            updated_at: Set(at),
-            last_login_at: Set(None),
-        }
-        .insert(svc.db())
-        .await
-        .unwrap();
+        insert_user(&svc, &email, format!("{prefix}{body}")).await;
         assert!(svc.login(&email, "rasmuslerdorf").await.is_ok(), "{prefix} hash verifies");
         assert!(svc.login(&email, "rasmuslerdorF").await.is_err());
     }
