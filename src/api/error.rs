@@ -8,7 +8,8 @@ use rocket::response::{self, Responder, Response};
 
 use crate::service::AuthError;
 
-/// Every error code the API answers with: the `error` member of every error body.
+/// Every error code the API answers with: the `error` member of every error body (serialised in
+/// snake_case: `MissingField` is `"missing_field"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -38,40 +39,6 @@ pub enum ErrorCode {
     Unavailable,
     InternalError,
     Error,
-}
-
-impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
-        use ErrorCode::*;
-        match self {
-            MissingField => "missing_field",
-            InvalidEmail => "invalid_email",
-            InvalidPassword => "invalid_password",
-            UserExists => "user_exists",
-            InvalidCredentials => "invalid_credentials",
-            AccountLocked => "account_locked",
-            Unauthorized => "unauthorized",
-            Forbidden => "forbidden",
-            CrossSiteRequest => "cross_site_request",
-            UserNotFound => "user_not_found",
-            InvalidToken => "invalid_token",
-            TooManyRequests => "too_many_requests",
-            Busy => "busy",
-            InvalidBody => "invalid_body",
-            InvalidField => "invalid_field",
-            DuplicateField => "duplicate_field",
-            BadRequest => "bad_request",
-            NotFound => "not_found",
-            MethodNotAllowed => "method_not_allowed",
-            RequestTimeout => "request_timeout",
-            PayloadTooLarge => "payload_too_large",
-            UnsupportedMediaType => "unsupported_media_type",
-            UnprocessableEntity => "unprocessable_entity",
-            Unavailable => "unavailable",
-            InternalError => "internal_error",
-            Error => "error",
-        }
-    }
 }
 
 /// The body of every error response.

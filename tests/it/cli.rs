@@ -306,3 +306,12 @@ fn readme_configuration_table_matches_the_code() {
         }
     }
 }
+
+/// rusqlite (the fast read path) and sqlx must share one libsqlite3-sys: two would link two
+/// SQLite libraries into one binary, each with its own locks on the same file.
+#[test]
+fn one_sqlite_in_the_binary() {
+    let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock")).unwrap();
+    let copies = lock.matches("name = \"libsqlite3-sys\"").count();
+    assert_eq!(copies, 1, "Cargo.lock holds {copies} versions of libsqlite3-sys: keep rusqlite and sqlx in step");
+}
