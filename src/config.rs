@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::service::Policy;
 use crate::service::db::{DatabaseUrl, DbOptions};
+use crate::service::mail::MailSettings;
+pub use crate::service::mail::ResetDelivery;
 
 /// The lowest bcrypt cost accepted unless `allow_weak_bcrypt_cost` is set (tests only).
 pub const MIN_BCRYPT_COST: u32 = 10;
@@ -89,6 +91,11 @@ pub struct Settings {
     pub allowed_origins: Vec<String>,
     /// The service's public base URL (its origin, and the base of links).
     pub public_url: Option<String>,
+    pub reset_delivery: ResetDelivery,
+    /// lettre's URL form: `smtp://host:port` (plain), `?tls=required` (STARTTLS), `smtps://` (TLS).
+    pub smtp_url: Option<String>,
+    /// The sender, e.g. `Accounts <no-reply@example.com>`.
+    pub mail_from: Option<String>,
     pub log_format: LogFormat,
 }
 
@@ -121,6 +128,9 @@ impl Default for Settings {
             trusted_proxies: Vec::new(),
             allowed_origins: Vec::new(),
             public_url: None,
+            reset_delivery: ResetDelivery::Response,
+            smtp_url: None,
+            mail_from: None,
             log_format: LogFormat::Text,
         }
     }
@@ -220,7 +230,28 @@ impl Settings {
             ));
         }
         self.origins()?;
+        if self.reset_delivery == ResetDelivery::Email {
+            for (key, value) in [("smtp_url", &self.smtp_url), ("mail_from", &self.mail_from)] {
+                if value.is_none() {
+                    return bad(format!("reset_delivery = \"email\" needs {key}"));
+                }
+            }
+        }
+        self.mail_settings()?;
         Ok(())
+    }
+
+    /// The mail settings when `smtp_url` and `mail_from` are both set, each parsed (an invalid
+    /// one names its key; the URL is shown without its password).
+    pub fn mail_settings(&self) -> Result<Option<MailSettings>, ConfigError> {
+        let (Some(url), Some(from)) = (&self.smtp_url, &self.mail_from) else { return Ok(None) };
+        MailSettings::parse(url, from, &self.public_base_url()).map(Some).map_err(ConfigError::Invalid)
+    }
+
+    /// The base of links in emails: `public_url`, or `http://localhost:<port>`.
+    pub fn public_base_url(&self) -> String {
+        let base = self.public_url.clone().unwrap_or_else(|| format!("http://localhost:{}", self.port));
+        base.trim_end_matches('/').to_owned()
     }
 
     /// `public_url`'s origin and the `allowed_origins`, each parsed; an unparseable one names its key.
@@ -258,6 +289,7 @@ impl Settings {
             reset_max_requests: self.reset_max_requests,
             reset_window: secs(self.reset_window_secs),
             hash_queue_max: self.hash_queue_max,
+            reset_delivery: self.reset_delivery,
             hash_concurrency: self
                 .hash_concurrency
                 .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)),

@@ -11,7 +11,9 @@ pub fn init(level: &str, json: bool) {
     // Whatever RUST_LOG asks for: Rocket's and hyper's debug output dumps request and response
     // headers (cookies included), and the database layers can show bound values. Our own request
     // line replaces Rocket's chatter; SQL statements are logged only on request, at warn level.
-    for directive in ["rocket::server=off", "_=off", "hyper=warn", "h2=warn", "sqlx=warn", "sea_orm=warn"] {
+    for directive in
+        ["rocket::server=off", "_=off", "hyper=warn", "h2=warn", "sqlx=warn", "sea_orm=warn", "lettre=warn"]
+    {
         if let Ok(d) = directive.parse() {
             filter = filter.add_directive(d);
         }

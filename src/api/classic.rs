@@ -12,7 +12,7 @@ use super::error::{ApiError, json_response};
 use super::guard::{ClassicUser, removal_cookie, session_cookie};
 use super::protect::{ClientBudget, NotCrossSite};
 use super::types::{
-    ClassicUpdatePassword, Credentials, EmailMessage, EmailOnly, EmailOnlyResponse, Message, ResetIssued,
+    ClassicUpdatePassword, Credentials, EmailMessage, EmailOnly, EmailOnlyResponse, Message, ResetAnswer,
 };
 use crate::service::{AuthError, AuthService};
 
@@ -98,11 +98,11 @@ pub async fn reset_password(
     _site: NotCrossSite,
     svc: &State<AuthService>,
     body: Fields,
-) -> Result<Json<ResetIssued>, ApiError> {
+) -> Result<ResetAnswer, ApiError> {
     let forbidden = |e: ApiError| e.with_client_status(Status::Forbidden);
     let body: EmailOnly = typed(body, Status::Forbidden)?;
-    let issued = svc.request_reset(&body.email).await.map_err(|e| forbidden(e.into()))?;
-    Ok(Json(ResetIssued { email: issued.email, reset_token: issued.token.expose().to_owned() }))
+    let done = svc.self_service_reset(&body.email).await.map_err(|e| forbidden(e.into()))?;
+    Ok(ResetAnswer::from_request(done, Status::Ok))
 }
 
 #[rocket::put("/reset_password", data = "<body>")]

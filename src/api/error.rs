@@ -136,7 +136,7 @@ impl From<AuthError> for ApiError {
                 tracing::error!(error = %err, "database unavailable");
                 Self::for_status(Status::ServiceUnavailable)
             }
-            Database(_) | Internal(_) => {
+            Database(_) | Internal(_) | Mail(_) => {
                 tracing::error!(error = %msg, "request failed");
                 Self::for_status(Status::InternalServerError)
             }

@@ -74,7 +74,9 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
     if s.classic_routes {
         rocket = rocket.mount("/", classic_routes);
     }
-    let (database, reset_endpoint) = (loaded.db.url.redacted(), s.reset_endpoint);
+    let database = loaded.db.url.redacted();
+    // Only the response mode hands tokens to callers.
+    let reset_endpoint = s.reset_endpoint && s.reset_delivery == crate::config::ResetDelivery::Response;
     rocket.attach(AdHoc::on_liftoff("userauth start-up", move |r| {
         let limiter = limiter.clone();
         Box::pin(async move {

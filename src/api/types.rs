@@ -77,6 +77,37 @@ pub struct ResetIssued {
     pub reset_token: String,
 }
 
+/// What a reset request answers: the token (`reset_delivery = "response"`) or, by email, the same
+/// message for every address. `emailed_status` is 202 for v1 and 200 for the classic route.
+pub enum ResetAnswer {
+    Token(ResetIssued),
+    Emailed { emailed_status: rocket::http::Status },
+}
+
+impl<'r> rocket::response::Responder<'r, 'static> for ResetAnswer {
+    fn respond_to(self, _: &'r rocket::Request<'_>) -> rocket::response::Result<'static> {
+        use super::error::json_response;
+        Ok(match self {
+            ResetAnswer::Token(issued) => json_response(rocket::http::Status::Ok, &issued),
+            ResetAnswer::Emailed { emailed_status } => json_response(emailed_status, &Message::new(RESET_EMAILED)),
+        })
+    }
+}
+
+impl ResetAnswer {
+    pub fn from_request(done: crate::service::ResetRequest, emailed_status: rocket::http::Status) -> Self {
+        match done {
+            crate::service::ResetRequest::Token(t) => {
+                ResetAnswer::Token(ResetIssued { email: t.email, reset_token: t.token.expose().to_owned() })
+            }
+            crate::service::ResetRequest::Emailed => ResetAnswer::Emailed { emailed_status },
+        }
+    }
+}
+
+/// The answer in email mode, whatever the address.
+pub const RESET_EMAILED: &str = "if that address has an account, a reset link is on its way";
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
     #[schema(example = "ok")]

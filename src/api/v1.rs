@@ -9,7 +9,9 @@ use super::body::Body;
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::guard::{AuthUser, SESSION_COOKIE, removal_cookie, session_cookie};
 use super::protect::{ClientBudget, NotCrossSite};
-use super::types::{Credentials, EmailMessage, EmailOnly, Health, Message, Profile, ResetIssued, UpdatePassword};
+use super::types::{
+    Credentials, EmailMessage, EmailOnly, Health, Message, Profile, ResetAnswer, ResetIssued, UpdatePassword,
+};
 use crate::service::{AuthService, rfc3339};
 
 #[utoipa::path(post, path = "/api/v1/register", tag = "v1",
@@ -74,18 +76,18 @@ pub fn profile(me: AuthUser) -> Json<Profile> {
 
 #[utoipa::path(post, path = "/api/v1/reset_password", tag = "v1",
     request_body(content((EmailOnly = "application/x-www-form-urlencoded"), (EmailOnly = "application/json"))),
-    responses((status = 200, description = "Reset token issued", body = ResetIssued),
-              (status = 400, description = "Missing email", body = ErrorBody),
-              (status = 404, description = "No such user", body = ErrorBody),
+    responses((status = 200, description = "Reset token issued (reset_delivery = \"response\")", body = ResetIssued),
+              (status = 202, description = "reset_delivery = \"email\": the same answer for every well-formed email", body = Message),
+              (status = 400, description = "Missing or malformed email", body = ErrorBody),
+              (status = 404, description = "No such user (reset_delivery = \"response\" only)", body = ErrorBody),
               (status = 429, description = "Too many reset requests (Retry-After)", body = ErrorBody)))]
 #[rocket::post("/reset_password", data = "<body>")]
 pub async fn reset_password(
     _site: NotCrossSite,
     svc: &State<AuthService>,
     body: Body<EmailOnly>,
-) -> Result<Json<ResetIssued>, ApiError> {
-    let issued = svc.request_reset(&body.0.email).await?;
-    Ok(Json(ResetIssued { email: issued.email, reset_token: issued.token.expose().to_owned() }))
+) -> Result<ResetAnswer, ApiError> {
+    Ok(ResetAnswer::from_request(svc.self_service_reset(&body.0.email).await?, Status::Accepted))
 }
 
 #[utoipa::path(post, path = "/api/v1/update_password", tag = "v1",

@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{self, Loaded, LogFormat, Overrides};
 use crate::service::db::{connect, pending};
+use crate::service::mail::Mailer;
 use crate::service::{AuthService, ListFilter};
 
 #[derive(Debug, Parser)]
@@ -49,6 +50,11 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Send a test message through the configured mail server (smtp_url, mail_from) and show its answer
+    MailTest {
+        /// Where to send it
+        address: String,
+    },
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]
@@ -65,12 +71,15 @@ pub enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
-    /// Issue a password-reset token and print it with its expiry time
+    /// Issue a password-reset token and print it with its expiry time (or email it with --send)
     Reset {
         email: String,
         /// Print one JSON object
         #[arg(long)]
         json: bool,
+        /// Email the token to the user (smtp_url, mail_from) instead of printing it
+        #[arg(long, conflicts_with = "json")]
+        send: bool,
     },
     /// List users with their last login and active sessions (streamed)
     List {
@@ -139,6 +148,11 @@ impl Cli {
     }
 }
 
+/// The mailer, when `smtp_url` and `mail_from` are set.
+fn mailer(loaded: &Loaded) -> anyhow::Result<Option<Mailer>> {
+    Ok(loaded.settings.mail_settings()?.map(Mailer::new).transpose()?)
+}
+
 /// Prints a completion script.
 pub fn print_completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
     completions::print(shell)
@@ -160,10 +174,10 @@ pub async fn dispatch(cli: Cli, loaded: Loaded) -> anyhow::Result<()> {
                     missing.len()
                 );
             }
-            let svc = AuthService::new(db, loaded.settings.policy());
+            let svc = AuthService::new(db, loaded.settings.policy()).with_mailer(mailer(&loaded)?);
             match command {
                 UserCommand::Add { email, password_stdin } => user::add(&svc, &email, password_stdin).await,
-                UserCommand::Reset { email, json } => user::reset(&svc, &email, json).await,
+                UserCommand::Reset { email, json, send } => user::reset(&svc, &email, json, send).await,
                 UserCommand::List { json, limit, offset, email_contains } => {
                     user::list(&svc, json, &ListFilter { limit, offset, email_contains }).await
                 }
@@ -174,6 +188,18 @@ pub async fn dispatch(cli: Cli, loaded: Loaded) -> anyhow::Result<()> {
                     (Some(file), None) => user::import_csv(&svc, &file).await,
                     (None, None) => unreachable!("clap requires one source"),
                 },
+            }
+        }
+        Command::MailTest { address } => {
+            let mailer = mailer(&loaded)?.context("mail is not configured: set smtp_url and mail_from")?;
+            let server = mailer.settings().server();
+            let message = mailer.test_message(&address)?;
+            match mailer.send_now(message).await {
+                Ok(reply) => {
+                    println!("sent a test message to {address} through {server}; the server answered: {reply}");
+                    Ok(())
+                }
+                Err(e) => anyhow::bail!("sending to {address} through {server} failed: {e}"),
             }
         }
         Command::Completions { shell } => completions::print(shell),

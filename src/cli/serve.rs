@@ -15,7 +15,9 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
     if !applied.is_empty() {
         tracing::info!(migrations = ?applied, "applied pending migrations");
     }
-    let svc = AuthService::new(db, loaded.settings.policy()).with_fast_session_reads(&loaded.db.url);
+    let svc = AuthService::new(db, loaded.settings.policy())
+        .with_fast_session_reads(&loaded.db.url)
+        .with_mailer(super::mailer(&loaded)?);
     svc.hasher().warm_up().await?;
     api::build(svc, &loaded).launch().await.map_err(|e| anyhow::anyhow!("server failed: {e}"))?;
     Ok(())

@@ -34,7 +34,12 @@ pub async fn add(svc: &AuthService, email: &str, password_stdin: bool) -> anyhow
     Ok(())
 }
 
-pub async fn reset(svc: &AuthService, email: &str, json: bool) -> anyhow::Result<()> {
+pub async fn reset(svc: &AuthService, email: &str, json: bool, send: bool) -> anyhow::Result<()> {
+    if send {
+        let (to, reply) = svc.operator_reset_by_email(email).await?;
+        println!("emailed a reset link to {to}; the mail server answered: {reply}");
+        return Ok(());
+    }
     let issued = svc.operator_reset(email).await?;
     if json {
         let v = serde_json::json!({

@@ -7,6 +7,7 @@ pub mod domain;
 pub mod fast_read;
 pub mod hashing;
 pub mod import;
+pub mod mail;
 mod throttle;
 
 use std::net::IpAddr;
@@ -50,6 +51,8 @@ pub enum AuthError {
     NotAuthenticated,
     #[error("the server is busy; try again in a second")]
     Busy,
+    #[error("mail: {0}")]
+    Mail(#[from] mail::MailError),
     #[error("database error: {0}")]
     Database(#[from] DbErr),
     #[error("internal error: {0}")]
@@ -88,6 +91,7 @@ pub struct Policy {
     pub hash_concurrency: usize,
     /// How many requests may wait for one of them.
     pub hash_queue_max: usize,
+    pub reset_delivery: mail::ResetDelivery,
 }
 
 impl Policy {
@@ -123,6 +127,15 @@ pub struct NewSession {
     pub token: SecretToken,
     pub user: UserView,
     pub expires_at: DateTime<Utc>,
+}
+
+/// What a self-service reset request did (api.md §1 and §7).
+#[derive(Debug)]
+pub enum ResetRequest {
+    /// `reset_delivery = "response"`: the token, for the answer.
+    Token(IssuedResetToken),
+    /// `reset_delivery = "email"`: a message is on its way if the address has an account.
+    Emailed,
 }
 
 #[derive(Debug)]
@@ -162,6 +175,7 @@ pub struct AuthService {
     /// The client address of the request being served, when there is one (the HTTP edge sets
     /// it with [`AuthService::for_client`]): its share of the hashing queue is bounded.
     client: Option<IpAddr>,
+    mailer: Option<mail::Mailer>,
 }
 
 /// A live session as `authenticate` sees it.
@@ -208,7 +222,17 @@ fn chrono_dur(d: Duration) -> chrono::Duration {
 impl AuthService {
     pub fn new(db: DatabaseConnection, policy: Policy) -> Self {
         let hasher = Hasher::new(policy.bcrypt_cost, policy.hash_concurrency, policy.hash_queue_max);
-        Self { db, policy: Arc::new(policy), hasher, fast: None, clock: Clock::system(), client: None }
+        Self { db, policy: Arc::new(policy), hasher, fast: None, clock: Clock::system(), client: None, mailer: None }
+    }
+
+    /// The same service sending mail through `mailer` (reset links, `user reset --send`).
+    pub fn with_mailer(mut self, mailer: Option<mail::Mailer>) -> Self {
+        self.mailer = mailer;
+        self
+    }
+
+    pub fn mailer(&self) -> Option<&mail::Mailer> {
+        self.mailer.as_ref()
     }
 
     /// The same service acting for a request from `client` (a cheap clone).
@@ -456,6 +480,50 @@ impl AuthService {
         self.issue_reset(email, true).await
     }
 
+    /// A reset request from the API, delivered as configured: in the answer, or by email with the
+    /// same answer for every well-formed address. In email mode both paths do the same work: the
+    /// attempt is counted per normalised address (registered or not), then one write transaction.
+    pub async fn self_service_reset(&self, email: &str) -> Result<ResetRequest, AuthError> {
+        if self.policy.reset_delivery == mail::ResetDelivery::Response {
+            return self.request_reset(email).await.map(ResetRequest::Token);
+        }
+        let mailer = self.mailer.as_ref().ok_or_else(|| AuthError::Internal("no mailer configured".into()))?;
+        let email = Email::parse(email)?;
+        let (max, window) = (self.policy.reset_max_requests, self.policy.reset_window);
+        if let Some(retry_after_secs) =
+            throttle::reserve(&self.db, self.now(), Kind::Reset, email.as_str(), max, window).await?
+        {
+            return Err(AuthError::TooManyResetRequests { retry_after_secs });
+        }
+        match self.find_user(&email).await? {
+            Some(user) => {
+                let issued = self.store_reset_token(&user).await?;
+                mailer.enqueue_reset(&issued.email, issued.token, issued.expires_at);
+            }
+            None => {
+                // The same transaction shape as issuing a token (void older ones), on no rows.
+                let txn = self.db.begin().await?;
+                reset_token::Entity::delete_many()
+                    .filter(reset_token::Column::UserId.eq(Uuid::nil()))
+                    .exec(&txn)
+                    .await?;
+                txn.commit().await?;
+            }
+        }
+        Ok(ResetRequest::Emailed)
+    }
+
+    /// Issues a reset token for the operator and emails it (`userauth user reset --send`);
+    /// returns the mail server's reply.
+    pub async fn operator_reset_by_email(&self, email: &str) -> Result<(String, String), AuthError> {
+        let mailer =
+            self.mailer.as_ref().ok_or_else(|| AuthError::Internal("smtp_url and mail_from are not set".into()))?;
+        let issued = self.operator_reset(email).await?;
+        let message = mailer.reset_message(&issued.email, &issued.token, issued.expires_at)?;
+        let reply = mailer.send_now(message).await?;
+        Ok((issued.email, reply))
+    }
+
     /// Issues a reset token for the operator (`userauth user reset`): not throttled.
     pub async fn operator_reset(&self, email: &str) -> Result<IssuedResetToken, AuthError> {
         self.issue_reset(email, false).await
@@ -472,6 +540,11 @@ impl AuthService {
         {
             return Err(AuthError::TooManyResetRequests { retry_after_secs });
         }
+        self.store_reset_token(&user).await
+    }
+
+    /// A new reset token for `user`, stored (hashed) in place of any older one.
+    async fn store_reset_token(&self, user: &user::Model) -> Result<IssuedResetToken, AuthError> {
         let token = SecretToken::generate().map_err(|e| AuthError::Internal(e.to_string()))?;
         let at = self.now();
         let expires_at = at + chrono_dur(self.policy.reset_token_ttl);
@@ -488,7 +561,7 @@ impl AuthService {
         .insert(&txn)
         .await?;
         txn.commit().await?;
-        Ok(IssuedResetToken { email: user.email, token, expires_at })
+        Ok(IssuedResetToken { email: user.email.clone(), token, expires_at })
     }
 
     /// Sets a new password with a reset token: single use, and every session of the user ends.

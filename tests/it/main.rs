@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod e2e;
 mod http;
+mod mail;
 mod operator;
 mod pg;
 mod scale;

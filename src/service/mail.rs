@@ -1,0 +1,329 @@
+//! Reset links by email (api.md §7), with lettre over tokio and rustls.
+//!
+//! Requests never wait for the mail server: reset messages go into a bounded queue that a
+//! background task drains. Temporary failures (connection refused, 4xx replies) are retried with
+//! back-off until the token expires; permanent ones (5xx) are logged with the address and the
+//! server's reply. The raw token lives only in memory and in the message; it is never logged.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use lettre::message::{Mailbox, MultiPart, header::ContentType};
+use lettre::transport::smtp::response::Response;
+use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Semaphore, mpsc};
+
+use super::db::redact_url;
+use super::domain::SecretToken;
+use super::rfc3339;
+
+/// How self-service reset tokens reach their owner (api.md §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ResetDelivery {
+    /// In the API's answer (the original service's behaviour).
+    #[default]
+    Response,
+    /// By email to the account's address; the API answers the same for every address.
+    Email,
+}
+
+/// At most this many reset messages wait to be sent; more are dropped (and counted) rather than
+/// let a flood of reset requests grow memory.
+const QUEUE_MAX: usize = 1_000;
+/// Messages being sent at once.
+const SENDERS: usize = 4;
+const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Where and as whom to send mail.
+#[derive(Clone)]
+pub struct MailSettings {
+    smtp_url: String,
+    from: Mailbox,
+    /// The base of links, without a trailing slash.
+    public_url: String,
+}
+
+impl std::fmt::Debug for MailSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailSettings")
+            .field("smtp_url", &redact_url(&self.smtp_url))
+            .field("from", &self.from.to_string())
+            .field("public_url", &self.public_url)
+            .finish()
+    }
+}
+
+impl MailSettings {
+    /// Checks both values as lettre will read them; errors name the key (never the password).
+    pub fn parse(smtp_url: &str, mail_from: &str, public_url: &str) -> Result<Self, String> {
+        AsyncSmtpTransport::<Tokio1Executor>::from_url(smtp_url)
+            .map_err(|e| format!("smtp_url {} is not a valid SMTP URL: {e}", redact_url(smtp_url)))?;
+        let from = mail_from.parse::<Mailbox>().map_err(|e| {
+            format!("mail_from {mail_from:?} is not a mailbox like \"Accounts <no-reply@example.com>\": {e}")
+        })?;
+        Ok(Self { smtp_url: smtp_url.to_owned(), from, public_url: public_url.trim_end_matches('/').to_owned() })
+    }
+
+    /// The server, for messages: the URL without its password.
+    pub fn server(&self) -> String {
+        redact_url(&self.smtp_url)
+    }
+}
+
+/// Why a message was not sent.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("{0:?} is not an address mail can be sent to")]
+    Address(String),
+    #[error("the message could not be built: {0}")]
+    Build(String),
+    /// The server's answer, or why it could not be reached.
+    #[error("{0}")]
+    Smtp(String),
+}
+
+/// Counts of what happened to reset messages (for the log and metrics).
+#[derive(Debug, Default)]
+pub struct MailStats {
+    pub sent: AtomicU64,
+    pub failed: AtomicU64,
+    pub dropped: AtomicU64,
+    pub retried: AtomicU64,
+}
+
+struct Job {
+    to: Address,
+    token: SecretToken,
+    expires_at: DateTime<Utc>,
+    attempt: u32,
+}
+
+#[derive(Clone)]
+pub struct Mailer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: MailSettings,
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    queue: mpsc::Sender<Job>,
+    /// Taken by the first enqueue, which starts the sending task (it needs a runtime).
+    receiver: Mutex<Option<mpsc::Receiver<Job>>>,
+    stats: MailStats,
+}
+
+fn smtp_error(e: &lettre::transport::smtp::Error) -> MailError {
+    MailError::Smtp(e.to_string())
+}
+
+fn reply(r: &Response) -> String {
+    let text: Vec<&str> = r.message().collect();
+    format!("{} {}", r.code(), text.join(" "))
+}
+
+impl Mailer {
+    pub fn new(settings: MailSettings) -> Result<Self, MailError> {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&settings.smtp_url)
+            .map_err(|e| smtp_error(&e))?
+            .timeout(Some(SMTP_TIMEOUT))
+            .build();
+        let (queue, receiver) = mpsc::channel(QUEUE_MAX);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                settings,
+                transport,
+                queue,
+                receiver: Mutex::new(Some(receiver)),
+                stats: MailStats::default(),
+            }),
+        })
+    }
+
+    pub fn settings(&self) -> &MailSettings {
+        &self.inner.settings
+    }
+
+    pub fn stats(&self) -> &MailStats {
+        &self.inner.stats
+    }
+
+    /// Sends at once and returns the server's reply: for the operator's commands.
+    pub async fn send_now(&self, message: Message) -> Result<String, MailError> {
+        let response = self.inner.transport.send(message).await.map_err(|e| smtp_error(&e))?;
+        Ok(reply(&response))
+    }
+
+    /// The reset message for `to`: a text and an HTML part with the link, the token and its expiry.
+    pub fn reset_message(
+        &self,
+        to: &str,
+        token: &SecretToken,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Message, MailError> {
+        let address: Address = to.parse().map_err(|_| MailError::Address(to.to_owned()))?;
+        let link = format!("{}/reset?token={}", self.inner.settings.public_url, token.expose());
+        let expiry = rfc3339(expires_at);
+        let text = format!(
+            "Someone asked to reset the password of the account {to}.\n\n\
+             Choose a new password here:\n{link}\n\n\
+             Or use this reset token: {token}\n\
+             It works once and expires at {expiry}.\n\n\
+             If you did not ask for this, ignore this message: your password stays as it is.\n",
+            token = token.expose(),
+        );
+        let html = format!(
+            "<!doctype html><html><body>\
+             <p>Someone asked to reset the password of the account {to_html}.</p>\
+             <p><a href=\"{link_html}\">Choose a new password</a></p>\
+             <p>Or use this reset token: <code>{token}</code><br>It works once and expires at {expiry}.</p>\
+             <p>If you did not ask for this, ignore this message: your password stays as it is.</p>\
+             </body></html>",
+            to_html = html_escape(to),
+            link_html = html_escape(&link),
+            token = token.expose(),
+        );
+        Message::builder()
+            .from(self.inner.settings.from.clone())
+            .to(Mailbox::new(None, address))
+            .subject("Reset your password")
+            .multipart(MultiPart::alternative_plain_html(text, html))
+            .map_err(|e| MailError::Build(e.to_string()))
+    }
+
+    /// A short message that proves the setup works (`userauth mail-test`).
+    pub fn test_message(&self, to: &str) -> Result<Message, MailError> {
+        let address: Address = to.parse().map_err(|_| MailError::Address(to.to_owned()))?;
+        Message::builder()
+            .from(self.inner.settings.from.clone())
+            .to(Mailbox::new(None, address))
+            .subject("userauth mail test")
+            .header(ContentType::TEXT_PLAIN)
+            .body(format!(
+                "This is a test message from userauth. Reset links will point to {}/reset.\n",
+                self.inner.settings.public_url
+            ))
+            .map_err(|e| MailError::Build(e.to_string()))
+    }
+
+    /// Queues a reset message without waiting. A full queue drops it (logged and counted).
+    pub fn enqueue_reset(&self, to: &str, token: SecretToken, expires_at: DateTime<Utc>) {
+        let Ok(to_addr) = to.parse::<Address>() else {
+            tracing::warn!(to, "reset email not sent: not an address mail can be sent to");
+            self.inner.stats.failed.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        self.start();
+        self.push(Job { to: to_addr, token, expires_at, attempt: 0 });
+    }
+
+    fn push(&self, job: Job) {
+        if let Err(e) = self.inner.queue.try_send(job) {
+            let to = match &e {
+                mpsc::error::TrySendError::Full(j) | mpsc::error::TrySendError::Closed(j) => j.to.to_string(),
+            };
+            self.inner.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(to, queue = QUEUE_MAX, "reset email dropped: the send queue is full");
+        }
+    }
+
+    /// Starts the sending task on first use.
+    fn start(&self) {
+        let Some(mut receiver) = self.inner.receiver.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            return;
+        };
+        let mailer = self.clone();
+        tokio::spawn(async move {
+            let senders = Arc::new(Semaphore::new(SENDERS));
+            while let Some(job) = receiver.recv().await {
+                let Ok(permit) = senders.clone().acquire_owned().await else { break };
+                let mailer = mailer.clone();
+                tokio::spawn(async move {
+                    mailer.deliver(job).await;
+                    drop(permit);
+                });
+            }
+        });
+    }
+
+    async fn deliver(&self, job: Job) {
+        let stats = &self.inner.stats;
+        let to = job.to.to_string();
+        let message = match self.reset_message(&to, &job.token, job.expires_at) {
+            Ok(m) => m,
+            Err(e) => {
+                stats.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(to, error = %e, "reset email not sent");
+                return;
+            }
+        };
+        match self.inner.transport.send(message).await {
+            Ok(_) => {
+                stats.sent.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(to, "reset email sent");
+            }
+            Err(e) if e.is_permanent() => {
+                stats.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(to, reply = %e, "reset email refused by the mail server");
+            }
+            Err(e) => {
+                // Back-off doubles from 1 s up to a minute, for as long as the token is valid.
+                let wait = Duration::from_secs(1u64 << job.attempt.min(6)).min(Duration::from_secs(60));
+                let retry_at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+                if retry_at >= job.expires_at {
+                    stats.failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(to, error = %e, "reset email not delivered before the token expired; giving up");
+                    return;
+                }
+                stats.retried.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(to, error = %e, retry_in_secs = wait.as_secs(), "reset email: temporary failure, will retry");
+                let mailer = self.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    mailer.push(Job { attempt: job.attempt + 1, ..job });
+                });
+            }
+        }
+    }
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> MailSettings {
+        MailSettings::parse("smtp://127.0.0.1:2525", "Accounts <no-reply@example.com>", "https://auth.example.com/")
+            .unwrap()
+    }
+
+    #[test]
+    fn settings_are_checked_and_never_show_the_password() {
+        assert!(MailSettings::parse("smtps://u:hunter2@smtp.example.com", "a@b.c", "x").is_ok());
+        let err = MailSettings::parse("ftp://u:hunter2@x", "a@b.c", "x").unwrap_err();
+        assert!(err.contains("smtp_url") && !err.contains("hunter2"), "{err}");
+        let err = MailSettings::parse("smtp://x", "not a mailbox", "x").unwrap_err();
+        assert!(err.contains("mail_from"), "{err}");
+        let s = MailSettings::parse("smtp://u:hunter2@x:25", "a@b.c", "x").unwrap();
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn reset_message_has_both_parts_the_link_and_the_token() {
+        let mailer = Mailer::new(settings()).unwrap();
+        let token = SecretToken::generate().unwrap();
+        let expires = Utc::now();
+        let raw =
+            String::from_utf8(mailer.reset_message("bob@example.com", &token, expires).unwrap().formatted()).unwrap();
+        assert!(raw.contains("Subject: Reset your password"), "{raw}");
+        assert!(raw.contains("multipart/alternative") && raw.contains("text/plain") && raw.contains("text/html"));
+        assert!(raw.contains("To: bob@example.com"));
+        assert!(raw.contains("From: Accounts <no-reply@example.com>"));
+    }
+}

@@ -1,0 +1,274 @@
+//! Password reset by email (api.md §7) against a real SMTP server: Debian's python3-aiosmtpd,
+//! started per test on a free loopback port, writing each message it receives as JSON.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::{PASSWORD, Server, form_body, free_port, run};
+
+const SINK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/support/smtp_sink.py");
+const FROM: &str = "Accounts <no-reply@example.com>";
+const EMAILED: &str = "if that address has an account, a reset link is on its way";
+
+/// The SMTP server; stopped on drop.
+pub struct SmtpSink {
+    child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl SmtpSink {
+    pub fn start() -> SmtpSink {
+        Self::start_on(free_port(), None)
+    }
+
+    /// On `port`, with STARTTLS required when a certificate and key are given.
+    pub fn start_on(port: u16, tls: Option<(&Path, &Path)>) -> SmtpSink {
+        let dir = tempfile::tempdir().expect("mail dir");
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.arg(SINK).arg(dir.path()).arg(port.to_string());
+        if let Some((cert, key)) = tls {
+            cmd.arg(cert).arg(key);
+        }
+        let log = std::fs::File::create(dir.path().join("sink.log")).expect("log");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("python3 with aiosmtpd (apt-get install python3-aiosmtpd)");
+        let mut sink = SmtpSink { child, port, dir };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = sink.child.try_wait() {
+                panic!("the SMTP sink exited ({status}): {}", sink.log());
+            }
+            assert!(Instant::now() < deadline, "the SMTP sink did not start: {}", sink.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        sink
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sink.log")).unwrap_or_default()
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Every message received so far.
+    pub fn messages(&self) -> Vec<Value> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+            .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect())
+            .unwrap_or_default();
+        files.sort();
+        files.iter().map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()).collect()
+    }
+
+    /// Waits until `n` messages arrived (at most `secs`), then returns them all.
+    pub fn wait_for(&self, n: usize, secs: u64) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let got = self.messages();
+            if got.len() >= n || Instant::now() > deadline {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn email_env(smtp_url: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("ROCKET_RESET_DELIVERY", "email".into()),
+        ("ROCKET_SMTP_URL", smtp_url.into()),
+        ("ROCKET_MAIL_FROM", FROM.into()),
+        ("ROCKET_PUBLIC_URL", "https://auth.example.com".into()),
+    ]
+}
+
+fn start_server(dir: &Path, url: &str, env: &[(&'static str, String)]) -> Server {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Server::start(dir, url, &env)
+}
+
+fn token_in(text: &str) -> String {
+    let at = text.find("/reset?token=").expect("a reset link") + "/reset?token=".len();
+    text[at..at + 64].to_owned()
+}
+
+#[test]
+fn email_mode_answers_alike_and_mails_only_registered_addresses() {
+    let sink = SmtpSink::start();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mail.db");
+    let url = format!("sqlite://{}?mode=rwc", db.display());
+    let server = start_server(dir.path(), &url, &email_env(&sink.url()));
+    let creds = form_body(&[("email", "reader@example.com"), ("password", PASSWORD)]);
+    assert_eq!(server.form("POST", "/api/v1/register", &creds, None).status, 201);
+
+    let registered = server.form("POST", "/api/v1/reset_password", "email=Reader%40Example.com", None);
+    let unknown = server.form("POST", "/api/v1/reset_password", "email=ghost%40example.com", None);
+    for r in [&registered, &unknown] {
+        assert_eq!(r.status, 202);
+        assert_eq!(r.json(), serde_json::json!({"message": EMAILED}));
+    }
+    assert_eq!(registered.body, unknown.body, "byte for byte the same answer");
+    // The classic route answers 200 with the same body.
+    let classic = server.form("POST", "/reset_password", "email=ghost%40example.com", None);
+    assert_eq!((classic.status, classic.body.clone()), (200, unknown.body.clone()));
+    // Malformed emails are still a 400.
+    assert_eq!(server.form("POST", "/api/v1/reset_password", "email=nope", None).status, 400);
+
+    let messages = sink.wait_for(1, 20);
+    std::thread::sleep(Duration::from_millis(500));
+    let messages = if messages.len() == 1 { sink.messages() } else { messages };
+    assert_eq!(messages.len(), 1, "exactly one message, to the registered address: {messages:?}");
+    let m = &messages[0];
+    assert_eq!(m["rcpt_tos"], serde_json::json!(["reader@example.com"]));
+    assert_eq!(m["subject"], "Reset your password");
+    assert_eq!(m["from"], FROM);
+    assert_eq!(m["content_type"], "multipart/alternative");
+    let (text, html) = (m["text"].as_str().expect("a text part"), m["html"].as_str().expect("an HTML part"));
+    let token = token_in(text);
+    assert!(text.contains(&format!("https://auth.example.com/reset?token={token}")), "{text}");
+    assert!(html.contains(&format!("https://auth.example.com/reset?token={token}")), "{html}");
+    assert!(text.contains(&format!("reset token: {token}")), "the token itself: {text}");
+    assert!(text.contains("expires at 20"), "the expiry: {text}");
+
+    // The token works once.
+    let upd = form_body(&[("reset_token", &token), ("new_password", "the emailed new password")]);
+    assert_eq!(server.form("POST", "/api/v1/update_password", &upd, None).status, 200);
+    assert_eq!(server.form("POST", "/api/v1/update_password", &upd, None).status, 400);
+    let new = form_body(&[("email", "reader@example.com"), ("password", "the emailed new password")]);
+    assert_eq!(server.form("POST", "/api/v1/session", &new, None).status, 200);
+
+    // The raw token is in neither the database nor the log.
+    let mut bytes = std::fs::read(&db).unwrap();
+    bytes.extend(std::fs::read(db.with_extension("db-wal")).unwrap_or_default());
+    assert!(!String::from_utf8_lossy(&bytes).contains(&token), "raw token at rest");
+    let log = server.log_text();
+    assert!(log.contains("reset email sent"), "{log}");
+    assert!(!log.contains(&token), "raw token in the log: {log}");
+}
+
+#[test]
+fn mail_server_down_then_up_the_message_arrives_after_a_retry() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("retry.db").display());
+    let server = start_server(dir.path(), &url, &email_env(&format!("smtp://127.0.0.1:{port}")));
+    let creds = form_body(&[("email", "patient@example.com"), ("password", PASSWORD)]);
+    assert_eq!(server.form("POST", "/api/v1/register", &creds, None).status, 201);
+    let started = Instant::now();
+    let r = server.form("POST", "/api/v1/reset_password", "email=patient%40example.com", None);
+    assert_eq!(r.status, 202, "answered at once, the mail server being down");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(1500));
+    let sink = SmtpSink::start_on(port, None);
+    let messages = sink.wait_for(1, 30);
+    assert_eq!(messages.len(), 1, "delivered after the server came up: {}", server.log_text());
+    assert_eq!(messages[0]["rcpt_tos"], serde_json::json!(["patient@example.com"]));
+    assert!(server.log_text().contains("will retry"));
+}
+
+#[test]
+fn reset_requests_are_throttled_alike_for_any_address() {
+    let sink = SmtpSink::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("throttle.db").display());
+    let mut env = email_env(&sink.url());
+    env.push(("ROCKET_RESET_MAX_REQUESTS", "2".into()));
+    let server = start_server(dir.path(), &url, &env);
+    let creds = form_body(&[("email", "often@example.com"), ("password", PASSWORD)]);
+    assert_eq!(server.form("POST", "/api/v1/register", &creds, None).status, 201);
+    for email in ["often%40example.com", "never%40example.com"] {
+        let body = format!("email={email}");
+        for _ in 0..2 {
+            assert_eq!(server.form("POST", "/api/v1/reset_password", &body, None).status, 202);
+        }
+        let limited = server.form("POST", "/api/v1/reset_password", &body, None);
+        assert_eq!(limited.status, 429, "{email}");
+        assert!(limited.header("retry-after").is_some());
+    }
+    assert_eq!(sink.wait_for(2, 20).len(), 2, "two messages to the registered address only");
+}
+
+#[test]
+fn operator_send_and_mail_test_against_a_real_server_and_a_closed_port() {
+    let sink = SmtpSink::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("op.db").display());
+    assert_eq!(run(dir.path(), &["--database-url", &url, "db-setup"], "", &[]).code, 0);
+    let add =
+        run(dir.path(), &["--database-url", &url, "user", "add", "op@example.com"], &format!("{PASSWORD}\n"), &[]);
+    assert_eq!(add.code, 0, "{}", add.stderr);
+    let good = [("ROCKET_SMTP_URL", sink.url()), ("ROCKET_MAIL_FROM", FROM.to_owned())];
+    let good: Vec<(&str, &str)> = good.iter().map(|(k, v)| (*k, v.as_str())).collect();
+
+    let out = run(dir.path(), &["--database-url", &url, "user", "reset", "op@example.com", "--send"], "", &good);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("op@example.com") && out.stdout.contains("250"), "{}", out.stdout);
+    let messages = sink.wait_for(1, 10);
+    let token = token_in(messages[0]["text"].as_str().unwrap());
+    assert!(!out.stdout.contains(&token), "--send prints where it went, not the token");
+
+    let out = run(dir.path(), &["--database-url", &url, "mail-test", "ops@example.com"], "", &good);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("250"), "the server's answer: {}", out.stdout);
+    assert_eq!(sink.wait_for(2, 10)[1]["rcpt_tos"], serde_json::json!(["ops@example.com"]));
+
+    // A refusal is reported with the server's reply.
+    let out = run(dir.path(), &["--database-url", &url, "mail-test", "reject@example.com"], "", &good);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.starts_with("error: ") && out.stderr.contains("550"), "{}", out.stderr);
+
+    let closed = format!("smtp://127.0.0.1:{}", free_port());
+    let bad = [("ROCKET_SMTP_URL", closed.as_str()), ("ROCKET_MAIL_FROM", FROM)];
+    let out = run(dir.path(), &["--database-url", &url, "mail-test", "ops@example.com"], "", &bad);
+    assert_eq!(out.code, 1);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    let out = run(dir.path(), &["--database-url", &url, "user", "reset", "op@example.com", "--send"], "", &bad);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+}
+
+#[test]
+fn email_mode_needs_its_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("keys.db").display());
+    let out = run(
+        dir.path(),
+        &["--database-url", &url, "serve", "--port", "1"],
+        "",
+        &[("ROCKET_RESET_DELIVERY", "email"), ("ROCKET_MAIL_FROM", FROM)],
+    );
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("smtp_url"), "{}", out.stderr);
+    let out = run(
+        dir.path(),
+        &["--database-url", &url, "serve", "--port", "1"],
+        "",
+        &[("ROCKET_RESET_DELIVERY", "email"), ("ROCKET_SMTP_URL", "smtp://127.0.0.1:1")],
+    );
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("mail_from"), "{}", out.stderr);
+    let out = run(
+        dir.path(),
+        &["--database-url", &url, "db-setup"],
+        "",
+        &[("ROCKET_SMTP_URL", "smtp://user:hunter2@[bad"), ("ROCKET_MAIL_FROM", FROM)],
+    );
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("smtp_url") && !out.stderr.contains("hunter2"), "{}", out.stderr);
+}
