@@ -1,12 +1,21 @@
 //! Decides whether the PostgreSQL half of the test suite can run here: it needs PostgreSQL's
 //! server binaries (the tests start a throwaway cluster) or an external server named by
 //! `USERAUTH_TEST_PG_URL`. Without either the PostgreSQL tests are compiled as ignored, with a
-//! reason that `cargo test` prints; in CI (`CI=true`) that is an error instead.
+//! reason that `cargo test` prints; in CI (`CI=true`) that is an error instead. The same holds for
+//! the SMTP server of the mail tests (python3-aiosmtpd).
 
 use std::path::Path;
 
 fn main() {
     println!("cargo:rustc-check-cfg=cfg(postgres_tests)");
+    println!("cargo:rustc-check-cfg=cfg(smtp_tests)");
+    println!("cargo:rerun-if-changed=/usr/lib/python3/dist-packages");
+    // The mail tests run a real SMTP server: Debian's python3-aiosmtpd under /usr/bin/python3.
+    if Path::new("/usr/lib/python3/dist-packages/aiosmtpd").is_dir() && Path::new("/usr/bin/python3").exists() {
+        println!("cargo:rustc-cfg=smtp_tests");
+    } else if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true but python3-aiosmtpd is not installed: the mail tests cannot run");
+    }
     println!("cargo:rerun-if-env-changed=USERAUTH_TEST_PG_URL");
     println!("cargo:rerun-if-env-changed=CI");
     println!("cargo:rerun-if-changed=/usr/lib/postgresql");

@@ -30,6 +30,7 @@ Register-ArgumentCompleter -Native -CommandName 'userauth' -ScriptBlock {
             [CompletionResult]::new('db-setup', 'db-setup', [CompletionResultType]::ParameterValue, 'Create the database if needed and apply pending migrations (safe to repeat)')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Apply pending migrations, then serve the HTTP API')
             [CompletionResult]::new('user', 'user', [CompletionResultType]::ParameterValue, 'Manage users')
+            [CompletionResult]::new('mail-test', 'mail-test', [CompletionResultType]::ParameterValue, 'Send a test message through the configured mail server (smtp_url, mail_from) and show its answer')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -56,7 +57,7 @@ Register-ArgumentCompleter -Native -CommandName 'userauth' -ScriptBlock {
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('add', 'add', [CompletionResultType]::ParameterValue, 'Create a user; asks for the password twice on a terminal, else reads one line from stdin')
-            [CompletionResult]::new('reset', 'reset', [CompletionResultType]::ParameterValue, 'Issue a password-reset token and print it with its expiry time')
+            [CompletionResult]::new('reset', 'reset', [CompletionResultType]::ParameterValue, 'Issue a password-reset token and print it with its expiry time (or email it with --send)')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List users with their last login and active sessions (streamed)')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal')
             [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'End every session of a user')
@@ -76,6 +77,7 @@ Register-ArgumentCompleter -Native -CommandName 'userauth' -ScriptBlock {
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON object')
+            [CompletionResult]::new('--send', '--send', [CompletionResultType]::ParameterName, 'Email the token to the user (smtp_url, mail_from) instead of printing it')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
@@ -116,7 +118,7 @@ Register-ArgumentCompleter -Native -CommandName 'userauth' -ScriptBlock {
         }
         'userauth;user;help' {
             [CompletionResult]::new('add', 'add', [CompletionResultType]::ParameterValue, 'Create a user; asks for the password twice on a terminal, else reads one line from stdin')
-            [CompletionResult]::new('reset', 'reset', [CompletionResultType]::ParameterValue, 'Issue a password-reset token and print it with its expiry time')
+            [CompletionResult]::new('reset', 'reset', [CompletionResultType]::ParameterValue, 'Issue a password-reset token and print it with its expiry time (or email it with --send)')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List users with their last login and active sessions (streamed)')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal')
             [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'End every session of a user')
@@ -145,6 +147,13 @@ Register-ArgumentCompleter -Native -CommandName 'userauth' -ScriptBlock {
         'userauth;user;help;help' {
             break
         }
+        'userauth;mail-test' {
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'userauth;completions' {
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)')
@@ -156,6 +165,7 @@ Register-ArgumentCompleter -Native -CommandName 'userauth' -ScriptBlock {
             [CompletionResult]::new('db-setup', 'db-setup', [CompletionResultType]::ParameterValue, 'Create the database if needed and apply pending migrations (safe to repeat)')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Apply pending migrations, then serve the HTTP API')
             [CompletionResult]::new('user', 'user', [CompletionResultType]::ParameterValue, 'Manage users')
+            [CompletionResult]::new('mail-test', 'mail-test', [CompletionResultType]::ParameterValue, 'Send a test message through the configured mail server (smtp_url, mail_from) and show its answer')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -168,7 +178,7 @@ Register-ArgumentCompleter -Native -CommandName 'userauth' -ScriptBlock {
         }
         'userauth;help;user' {
             [CompletionResult]::new('add', 'add', [CompletionResultType]::ParameterValue, 'Create a user; asks for the password twice on a terminal, else reads one line from stdin')
-            [CompletionResult]::new('reset', 'reset', [CompletionResultType]::ParameterValue, 'Issue a password-reset token and print it with its expiry time')
+            [CompletionResult]::new('reset', 'reset', [CompletionResultType]::ParameterValue, 'Issue a password-reset token and print it with its expiry time (or email it with --send)')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List users with their last login and active sessions (streamed)')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal')
             [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'End every session of a user')
@@ -191,6 +201,9 @@ Register-ArgumentCompleter -Native -CommandName 'userauth' -ScriptBlock {
             break
         }
         'userauth;help;user;import' {
+            break
+        }
+        'userauth;help;mail-test' {
             break
         }
         'userauth;help;completions' {

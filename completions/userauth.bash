@@ -25,6 +25,9 @@ _userauth() {
             userauth,help)
                 cmd="userauth__subcmd__help"
                 ;;
+            userauth,mail-test)
+                cmd="userauth__subcmd__mail__subcmd__test"
+                ;;
             userauth,serve)
                 cmd="userauth__subcmd__serve"
                 ;;
@@ -39,6 +42,9 @@ _userauth() {
                 ;;
             userauth__subcmd__help,help)
                 cmd="userauth__subcmd__help__subcmd__help"
+                ;;
+            userauth__subcmd__help,mail-test)
+                cmd="userauth__subcmd__help__subcmd__mail__subcmd__test"
                 ;;
             userauth__subcmd__help,serve)
                 cmd="userauth__subcmd__help__subcmd__serve"
@@ -113,7 +119,7 @@ _userauth() {
 
     case "${cmd}" in
         userauth)
-            opts="-h -V --database-url --log-format --help --version db-setup serve user completions help"
+            opts="-h -V --database-url --log-format --help --version db-setup serve user mail-test completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -179,7 +185,7 @@ _userauth() {
             return 0
             ;;
         userauth__subcmd__help)
-            opts="db-setup serve user completions help"
+            opts="db-setup serve user mail-test completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -221,6 +227,20 @@ _userauth() {
             return 0
             ;;
         userauth__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        userauth__subcmd__help__subcmd__mail__subcmd__test)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -339,6 +359,28 @@ _userauth() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        userauth__subcmd__mail__subcmd__test)
+            opts="-h --database-url --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -637,7 +679,7 @@ _userauth() {
             return 0
             ;;
         userauth__subcmd__user__subcmd__reset)
-            opts="-h --json --database-url --log-format --help"
+            opts="-h --json --send --database-url --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -27,6 +27,7 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand db-setup 'Create the database if needed and apply pending migrations (safe to repeat)'
             cand serve 'Apply pending migrations, then serve the HTTP API'
             cand user 'Manage users'
+            cand mail-test 'Send a test message through the configured mail server (smtp_url, mail_from) and show its answer'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -50,7 +51,7 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
             cand add 'Create a user; asks for the password twice on a terminal, else reads one line from stdin'
-            cand reset 'Issue a password-reset token and print it with its expiry time'
+            cand reset 'Issue a password-reset token and print it with its expiry time (or email it with --send)'
             cand list 'List users with their last login and active sessions (streamed)'
             cand delete 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal'
             cand logout 'End every session of a user'
@@ -68,6 +69,7 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
             cand --log-format 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)'
             cand --json 'Print one JSON object'
+            cand --send 'Email the token to the user (smtp_url, mail_from) instead of printing it'
             cand -h 'Print help'
             cand --help 'Print help'
         }
@@ -103,7 +105,7 @@ set edit:completion:arg-completer[userauth] = {|@words|
         }
         &'userauth;user;help'= {
             cand add 'Create a user; asks for the password twice on a terminal, else reads one line from stdin'
-            cand reset 'Issue a password-reset token and print it with its expiry time'
+            cand reset 'Issue a password-reset token and print it with its expiry time (or email it with --send)'
             cand list 'List users with their last login and active sessions (streamed)'
             cand delete 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal'
             cand logout 'End every session of a user'
@@ -124,6 +126,12 @@ set edit:completion:arg-completer[userauth] = {|@words|
         }
         &'userauth;user;help;help'= {
         }
+        &'userauth;mail-test'= {
+            cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
+            cand --log-format 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'userauth;completions'= {
             cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
             cand --log-format 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)'
@@ -134,6 +142,7 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand db-setup 'Create the database if needed and apply pending migrations (safe to repeat)'
             cand serve 'Apply pending migrations, then serve the HTTP API'
             cand user 'Manage users'
+            cand mail-test 'Send a test message through the configured mail server (smtp_url, mail_from) and show its answer'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -143,7 +152,7 @@ set edit:completion:arg-completer[userauth] = {|@words|
         }
         &'userauth;help;user'= {
             cand add 'Create a user; asks for the password twice on a terminal, else reads one line from stdin'
-            cand reset 'Issue a password-reset token and print it with its expiry time'
+            cand reset 'Issue a password-reset token and print it with its expiry time (or email it with --send)'
             cand list 'List users with their last login and active sessions (streamed)'
             cand delete 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal'
             cand logout 'End every session of a user'
@@ -160,6 +169,8 @@ set edit:completion:arg-completer[userauth] = {|@words|
         &'userauth;help;user;logout'= {
         }
         &'userauth;help;user;import'= {
+        }
+        &'userauth;help;mail-test'= {
         }
         &'userauth;help;completions'= {
         }

@@ -32,6 +32,7 @@ complete -c userauth -n "__fish_userauth_needs_command" -s V -l version -d 'Prin
 complete -c userauth -n "__fish_userauth_needs_command" -f -a "db-setup" -d 'Create the database if needed and apply pending migrations (safe to repeat)'
 complete -c userauth -n "__fish_userauth_needs_command" -f -a "serve" -d 'Apply pending migrations, then serve the HTTP API'
 complete -c userauth -n "__fish_userauth_needs_command" -f -a "user" -d 'Manage users'
+complete -c userauth -n "__fish_userauth_needs_command" -f -a "mail-test" -d 'Send a test message through the configured mail server (smtp_url, mail_from) and show its answer'
 complete -c userauth -n "__fish_userauth_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c userauth -n "__fish_userauth_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c userauth -n "__fish_userauth_using_subcommand db-setup" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
@@ -49,7 +50,7 @@ complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_s
 json\t''"
 complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout import help" -s h -l help -d 'Print help'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout import help" -f -a "add" -d 'Create a user; asks for the password twice on a terminal, else reads one line from stdin'
-complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout import help" -f -a "reset" -d 'Issue a password-reset token and print it with its expiry time'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout import help" -f -a "reset" -d 'Issue a password-reset token and print it with its expiry time (or email it with --send)'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout import help" -f -a "list" -d 'List users with their last login and active sessions (streamed)'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout import help" -f -a "delete" -d 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout import help" -f -a "logout" -d 'End every session of a user'
@@ -64,6 +65,7 @@ complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from reset" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
 json\t''"
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from reset" -l json -d 'Print one JSON object'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from reset" -l send -d 'Email the token to the user (smtp_url, mail_from) instead of printing it'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from reset" -s h -l help -d 'Print help'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from list" -l limit -d 'At most N users' -r
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from list" -l offset -d 'Skip the first N users' -r
@@ -88,23 +90,28 @@ complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_
 json\t''"
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from import" -s h -l help -d 'Print help'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "add" -d 'Create a user; asks for the password twice on a terminal, else reads one line from stdin'
-complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "reset" -d 'Issue a password-reset token and print it with its expiry time'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "reset" -d 'Issue a password-reset token and print it with its expiry time (or email it with --send)'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "list" -d 'List users with their last login and active sessions (streamed)'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "logout" -d 'End every session of a user'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "import" -d 'Import users from CSV (email,password_hash or email,password) or the Flask service\'s database'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c userauth -n "__fish_userauth_using_subcommand mail-test" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
+complete -c userauth -n "__fish_userauth_using_subcommand mail-test" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
+json\t''"
+complete -c userauth -n "__fish_userauth_using_subcommand mail-test" -s h -l help -d 'Print help'
 complete -c userauth -n "__fish_userauth_using_subcommand completions" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
 complete -c userauth -n "__fish_userauth_using_subcommand completions" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
 json\t''"
 complete -c userauth -n "__fish_userauth_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c userauth -n "__fish_userauth_using_subcommand help; and not __fish_seen_subcommand_from db-setup serve user completions help" -f -a "db-setup" -d 'Create the database if needed and apply pending migrations (safe to repeat)'
-complete -c userauth -n "__fish_userauth_using_subcommand help; and not __fish_seen_subcommand_from db-setup serve user completions help" -f -a "serve" -d 'Apply pending migrations, then serve the HTTP API'
-complete -c userauth -n "__fish_userauth_using_subcommand help; and not __fish_seen_subcommand_from db-setup serve user completions help" -f -a "user" -d 'Manage users'
-complete -c userauth -n "__fish_userauth_using_subcommand help; and not __fish_seen_subcommand_from db-setup serve user completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c userauth -n "__fish_userauth_using_subcommand help; and not __fish_seen_subcommand_from db-setup serve user completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c userauth -n "__fish_userauth_using_subcommand help; and not __fish_seen_subcommand_from db-setup serve user mail-test completions help" -f -a "db-setup" -d 'Create the database if needed and apply pending migrations (safe to repeat)'
+complete -c userauth -n "__fish_userauth_using_subcommand help; and not __fish_seen_subcommand_from db-setup serve user mail-test completions help" -f -a "serve" -d 'Apply pending migrations, then serve the HTTP API'
+complete -c userauth -n "__fish_userauth_using_subcommand help; and not __fish_seen_subcommand_from db-setup serve user mail-test completions help" -f -a "user" -d 'Manage users'
+complete -c userauth -n "__fish_userauth_using_subcommand help; and not __fish_seen_subcommand_from db-setup serve user mail-test completions help" -f -a "mail-test" -d 'Send a test message through the configured mail server (smtp_url, mail_from) and show its answer'
+complete -c userauth -n "__fish_userauth_using_subcommand help; and not __fish_seen_subcommand_from db-setup serve user mail-test completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c userauth -n "__fish_userauth_using_subcommand help; and not __fish_seen_subcommand_from db-setup serve user mail-test completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "add" -d 'Create a user; asks for the password twice on a terminal, else reads one line from stdin'
-complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "reset" -d 'Issue a password-reset token and print it with its expiry time'
+complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "reset" -d 'Issue a password-reset token and print it with its expiry time (or email it with --send)'
 complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "list" -d 'List users with their last login and active sessions (streamed)'
 complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "delete" -d 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal'
 complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "logout" -d 'End every session of a user'

@@ -109,6 +109,7 @@ fn token_in(text: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(not(smtp_tests), ignore = "python3-aiosmtpd is not installed here: the mail tests were skipped")]
 fn email_mode_answers_alike_and_mails_only_registered_addresses() {
     let sink = SmtpSink::start();
     let dir = tempfile::tempdir().unwrap();
@@ -164,6 +165,7 @@ fn email_mode_answers_alike_and_mails_only_registered_addresses() {
 }
 
 #[test]
+#[cfg_attr(not(smtp_tests), ignore = "python3-aiosmtpd is not installed here: the mail tests were skipped")]
 fn mail_server_down_then_up_the_message_arrives_after_a_retry() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
@@ -184,6 +186,7 @@ fn mail_server_down_then_up_the_message_arrives_after_a_retry() {
 }
 
 #[test]
+#[cfg_attr(not(smtp_tests), ignore = "python3-aiosmtpd is not installed here: the mail tests were skipped")]
 fn reset_requests_are_throttled_alike_for_any_address() {
     let sink = SmtpSink::start();
     let dir = tempfile::tempdir().unwrap();
@@ -206,6 +209,7 @@ fn reset_requests_are_throttled_alike_for_any_address() {
 }
 
 #[test]
+#[cfg_attr(not(smtp_tests), ignore = "python3-aiosmtpd is not installed here: the mail tests were skipped")]
 fn operator_send_and_mail_test_against_a_real_server_and_a_closed_port() {
     let sink = SmtpSink::start();
     let dir = tempfile::tempdir().unwrap();
@@ -271,4 +275,62 @@ fn email_mode_needs_its_keys() {
     );
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("smtp_url") && !out.stderr.contains("hunter2"), "{}", out.stderr);
+}
+
+/// STARTTLS (`?tls=required`) against the same server with a certificate made here, trusted
+/// through `SSL_CERT_FILE` (read by rustls-native-certs).
+#[test]
+#[cfg_attr(not(smtp_tests), ignore = "python3-aiosmtpd is not installed here: the mail tests were skipped")]
+fn starttls_with_a_certificate_made_in_the_test() {
+    let certs = tempfile::tempdir().unwrap();
+    let p = |name: &str| certs.path().join(name);
+    let (ca, ca_key, cert, key, csr) = (p("ca.pem"), p("ca-key.pem"), p("cert.pem"), p("key.pem"), p("req.csr"));
+    let openssl = |args: &[&std::ffi::OsStr]| {
+        let out = Command::new("openssl").args(args).output().expect("openssl");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    let os = |s: &'static str| std::ffi::OsStr::new(s);
+    // A CA, and a certificate for localhost signed by it.
+    openssl(
+        &[os("req"), os("-x509"), os("-newkey"), os("rsa:2048"), os("-nodes"), os("-days"), os("1")]
+            .into_iter()
+            .chain([
+                os("-subj"),
+                os("/CN=userauth test CA"),
+                os("-keyout"),
+                ca_key.as_os_str(),
+                os("-out"),
+                ca.as_os_str(),
+            ])
+            .collect::<Vec<_>>(),
+    );
+    openssl(
+        &[os("req"), os("-newkey"), os("rsa:2048"), os("-nodes"), os("-subj"), os("/CN=localhost")]
+            .into_iter()
+            .chain([os("-keyout"), key.as_os_str(), os("-out"), csr.as_os_str()])
+            .collect::<Vec<_>>(),
+    );
+    let ext = p("ext.cnf");
+    std::fs::write(&ext, "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
+    openssl(
+        &[os("x509"), os("-req"), os("-days"), os("1"), os("-CAcreateserial"), os("-in"), csr.as_os_str()]
+            .into_iter()
+            .chain([os("-CA"), ca.as_os_str(), os("-CAkey"), ca_key.as_os_str(), os("-extfile"), ext.as_os_str()])
+            .chain([os("-out"), cert.as_os_str()])
+            .collect::<Vec<_>>(),
+    );
+    let sink = SmtpSink::start_on(free_port(), Some((&cert, &key)));
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("tls.db").display());
+    let smtp = format!("smtp://localhost:{}?tls=required", sink.port);
+    let cert_file = ca.to_string_lossy().into_owned();
+    let env = [("ROCKET_SMTP_URL", smtp.as_str()), ("ROCKET_MAIL_FROM", FROM), ("SSL_CERT_FILE", cert_file.as_str())];
+    let out = run(dir.path(), &["--database-url", &url, "mail-test", "tls@example.com"], "", &env);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let messages = sink.wait_for(1, 10);
+    assert_eq!(messages[0]["tls"], true, "the message went over TLS");
+    // Without trusting the certificate the connection is refused, not downgraded.
+    let env = [("ROCKET_SMTP_URL", smtp.as_str()), ("ROCKET_MAIL_FROM", FROM)];
+    let out = run(dir.path(), &["--database-url", &url, "mail-test", "tls@example.com"], "", &env);
+    assert_eq!(out.code, 1, "{}", out.stdout);
 }
