@@ -326,4 +326,15 @@ mod tests {
         assert!(raw.contains("To: bob@example.com"));
         assert!(raw.contains("From: Accounts <no-reply@example.com>"));
     }
+
+    /// A flood cannot grow the queue: past `QUEUE_MAX` messages are dropped and counted. (The
+    /// single-threaded test runtime does not run the sending task until the test yields.)
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_full_queue_drops_and_counts() {
+        let mailer = Mailer::new(settings()).unwrap();
+        for _ in 0..QUEUE_MAX + 5 {
+            mailer.enqueue_reset("flood@example.com", SecretToken::generate().unwrap(), Utc::now());
+        }
+        assert_eq!(mailer.stats().dropped.load(Ordering::Relaxed), 5);
+    }
 }
