@@ -38,6 +38,7 @@ pub const NUMERIC_RANGES: &[(&str, u64, u64)] = &[
     ("hash_concurrency", 1, 1_024),
     ("hash_queue_max", 0, 100_000),
     ("client_rate_per_minute", 0, 1_000_000),
+    ("audit_retention_days", 1, 36_500),
 ];
 
 /// Output format of the log.
@@ -96,6 +97,10 @@ pub struct Settings {
     pub smtp_url: Option<String>,
     /// The sender, e.g. `Accounts <no-reply@example.com>`.
     pub mail_from: Option<String>,
+    /// Whether account events are written to the audit log (on by default; off only to measure
+    /// what it costs).
+    pub audit: bool,
+    pub audit_retention_days: u64,
     pub log_format: LogFormat,
 }
 
@@ -131,6 +136,8 @@ impl Default for Settings {
             reset_delivery: ResetDelivery::Response,
             smtp_url: None,
             mail_from: None,
+            audit: true,
+            audit_retention_days: 365,
             log_format: LogFormat::Text,
         }
     }
@@ -290,6 +297,9 @@ impl Settings {
             reset_window: secs(self.reset_window_secs),
             hash_queue_max: self.hash_queue_max,
             reset_delivery: self.reset_delivery,
+            client_limits: self.client_rate_per_minute > 0,
+            audit: self.audit,
+            audit_retention: secs(self.audit_retention_days.saturating_mul(86_400)),
             hash_concurrency: self
                 .hash_concurrency
                 .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)),

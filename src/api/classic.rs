@@ -10,11 +10,11 @@ use super::ApiSettings;
 use super::body::{Body, Fields};
 use super::error::{ApiError, json_response};
 use super::guard::{ClassicUser, removal_cookie, session_cookie};
-use super::protect::{ClientBudget, NotCrossSite};
+use super::protect::{ClientBudget, NotCrossSite, Svc};
 use super::types::{
     ClassicUpdatePassword, Credentials, EmailMessage, EmailOnly, EmailOnlyResponse, Message, ResetAnswer,
 };
-use crate::service::{AuthError, AuthService};
+use crate::service::AuthError;
 
 #[rocket::get("/")]
 pub fn index() -> Json<Message> {
@@ -45,11 +45,11 @@ fn typed<T: serde::de::DeserializeOwned + utoipa::ToSchema>(body: Fields, status
 #[rocket::post("/users", data = "<body>")]
 pub async fn users(
     _site: NotCrossSite,
-    budget: ClientBudget,
-    svc: &State<AuthService>,
+    _budget: ClientBudget,
+    svc: Svc,
     body: Body<Credentials>,
 ) -> Result<UsersResponse, ApiError> {
-    match svc.for_client(budget.0).register(&body.0.email, &body.0.password).await {
+    match svc.register(&body.0.email, &body.0.password).await {
         Ok(user) => Ok(UsersResponse::Created(EmailMessage::new(user.email, "user created"))),
         Err(AuthError::UserExists) => Ok(UsersResponse::Duplicate),
         Err(e) => Err(e.into()),
@@ -59,15 +59,14 @@ pub async fn users(
 #[rocket::post("/sessions", data = "<body>")]
 pub async fn login(
     _site: NotCrossSite,
-    budget: ClientBudget,
-    svc: &State<AuthService>,
+    _budget: ClientBudget,
+    svc: Svc,
     settings: &State<ApiSettings>,
     jar: &CookieJar<'_>,
     body: Fields,
 ) -> Result<Json<EmailMessage>, ApiError> {
     let creds: Credentials = typed(body, Status::Unauthorized)?;
     let session = svc
-        .for_client(budget.0)
         .login(&creds.email, &creds.password)
         .await
         .map_err(|e| ApiError::from(e).with_client_status(Status::Unauthorized))?;
@@ -78,7 +77,7 @@ pub async fn login(
 #[rocket::delete("/sessions")]
 pub async fn logout(
     _site: NotCrossSite,
-    svc: &State<AuthService>,
+    svc: Svc,
     settings: &State<ApiSettings>,
     jar: &CookieJar<'_>,
     me: ClassicUser,
@@ -94,11 +93,7 @@ pub fn profile(me: ClassicUser) -> Json<EmailOnlyResponse> {
 }
 
 #[rocket::post("/reset_password", data = "<body>")]
-pub async fn reset_password(
-    _site: NotCrossSite,
-    svc: &State<AuthService>,
-    body: Fields,
-) -> Result<ResetAnswer, ApiError> {
+pub async fn reset_password(_site: NotCrossSite, svc: Svc, body: Fields) -> Result<ResetAnswer, ApiError> {
     let forbidden = |e: ApiError| e.with_client_status(Status::Forbidden);
     let body: EmailOnly = typed(body, Status::Forbidden)?;
     let done = svc.self_service_reset(&body.email).await.map_err(|e| forbidden(e.into()))?;
@@ -108,13 +103,12 @@ pub async fn reset_password(
 #[rocket::put("/reset_password", data = "<body>")]
 pub async fn update_password(
     _site: NotCrossSite,
-    budget: ClientBudget,
-    svc: &State<AuthService>,
+    _budget: ClientBudget,
+    svc: Svc,
     body: Fields,
 ) -> Result<Json<EmailMessage>, ApiError> {
     let body: ClassicUpdatePassword = typed(body, Status::Forbidden)?;
     let user = svc
-        .for_client(budget.0)
         .update_password(&body.reset_token, &body.new_password, Some(&body.email))
         .await
         .map_err(|e| ApiError::from(e).with_client_status(Status::Forbidden))?;

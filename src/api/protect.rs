@@ -72,6 +72,29 @@ impl<'r> FromRequest<'r> for ClientAddr {
     }
 }
 
+/// The service, acting for this request's client (recorded in the audit log; its share of the
+/// hashing queue is bounded).
+pub struct Svc(pub crate::service::AuthService);
+
+impl std::ops::Deref for Svc {
+    type Target = crate::service::AuthService;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Svc {
+    type Error = ApiError;
+
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, ApiError> {
+        match req.rocket().state::<crate::service::AuthService>() {
+            Some(svc) => Outcome::Success(Svc(svc.for_client(ClientAddr::of(req).0))),
+            None => Outcome::Error(remember(req, ApiError::for_status(Status::InternalServerError))),
+        }
+    }
+}
+
 // ---------------------------------------------------------------- per-client limits
 
 /// At most this many addresses are tracked; past it, stale ones are dropped, and if every one is
@@ -124,10 +147,6 @@ impl ClientLimiter {
         }
     }
 
-    pub fn enabled(&self) -> bool {
-        self.quota.is_some()
-    }
-
     /// How many addresses are tracked now.
     pub fn tracked(&self) -> usize {
         self.current().map_or(0, |l| l.len())
@@ -135,23 +154,17 @@ impl ClientLimiter {
 }
 
 /// A request guard for routes that cost a bcrypt computation: 429 `too_many_requests` with
-/// `Retry-After` once the client's address has used `client_rate_per_minute`. Carries the
-/// client's address for the service, which bounds its share of the hashing queue (`None` when
-/// per-client limits are off).
-pub struct ClientBudget(pub Option<IpAddr>);
+/// `Retry-After` once the client's address has used `client_rate_per_minute`.
+pub struct ClientBudget;
 
 #[rocket::async_trait]
 impl<'r> FromRequest<'r> for ClientBudget {
     type Error = ApiError;
 
     async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, ApiError> {
-        let client = ClientAddr::of(req).0;
-        // With per-client limits off (0) there is no budget and no share of the hashing queue.
-        let Some(limiter) = req.rocket().state::<Arc<ClientLimiter>>().filter(|l| l.enabled()) else {
-            return Outcome::Success(ClientBudget(None));
-        };
-        match limiter.check(client) {
-            Ok(()) => Outcome::Success(ClientBudget(client)),
+        let Some(limiter) = req.rocket().state::<Arc<ClientLimiter>>() else { return Outcome::Success(ClientBudget) };
+        match limiter.check(ClientAddr::of(req).0) {
+            Ok(()) => Outcome::Success(ClientBudget),
             Err(wait) => {
                 let secs = wait.as_millis().div_ceil(1000).max(1);
                 let err = ApiError {

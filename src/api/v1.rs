@@ -8,11 +8,11 @@ use super::ApiSettings;
 use super::body::Body;
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::guard::{AuthUser, SESSION_COOKIE, removal_cookie, session_cookie};
-use super::protect::{ClientBudget, NotCrossSite};
+use super::protect::{ClientBudget, NotCrossSite, Svc};
 use super::types::{
     Credentials, EmailMessage, EmailOnly, Health, Message, Profile, ResetAnswer, ResetIssued, UpdatePassword,
 };
-use crate::service::{AuthService, rfc3339};
+use crate::service::rfc3339;
 
 #[utoipa::path(post, path = "/api/v1/register", tag = "v1",
     request_body(content((Credentials = "application/x-www-form-urlencoded"), (Credentials = "application/json"))),
@@ -22,11 +22,11 @@ use crate::service::{AuthService, rfc3339};
 #[rocket::post("/register", data = "<body>")]
 pub async fn register(
     _site: NotCrossSite,
-    budget: ClientBudget,
-    svc: &State<AuthService>,
+    _budget: ClientBudget,
+    svc: Svc,
     body: Body<Credentials>,
 ) -> Result<(Status, Json<EmailMessage>), ApiError> {
-    let user = svc.for_client(budget.0).register(&body.0.email, &body.0.password).await?;
+    let user = svc.register(&body.0.email, &body.0.password).await?;
     Ok((Status::Created, Json(EmailMessage::new(user.email, "user created"))))
 }
 
@@ -39,13 +39,13 @@ pub async fn register(
 #[rocket::post("/session", data = "<body>")]
 pub async fn login(
     _site: NotCrossSite,
-    budget: ClientBudget,
-    svc: &State<AuthService>,
+    _budget: ClientBudget,
+    svc: Svc,
     settings: &State<ApiSettings>,
     jar: &CookieJar<'_>,
     body: Body<Credentials>,
 ) -> Result<Json<EmailMessage>, ApiError> {
-    let session = svc.for_client(budget.0).login(&body.0.email, &body.0.password).await?;
+    let session = svc.login(&body.0.email, &body.0.password).await?;
     jar.add(session_cookie(&session, settings));
     Ok(Json(EmailMessage::new(session.user.email, "logged in")))
 }
@@ -55,7 +55,7 @@ pub async fn login(
 #[rocket::post("/logout")]
 pub async fn logout(
     _site: NotCrossSite,
-    svc: &State<AuthService>,
+    svc: Svc,
     settings: &State<ApiSettings>,
     jar: &CookieJar<'_>,
 ) -> Result<Json<Message>, ApiError> {
@@ -82,11 +82,7 @@ pub fn profile(me: AuthUser) -> Json<Profile> {
               (status = 404, description = "No such user (reset_delivery = \"response\" only)", body = ErrorBody),
               (status = 429, description = "Too many reset requests (Retry-After)", body = ErrorBody)))]
 #[rocket::post("/reset_password", data = "<body>")]
-pub async fn reset_password(
-    _site: NotCrossSite,
-    svc: &State<AuthService>,
-    body: Body<EmailOnly>,
-) -> Result<ResetAnswer, ApiError> {
+pub async fn reset_password(_site: NotCrossSite, svc: Svc, body: Body<EmailOnly>) -> Result<ResetAnswer, ApiError> {
     Ok(ResetAnswer::from_request(svc.self_service_reset(&body.0.email).await?, Status::Accepted))
 }
 
@@ -97,11 +93,11 @@ pub async fn reset_password(
 #[rocket::post("/update_password", data = "<body>")]
 pub async fn update_password(
     _site: NotCrossSite,
-    budget: ClientBudget,
-    svc: &State<AuthService>,
+    _budget: ClientBudget,
+    svc: Svc,
     body: Body<UpdatePassword>,
 ) -> Result<Json<EmailMessage>, ApiError> {
-    let user = svc.for_client(budget.0).update_password(&body.0.reset_token, &body.0.new_password, None).await?;
+    let user = svc.update_password(&body.0.reset_token, &body.0.new_password, None).await?;
     Ok(Json(EmailMessage::new(user.email, "password updated")))
 }
 
@@ -109,7 +105,7 @@ pub async fn update_password(
     responses((status = 200, description = "The database answers", body = Health),
               (status = 503, description = "The database does not answer", body = ErrorBody)))]
 #[rocket::get("/health")]
-pub async fn health(svc: &State<AuthService>) -> Result<Json<Health>, ApiError> {
+pub async fn health(svc: Svc) -> Result<Json<Health>, ApiError> {
     match svc.health().await {
         Ok(()) => Ok(Json(Health { status: "ok".into() })),
         Err(e) => {

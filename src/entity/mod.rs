@@ -1,5 +1,7 @@
 //! SeaORM entities: plain table mappings, nothing web- or CLI-specific.
 
+pub mod audit_event;
+pub mod audit_head;
 pub mod reset_token;
 pub mod session;
 pub mod throttle;

@@ -1,7 +1,8 @@
 //! Operator-only operations on accounts (imports are in `import.rs`).
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 
+use super::audit::{EventKind, NewEvent};
 use super::domain::Email;
 use super::{AuthError, AuthService, UserView};
 use crate::entity::user;
@@ -11,7 +12,10 @@ impl AuthService {
     pub async fn delete_user(&self, email: &str) -> Result<UserView, AuthError> {
         let email = Email::parse(email)?;
         let user = self.find_user(&email).await?.ok_or(AuthError::UserNotFound)?;
-        user::Entity::delete_many().filter(user::Column::Id.eq(user.id)).exec(&self.db).await?;
+        let txn = self.db.begin().await?;
+        user::Entity::delete_many().filter(user::Column::Id.eq(user.id)).exec(&txn).await?;
+        self.audit_in(&txn, vec![NewEvent::new(EventKind::UserDeleted, Some(user.id), &user.email)]).await?;
+        txn.commit().await?;
         Ok(user.into())
     }
 

@@ -8,6 +8,7 @@ use sea_orm::sea_query::{OnConflict, Query};
 use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
 use uuid::Uuid;
 
+use super::audit::{EventKind, NewEvent};
 use super::db::{DatabaseUrl, DbOptions, connect};
 use super::domain::{Email, EmailError, Password, PasswordError};
 use super::hashing::{COST_MAX, COST_MIN, parse_stored_hash};
@@ -151,8 +152,20 @@ impl AuthService {
             ]);
         }
         insert.on_conflict(OnConflict::column(user::Column::Email).do_nothing().to_owned());
+        // Only the rows actually inserted come back: one event for each, in the same transaction.
+        insert.returning(Query::returning().columns([user::Column::Id, user::Column::Email]));
         let txn = self.db.begin().await?;
-        let imported = txn.execute(&insert).await?.rows_affected();
+        let inserted = txn.query_all(&insert).await?;
+        let events = inserted
+            .iter()
+            .map(|row| {
+                let id: Uuid = row.try_get_by_index(0)?;
+                let email: String = row.try_get_by_index(1)?;
+                Ok(NewEvent::new(EventKind::UsersImported, Some(id), &email))
+            })
+            .collect::<Result<Vec<_>, sea_orm::DbErr>>()?;
+        let imported = events.len() as u64;
+        self.audit_in(&txn, events).await?;
         txn.commit().await?;
         Ok((imported, total - imported))
     }

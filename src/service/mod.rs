@@ -2,6 +2,7 @@
 //! changes and listing. It knows nothing of HTTP or the terminal; the edges map [`AuthError`].
 
 pub mod admin;
+pub mod audit;
 pub mod db;
 pub mod domain;
 pub mod fast_read;
@@ -24,6 +25,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::entity::{reset_token, session, user};
+use audit::{EventKind, NewEvent};
 use domain::{Email, EmailError, Password, PasswordError, SecretToken, presented_token_digest};
 use hashing::{HashTicket, Hasher};
 use throttle::Kind;
@@ -75,6 +77,13 @@ impl AuthError {
     }
 }
 
+/// Who performs an operation, as the audit log records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    Cli,
+    Api { client: Option<IpAddr> },
+}
+
 /// The rules of api.md §3, as configured.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -92,6 +101,11 @@ pub struct Policy {
     /// How many requests may wait for one of them.
     pub hash_queue_max: usize,
     pub reset_delivery: mail::ResetDelivery,
+    /// Whether per-client limits are on (`client_rate_per_minute > 0`).
+    pub client_limits: bool,
+    /// Whether account events are written to the audit log.
+    pub audit: bool,
+    pub audit_retention: Duration,
 }
 
 impl Policy {
@@ -172,9 +186,10 @@ pub struct AuthService {
     /// The synchronous session lookup, for SQLite files (see `fast_read`).
     fast: Option<Arc<fast_read::FastReader>>,
     clock: Clock,
-    /// The client address of the request being served, when there is one (the HTTP edge sets
-    /// it with [`AuthService::for_client`]): its share of the hashing queue is bounded.
-    client: Option<IpAddr>,
+    /// Who is acting: the operator's CLI, or an HTTP client (set per request by the edge with
+    /// [`AuthService::for_client`]). Recorded in the audit log; an HTTP client's share of the
+    /// hashing queue is bounded.
+    actor: Actor,
     mailer: Option<mail::Mailer>,
 }
 
@@ -222,7 +237,15 @@ fn chrono_dur(d: Duration) -> chrono::Duration {
 impl AuthService {
     pub fn new(db: DatabaseConnection, policy: Policy) -> Self {
         let hasher = Hasher::new(policy.bcrypt_cost, policy.hash_concurrency, policy.hash_queue_max);
-        Self { db, policy: Arc::new(policy), hasher, fast: None, clock: Clock::system(), client: None, mailer: None }
+        Self {
+            db,
+            policy: Arc::new(policy),
+            hasher,
+            fast: None,
+            clock: Clock::system(),
+            actor: Actor::Cli,
+            mailer: None,
+        }
     }
 
     /// The same service sending mail through `mailer` (reset links, `user reset --send`).
@@ -235,9 +258,18 @@ impl AuthService {
         self.mailer.as_ref()
     }
 
-    /// The same service acting for a request from `client` (a cheap clone).
+    /// The same service acting for an HTTP request from `client` (a cheap clone).
     pub fn for_client(&self, client: Option<IpAddr>) -> Self {
-        Self { client, ..self.clone() }
+        Self { actor: Actor::Api { client }, ..self.clone() }
+    }
+
+    /// The address whose share of the hashing queue a request counts against: the HTTP client's,
+    /// when per-client limits are on.
+    fn hash_client(&self) -> Option<IpAddr> {
+        match self.actor {
+            Actor::Api { client } if self.policy.client_limits => client,
+            _ => None,
+        }
     }
 
     /// The same service reading the time from `clock` (tests move it instead of sleeping).
@@ -284,7 +316,7 @@ impl AuthService {
 
     pub async fn register(&self, email: &str, password: &str) -> Result<UserView, AuthError> {
         // A place in the hashing queue first: a flood is refused before it costs anything else.
-        let ticket = self.hasher.admit(self.client)?;
+        let ticket = self.hasher.admit(self.hash_client())?;
         let email = Email::parse(email)?;
         let password = self.policy.parse_password(password)?;
         self.create_user(&ticket, &email, &password).await
@@ -310,11 +342,19 @@ impl AuthService {
             updated_at: Set(at),
             last_login_at: Set(None),
         };
-        match model.insert(&self.db).await {
-            Ok(m) => Ok(m.into()),
-            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Err(AuthError::UserExists),
-            Err(e) => Err(e.into()),
-        }
+        let txn = self.db.begin().await?;
+        let user = match model.insert(&txn).await {
+            Ok(m) => m,
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                return Err(AuthError::UserExists);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // Through the API an account is registered; from the CLI the operator adds it.
+        let kind = if self.actor == Actor::Cli { EventKind::UserAdded } else { EventKind::Registered };
+        self.audit_in(&txn, vec![NewEvent::new(kind, Some(user.id), &user.email)]).await?;
+        txn.commit().await?;
+        Ok(user.into())
     }
 
     async fn find_user(&self, email: &Email) -> Result<Option<user::Model>, AuthError> {
@@ -329,7 +369,7 @@ impl AuthService {
     /// and only then does bcrypt run; so at most `login_max_failures` wrong passwords are ever
     /// verified per window, however many requests race.
     pub async fn login(&self, email: &str, password: &str) -> Result<NewSession, AuthError> {
-        let ticket = self.hasher.admit(self.client)?;
+        let ticket = self.hasher.admit(self.hash_client())?;
         let Ok(email) = Email::parse(email) else {
             // No account can have this address; still spend the verification so that
             // malformed input is not a faster path.
@@ -340,6 +380,8 @@ impl AuthService {
         if let Some(retry_after_secs) =
             throttle::reserve(&self.db, self.now(), Kind::Login, email.as_str(), max, window).await?
         {
+            let user = self.find_user(&email).await?;
+            self.audit_alone(vec![NewEvent::new(EventKind::LoginLocked, user.map(|u| u.id), email.as_str())]).await?;
             return Err(AuthError::AccountLocked { retry_after_secs });
         }
         let user = self.find_user(&email).await?;
@@ -347,7 +389,12 @@ impl AuthService {
         let user = match user {
             Some(u) if matched => u,
             // The attempt stays counted.
-            _ => return Err(AuthError::InvalidCredentials),
+            other => {
+                drop(ticket);
+                let event = NewEvent::new(EventKind::LoginFailed, other.map(|u| u.id), email.as_str());
+                self.audit_alone(vec![event]).await?;
+                return Err(AuthError::InvalidCredentials);
+            }
         };
         // A hash of another cost or prefix (imported, or from before a cost change) is replaced
         // now that the password is known, so every account costs the same to verify.
@@ -403,6 +450,7 @@ impl AuthService {
             .filter(session::Column::ExpiresAt.lte(at).or(session::Column::LastSeenAt.lte(idle_cutoff)))
             .exec(&txn)
             .await?;
+        self.audit_in(&txn, vec![NewEvent::new(EventKind::LoginSucceeded, Some(user.id), &user.email)]).await?;
         txn.commit().await?;
         let user = UserView { last_login_at: Some(at), ..UserView::from(user) };
         Ok(NewSession { token, user, expires_at })
@@ -461,9 +509,18 @@ impl AuthService {
 
     /// Ends the session, if there is one. Idempotent.
     pub async fn logout(&self, presented: &str) -> Result<(), AuthError> {
-        if let Some(digest) = presented_token_digest(presented) {
-            session::Entity::delete_by_id(digest).exec(&self.db).await?;
+        let Some(digest) = presented_token_digest(presented) else { return Ok(()) };
+        let txn = self.db.begin().await?;
+        let ended = session::Entity::delete_many()
+            .filter(session::Column::TokenHash.eq(digest))
+            .exec_with_returning(&txn)
+            .await?;
+        if let Some(s) = ended.first() {
+            let email = user::Entity::find_by_id(s.user_id).one(&txn).await?.map(|u| u.email);
+            let event = NewEvent { kind: EventKind::LoggedOut, user_id: Some(s.user_id), email };
+            self.audit_in(&txn, vec![event]).await?;
         }
+        txn.commit().await?;
         Ok(())
     }
 
@@ -471,7 +528,10 @@ impl AuthService {
     pub async fn logout_everywhere(&self, email: &str) -> Result<u64, AuthError> {
         let email = Email::parse(email)?;
         let user = self.find_user(&email).await?.ok_or(AuthError::UserNotFound)?;
-        let res = session::Entity::delete_many().filter(session::Column::UserId.eq(user.id)).exec(&self.db).await?;
+        let txn = self.db.begin().await?;
+        let res = session::Entity::delete_many().filter(session::Column::UserId.eq(user.id)).exec(&txn).await?;
+        self.audit_in(&txn, vec![NewEvent::new(EventKind::SessionsRevoked, Some(user.id), &user.email)]).await?;
+        txn.commit().await?;
         Ok(res.rows_affected)
     }
 
@@ -560,6 +620,7 @@ impl AuthService {
         }
         .insert(&txn)
         .await?;
+        self.audit_in(&txn, vec![NewEvent::new(EventKind::ResetIssued, Some(user.id), &user.email)]).await?;
         txn.commit().await?;
         Ok(IssuedResetToken { email: user.email.clone(), token, expires_at })
     }
@@ -572,7 +633,7 @@ impl AuthService {
         new_password: &str,
         expected_email: Option<&str>,
     ) -> Result<UserView, AuthError> {
-        let ticket = self.hasher.admit(self.client)?;
+        let ticket = self.hasher.admit(self.hash_client())?;
         let digest = presented_token_digest(presented).ok_or(AuthError::InvalidResetToken)?;
         let at = self.now();
         let found =
@@ -611,6 +672,7 @@ impl AuthService {
             .exec(&txn)
             .await?;
         session::Entity::delete_many().filter(session::Column::UserId.eq(user.id)).exec(&txn).await?;
+        self.audit_in(&txn, vec![NewEvent::new(EventKind::PasswordReset, Some(user.id), &user.email)]).await?;
         txn.commit().await?;
         Ok(user.into())
     }

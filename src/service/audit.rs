@@ -1,0 +1,369 @@
+//! The audit log (api.md §9): every account event appended in the same transaction as the change
+//! it records, chained by SHA-256 so that editing, deleting or reordering a row is detected.
+//!
+//! An event's hash is SHA-256(previous hash as hex ‖ canonical bytes), the canonical bytes being
+//! the JSON array `[seq, at, kind, user_id, email, actor, client]` (`at` in RFC 3339 with
+//! microseconds, absent values as ""). Appends first bump the one-row head (`UPDATE … RETURNING`),
+//! which holds SQLite's write lock or PostgreSQL's row lock until the transaction ends: appends
+//! from any number of connections and instances are serialised, and `seq` has no gaps because a
+//! rolled-back transaction rolls its increment back too.
+
+use chrono::{DateTime, SubsecRound, Utc};
+use futures_util::{Stream, StreamExt};
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::domain::Email;
+use super::{Actor, AuthError, AuthService, chrono_dur};
+use crate::entity::{audit_event, audit_head};
+
+/// The kinds of event of api.md §9.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Registered,
+    LoginSucceeded,
+    LoginFailed,
+    LoginLocked,
+    LoggedOut,
+    SessionEnded,
+    ResetIssued,
+    PasswordReset,
+    PasswordChanged,
+    UserAdded,
+    UserDeleted,
+    UsersImported,
+    SessionsRevoked,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 13] = [
+        EventKind::Registered,
+        EventKind::LoginSucceeded,
+        EventKind::LoginFailed,
+        EventKind::LoginLocked,
+        EventKind::LoggedOut,
+        EventKind::SessionEnded,
+        EventKind::ResetIssued,
+        EventKind::PasswordReset,
+        EventKind::PasswordChanged,
+        EventKind::UserAdded,
+        EventKind::UserDeleted,
+        EventKind::UsersImported,
+        EventKind::SessionsRevoked,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Registered => "registered",
+            EventKind::LoginSucceeded => "login_succeeded",
+            EventKind::LoginFailed => "login_failed",
+            EventKind::LoginLocked => "login_locked",
+            EventKind::LoggedOut => "logged_out",
+            EventKind::SessionEnded => "session_ended",
+            EventKind::ResetIssued => "reset_issued",
+            EventKind::PasswordReset => "password_reset",
+            EventKind::PasswordChanged => "password_changed",
+            EventKind::UserAdded => "user_added",
+            EventKind::UserDeleted => "user_deleted",
+            EventKind::UsersImported => "users_imported",
+            EventKind::SessionsRevoked => "sessions_revoked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// An event about to be appended.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub kind: EventKind,
+    pub user_id: Option<Uuid>,
+    pub email: Option<String>,
+}
+
+impl NewEvent {
+    pub fn new(kind: EventKind, user_id: Option<Uuid>, email: &str) -> Self {
+        Self { kind, user_id, email: Some(email.to_owned()) }
+    }
+}
+
+/// An event as `audit list` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuditEvent {
+    pub id: i64,
+    pub at: String,
+    pub kind: String,
+    pub user_id: Option<Uuid>,
+    pub email: Option<String>,
+    pub actor: String,
+    pub client: Option<String>,
+    pub hash: String,
+}
+
+impl From<audit_event::Model> for AuditEvent {
+    fn from(m: audit_event::Model) -> Self {
+        Self {
+            id: m.seq,
+            at: m.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            kind: m.kind,
+            user_id: m.user_id,
+            email: m.email,
+            actor: m.actor,
+            client: m.client,
+            hash: m.hash,
+        }
+    }
+}
+
+/// Which events `audit list` shows.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub email: Option<String>,
+    pub kind: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub limit: Option<u64>,
+}
+
+/// What `audit verify` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verified {
+    /// This many events, every hash as expected.
+    Intact(u64),
+    /// The first event (by sequence number) that does not match, and why.
+    Broken { seq: i64, reason: String },
+}
+
+fn canonical(
+    seq: i64,
+    at: DateTime<Utc>,
+    kind: &str,
+    user_id: Option<Uuid>,
+    email: Option<&str>,
+    actor: &str,
+    client: Option<&str>,
+) -> String {
+    let at = at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let user = user_id.map(|u| u.to_string()).unwrap_or_default();
+    serde_json::json!([seq, at, kind, user, email.unwrap_or(""), actor, client.unwrap_or("")]).to_string()
+}
+
+fn chain(prev: &str, canonical: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(prev.as_bytes());
+    h.update(canonical.as_bytes());
+    hex::encode(h.finalize())
+}
+
+fn event_hash(m: &audit_event::Model) -> String {
+    let c = canonical(m.seq, m.at, &m.kind, m.user_id, m.email.as_deref(), &m.actor, m.client.as_deref());
+    chain(&m.prev_hash, &c)
+}
+
+/// Appends `events` in order, in the caller's transaction `db`. Nothing happens for no events.
+pub(super) async fn append<C: ConnectionTrait>(
+    db: &C,
+    at: DateTime<Utc>,
+    actor: Actor,
+    events: Vec<NewEvent>,
+) -> Result<(), DbErr> {
+    let n = i64::try_from(events.len()).unwrap_or(i64::MAX);
+    if n == 0 {
+        return Ok(());
+    }
+    // Timestamps as both backends store them (microseconds), so the hash can be recomputed.
+    let at = at.trunc_subsecs(6);
+    let (actor_name, client) = match actor {
+        Actor::Cli => ("cli", None),
+        Actor::Api { client } => ("api", client.map(|c| c.to_string())),
+    };
+    // Take the head first: this is the lock that serialises appends.
+    let bump = Query::update()
+        .table(audit_head::Entity)
+        .value(audit_head::Column::Seq, Expr::col(audit_head::Column::Seq).add(n))
+        .and_where(Expr::col(audit_head::Column::Id).eq(1))
+        .returning(Query::returning().columns([audit_head::Column::Seq, audit_head::Column::Hash]))
+        .to_owned();
+    let row = db.query_one(&bump).await?.ok_or_else(|| DbErr::RecordNotFound("audit_head".into()))?;
+    let last_seq: i64 = row.try_get_by_index(0)?;
+    let mut prev: String = row.try_get_by_index(1)?;
+    let mut models = Vec::with_capacity(events.len());
+    for (i, ev) in (0..).zip(events) {
+        let seq = last_seq - n + 1 + i;
+        let c = canonical(seq, at, ev.kind.as_str(), ev.user_id, ev.email.as_deref(), actor_name, client.as_deref());
+        let hash = chain(&prev, &c);
+        models.push(audit_event::ActiveModel {
+            seq: sea_orm::Set(seq),
+            at: sea_orm::Set(at),
+            kind: sea_orm::Set(ev.kind.as_str().to_owned()),
+            user_id: sea_orm::Set(ev.user_id),
+            email: sea_orm::Set(ev.email),
+            actor: sea_orm::Set(actor_name.to_owned()),
+            client: sea_orm::Set(client.clone()),
+            prev_hash: sea_orm::Set(std::mem::replace(&mut prev, hash.clone())),
+            hash: sea_orm::Set(hash),
+        });
+    }
+    // Insert in chunks: each row binds 9 values, and SQLite allows 32,766 per statement.
+    for chunk in models.chunks(1_000) {
+        audit_event::Entity::insert_many(chunk.to_vec()).exec(db).await?;
+    }
+    audit_head::Entity::update_many()
+        .col_expr(audit_head::Column::Hash, Expr::value(prev))
+        .filter(audit_head::Column::Id.eq(1))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+impl AuthService {
+    /// Appends events in their own transaction (for events that change nothing else: failed or
+    /// locked logins).
+    pub(super) async fn audit_alone(&self, events: Vec<NewEvent>) -> Result<(), AuthError> {
+        if !self.policy.audit || events.is_empty() {
+            return Ok(());
+        }
+        let txn = self.db.begin().await?;
+        append(&txn, self.now(), self.actor, events).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Appends events in the caller's transaction, when the audit log is on.
+    pub(super) async fn audit_in<C: ConnectionTrait>(&self, txn: &C, events: Vec<NewEvent>) -> Result<(), DbErr> {
+        if !self.policy.audit {
+            return Ok(());
+        }
+        append(txn, self.now(), self.actor, events).await
+    }
+
+    /// Streams events in order (oldest first) that match `filter`.
+    pub async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+    ) -> Result<impl Stream<Item = Result<AuditEvent, AuthError>> + '_, AuthError> {
+        let mut query = audit_event::Entity::find().order_by_asc(audit_event::Column::Seq);
+        if let Some(email) = &filter.email {
+            let email = Email::parse(email)?;
+            query = query.filter(audit_event::Column::Email.eq(email.as_str()));
+        }
+        if let Some(kind) = &filter.kind {
+            query = query.filter(audit_event::Column::Kind.eq(kind.as_str()));
+        }
+        if let Some(since) = filter.since {
+            query = query.filter(audit_event::Column::At.gte(since));
+        }
+        if let Some(limit) = filter.limit {
+            query = query.limit(limit);
+        }
+        let stream = query.stream(&self.db).await?;
+        Ok(stream.map(|r| r.map(AuditEvent::from).map_err(AuthError::from)))
+    }
+
+    /// Recomputes the chain from the pruning anchor to the head: every event must follow the one
+    /// before it (no gap), carry the previous hash, and hash to what it says; the head must name
+    /// the last event.
+    pub async fn verify_audit(&self) -> Result<Verified, AuthError> {
+        let head = audit_head::Entity::find_by_id(1)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| AuthError::Internal("the audit head row is missing".into()))?;
+        let (mut expected_seq, mut running, mut count) = (head.pruned_seq + 1, head.pruned_hash.clone(), 0u64);
+        let mut events = audit_event::Entity::find().order_by_asc(audit_event::Column::Seq).stream(&self.db).await?;
+        while let Some(ev) = events.next().await {
+            let ev = ev?;
+            let broken = |reason: &str| Ok(Verified::Broken { seq: expected_seq, reason: reason.to_owned() });
+            if ev.seq < expected_seq {
+                return broken("an event is out of order or repeated");
+            }
+            if ev.seq > expected_seq {
+                return broken("this event is missing");
+            }
+            if ev.prev_hash != running {
+                return broken("its previous hash does not match the event before it");
+            }
+            if event_hash(&ev) != ev.hash {
+                return broken("its hash does not match its contents");
+            }
+            running = ev.hash;
+            expected_seq += 1;
+            count += 1;
+        }
+        if head.seq != expected_seq - 1 || head.hash != running {
+            return Ok(Verified::Broken {
+                seq: head.seq,
+                reason: "the chain head names an event that is not there (events removed from the end?)".into(),
+            });
+        }
+        Ok(Verified::Intact(count))
+    }
+
+    /// Deletes events older than `audit_retention_days`, moving the head's anchor to the last one
+    /// deleted, so that the rest still verifies. Returns how many were deleted.
+    pub async fn prune_audit(&self) -> Result<u64, AuthError> {
+        let cutoff = self.now() - chrono_dur(self.policy.audit_retention);
+        let txn = self.db.begin().await?;
+        // Lock the head as appends do.
+        let lock = Query::update()
+            .table(audit_head::Entity)
+            .value(audit_head::Column::Seq, Expr::col(audit_head::Column::Seq))
+            .and_where(Expr::col(audit_head::Column::Id).eq(1))
+            .to_owned();
+        txn.execute(&lock).await?;
+        let last = audit_event::Entity::find()
+            .filter(audit_event::Column::At.lt(cutoff))
+            .order_by_desc(audit_event::Column::Seq)
+            .one(&txn)
+            .await?;
+        let Some(last) = last else {
+            txn.commit().await?;
+            return Ok(0);
+        };
+        let removed =
+            audit_event::Entity::delete_many().filter(audit_event::Column::Seq.lte(last.seq)).exec(&txn).await?;
+        audit_head::Entity::update_many()
+            .col_expr(audit_head::Column::PrunedSeq, Expr::value(last.seq))
+            .col_expr(audit_head::Column::PrunedHash, Expr::value(last.hash))
+            .filter(audit_head::Column::Id.eq(1))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(removed.rows_affected)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip() {
+        for k in EventKind::ALL {
+            assert_eq!(EventKind::parse(k.as_str()), Some(k));
+        }
+        assert_eq!(EventKind::parse("nope"), None);
+    }
+
+    #[test]
+    fn the_hash_covers_every_field_and_the_previous_hash() {
+        let at = Utc::now().trunc_subsecs(6);
+        let base = canonical(1, at, "registered", None, Some("a@b.c"), "api", Some("127.0.0.1"));
+        let h = chain("0", &base);
+        assert_eq!(h.len(), 64);
+        assert_ne!(h, chain("1", &base));
+        for other in [
+            canonical(2, at, "registered", None, Some("a@b.c"), "api", Some("127.0.0.1")),
+            canonical(1, at, "login_failed", None, Some("a@b.c"), "api", Some("127.0.0.1")),
+            canonical(1, at, "registered", None, Some("x@b.c"), "api", Some("127.0.0.1")),
+            canonical(1, at, "registered", None, Some("a@b.c"), "cli", Some("127.0.0.1")),
+            canonical(1, at, "registered", None, Some("a@b.c"), "api", None),
+        ] {
+            assert_ne!(chain("0", &other), h);
+        }
+    }
+}
