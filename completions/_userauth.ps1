@@ -30,6 +30,8 @@ Register-ArgumentCompleter -Native -CommandName 'userauth' -ScriptBlock {
             [CompletionResult]::new('db-setup', 'db-setup', [CompletionResultType]::ParameterValue, 'Create the database if needed and apply pending migrations (safe to repeat)')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Apply pending migrations, then serve the HTTP API')
             [CompletionResult]::new('user', 'user', [CompletionResultType]::ParameterValue, 'Manage users')
+            [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'Read and verify the audit log')
+            [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check the configuration, the database and (with --url) a running server against the security advice')
             [CompletionResult]::new('mail-test', 'mail-test', [CompletionResultType]::ParameterValue, 'Send a test message through the configured mail server (smtp_url, mail_from) and show its answer')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -147,6 +149,59 @@ Register-ArgumentCompleter -Native -CommandName 'userauth' -ScriptBlock {
         'userauth;user;help;help' {
             break
         }
+        'userauth;audit' {
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List events, oldest first')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Recompute the hash chain: exit 0 when intact, 1 naming the first event that does not match')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'userauth;audit;list' {
+            [CompletionResult]::new('--email', '--email', [CompletionResultType]::ParameterName, 'Only events of this email')
+            [CompletionResult]::new('--kind', '--kind', [CompletionResultType]::ParameterName, 'Only events of this kind (registered, login_succeeded, login_failed, …)')
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Only events at or after this time (RFC 3339)')
+            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'At most N events')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'One JSON object per line')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'userauth;audit;verify' {
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'userauth;audit;help' {
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List events, oldest first')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Recompute the hash chain: exit 0 when intact, 1 naming the first event that does not match')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'userauth;audit;help;list' {
+            break
+        }
+        'userauth;audit;help;verify' {
+            break
+        }
+        'userauth;audit;help;help' {
+            break
+        }
+        'userauth;doctor' {
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Also check a running server at this base URL (health, security headers, metrics exposure)')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'One JSON object per check')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'userauth;mail-test' {
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)')
@@ -165,6 +220,8 @@ Register-ArgumentCompleter -Native -CommandName 'userauth' -ScriptBlock {
             [CompletionResult]::new('db-setup', 'db-setup', [CompletionResultType]::ParameterValue, 'Create the database if needed and apply pending migrations (safe to repeat)')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Apply pending migrations, then serve the HTTP API')
             [CompletionResult]::new('user', 'user', [CompletionResultType]::ParameterValue, 'Manage users')
+            [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'Read and verify the audit log')
+            [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check the configuration, the database and (with --url) a running server against the security advice')
             [CompletionResult]::new('mail-test', 'mail-test', [CompletionResultType]::ParameterValue, 'Send a test message through the configured mail server (smtp_url, mail_from) and show its answer')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -201,6 +258,20 @@ Register-ArgumentCompleter -Native -CommandName 'userauth' -ScriptBlock {
             break
         }
         'userauth;help;user;import' {
+            break
+        }
+        'userauth;help;audit' {
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List events, oldest first')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Recompute the hash chain: exit 0 when intact, 1 naming the first event that does not match')
+            break
+        }
+        'userauth;help;audit;list' {
+            break
+        }
+        'userauth;help;audit;verify' {
+            break
+        }
+        'userauth;help;doctor' {
             break
         }
         'userauth;help;mail-test' {

@@ -27,6 +27,8 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand db-setup 'Create the database if needed and apply pending migrations (safe to repeat)'
             cand serve 'Apply pending migrations, then serve the HTTP API'
             cand user 'Manage users'
+            cand audit 'Read and verify the audit log'
+            cand doctor 'Check the configuration, the database and (with --url) a running server against the security advice'
             cand mail-test 'Send a test message through the configured mail server (smtp_url, mail_from) and show its answer'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -126,6 +128,51 @@ set edit:completion:arg-completer[userauth] = {|@words|
         }
         &'userauth;user;help;help'= {
         }
+        &'userauth;audit'= {
+            cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
+            cand --log-format 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand list 'List events, oldest first'
+            cand verify 'Recompute the hash chain: exit 0 when intact, 1 naming the first event that does not match'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'userauth;audit;list'= {
+            cand --email 'Only events of this email'
+            cand --kind 'Only events of this kind (registered, login_succeeded, login_failed, …)'
+            cand --since 'Only events at or after this time (RFC 3339)'
+            cand --limit 'At most N events'
+            cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
+            cand --log-format 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)'
+            cand --json 'One JSON object per line'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'userauth;audit;verify'= {
+            cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
+            cand --log-format 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'userauth;audit;help'= {
+            cand list 'List events, oldest first'
+            cand verify 'Recompute the hash chain: exit 0 when intact, 1 naming the first event that does not match'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'userauth;audit;help;list'= {
+        }
+        &'userauth;audit;help;verify'= {
+        }
+        &'userauth;audit;help;help'= {
+        }
+        &'userauth;doctor'= {
+            cand --url 'Also check a running server at this base URL (health, security headers, metrics exposure)'
+            cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
+            cand --log-format 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)'
+            cand --json 'One JSON object per check'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'userauth;mail-test'= {
             cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
             cand --log-format 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)'
@@ -142,6 +189,8 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand db-setup 'Create the database if needed and apply pending migrations (safe to repeat)'
             cand serve 'Apply pending migrations, then serve the HTTP API'
             cand user 'Manage users'
+            cand audit 'Read and verify the audit log'
+            cand doctor 'Check the configuration, the database and (with --url) a running server against the security advice'
             cand mail-test 'Send a test message through the configured mail server (smtp_url, mail_from) and show its answer'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -169,6 +218,16 @@ set edit:completion:arg-completer[userauth] = {|@words|
         &'userauth;help;user;logout'= {
         }
         &'userauth;help;user;import'= {
+        }
+        &'userauth;help;audit'= {
+            cand list 'List events, oldest first'
+            cand verify 'Recompute the hash chain: exit 0 when intact, 1 naming the first event that does not match'
+        }
+        &'userauth;help;audit;list'= {
+        }
+        &'userauth;help;audit;verify'= {
+        }
+        &'userauth;help;doctor'= {
         }
         &'userauth;help;mail-test'= {
         }

@@ -32,6 +32,8 @@ complete -c userauth -n "__fish_userauth_needs_command" -s V -l version -d 'Prin
 complete -c userauth -n "__fish_userauth_needs_command" -f -a "db-setup" -d 'Create the database if needed and apply pending migrations (safe to repeat)'
 complete -c userauth -n "__fish_userauth_needs_command" -f -a "serve" -d 'Apply pending migrations, then serve the HTTP API'
 complete -c userauth -n "__fish_userauth_needs_command" -f -a "user" -d 'Manage users'
+complete -c userauth -n "__fish_userauth_needs_command" -f -a "audit" -d 'Read and verify the audit log'
+complete -c userauth -n "__fish_userauth_needs_command" -f -a "doctor" -d 'Check the configuration, the database and (with --url) a running server against the security advice'
 complete -c userauth -n "__fish_userauth_needs_command" -f -a "mail-test" -d 'Send a test message through the configured mail server (smtp_url, mail_from) and show its answer'
 complete -c userauth -n "__fish_userauth_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c userauth -n "__fish_userauth_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -96,6 +98,35 @@ complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "logout" -d 'End every session of a user'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "import" -d 'Import users from CSV (email,password_hash or email,password) or the Flask service\'s database'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c userauth -n "__fish_userauth_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
+complete -c userauth -n "__fish_userauth_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
+json\t''"
+complete -c userauth -n "__fish_userauth_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -s h -l help -d 'Print help'
+complete -c userauth -n "__fish_userauth_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -f -a "list" -d 'List events, oldest first'
+complete -c userauth -n "__fish_userauth_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -f -a "verify" -d 'Recompute the hash chain: exit 0 when intact, 1 naming the first event that does not match'
+complete -c userauth -n "__fish_userauth_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c userauth -n "__fish_userauth_using_subcommand audit; and __fish_seen_subcommand_from list" -l email -d 'Only events of this email' -r
+complete -c userauth -n "__fish_userauth_using_subcommand audit; and __fish_seen_subcommand_from list" -l kind -d 'Only events of this kind (registered, login_succeeded, login_failed, …)' -r
+complete -c userauth -n "__fish_userauth_using_subcommand audit; and __fish_seen_subcommand_from list" -l since -d 'Only events at or after this time (RFC 3339)' -r
+complete -c userauth -n "__fish_userauth_using_subcommand audit; and __fish_seen_subcommand_from list" -l limit -d 'At most N events' -r
+complete -c userauth -n "__fish_userauth_using_subcommand audit; and __fish_seen_subcommand_from list" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
+complete -c userauth -n "__fish_userauth_using_subcommand audit; and __fish_seen_subcommand_from list" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
+json\t''"
+complete -c userauth -n "__fish_userauth_using_subcommand audit; and __fish_seen_subcommand_from list" -l json -d 'One JSON object per line'
+complete -c userauth -n "__fish_userauth_using_subcommand audit; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c userauth -n "__fish_userauth_using_subcommand audit; and __fish_seen_subcommand_from verify" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
+complete -c userauth -n "__fish_userauth_using_subcommand audit; and __fish_seen_subcommand_from verify" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
+json\t''"
+complete -c userauth -n "__fish_userauth_using_subcommand audit; and __fish_seen_subcommand_from verify" -s h -l help -d 'Print help'
+complete -c userauth -n "__fish_userauth_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "list" -d 'List events, oldest first'
+complete -c userauth -n "__fish_userauth_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "verify" -d 'Recompute the hash chain: exit 0 when intact, 1 naming the first event that does not match'
+complete -c userauth -n "__fish_userauth_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c userauth -n "__fish_userauth_using_subcommand doctor" -l url -d 'Also check a running server at this base URL (health, security headers, metrics exposure)' -r
+complete -c userauth -n "__fish_userauth_using_subcommand doctor" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
+complete -c userauth -n "__fish_userauth_using_subcommand doctor" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
+json\t''"
+complete -c userauth -n "__fish_userauth_using_subcommand doctor" -l json -d 'One JSON object per check'
+complete -c userauth -n "__fish_userauth_using_subcommand doctor" -s h -l help -d 'Print help'
 complete -c userauth -n "__fish_userauth_using_subcommand mail-test" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
 complete -c userauth -n "__fish_userauth_using_subcommand mail-test" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
 json\t''"
@@ -104,15 +135,19 @@ complete -c userauth -n "__fish_userauth_using_subcommand completions" -l databa
 complete -c userauth -n "__fish_userauth_using_subcommand completions" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
 json\t''"
 complete -c userauth -n "__fish_userauth_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c userauth -n "__fish_userauth_using_subcommand help; and not __fish_seen_subcommand_from db-setup serve user mail-test completions help" -f -a "db-setup" -d 'Create the database if needed and apply pending migrations (safe to repeat)'
-complete -c userauth -n "__fish_userauth_using_subcommand help; and not __fish_seen_subcommand_from db-setup serve user mail-test completions help" -f -a "serve" -d 'Apply pending migrations, then serve the HTTP API'
-complete -c userauth -n "__fish_userauth_using_subcommand help; and not __fish_seen_subcommand_from db-setup serve user mail-test completions help" -f -a "user" -d 'Manage users'
-complete -c userauth -n "__fish_userauth_using_subcommand help; and not __fish_seen_subcommand_from db-setup serve user mail-test completions help" -f -a "mail-test" -d 'Send a test message through the configured mail server (smtp_url, mail_from) and show its answer'
-complete -c userauth -n "__fish_userauth_using_subcommand help; and not __fish_seen_subcommand_from db-setup serve user mail-test completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c userauth -n "__fish_userauth_using_subcommand help; and not __fish_seen_subcommand_from db-setup serve user mail-test completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c userauth -n "__fish_userauth_using_subcommand help; and not __fish_seen_subcommand_from db-setup serve user audit doctor mail-test completions help" -f -a "db-setup" -d 'Create the database if needed and apply pending migrations (safe to repeat)'
+complete -c userauth -n "__fish_userauth_using_subcommand help; and not __fish_seen_subcommand_from db-setup serve user audit doctor mail-test completions help" -f -a "serve" -d 'Apply pending migrations, then serve the HTTP API'
+complete -c userauth -n "__fish_userauth_using_subcommand help; and not __fish_seen_subcommand_from db-setup serve user audit doctor mail-test completions help" -f -a "user" -d 'Manage users'
+complete -c userauth -n "__fish_userauth_using_subcommand help; and not __fish_seen_subcommand_from db-setup serve user audit doctor mail-test completions help" -f -a "audit" -d 'Read and verify the audit log'
+complete -c userauth -n "__fish_userauth_using_subcommand help; and not __fish_seen_subcommand_from db-setup serve user audit doctor mail-test completions help" -f -a "doctor" -d 'Check the configuration, the database and (with --url) a running server against the security advice'
+complete -c userauth -n "__fish_userauth_using_subcommand help; and not __fish_seen_subcommand_from db-setup serve user audit doctor mail-test completions help" -f -a "mail-test" -d 'Send a test message through the configured mail server (smtp_url, mail_from) and show its answer'
+complete -c userauth -n "__fish_userauth_using_subcommand help; and not __fish_seen_subcommand_from db-setup serve user audit doctor mail-test completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c userauth -n "__fish_userauth_using_subcommand help; and not __fish_seen_subcommand_from db-setup serve user audit doctor mail-test completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "add" -d 'Create a user; asks for the password twice on a terminal, else reads one line from stdin'
 complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "reset" -d 'Issue a password-reset token and print it with its expiry time (or email it with --send)'
 complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "list" -d 'List users with their last login and active sessions (streamed)'
 complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "delete" -d 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal'
 complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "logout" -d 'End every session of a user'
 complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "import" -d 'Import users from CSV (email,password_hash or email,password) or the Flask service\'s database'
+complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "list" -d 'List events, oldest first'
+complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "verify" -d 'Recompute the hash chain: exit 0 when intact, 1 naming the first event that does not match'

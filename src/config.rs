@@ -97,6 +97,10 @@ pub struct Settings {
     pub smtp_url: Option<String>,
     /// The sender, e.g. `Accounts <no-reply@example.com>`.
     pub mail_from: Option<String>,
+    /// Whether `GET /metrics` is served (and events counted).
+    pub metrics: bool,
+    /// When set, `/metrics` requires `Authorization: Bearer <token>`.
+    pub metrics_token: Option<String>,
     /// Whether account events are written to the audit log (on by default; off only to measure
     /// what it costs).
     pub audit: bool,
@@ -136,6 +140,8 @@ impl Default for Settings {
             reset_delivery: ResetDelivery::Response,
             smtp_url: None,
             mail_from: None,
+            metrics: true,
+            metrics_token: None,
             audit: true,
             audit_retention_days: 365,
             log_format: LogFormat::Text,

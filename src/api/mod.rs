@@ -6,6 +6,7 @@ pub mod classic;
 pub mod error;
 pub mod guard;
 pub mod openapi;
+pub mod ops;
 pub mod protect;
 pub mod request_log;
 pub mod types;
@@ -66,6 +67,7 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
         .manage(limiter.clone())
         .mount("/api/v1", v1_routes)
         .mount("/", rocket::routes![v1::health])
+        .manage(ops::MetricsToken(s.metrics_token.clone()))
         .register("/", rocket::catchers![error::default_catcher])
         .attach(request_log::RequestLog::new())
         // Our own headers replace Rocket's default Shield (one place decides every header).
@@ -73,6 +75,9 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
         .attach(protect::SecurityHeaders { hsts: s.cookie_secure });
     if s.classic_routes {
         rocket = rocket.mount("/", classic_routes);
+    }
+    if s.metrics {
+        rocket = rocket.mount("/", rocket::routes![ops::metrics]);
     }
     let database = loaded.db.url.redacted();
     // Only the response mode hands tokens to callers.
@@ -103,7 +108,8 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
     }))
 }
 
-/// Removes expired sessions, tokens and throttle windows now and then.
+/// Removes expired sessions, tokens and throttle windows, and audit events past their retention,
+/// now and then.
 async fn housekeeping(svc: AuthService) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
     loop {
@@ -112,6 +118,11 @@ async fn housekeeping(svc: AuthService) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(rows = n, "purged expired rows"),
             Err(e) => tracing::warn!(error = %e, "purging expired rows failed"),
+        }
+        match svc.prune_audit().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(events = n, "pruned audit events past audit_retention_days"),
+            Err(e) => tracing::warn!(error = %e, "pruning the audit log failed"),
         }
     }
 }

@@ -166,6 +166,11 @@ impl<'r> FromRequest<'r> for ClientBudget {
         match limiter.check(ClientAddr::of(req).0) {
             Ok(()) => Outcome::Success(ClientBudget),
             Err(wait) => {
+                if req.route().is_some_and(|r| r.name.as_deref() == Some("login"))
+                    && let Some(m) = req.rocket().state::<crate::service::AuthService>().and_then(|s| s.metrics())
+                {
+                    m.login("throttled");
+                }
                 let secs = wait.as_millis().div_ceil(1000).max(1);
                 let err = ApiError {
                     retry_after: Some(u64::try_from(secs).unwrap_or(u64::MAX)),

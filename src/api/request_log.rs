@@ -1,5 +1,6 @@
 //! One log line per request (method, path, status, latency, request id) and the id echoed back as
-//! `X-Request-Id`. Only the path is logged: never the query, headers, cookies or body.
+//! `X-Request-Id`. Only the path is logged: never the query, headers, cookies or body. It also
+//! counts each request into the metrics (api.md §9).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -48,7 +49,13 @@ impl Fairing for RequestLog {
 
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
         let Some(started) = req.local_cache(|| None::<Started>).clone() else { return };
-        let micros = started.at.elapsed().as_micros();
+        let took = started.at.elapsed();
+        let micros = took.as_micros();
+        // Labelled by the matched route's pattern, never the raw path: a bounded set of values.
+        if let Some(m) = req.rocket().state::<crate::service::AuthService>().and_then(|s| s.metrics()) {
+            let route = req.route().map(|r| r.uri.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+            m.http_request(&route, req.method().as_str(), res.status().code, took);
+        }
         tracing::info!(
             target: "userauth::request",
             method = %req.method(),

@@ -1,9 +1,11 @@
 //! The operator's command line: clap definitions and one file per command group. Commands call
 //! the service; they never touch entities or SQL.
 
+mod audit;
 mod completions;
 mod db;
 pub mod docs;
+mod doctor;
 mod serve;
 mod user;
 
@@ -50,6 +52,20 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Read and verify the audit log
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Check the configuration, the database and (with --url) a running server against the security advice
+    Doctor {
+        /// Also check a running server at this base URL (health, security headers, metrics exposure)
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// One JSON object per check
+        #[arg(long)]
+        json: bool,
+    },
     /// Send a test message through the configured mail server (smtp_url, mail_from) and show its answer
     MailTest {
         /// Where to send it
@@ -60,6 +76,30 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// List events, oldest first
+    List {
+        /// Only events of this email
+        #[arg(long, value_name = "E")]
+        email: Option<String>,
+        /// Only events of this kind (registered, login_succeeded, login_failed, …)
+        #[arg(long, value_name = "K")]
+        kind: Option<String>,
+        /// Only events at or after this time (RFC 3339)
+        #[arg(long, value_name = "RFC3339")]
+        since: Option<String>,
+        /// At most N events
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+        /// One JSON object per line
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recompute the hash chain: exit 0 when intact, 1 naming the first event that does not match
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]
@@ -148,6 +188,20 @@ impl Cli {
     }
 }
 
+/// The service on the configured database, which must be set up already.
+async fn open_service(loaded: &Loaded) -> anyhow::Result<AuthService> {
+    let url = loaded.db.url.redacted();
+    let db = connect(&loaded.db).await.with_context(|| format!("cannot open database {url}"))?;
+    let missing = pending(&db).await?;
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "database {url} is not set up ({} pending migration(s)); run `userauth db-setup` first",
+            missing.len()
+        );
+    }
+    Ok(AuthService::new(db, loaded.settings.policy()).with_mailer(mailer(loaded)?))
+}
+
 /// The mailer, when `smtp_url` and `mail_from` are set.
 fn mailer(loaded: &Loaded) -> anyhow::Result<Option<Mailer>> {
     Ok(loaded.settings.mail_settings()?.map(Mailer::new).transpose()?)
@@ -165,16 +219,7 @@ pub async fn dispatch(cli: Cli, loaded: Loaded) -> anyhow::Result<()> {
         Command::DbSetup => db::setup(&loaded).await,
         Command::Serve { .. } => serve::run(loaded).await,
         Command::User { command } => {
-            let url = loaded.db.url.redacted();
-            let db = connect(&loaded.db).await.with_context(|| format!("cannot open database {url}"))?;
-            let missing = pending(&db).await?;
-            if !missing.is_empty() {
-                anyhow::bail!(
-                    "database {url} is not set up ({} pending migration(s)); run `userauth db-setup` first",
-                    missing.len()
-                );
-            }
-            let svc = AuthService::new(db, loaded.settings.policy()).with_mailer(mailer(&loaded)?);
+            let svc = open_service(&loaded).await?;
             match command {
                 UserCommand::Add { email, password_stdin } => user::add(&svc, &email, password_stdin).await,
                 UserCommand::Reset { email, json, send } => user::reset(&svc, &email, json, send).await,
@@ -186,10 +231,20 @@ pub async fn dispatch(cli: Cli, loaded: Loaded) -> anyhow::Result<()> {
                 UserCommand::Import { file, from_flask } => match (file, from_flask) {
                     (_, Some(flask)) => user::import_flask(&svc, &flask).await,
                     (Some(file), None) => user::import_csv(&svc, &file).await,
-                    (None, None) => unreachable!("clap requires one source"),
+                    (None, None) => anyhow::bail!("give a CSV file or --from-flask PATH"),
                 },
             }
         }
+        Command::Audit { command } => {
+            let svc = open_service(&loaded).await?;
+            match command {
+                AuditCommand::List { email, kind, since, limit, json } => {
+                    audit::list(&svc, email, kind, since, limit, json).await
+                }
+                AuditCommand::Verify => audit::verify(&svc).await,
+            }
+        }
+        Command::Doctor { url, json } => doctor::run(&loaded, url.as_deref(), json).await,
         Command::MailTest { address } => {
             let mailer = mailer(&loaded)?.context("mail is not configured: set smtp_url and mail_from")?;
             let server = mailer.settings().server();

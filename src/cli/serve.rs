@@ -17,7 +17,8 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
     }
     let svc = AuthService::new(db, loaded.settings.policy())
         .with_fast_session_reads(&loaded.db.url)
-        .with_mailer(super::mailer(&loaded)?);
+        .with_mailer(super::mailer(&loaded)?)
+        .with_metrics(loaded.settings.metrics.then(crate::service::metrics::Metrics::new));
     svc.hasher().warm_up().await?;
     api::build(svc, &loaded).launch().await.map_err(|e| anyhow::anyhow!("server failed: {e}"))?;
     Ok(())

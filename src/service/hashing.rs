@@ -42,6 +42,7 @@ pub struct Hasher {
     /// hashing threads, so a flood from one client cannot queue ahead of everyone else.
     per_client: Arc<Mutex<HashMap<IpAddr, usize>>>,
     per_client_max: usize,
+    metrics: Option<Arc<super::metrics::Metrics>>,
 }
 
 /// A place in the hashing queue, taken before any other work of a request that needs bcrypt.
@@ -87,7 +88,13 @@ impl Hasher {
             verifications: Arc::new(AtomicU64::new(0)),
             per_client: Arc::new(Mutex::new(HashMap::new())),
             per_client_max: concurrency,
+            metrics: None,
         }
+    }
+
+    /// Times every bcrypt computation into `userauth_hash_seconds`.
+    pub fn set_metrics(&mut self, metrics: Option<Arc<super::metrics::Metrics>>) {
+        self.metrics = metrics;
     }
 
     /// How many bcrypt verifications ran (real or dummy): lets tests prove both login paths do
@@ -152,10 +159,15 @@ impl Hasher {
         T: Send + 'static,
     {
         let _permit = self.workers.acquire().await.map_err(|e| AuthError::Internal(e.to_string()))?;
-        tokio::task::spawn_blocking(work)
+        let started = std::time::Instant::now();
+        let result = tokio::task::spawn_blocking(work)
             .await
             .map_err(|e| AuthError::Internal(format!("hashing task failed: {e}")))?
-            .map_err(|e| AuthError::Internal(format!("bcrypt: {e}")))
+            .map_err(|e| AuthError::Internal(format!("bcrypt: {e}")));
+        if let Some(m) = &self.metrics {
+            m.hash_time(started.elapsed());
+        }
+        result
     }
 }
 

@@ -151,6 +151,15 @@ impl Mailer {
         &self.inner.stats
     }
 
+    /// Connects and greets the server without sending anything (`userauth doctor`).
+    pub async fn check_server(&self) -> Result<(), MailError> {
+        match self.inner.transport.test_connection().await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(MailError::Smtp("the server did not answer NOOP".into())),
+            Err(e) => Err(smtp_error(&e)),
+        }
+    }
+
     /// Sends at once and returns the server's reply: for the operator's commands.
     pub async fn send_now(&self, message: Message) -> Result<String, MailError> {
         let response = self.inner.transport.send(message).await.map_err(|e| smtp_error(&e))?;

@@ -9,6 +9,7 @@ pub mod fast_read;
 pub mod hashing;
 pub mod import;
 pub mod mail;
+pub mod metrics;
 mod throttle;
 
 use std::net::IpAddr;
@@ -191,6 +192,7 @@ pub struct AuthService {
     /// hashing queue is bounded.
     actor: Actor,
     mailer: Option<mail::Mailer>,
+    metrics: Option<Arc<metrics::Metrics>>,
 }
 
 /// A live session as `authenticate` sees it.
@@ -245,6 +247,7 @@ impl AuthService {
             clock: Clock::system(),
             actor: Actor::Cli,
             mailer: None,
+            metrics: None,
         }
     }
 
@@ -256,6 +259,33 @@ impl AuthService {
 
     pub fn mailer(&self) -> Option<&mail::Mailer> {
         self.mailer.as_ref()
+    }
+
+    /// The same service counting what it does into `metrics`.
+    pub fn with_metrics(mut self, metrics: Option<Arc<metrics::Metrics>>) -> Self {
+        self.hasher.set_metrics(metrics.clone());
+        self.metrics = metrics;
+        self
+    }
+
+    pub fn metrics(&self) -> Option<&Arc<metrics::Metrics>> {
+        self.metrics.as_ref()
+    }
+
+    fn count(&self, f: impl FnOnce(&metrics::Metrics)) {
+        if let Some(m) = &self.metrics {
+            f(m);
+        }
+    }
+
+    /// The Prometheus exposition, with the hashing queue's depth and the mail counts read now.
+    pub fn render_metrics(&self) -> Option<String> {
+        let emails = self.mailer.as_ref().map(|m| {
+            use std::sync::atomic::Ordering::Relaxed;
+            let s = m.stats();
+            (s.sent.load(Relaxed), s.failed.load(Relaxed) + s.dropped.load(Relaxed))
+        });
+        self.metrics.as_ref().map(|m| m.render(self.hasher.queue_depth(), emails))
     }
 
     /// The same service acting for an HTTP request from `client` (a cheap clone).
@@ -354,6 +384,7 @@ impl AuthService {
         let kind = if self.actor == Actor::Cli { EventKind::UserAdded } else { EventKind::Registered };
         self.audit_in(&txn, vec![NewEvent::new(kind, Some(user.id), &user.email)]).await?;
         txn.commit().await?;
+        self.count(|m| m.registration());
         Ok(user.into())
     }
 
@@ -369,6 +400,21 @@ impl AuthService {
     /// and only then does bcrypt run; so at most `login_max_failures` wrong passwords are ever
     /// verified per window, however many requests race.
     pub async fn login(&self, email: &str, password: &str) -> Result<NewSession, AuthError> {
+        let result = self.login_checked(email, password).await;
+        let outcome = match &result {
+            Ok(_) => Some("success"),
+            Err(AuthError::InvalidCredentials) => Some("invalid"),
+            Err(AuthError::AccountLocked { .. }) => Some("locked"),
+            Err(AuthError::Busy) => Some("busy"),
+            Err(_) => None,
+        };
+        if let Some(outcome) = outcome {
+            self.count(|m| m.login(outcome));
+        }
+        result
+    }
+
+    async fn login_checked(&self, email: &str, password: &str) -> Result<NewSession, AuthError> {
         let ticket = self.hasher.admit(self.hash_client())?;
         let Ok(email) = Email::parse(email) else {
             // No account can have this address; still spend the verification so that
@@ -622,6 +668,7 @@ impl AuthService {
         .await?;
         self.audit_in(&txn, vec![NewEvent::new(EventKind::ResetIssued, Some(user.id), &user.email)]).await?;
         txn.commit().await?;
+        self.count(|m| m.password_reset("issued"));
         Ok(IssuedResetToken { email: user.email.clone(), token, expires_at })
     }
 
@@ -674,6 +721,7 @@ impl AuthService {
         session::Entity::delete_many().filter(session::Column::UserId.eq(user.id)).exec(&txn).await?;
         self.audit_in(&txn, vec![NewEvent::new(EventKind::PasswordReset, Some(user.id), &user.email)]).await?;
         txn.commit().await?;
+        self.count(|m| m.password_reset("completed"));
         Ok(user.into())
     }
 

@@ -110,7 +110,9 @@ pub fn settings(url: &str, extra: &[(&str, serde_json::Value)]) -> Loaded {
 pub async fn service_for(loaded: &Loaded) -> AuthService {
     let db = connect(&loaded.db).await.expect("connect");
     migrate(&db).await.expect("migrate");
-    AuthService::new(db, loaded.settings.policy()).with_fast_session_reads(&loaded.db.url)
+    AuthService::new(db, loaded.settings.policy())
+        .with_fast_session_reads(&loaded.db.url)
+        .with_metrics(loaded.settings.metrics.then(userauth::service::metrics::Metrics::new))
 }
 
 /// A clock for the service under test that the test moves forward instead of sleeping.

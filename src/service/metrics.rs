@@ -1,0 +1,105 @@
+//! Metrics (api.md §9) through the `metrics` facade, rendered in Prometheus' text format.
+//!
+//! Each service owns its recorder (a local one, not the process-global): two services in one
+//! process (tests, or a CLI command beside a server) count separately. Counting happens where the
+//! event happens: account events in the service, HTTP requests in the request-log fairing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+
+/// `userauth_logins_total{result=…}`.
+pub const LOGIN_RESULTS: [&str; 5] = ["success", "invalid", "locked", "throttled", "busy"];
+
+/// Histogram buckets for request latencies (seconds).
+const HTTP_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+/// Buckets for one bcrypt computation (seconds): cost 4 is ~1 ms, cost 17 several seconds.
+const HASH_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 10.0];
+
+pub struct Metrics {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full("userauth_http_request_duration_seconds".into()), HTTP_BUCKETS)
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Full("userauth_hash_seconds".into()), HASH_BUCKETS));
+        // The bucket lists are constants and non-empty: this cannot fail; plain defaults otherwise.
+        let recorder = builder.unwrap_or_else(|_| PrometheusBuilder::new()).build_recorder();
+        let handle = recorder.handle();
+        let m = Arc::new(Self { recorder, handle });
+        // Every account series exists from the start, at zero: a rate over a series that appears
+        // only on its first event would miss that event.
+        m.with(|| {
+            for result in LOGIN_RESULTS {
+                counter!("userauth_logins_total", "result" => result).absolute(0);
+            }
+            counter!("userauth_registrations_total").absolute(0);
+            for stage in ["issued", "completed"] {
+                counter!("userauth_password_resets_total", "stage" => stage).absolute(0);
+            }
+            counter!("userauth_password_changes_total").absolute(0);
+            for result in ["sent", "failed"] {
+                counter!("userauth_emails_total", "result" => result).absolute(0);
+            }
+            gauge!("userauth_hash_queue_depth").set(0.0);
+        });
+        m
+    }
+
+    fn with(&self, f: impl FnOnce()) {
+        metrics::with_local_recorder(&self.recorder, f);
+    }
+
+    pub fn login(&self, result: &'static str) {
+        self.with(|| counter!("userauth_logins_total", "result" => result).increment(1));
+    }
+
+    pub fn registration(&self) {
+        self.with(|| counter!("userauth_registrations_total").increment(1));
+    }
+
+    pub fn password_reset(&self, stage: &'static str) {
+        self.with(|| counter!("userauth_password_resets_total", "stage" => stage).increment(1));
+    }
+
+    pub fn password_change(&self) {
+        self.with(|| counter!("userauth_password_changes_total").increment(1));
+    }
+
+    pub fn hash_time(&self, took: Duration) {
+        self.with(|| histogram!("userauth_hash_seconds").record(took.as_secs_f64()));
+    }
+
+    /// One HTTP request; `route` is the matched route's pattern (never the raw path).
+    pub fn http_request(&self, route: &str, method: &str, status: u16, took: Duration) {
+        let (route, method) = (route.to_owned(), method.to_owned());
+        self.with(|| {
+            counter!("userauth_http_requests_total", "route" => route.clone(), "method" => method, "status" => status.to_string())
+                .increment(1);
+            histogram!("userauth_http_request_duration_seconds", "route" => route).record(took.as_secs_f64());
+        });
+    }
+
+    /// The exposition, with the gauges and mail counts read now.
+    pub fn render(&self, queue_depth: usize, emails: Option<(u64, u64)>) -> String {
+        self.with(|| {
+            gauge!("userauth_hash_queue_depth").set(queue_depth as f64);
+            if let Some((sent, failed)) = emails {
+                counter!("userauth_emails_total", "result" => "sent").absolute(sent);
+                counter!("userauth_emails_total", "result" => "failed").absolute(failed);
+            }
+        });
+        self.handle.render()
+    }
+}
