@@ -9,6 +9,14 @@ use std::path::Path;
 fn main() {
     println!("cargo:rustc-check-cfg=cfg(postgres_tests)");
     println!("cargo:rustc-check-cfg=cfg(smtp_tests)");
+    println!("cargo:rustc-check-cfg=cfg(promtool_tests)");
+    println!("cargo:rerun-if-changed=/usr/bin/promtool");
+    // The metrics exposition is checked by Prometheus' own parser (Debian's prometheus package).
+    if Path::new("/usr/bin/promtool").exists() {
+        println!("cargo:rustc-cfg=promtool_tests");
+    } else if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true but promtool (Debian's prometheus package) is not installed");
+    }
     println!("cargo:rerun-if-changed=/usr/lib/python3/dist-packages");
     // The mail tests run a real SMTP server: Debian's python3-aiosmtpd under /usr/bin/python3.
     if Path::new("/usr/lib/python3/dist-packages/aiosmtpd").is_dir() && Path::new("/usr/bin/python3").exists() {

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use metrics::{counter, gauge, histogram};
+use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 /// `userauth_logins_total{result=…}`.
@@ -41,6 +41,19 @@ impl Metrics {
         // Every account series exists from the start, at zero: a rate over a series that appears
         // only on its first event would miss that event.
         m.with(|| {
+            describe_counter!("userauth_http_requests_total", "HTTP requests by route pattern, method and status");
+            describe_histogram!(
+                "userauth_http_request_duration_seconds",
+                Unit::Seconds,
+                "HTTP request latency by route pattern"
+            );
+            describe_counter!("userauth_logins_total", "Login attempts by result");
+            describe_counter!("userauth_registrations_total", "Accounts created");
+            describe_counter!("userauth_password_resets_total", "Reset tokens issued and used");
+            describe_counter!("userauth_password_changes_total", "Passwords changed by their owner");
+            describe_gauge!("userauth_hash_queue_depth", "Requests running or waiting for a bcrypt slot");
+            describe_histogram!("userauth_hash_seconds", Unit::Seconds, "Time of one bcrypt computation");
+            describe_counter!("userauth_emails_total", "Reset emails sent, and failed or dropped");
             for result in LOGIN_RESULTS {
                 counter!("userauth_logins_total", "result" => result).absolute(0);
             }

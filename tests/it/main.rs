@@ -7,6 +7,7 @@ mod e2e;
 mod http;
 mod mail;
 mod operator;
+mod ops;
 mod pg;
 mod scale;
 mod security;
