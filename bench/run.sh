@@ -119,6 +119,22 @@ SLOW=$(python3 "$ROOT/bench/slow_clients.py" "$PORT" 1000 10)
 log "$SLOW"
 stop_server
 
+# ---------------------------------------------------------------- what metrics and the audit log cost
+# Off and on alternately (off, on, off, on), so that drift on this shared machine hits both alike.
+log "metrics and audit log: off vs on"
+OPS_DUR=${BENCH_OPS_SECONDS:-5}
+for round in 1 2; do
+  for mode in off on; do
+    if [ "$mode" = off ]; then flag=false; else flag=true; fi
+    ROCKET_METRICS=$flag ROCKET_AUDIT=$flag start_server "sqlite://$WORK/ops-$mode-$round.db?mode=rwc"
+    cookie=$(seed_session); email=$(cat "$WORK/email")
+    oha_json "ops_profile_${mode}_$round" -z "${OPS_DUR}s" -c "$CONC" -H "Cookie: session_id=$cookie" "http://127.0.0.1:$PORT/api/v1/profile"
+    oha_json "ops_login_${mode}_$round" -z "$((OPS_DUR * 2))s" -c "$HASH_THREADS" -m POST -T application/x-www-form-urlencoded \
+      -d "email=$email&password=benchmark%20password" "http://127.0.0.1:$PORT/api/v1/session"
+    stop_server
+  done
+done
+
 # ---------------------------------------------------------------- user list over 1,000,000 users
 LIST_S=skipped; LIST_RSS=skipped
 if [ -z "${BENCH_SKIP_LIST:-}" ]; then
@@ -186,6 +202,12 @@ v = {
   "pg_profile_rps": "$PG_PROFILE_RPS", "pg_profile_p99_ms": "$PG_PROFILE_P99", "pg_login_rps": "$PG_LOGIN_RPS",
 }
 v["login_ratio"] = round(v["login_rps"] / bound, 3)
+def mean_rps(prefix, mode):
+    return sum(j(f"{prefix}_{mode}_{r}")["summary"]["requestsPerSec"] for r in (1, 2)) / 2
+for kind in ("profile", "login"):
+    off, on = mean_rps(f"ops_{kind}", "off"), mean_rps(f"ops_{kind}", "on")
+    v[f"ops_{kind}_rps_off"], v[f"ops_{kind}_rps_on"] = round(off, 1), round(on, 2)
+    v[f"ops_{kind}_on_off_ratio"] = round(on / off, 3)
 v["profile_static_ratio"] = round(v["profile_rps"] / v["static_rps"], 3)
 if v["pg_login_rps"] != "skipped":
     v["pg_login_ratio"] = round(float(v["pg_login_rps"]) / bound, 3)
@@ -213,6 +235,8 @@ rows = [
   ("flood_login_p99_ms", "their p99 (ms)", "<= 1000", ""),
   ("flood_health_p99_ms", "/health p99 during the flood (ms)", "<= 20", ""),
   ("slow_health_p99_ms", "/health p99, 1,000 stalled conns (ms)", "", ""),
+  ("ops_profile_on_off_ratio", "profile, metrics+audit on / off", ">= 0.95", ""),
+  ("ops_login_on_off_ratio", "login, metrics+audit on / off", ">= 0.95", ""),
 ]
 print(f"{'figure':<22} {'value':>10}  {'what':<40} {'target':<34} ratio")
 for k, what, target, ratio in rows:
