@@ -104,6 +104,15 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
                 tokio::spawn(housekeeping(svc));
             }
             tokio::spawn(async move { protect::prune_clients(&limiter).await });
+            if let Some(metrics) = r.state::<AuthService>().and_then(|s| s.metrics()).cloned() {
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(Duration::from_secs(5));
+                    loop {
+                        tick.tick().await;
+                        metrics.upkeep();
+                    }
+                });
+            }
         })
     }))
 }

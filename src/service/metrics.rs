@@ -104,6 +104,13 @@ impl Metrics {
         });
     }
 
+    /// Folds recorded histogram samples into their buckets. The exporter keeps raw samples until
+    /// then, so without it memory would grow with every request between scrapes (or forever, with
+    /// no scraper): `serve` runs it every few seconds.
+    pub fn upkeep(&self) {
+        self.handle.run_upkeep();
+    }
+
     /// The exposition, with the gauges and mail counts read now.
     pub fn render(&self, queue_depth: usize, emails: Option<(u64, u64)>) -> String {
         self.with(|| {

@@ -430,3 +430,16 @@ crate::backend_tests!(
     concurrent_appends_keep_the_chain,
     pruning_keeps_the_rest_verifiable
 );
+
+/// The README's example alert rules are valid Prometheus rules over series we export.
+#[test]
+#[cfg_attr(not(promtool_tests), ignore = "promtool (Debian's prometheus package) is not installed here")]
+fn example_alert_rules_are_valid() {
+    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/ops/alerts.yml");
+    let out = std::process::Command::new("/usr/bin/promtool").args(["check", "rules", rules]).output().unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(rules).unwrap();
+    for series in ["userauth_logins_total", "userauth_hash_queue_depth"] {
+        assert!(text.contains(series));
+    }
+}
