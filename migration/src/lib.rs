@@ -4,12 +4,17 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_initial;
 mod m20261129_000001_audit;
+mod m20261129_000002_session_ids;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261126_000001_initial::Migration), Box::new(m20261129_000001_audit::Migration)]
+        vec![
+            Box::new(m20261126_000001_initial::Migration),
+            Box::new(m20261129_000001_audit::Migration),
+            Box::new(m20261129_000002_session_ids::Migration),
+        ]
     }
 }

@@ -23,6 +23,7 @@ pub enum ErrorCode {
     Forbidden,
     CrossSiteRequest,
     UserNotFound,
+    SessionNotFound,
     InvalidToken,
     TooManyRequests,
     Busy,
@@ -127,6 +128,9 @@ impl From<AuthError> for ApiError {
             ),
             NotAuthenticated => {
                 Self::new(Status::Unauthorized, ErrorCode::Unauthorized, "A valid session is required.")
+            }
+            SessionNotFound => {
+                Self::new(Status::NotFound, ErrorCode::SessionNotFound, "You have no session with this id.")
             }
             Busy => Self {
                 retry_after: Some(1),

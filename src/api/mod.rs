@@ -47,8 +47,18 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
         allowed_origins,
     };
     let limiter = Arc::new(protect::ClientLimiter::new(s.client_rate_per_minute));
-    let mut v1_routes =
-        rocket::routes![v1::register, v1::login, v1::logout, v1::profile, v1::update_password, v1::openapi_json];
+    let mut v1_routes = rocket::routes![
+        v1::register,
+        v1::login,
+        v1::logout,
+        v1::profile,
+        v1::update_password,
+        v1::change_password,
+        v1::sessions,
+        v1::end_session,
+        v1::end_other_sessions,
+        v1::openapi_json
+    ];
     let mut classic_routes = rocket::routes![
         classic::index,
         classic::users,

@@ -5,7 +5,10 @@ use rocket::http::ContentType;
 use utoipa::OpenApi;
 
 use super::error::{ErrorBody, ErrorCode};
-use super::types::{Credentials, EmailMessage, EmailOnly, Health, Message, Profile, ResetIssued, UpdatePassword};
+use super::types::{
+    Credentials, EmailMessage, EmailOnly, Health, Message, OthersEnded, PasswordChange, Profile, ResetIssued,
+    SessionItem, SessionList, UpdatePassword,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,6 +20,10 @@ use super::types::{Credentials, EmailMessage, EmailOnly, Health, Message, Profil
         super::v1::profile,
         super::v1::reset_password,
         super::v1::update_password,
+        super::v1::change_password,
+        super::v1::sessions,
+        super::v1::end_session,
+        super::v1::end_other_sessions,
         super::v1::health,
         super::v1::openapi_json
     ),
@@ -29,6 +36,10 @@ use super::types::{Credentials, EmailMessage, EmailOnly, Health, Message, Profil
         Profile,
         ResetIssued,
         Health,
+        PasswordChange,
+        SessionItem,
+        SessionList,
+        OthersEnded,
         ErrorBody,
         ErrorCode
     )),

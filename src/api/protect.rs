@@ -89,7 +89,9 @@ impl<'r> FromRequest<'r> for Svc {
 
     async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, ApiError> {
         match req.rocket().state::<crate::service::AuthService>() {
-            Some(svc) => Outcome::Success(Svc(svc.for_client(ClientAddr::of(req).0))),
+            Some(svc) => Outcome::Success(Svc(svc
+                .for_client(ClientAddr::of(req).0)
+                .with_user_agent(req.headers().get_one("User-Agent")))),
             None => Outcome::Error(remember(req, ApiError::for_status(Status::InternalServerError))),
         }
     }

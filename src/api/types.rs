@@ -28,6 +28,14 @@ pub struct UpdatePassword {
     pub new_password: String,
 }
 
+/// `POST /api/v1/password`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PasswordChange {
+    pub current_password: String,
+    #[schema(min_length = 12)]
+    pub new_password: String,
+}
+
 /// The classic `PUT /reset_password`: the token must belong to `email`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ClassicUpdatePassword {
@@ -112,6 +120,31 @@ pub const RESET_EMAILED: &str = "if that address has an account, a reset link is
 pub struct Health {
     #[schema(example = "ok")]
     pub status: String,
+}
+
+/// One of the caller's sessions (`id` is its public id, never the cookie's token).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionItem {
+    pub id: uuid::Uuid,
+    /// RFC 3339
+    pub created_at: String,
+    /// RFC 3339
+    pub last_seen_at: String,
+    pub user_agent: Option<String>,
+    /// Whether this is the session making the request.
+    pub current: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionList {
+    pub sessions: Vec<SessionItem>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OthersEnded {
+    #[schema(example = "other sessions ended")]
+    pub message: String,
+    pub ended: u64,
 }
 
 /// The classic `GET /profile`.

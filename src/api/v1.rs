@@ -10,9 +10,10 @@ use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::guard::{AuthUser, SESSION_COOKIE, removal_cookie, session_cookie};
 use super::protect::{ClientBudget, NotCrossSite, Svc};
 use super::types::{
-    Credentials, EmailMessage, EmailOnly, Health, Message, Profile, ResetAnswer, ResetIssued, UpdatePassword,
+    Credentials, EmailMessage, EmailOnly, Health, Message, OthersEnded, PasswordChange, Profile, ResetAnswer,
+    ResetIssued, SessionItem, SessionList, UpdatePassword,
 };
-use crate::service::rfc3339;
+use crate::service::{AuthError, rfc3339};
 
 #[utoipa::path(post, path = "/api/v1/register", tag = "v1",
     request_body(content((Credentials = "application/x-www-form-urlencoded"), (Credentials = "application/json"))),
@@ -99,6 +100,66 @@ pub async fn update_password(
 ) -> Result<Json<EmailMessage>, ApiError> {
     let user = svc.update_password(&body.0.reset_token, &body.0.new_password, None).await?;
     Ok(Json(EmailMessage::new(user.email, "password updated")))
+}
+
+#[utoipa::path(post, path = "/api/v1/password", tag = "v1", security(("session_cookie" = [])),
+    request_body(content((PasswordChange = "application/x-www-form-urlencoded"), (PasswordChange = "application/json"))),
+    responses((status = 200, description = "Password changed; every other session of the user ended", body = EmailMessage),
+              (status = 400, description = "Missing field, or new password outside the policy", body = ErrorBody),
+              (status = 401, description = "Wrong current password (counts toward the lockout), or no session", body = ErrorBody),
+              (status = 429, description = "Account locked (Retry-After)", body = ErrorBody)))]
+#[rocket::post("/password", data = "<body>")]
+pub async fn change_password(
+    _site: NotCrossSite,
+    _budget: ClientBudget,
+    svc: Svc,
+    me: AuthUser,
+    body: Body<PasswordChange>,
+) -> Result<Json<EmailMessage>, ApiError> {
+    let user = svc.change_password(&me.token, &body.0.current_password, &body.0.new_password).await?;
+    Ok(Json(EmailMessage::new(user.email, "password changed")))
+}
+
+#[utoipa::path(get, path = "/api/v1/sessions", tag = "v1", security(("session_cookie" = [])),
+    responses((status = 200, description = "The caller's live sessions", body = SessionList),
+              (status = 401, description = "No valid session", body = ErrorBody)))]
+#[rocket::get("/sessions")]
+pub async fn sessions(svc: Svc, me: AuthUser) -> Result<Json<SessionList>, ApiError> {
+    let sessions = svc
+        .list_sessions(&me.token)
+        .await?
+        .into_iter()
+        .map(|s| SessionItem {
+            id: s.id,
+            created_at: rfc3339(s.created_at),
+            last_seen_at: rfc3339(s.last_seen_at),
+            user_agent: s.user_agent,
+            current: s.current,
+        })
+        .collect();
+    Ok(Json(SessionList { sessions }))
+}
+
+#[utoipa::path(delete, path = "/api/v1/sessions/{id}", tag = "v1", security(("session_cookie" = [])),
+    params(("id" = String, Path, description = "A session's public id")),
+    responses((status = 200, description = "Session ended", body = Message),
+              (status = 401, description = "No valid session", body = ErrorBody),
+              (status = 404, description = "Not one of the caller's sessions", body = ErrorBody)))]
+#[rocket::delete("/sessions/<id>")]
+pub async fn end_session(_site: NotCrossSite, svc: Svc, me: AuthUser, id: &str) -> Result<Json<Message>, ApiError> {
+    // A malformed id names no session of the caller's.
+    let id = uuid::Uuid::parse_str(id).map_err(|_| AuthError::SessionNotFound)?;
+    svc.end_session(&me.token, id).await?;
+    Ok(Json(Message::new("session ended")))
+}
+
+#[utoipa::path(delete, path = "/api/v1/sessions", tag = "v1", security(("session_cookie" = [])),
+    responses((status = 200, description = "Every other session of the caller ended", body = OthersEnded),
+              (status = 401, description = "No valid session", body = ErrorBody)))]
+#[rocket::delete("/sessions")]
+pub async fn end_other_sessions(_site: NotCrossSite, svc: Svc, me: AuthUser) -> Result<Json<OthersEnded>, ApiError> {
+    let ended = svc.end_other_sessions(&me.token).await?;
+    Ok(Json(OthersEnded { message: "other sessions ended".into(), ended }))
 }
 
 #[utoipa::path(get, path = "/health", tag = "operations",

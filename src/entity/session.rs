@@ -10,6 +10,9 @@ pub struct Model {
     pub created_at: ChronoDateTimeUtc,
     pub last_seen_at: ChronoDateTimeUtc,
     pub expires_at: ChronoDateTimeUtc,
+    /// Shown to the owner and used to end this one session; never the token.
+    pub public_id: Option<Uuid>,
+    pub user_agent: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

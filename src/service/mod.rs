@@ -1,6 +1,7 @@
 //! All of userauth's behaviour: registration, login, sessions, logout, reset tokens, password
 //! changes and listing. It knows nothing of HTTP or the terminal; the edges map [`AuthError`].
 
+pub mod account;
 pub mod admin;
 pub mod audit;
 pub mod db;
@@ -52,6 +53,8 @@ pub enum AuthError {
     InvalidResetToken,
     #[error("no valid session")]
     NotAuthenticated,
+    #[error("no such session among yours")]
+    SessionNotFound,
     #[error("the server is busy; try again in a second")]
     Busy,
     #[error("mail: {0}")]
@@ -191,6 +194,8 @@ pub struct AuthService {
     /// [`AuthService::for_client`]). Recorded in the audit log; an HTTP client's share of the
     /// hashing queue is bounded.
     actor: Actor,
+    /// The `User-Agent` of the HTTP request being served, recorded with the sessions it opens.
+    user_agent: Option<String>,
     mailer: Option<mail::Mailer>,
     metrics: Option<Arc<metrics::Metrics>>,
 }
@@ -246,6 +251,7 @@ impl AuthService {
             fast: None,
             clock: Clock::system(),
             actor: Actor::Cli,
+            user_agent: None,
             mailer: None,
             metrics: None,
         }
@@ -291,6 +297,12 @@ impl AuthService {
     /// The same service acting for an HTTP request from `client` (a cheap clone).
     pub fn for_client(&self, client: Option<IpAddr>) -> Self {
         Self { actor: Actor::Api { client }, ..self.clone() }
+    }
+
+    /// The same, recording `user_agent` (cut to 256 characters) with the sessions it opens.
+    pub fn with_user_agent(mut self, user_agent: Option<&str>) -> Self {
+        self.user_agent = user_agent.map(|ua| ua.chars().filter(|c| !c.is_control()).take(256).collect());
+        self
     }
 
     /// The address whose share of the hashing queue a request counts against: the HTTP client's,
@@ -487,6 +499,8 @@ impl AuthService {
             created_at: Set(at),
             last_seen_at: Set(at),
             expires_at: Set(expires_at),
+            public_id: Set(Some(Uuid::new_v4())),
+            user_agent: Set(self.user_agent.clone()),
         }
         .insert(&txn)
         .await?;

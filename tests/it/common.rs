@@ -168,6 +168,14 @@ pub async fn client_with(url: &str, extra: &[(&str, serde_json::Value)]) -> (Cli
     (client, svc)
 }
 
+/// The same, without a cookie jar: each request carries exactly the cookies the test gives it.
+pub async fn untracked_client_with(url: &str, extra: &[(&str, serde_json::Value)]) -> (Client, AuthService) {
+    let loaded = settings(url, extra);
+    let svc = service_for(&loaded).await;
+    let client = Client::untracked(userauth::api::build(svc.clone(), &loaded)).await.expect("rocket client");
+    (client, svc)
+}
+
 pub async fn client(url: &str) -> (Client, AuthService) {
     client_with(url, &[]).await
 }

@@ -539,7 +539,8 @@ async fn openapi_documents_every_v1_route() {
 
     let mut checked = 0;
     for route in c.rocket().routes() {
-        let uri = route.uri.to_string();
+        // Rocket writes dynamic segments as `<id>`, OpenAPI as `{id}`.
+        let uri = route.uri.to_string().replace('<', "{").replace('>', "}");
         if !uri.starts_with("/api/v1/") {
             continue;
         }

@@ -11,4 +11,5 @@ mod ops;
 mod pg;
 mod scale;
 mod security;
+mod selfservice;
 mod service;
