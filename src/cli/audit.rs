@@ -1,9 +1,6 @@
 //! `userauth audit list|verify`.
 
-use std::io::Write;
-
 use anyhow::{Context, bail};
-use futures_util::StreamExt;
 
 use crate::service::AuthService;
 use crate::service::audit::{AuditFilter, EventKind, Verified};
@@ -28,12 +25,10 @@ pub async fn list(
         })
         .transpose()?
         .map(|t| t.with_timezone(&chrono::Utc));
-    let mut events = svc.list_audit(&AuditFilter { email, kind, since, limit }).await?;
-    let mut out = std::io::BufWriter::new(std::io::stdout());
-    while let Some(ev) = events.next().await {
-        let ev = ev?;
-        let written = if json {
-            writeln!(out, "{}", serde_json::to_string(&ev)?)
+    let events = svc.list_audit(&AuditFilter { email, kind, since, limit }).await?;
+    super::print_lines(events, None, |out, ev| {
+        if json {
+            writeln!(out, "{}", serde_json::to_string(&ev).map_err(std::io::Error::other)?)
         } else {
             writeln!(
                 out,
@@ -45,17 +40,9 @@ pub async fn list(
                 ev.actor,
                 ev.client.map(|c| format!(" {c}")).unwrap_or_default()
             )
-        };
-        match written {
-            // A closed pipe (`| head`) ends the listing quietly.
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
-            other => other?,
         }
-    }
-    match out.flush() {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => Ok(other?),
-    }
+    })
+    .await
 }
 
 pub async fn verify(svc: &AuthService) -> anyhow::Result<()> {

@@ -84,24 +84,9 @@ pub async fn list(svc: &AuthService, json: bool, filter: &ListFilter) -> anyhow:
         println!("{n} user(s)");
         return Ok(());
     }
-    // Not `stdout().lock()`: the guard cannot be held across awaits on a multi-threaded runtime.
-    let mut out = std::io::BufWriter::new(std::io::stdout());
-    if !json {
-        writeln!(out, "{:<36}  {:<32}  {:<20}  {:<20}  {:>8}", "ID", "EMAIL", "CREATED", "LAST LOGIN", "SESSIONS")?;
-    }
-    while let Some(row) = rows.next().await {
-        let row = row?;
-        let written = if json { write_json(&mut out, &row) } else { write_row(&mut out, &row) };
-        match written {
-            // A closed pipe (`| head`) ends the listing quietly.
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
-            other => other?,
-        }
-    }
-    match out.flush() {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => Ok(other?),
-    }
+    let header = format!("{:<36}  {:<32}  {:<20}  {:<20}  {:>8}", "ID", "EMAIL", "CREATED", "LAST LOGIN", "SESSIONS");
+    let header = (!json).then_some(header.as_str());
+    super::print_lines(rows, header, |out, row| if json { write_json(out, &row) } else { write_row(out, &row) }).await
 }
 
 pub async fn delete(svc: &AuthService, email: &str, yes: bool) -> anyhow::Result<()> {
@@ -212,7 +197,7 @@ async fn import(svc: &AuthService, rows: Vec<NumberedRow>) -> anyhow::Result<()>
     Ok(())
 }
 
-fn write_json(out: &mut impl Write, row: &UserSummary) -> std::io::Result<()> {
+fn write_json(out: &mut dyn Write, row: &UserSummary) -> std::io::Result<()> {
     let v = serde_json::json!({
         "id": row.id,
         "email": row.email,
@@ -223,7 +208,7 @@ fn write_json(out: &mut impl Write, row: &UserSummary) -> std::io::Result<()> {
     writeln!(out, "{v}")
 }
 
-fn write_row(out: &mut impl Write, row: &UserSummary) -> std::io::Result<()> {
+fn write_row(out: &mut dyn Write, row: &UserSummary) -> std::io::Result<()> {
     let last = row.last_login_at.map(rfc3339).unwrap_or_else(|| "never".into());
     writeln!(
         out,
