@@ -97,6 +97,8 @@ pub struct Settings {
     pub smtp_url: Option<String>,
     /// The sender, e.g. `Accounts <no-reply@example.com>`.
     pub mail_from: Option<String>,
+    /// Whether the account pages (/login, /register, /account, …) are served.
+    pub pages: bool,
     /// Whether `GET /metrics` is served (and events counted).
     pub metrics: bool,
     /// When set, `/metrics` requires `Authorization: Bearer <token>`.
@@ -140,6 +142,7 @@ impl Default for Settings {
             reset_delivery: ResetDelivery::Response,
             smtp_url: None,
             mail_from: None,
+            pages: true,
             metrics: true,
             metrics_token: None,
             audit: true,

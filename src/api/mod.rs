@@ -7,6 +7,7 @@ pub mod error;
 pub mod guard;
 pub mod openapi;
 pub mod ops;
+pub mod pages;
 pub mod protect;
 pub mod request_log;
 pub mod types;
@@ -88,6 +89,32 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
     }
     if s.metrics {
         rocket = rocket.mount("/", rocket::routes![ops::metrics]);
+    }
+    if s.pages {
+        rocket = rocket
+            .manage(pages::PageSettings {
+                reset_delivery: s.reset_delivery,
+                password_min_length: s.password_min_length,
+            })
+            .mount(
+                "/",
+                rocket::routes![
+                    pages::stylesheet,
+                    pages::login_form,
+                    pages::login,
+                    pages::register_form,
+                    pages::register,
+                    pages::account,
+                    pages::change_password,
+                    pages::end_session,
+                    pages::end_other_sessions,
+                    pages::logout,
+                    pages::forgot_form,
+                    pages::forgot,
+                    pages::reset_form,
+                    pages::reset
+                ],
+            );
     }
     let database = loaded.db.url.redacted();
     // Only the response mode hands tokens to callers.

@@ -113,6 +113,13 @@ pub async fn service_for(loaded: &Loaded) -> AuthService {
     AuthService::new(db, loaded.settings.policy())
         .with_fast_session_reads(&loaded.db.url)
         .with_metrics(loaded.settings.metrics.then(userauth::service::metrics::Metrics::new))
+        .with_mailer(
+            loaded
+                .settings
+                .mail_settings()
+                .expect("mail settings")
+                .map(|m| userauth::service::mail::Mailer::new(m).expect("mailer")),
+        )
 }
 
 /// A clock for the service under test that the test moves forward instead of sleeping.

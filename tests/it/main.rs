@@ -8,6 +8,7 @@ mod http;
 mod mail;
 mod operator;
 mod ops;
+mod pages;
 mod pg;
 mod scale;
 mod security;

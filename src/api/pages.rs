@@ -1,0 +1,626 @@
+//! Server-rendered account pages (api.md §8): register, log in, account (sessions, password,
+//! log out), forgot and reset. No JavaScript; every form carries a CSRF token; a successful POST
+//! answers 303; errors are shown beside the form with the status the API would give.
+//!
+//! CSRF tokens are derived from a secret the browser holds in an HttpOnly cookie and that a
+//! cross-site page cannot read: the session token once logged in, a random pre-session `csrf`
+//! cookie before. token = SHA-256("userauth csrf" ‖ that secret), compared in constant time. It
+//! needs no server-side state, so it works across instances; the cross-site refusal of §6 runs first.
+
+use askama::Template;
+use rocket::http::{ContentType, Cookie, CookieJar, Header, SameSite, Status};
+use rocket::response::Responder;
+use rocket::{Request, Response, State};
+use sha2::{Digest, Sha256};
+
+use super::ApiSettings;
+use super::body::Fields;
+use super::error::ApiError;
+use super::guard::{SESSION_COOKIE, removal_cookie, session_cookie};
+use super::protect::{ClientBudget, NotCrossSite, Svc};
+use crate::config::ResetDelivery;
+use crate::service::domain::SecretToken;
+use crate::service::{AuthError, AuthService, ResetRequest, rfc3339};
+
+const PRE_SESSION_COOKIE: &str = "csrf";
+const STYLESHEET: &str = include_str!("../../static/style.css");
+
+/// What the pages need to know of the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct PageSettings {
+    pub reset_delivery: ResetDelivery,
+    pub password_min_length: usize,
+}
+
+// ---------------------------------------------------------------- responses
+
+/// An HTML page with its status and the page headers (CSP; no-store and frame denial come from
+/// the security-headers fairing).
+pub struct Page {
+    status: Status,
+    html: String,
+}
+
+impl Page {
+    fn render(status: Status, template: &impl Template) -> Page {
+        match template.render() {
+            Ok(html) => Page { status, html },
+            Err(e) => {
+                tracing::error!(error = %e, "a page failed to render");
+                Page {
+                    status: Status::InternalServerError,
+                    html: "<!doctype html><title>Error</title><p>Something went wrong.</p>".into(),
+                }
+            }
+        }
+    }
+}
+
+impl<'r> Responder<'r, 'static> for Page {
+    fn respond_to(self, _: &'r Request<'_>) -> rocket::response::Result<'static> {
+        Response::build()
+            .status(self.status)
+            .header(ContentType::HTML)
+            .header(Header::new("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'"))
+            .sized_body(self.html.len(), std::io::Cursor::new(self.html))
+            .ok()
+    }
+}
+
+/// A page, or a 303 See Other to a path on this site (post/redirect/get).
+pub enum PageOr {
+    Page(Page),
+    SeeOther(String),
+}
+
+impl<'r> Responder<'r, 'static> for PageOr {
+    fn respond_to(self, req: &'r Request<'_>) -> rocket::response::Result<'static> {
+        match self {
+            PageOr::Page(p) => p.respond_to(req),
+            PageOr::SeeOther(to) => Response::build().status(Status::SeeOther).header(Header::new("Location", to)).ok(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- templates
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    title: &'a str,
+    notice: Option<&'a str>,
+    error: Option<String>,
+    csrf: String,
+    next: String,
+    email: String,
+}
+
+#[derive(Template)]
+#[template(path = "register.html")]
+struct RegisterPage<'a> {
+    title: &'a str,
+    notice: Option<&'a str>,
+    error: Option<String>,
+    csrf: String,
+    email: String,
+    min_length: usize,
+}
+
+struct SessionRow {
+    id: String,
+    created_at: String,
+    last_seen_at: String,
+    user_agent: String,
+    current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage<'a> {
+    title: &'a str,
+    notice: Option<&'a str>,
+    error: Option<String>,
+    csrf: String,
+    email: String,
+    sessions: Vec<SessionRow>,
+    min_length: usize,
+}
+
+#[derive(Template)]
+#[template(path = "forgot.html")]
+struct ForgotPage<'a> {
+    title: &'a str,
+    notice: Option<&'a str>,
+    error: Option<String>,
+    csrf: String,
+    by_email: bool,
+}
+
+#[derive(Template)]
+#[template(path = "reset.html")]
+struct ResetPage<'a> {
+    title: &'a str,
+    notice: Option<&'a str>,
+    error: Option<String>,
+    csrf: String,
+    token: String,
+    min_length: usize,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    title: &'a str,
+    notice: Option<&'a str>,
+    error: Option<String>,
+    link: &'a str,
+    link_text: &'a str,
+}
+
+// ---------------------------------------------------------------- CSRF
+
+fn token_for(secret: &str) -> String {
+    hex::encode(Sha256::digest(format!("userauth csrf\0{secret}").as_bytes()))
+}
+
+fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
+    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The token for the forms of this request: bound to the session when there is one, otherwise to
+/// the pre-session cookie (set now if missing).
+fn csrf_token(jar: &CookieJar<'_>, settings: &ApiSettings) -> String {
+    if let Some(session) = jar.get(SESSION_COOKIE) {
+        return token_for(session.value());
+    }
+    if let Some(pre) = jar.get(PRE_SESSION_COOKIE) {
+        return token_for(pre.value());
+    }
+    let secret = SecretToken::generate().map(|t| t.expose().to_owned()).unwrap_or_default();
+    jar.add(
+        Cookie::build((PRE_SESSION_COOKIE, secret.clone()))
+            .http_only(true)
+            .same_site(SameSite::Strict)
+            .path("/")
+            .secure(settings.cookie_secure)
+            .build(),
+    );
+    token_for(&secret)
+}
+
+/// Whether the form's token matches the session (logged in) or the pre-session cookie.
+fn csrf_ok(jar: &CookieJar<'_>, form: &Fields) -> bool {
+    let Some(sent) = form.get("csrf_token") else { return false };
+    [jar.get(SESSION_COOKIE), jar.get(PRE_SESSION_COOKIE)]
+        .into_iter()
+        .flatten()
+        .any(|c| same(&token_for(c.value()), sent))
+}
+
+fn forbidden() -> PageOr {
+    PageOr::Page(Page::render(
+        Status::Forbidden,
+        &MessagePage {
+            title: "This form has expired",
+            notice: None,
+            error: Some(
+                "The form could not be verified (a missing or wrong CSRF token). Open the page again and retry.".into(),
+            ),
+            link: "/login",
+            link_text: "Back to log in",
+        },
+    ))
+}
+
+/// An error as the API would answer it: its status and its sentence.
+fn failure(e: AuthError) -> (Status, String) {
+    let api = ApiError::from(e);
+    (api.status, api.message)
+}
+
+/// `next` is followed only when it is a path on this site: one leading `/`, no second `/` or `\`
+/// after it (`//evil.example` and `/\evil.example` are other hosts to a browser), no scheme, no
+/// control characters.
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.chars().any(|c| c.is_control() || c.is_whitespace())
+                && n.len() <= 512
+                && rocket::http::uri::Reference::parse(n).is_ok() =>
+        {
+            n.to_owned()
+        }
+        _ => "/account".to_owned(),
+    }
+}
+
+// ---------------------------------------------------------------- routes
+
+/// The stylesheet, cacheable (it carries nothing personal).
+pub struct Stylesheet;
+
+impl<'r> Responder<'r, 'static> for Stylesheet {
+    fn respond_to(self, _: &'r Request<'_>) -> rocket::response::Result<'static> {
+        Response::build()
+            .header(ContentType::CSS)
+            .header(Header::new("Cache-Control", "public, max-age=3600"))
+            .sized_body(STYLESHEET.len(), std::io::Cursor::new(STYLESHEET))
+            .ok()
+    }
+}
+
+#[rocket::get("/static/style.css")]
+pub fn stylesheet() -> Stylesheet {
+    Stylesheet
+}
+
+#[rocket::get("/login?<next>&<registered>&<reset>")]
+pub fn login_form(
+    jar: &CookieJar<'_>,
+    settings: &State<ApiSettings>,
+    next: Option<&str>,
+    registered: Option<&str>,
+    reset: Option<&str>,
+) -> Page {
+    let notice = match (registered, reset) {
+        (Some(_), _) => Some("Your account is ready: log in."),
+        (_, Some(_)) => Some("Your password is set: log in with it."),
+        _ => None,
+    };
+    let csrf = csrf_token(jar, settings);
+    Page::render(
+        Status::Ok,
+        &LoginPage { title: "Log in", notice, error: None, csrf, next: safe_next(next), email: String::new() },
+    )
+}
+
+#[rocket::post("/login", data = "<form>")]
+pub async fn login(
+    _site: NotCrossSite,
+    _budget: ClientBudget,
+    svc: Svc,
+    jar: &CookieJar<'_>,
+    settings: &State<ApiSettings>,
+    form: Fields,
+) -> PageOr {
+    if !csrf_ok(jar, &form) {
+        return forbidden();
+    }
+    let next = safe_next(form.get("next"));
+    let email = form.get("email").unwrap_or_default().to_owned();
+    match svc.login(&email, form.get("password").unwrap_or_default()).await {
+        Ok(session) => {
+            jar.add(session_cookie(&session, settings));
+            jar.remove(Cookie::build(PRE_SESSION_COOKIE).path("/").build());
+            PageOr::SeeOther(next)
+        }
+        Err(e) => {
+            let (status, message) = failure(e);
+            let csrf = csrf_token(jar, settings);
+            PageOr::Page(Page::render(
+                status,
+                &LoginPage { title: "Log in", notice: None, error: Some(message), csrf, next, email },
+            ))
+        }
+    }
+}
+
+#[rocket::get("/register")]
+pub fn register_form(jar: &CookieJar<'_>, settings: &State<ApiSettings>, svc: &State<AuthService>) -> Page {
+    let csrf = csrf_token(jar, settings);
+    let min_length = svc.policy().password_min_length;
+    Page::render(
+        Status::Ok,
+        &RegisterPage { title: "Create an account", notice: None, error: None, csrf, email: String::new(), min_length },
+    )
+}
+
+#[rocket::post("/register", data = "<form>")]
+pub async fn register(
+    _site: NotCrossSite,
+    _budget: ClientBudget,
+    svc: Svc,
+    jar: &CookieJar<'_>,
+    settings: &State<ApiSettings>,
+    form: Fields,
+) -> PageOr {
+    if !csrf_ok(jar, &form) {
+        return forbidden();
+    }
+    let email = form.get("email").unwrap_or_default().to_owned();
+    match svc.register(&email, form.get("password").unwrap_or_default()).await {
+        Ok(_) => PageOr::SeeOther("/login?registered=1".into()),
+        Err(e) => {
+            let (status, message) = failure(e);
+            let csrf = csrf_token(jar, settings);
+            let min_length = svc.policy().password_min_length;
+            let page = RegisterPage {
+                title: "Create an account",
+                notice: None,
+                error: Some(message),
+                csrf,
+                email,
+                min_length,
+            };
+            PageOr::Page(Page::render(status, &page))
+        }
+    }
+}
+
+/// The account page for the session in the cookie, or a redirect to log in.
+async fn account_page(
+    svc: &AuthService,
+    jar: &CookieJar<'_>,
+    settings: &ApiSettings,
+    status: Status,
+    notice: Option<&str>,
+    error: Option<String>,
+) -> PageOr {
+    let Some(token) = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()) else {
+        return PageOr::SeeOther("/login?next=/account".into());
+    };
+    let (user, sessions) = match (svc.authenticate(&token).await, svc.list_sessions(&token).await) {
+        (Ok(u), Ok(s)) => (u, s),
+        (Err(AuthError::NotAuthenticated), _) | (_, Err(AuthError::NotAuthenticated)) => {
+            return PageOr::SeeOther("/login?next=/account".into());
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            let (status, message) = failure(e);
+            let page = MessagePage {
+                title: "Your account",
+                notice: None,
+                error: Some(message),
+                link: "/account",
+                link_text: "Try again",
+            };
+            return PageOr::Page(Page::render(status, &page));
+        }
+    };
+    let sessions = sessions
+        .into_iter()
+        .map(|s| SessionRow {
+            id: s.id.to_string(),
+            created_at: rfc3339(s.created_at),
+            last_seen_at: rfc3339(s.last_seen_at),
+            user_agent: s.user_agent.unwrap_or_else(|| "unknown browser".into()),
+            current: s.current,
+        })
+        .collect();
+    let csrf = csrf_token(jar, settings);
+    let min_length = svc.policy().password_min_length;
+    let page = AccountPage { title: "Your account", notice, error, csrf, email: user.email, sessions, min_length };
+    PageOr::Page(Page::render(status, &page))
+}
+
+#[rocket::get("/account?<done>")]
+pub async fn account(svc: Svc, jar: &CookieJar<'_>, settings: &State<ApiSettings>, done: Option<&str>) -> PageOr {
+    let notice = match done {
+        Some("password") => Some("Your password is changed; your other sessions have ended."),
+        Some("ended") => Some("The session has ended."),
+        Some("others") => Some("Your other sessions have ended."),
+        _ => None,
+    };
+    account_page(&svc, jar, settings, Status::Ok, notice, None).await
+}
+
+/// The session token of a logged-in form post whose CSRF token matches, or the page to answer.
+fn session_post(jar: &CookieJar<'_>, form: &Fields) -> Result<String, PageOr> {
+    if !csrf_ok(jar, form) {
+        return Err(forbidden());
+    }
+    jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()).ok_or_else(|| PageOr::SeeOther("/login?next=/account".into()))
+}
+
+#[rocket::post("/account/password", data = "<form>")]
+pub async fn change_password(
+    _site: NotCrossSite,
+    _budget: ClientBudget,
+    svc: Svc,
+    jar: &CookieJar<'_>,
+    settings: &State<ApiSettings>,
+    form: Fields,
+) -> PageOr {
+    let token = match session_post(jar, &form) {
+        Ok(t) => t,
+        Err(page) => return page,
+    };
+    let (current, new) =
+        (form.get("current_password").unwrap_or_default(), form.get("new_password").unwrap_or_default());
+    match svc.change_password(&token, current, new).await {
+        Ok(_) => PageOr::SeeOther("/account?done=password".into()),
+        Err(AuthError::NotAuthenticated) => PageOr::SeeOther("/login?next=/account".into()),
+        Err(e) => {
+            let (status, message) = failure(e);
+            account_page(&svc, jar, settings, status, None, Some(message)).await
+        }
+    }
+}
+
+#[rocket::post("/account/sessions/<id>/end", data = "<form>")]
+pub async fn end_session(
+    _site: NotCrossSite,
+    svc: Svc,
+    jar: &CookieJar<'_>,
+    settings: &State<ApiSettings>,
+    id: &str,
+    form: Fields,
+) -> PageOr {
+    let token = match session_post(jar, &form) {
+        Ok(t) => t,
+        Err(page) => return page,
+    };
+    let result = match uuid::Uuid::parse_str(id) {
+        Ok(id) => svc.end_session(&token, id).await,
+        Err(_) => Err(AuthError::SessionNotFound),
+    };
+    match result {
+        Ok(()) => PageOr::SeeOther("/account?done=ended".into()),
+        Err(AuthError::NotAuthenticated) => PageOr::SeeOther("/login?next=/account".into()),
+        Err(e) => {
+            let (status, message) = failure(e);
+            account_page(&svc, jar, settings, status, None, Some(message)).await
+        }
+    }
+}
+
+#[rocket::post("/account/sessions/end-others", data = "<form>")]
+pub async fn end_other_sessions(
+    _site: NotCrossSite,
+    svc: Svc,
+    jar: &CookieJar<'_>,
+    settings: &State<ApiSettings>,
+    form: Fields,
+) -> PageOr {
+    let token = match session_post(jar, &form) {
+        Ok(t) => t,
+        Err(page) => return page,
+    };
+    match svc.end_other_sessions(&token).await {
+        Ok(_) => PageOr::SeeOther("/account?done=others".into()),
+        Err(AuthError::NotAuthenticated) => PageOr::SeeOther("/login?next=/account".into()),
+        Err(e) => {
+            let (status, message) = failure(e);
+            account_page(&svc, jar, settings, status, None, Some(message)).await
+        }
+    }
+}
+
+#[rocket::post("/logout", data = "<form>")]
+pub async fn logout(
+    _site: NotCrossSite,
+    svc: Svc,
+    jar: &CookieJar<'_>,
+    settings: &State<ApiSettings>,
+    form: Fields,
+) -> PageOr {
+    if !csrf_ok(jar, &form) {
+        return forbidden();
+    }
+    if let Some(token) = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned())
+        && let Err(e) = svc.logout(&token).await
+    {
+        let (status, message) = failure(e);
+        return account_page(&svc, jar, settings, status, None, Some(message)).await;
+    }
+    jar.remove(removal_cookie(settings));
+    PageOr::SeeOther("/login".into())
+}
+
+#[rocket::get("/forgot?<sent>")]
+pub fn forgot_form(
+    jar: &CookieJar<'_>,
+    settings: &State<ApiSettings>,
+    pages: &State<PageSettings>,
+    sent: Option<&str>,
+) -> Page {
+    let notice = sent.map(|_| "If that address has an account, a reset link is on its way.");
+    let csrf = csrf_token(jar, settings);
+    let by_email = pages.reset_delivery == ResetDelivery::Email;
+    Page::render(Status::Ok, &ForgotPage { title: "Forgot your password?", notice, error: None, csrf, by_email })
+}
+
+#[rocket::post("/forgot", data = "<form>")]
+pub async fn forgot(
+    _site: NotCrossSite,
+    svc: Svc,
+    jar: &CookieJar<'_>,
+    settings: &State<ApiSettings>,
+    pages: &State<PageSettings>,
+    form: Fields,
+) -> PageOr {
+    if !csrf_ok(jar, &form) {
+        return forbidden();
+    }
+    let by_email = pages.reset_delivery == ResetDelivery::Email;
+    if !by_email {
+        // Pages never show reset tokens: in response mode the operator issues them.
+        return PageOr::SeeOther("/forgot".into());
+    }
+    match svc.self_service_reset(form.get("email").unwrap_or_default()).await {
+        Ok(ResetRequest::Emailed | ResetRequest::Token(_)) => PageOr::SeeOther("/forgot?sent=1".into()),
+        Err(e) => {
+            let (status, message) = failure(e);
+            let csrf = csrf_token(jar, settings);
+            PageOr::Page(Page::render(
+                status,
+                &ForgotPage { title: "Forgot your password?", notice: None, error: Some(message), csrf, by_email },
+            ))
+        }
+    }
+}
+
+#[rocket::get("/reset?<token>")]
+pub fn reset_form(
+    jar: &CookieJar<'_>,
+    settings: &State<ApiSettings>,
+    svc: &State<AuthService>,
+    token: Option<&str>,
+) -> Page {
+    let csrf = csrf_token(jar, settings);
+    let token = token.filter(|t| t.len() <= 128).unwrap_or_default().to_owned();
+    let min_length = svc.policy().password_min_length;
+    Page::render(
+        Status::Ok,
+        &ResetPage { title: "Choose a new password", notice: None, error: None, csrf, token, min_length },
+    )
+}
+
+#[rocket::post("/reset", data = "<form>")]
+pub async fn reset(
+    _site: NotCrossSite,
+    _budget: ClientBudget,
+    svc: Svc,
+    jar: &CookieJar<'_>,
+    settings: &State<ApiSettings>,
+    form: Fields,
+) -> PageOr {
+    if !csrf_ok(jar, &form) {
+        return forbidden();
+    }
+    let token = form.get("reset_token").unwrap_or_default().to_owned();
+    match svc.update_password(&token, form.get("new_password").unwrap_or_default(), None).await {
+        Ok(_) => PageOr::SeeOther("/login?reset=1".into()),
+        Err(e) => {
+            let (status, message) = failure(e);
+            let csrf = csrf_token(jar, settings);
+            let min_length = svc.policy().password_min_length;
+            let page = ResetPage {
+                title: "Choose a new password",
+                notice: None,
+                error: Some(message),
+                csrf,
+                token,
+                min_length,
+            };
+            PageOr::Page(Page::render(status, &page))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_is_followed_only_on_this_site() {
+        assert_eq!(safe_next(Some("/account")), "/account");
+        assert_eq!(safe_next(Some("/account?tab=1")), "/account?tab=1");
+        for evil in [
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "evil",
+            "/a b",
+            "/\tx",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(evil)), "/account", "{evil:?}");
+        }
+        assert_eq!(safe_next(None), "/account");
+    }
+}
