@@ -10,6 +10,19 @@ fn main() {
     println!("cargo:rustc-check-cfg=cfg(postgres_tests)");
     println!("cargo:rustc-check-cfg=cfg(smtp_tests)");
     println!("cargo:rustc-check-cfg=cfg(promtool_tests)");
+    println!("cargo:rustc-check-cfg=cfg(browser_tests)");
+    println!("cargo:rerun-if-changed=/usr/bin/chromedriver");
+    println!("cargo:rerun-if-changed=tests/it/support/npm/node_modules/axe-core/axe.min.js");
+    // The pages' browser test: Chromium and its driver from Debian, axe-core from npm (.ci/run
+    // installs all three).
+    let browser = Path::new("/usr/bin/chromium").exists()
+        && Path::new("/usr/bin/chromedriver").exists()
+        && Path::new("tests/it/support/npm/node_modules/axe-core/axe.min.js").exists();
+    if browser {
+        println!("cargo:rustc-cfg=browser_tests");
+    } else if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true but chromium, chromium-driver or axe-core (npm) is missing: the browser test cannot run");
+    }
     println!("cargo:rerun-if-changed=/usr/bin/promtool");
     // The metrics exposition is checked by Prometheus' own parser (Debian's prometheus package).
     if Path::new("/usr/bin/promtool").exists() {

@@ -204,7 +204,12 @@ pub fn is_cross_site(
         return true;
     }
     let Some(origin) = origin else { return false };
-    // "null" (sandboxed frames, some redirects) and anything unparseable are foreign.
+    // Browsers send `Origin: null` on a same-origin form post when the page's referrer policy is
+    // `no-referrer` (which every response of ours has): then the browser's own `Sec-Fetch-Site`
+    // (which pages cannot set) decides. Otherwise "null" and anything unparseable are foreign.
+    if origin.trim() == "null" {
+        return !sec_fetch_site.is_some_and(|v| v.trim().eq_ignore_ascii_case("same-origin"));
+    }
     let Some(origin) = crate::config::origin_of(origin.trim()) else { return true };
     if allowed.contains(&origin) {
         return false;
@@ -370,6 +375,9 @@ mod tests {
         assert!(cs(None, Some("https://sub.auth.example.com"), None), "sibling subdomains are other origins");
         assert!(cs(None, Some("http://auth.example.com"), None), "scheme counts");
         assert!(cs(None, Some("null"), None));
+        // A same-origin form post from a no-referrer page: `Origin: null`, and the browser says so.
+        assert!(!cs(Some("same-origin"), Some("null"), None));
+        assert!(cs(Some("same-site"), Some("null"), None), "a sibling subdomain");
         assert!(!cs(None, Some("https://app.example.com"), None), "allowed");
         // Without public_url: the Host header decides.
         let by_host = |origin, host| is_cross_site(None, origin, host, None, &[]);

@@ -234,7 +234,11 @@ pub struct Server {
 
 impl Server {
     pub fn start(cwd: &Path, database_url: &str, env: &[(&str, &str)]) -> Server {
-        let port = free_port();
+        Self::start_on(cwd, database_url, free_port(), env)
+    }
+
+    /// The same on a given port (for a configuration that must name it, such as `public_url`).
+    pub fn start_on(cwd: &Path, database_url: &str, port: u16, env: &[(&str, &str)]) -> Server {
         let log = cwd.join(format!("serve-{port}.log"));
         let logfile = std::fs::File::create(&log).expect("log file");
         let mut cmd = bin();

@@ -1,6 +1,7 @@
 //! One integration-test binary (one link step) with a module per area.
 
 mod attack;
+mod browser;
 mod cli;
 mod common;
 mod e2e;
