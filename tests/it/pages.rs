@@ -125,6 +125,25 @@ async fn register_log_in_manage_sessions_change_password_log_out() {
     let account = page(&c, "/account").await;
     assert_eq!(account.html.matches(r#"<tr class="session">"#).count(), 2);
     let csrf = csrf_of(&account.html);
+    // End one session by its button: the other browser's.
+    let third = svc.login("web@example.com", PASSWORD).await.unwrap();
+    let account = page(&c, "/account").await;
+    let ids: Vec<&str> = account
+        .html
+        .split(r#"action="/account/sessions/"#)
+        .skip(1)
+        .map(|r| &r[..36.min(r.len())])
+        .filter(|id| uuid::Uuid::parse_str(id).is_ok())
+        .collect();
+    assert_eq!(ids.len(), 2, "an End button for each other session");
+    for id in &ids {
+        let r = submit(&c, &format!("/account/sessions/{id}/end"), &[("csrf_token", &csrf)]).await;
+        assert_eq!((r.status, r.location.as_deref()), (Status::SeeOther, Some("/account?done=ended")));
+    }
+    assert!(svc.authenticate(third.token.expose()).await.is_err());
+    let again = submit(&c, &format!("/account/sessions/{}/end", ids[0]), &[("csrf_token", &csrf)]).await;
+    assert_eq!(again.status, Status::NotFound, "already ended: the page shows the API's 404");
+    let other = svc.login("web@example.com", PASSWORD).await.unwrap(); // yet another browser
     let ended = submit(&c, "/account/sessions/end-others", &[("csrf_token", &csrf)]).await;
     assert_eq!((ended.status, ended.location.as_deref()), (Status::SeeOther, Some("/account?done=others")));
     assert!(svc.authenticate(other.token.expose()).await.is_err(), "the other browser is logged out");
