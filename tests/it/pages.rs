@@ -141,6 +141,7 @@ async fn register_log_in_manage_sessions_change_password_log_out() {
         assert_eq!((r.status, r.location.as_deref()), (Status::SeeOther, Some("/account?done=ended")));
     }
     assert!(svc.authenticate(third.token.expose()).await.is_err());
+    assert!(svc.authenticate(other.token.expose()).await.is_err());
     let again = submit(&c, &format!("/account/sessions/{}/end", ids[0]), &[("csrf_token", &csrf)]).await;
     assert_eq!(again.status, Status::NotFound, "already ended: the page shows the API's 404");
     let other = svc.login("web@example.com", PASSWORD).await.unwrap(); // yet another browser
