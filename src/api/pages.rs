@@ -415,6 +415,25 @@ fn session_post(jar: &CookieJar<'_>, form: &Fields) -> Result<String, PageOr> {
     jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()).ok_or_else(|| PageOr::SeeOther("/login?next=/account".into()))
 }
 
+/// After a form on the account page: 303 to `done`, to log in when the session is gone, or the
+/// account page again with the error and the API's status.
+async fn after_account_action(
+    svc: &AuthService,
+    jar: &CookieJar<'_>,
+    settings: &ApiSettings,
+    result: Result<(), AuthError>,
+    done: &str,
+) -> PageOr {
+    match result {
+        Ok(()) => PageOr::SeeOther(done.into()),
+        Err(AuthError::NotAuthenticated) => PageOr::SeeOther("/login?next=/account".into()),
+        Err(e) => {
+            let (status, message) = failure(e);
+            account_page(svc, jar, settings, status, None, Some(message)).await
+        }
+    }
+}
+
 #[rocket::post("/account/password", data = "<form>")]
 pub async fn change_password(
     _site: NotCrossSite,
@@ -430,14 +449,8 @@ pub async fn change_password(
     };
     let (current, new) =
         (form.get("current_password").unwrap_or_default(), form.get("new_password").unwrap_or_default());
-    match svc.change_password(&token, current, new).await {
-        Ok(_) => PageOr::SeeOther("/account?done=password".into()),
-        Err(AuthError::NotAuthenticated) => PageOr::SeeOther("/login?next=/account".into()),
-        Err(e) => {
-            let (status, message) = failure(e);
-            account_page(&svc, jar, settings, status, None, Some(message)).await
-        }
-    }
+    let result = svc.change_password(&token, current, new).await.map(|_| ());
+    after_account_action(&svc, jar, settings, result, "/account?done=password").await
 }
 
 #[rocket::post("/account/sessions/<id>/end", data = "<form>")]
@@ -457,14 +470,7 @@ pub async fn end_session(
         Ok(id) => svc.end_session(&token, id).await,
         Err(_) => Err(AuthError::SessionNotFound),
     };
-    match result {
-        Ok(()) => PageOr::SeeOther("/account?done=ended".into()),
-        Err(AuthError::NotAuthenticated) => PageOr::SeeOther("/login?next=/account".into()),
-        Err(e) => {
-            let (status, message) = failure(e);
-            account_page(&svc, jar, settings, status, None, Some(message)).await
-        }
-    }
+    after_account_action(&svc, jar, settings, result, "/account?done=ended").await
 }
 
 #[rocket::post("/account/sessions/end-others", data = "<form>")]
@@ -479,14 +485,8 @@ pub async fn end_other_sessions(
         Ok(t) => t,
         Err(page) => return page,
     };
-    match svc.end_other_sessions(&token).await {
-        Ok(_) => PageOr::SeeOther("/account?done=others".into()),
-        Err(AuthError::NotAuthenticated) => PageOr::SeeOther("/login?next=/account".into()),
-        Err(e) => {
-            let (status, message) = failure(e);
-            account_page(&svc, jar, settings, status, None, Some(message)).await
-        }
-    }
+    let result = svc.end_other_sessions(&token).await.map(|_| ());
+    after_account_action(&svc, jar, settings, result, "/account?done=others").await
 }
 
 #[rocket::post("/logout", data = "<form>")]
