@@ -53,8 +53,17 @@ impl Fairing for RequestLog {
         let micros = took.as_micros();
         // Labelled by the matched route's pattern, never the raw path: a bounded set of values.
         if let Some(m) = req.rocket().state::<crate::service::AuthService>().and_then(|s| s.metrics()) {
-            let route = req.route().map(|r| r.uri.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
-            m.http_request(&route, req.method().as_str(), res.status().code, took);
+            let route = req.route();
+            let key = crate::service::metrics::HttpKey {
+                route: route.map_or(0, |r| std::ptr::from_ref(r) as usize),
+                method: req.method().as_str(),
+                status: res.status().code,
+            };
+            let labels = || {
+                let pattern = route.map_or_else(|| "unmatched".to_owned(), |r| r.uri.as_str().to_owned());
+                (pattern, req.method().as_str().to_owned())
+            };
+            m.http_request(key, labels, took);
         }
         tracing::info!(
             target: "userauth::request",

@@ -4,10 +4,13 @@
 //! process (tests, or a CLI command beside a server) count separately. Counting happens where the
 //! event happens: account events in the service, HTTP requests in the request-log fairing.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics::{
+    Counter, Histogram, Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 /// `userauth_logins_total{result=…}`.
@@ -21,6 +24,17 @@ const HASH_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0
 pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
+    /// Handles of the HTTP series, by route, method and status (a bounded set: routes are fixed).
+    http: RwLock<HashMap<HttpKey, (Counter, Histogram)>>,
+}
+
+/// Which HTTP series a request belongs to: the matched route (its address in the router, stable
+/// while the server runs; 0 when no route matched), the method and the status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HttpKey {
+    pub route: usize,
+    pub method: &'static str,
+    pub status: u16,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -37,7 +51,7 @@ impl Metrics {
         // The bucket lists are constants and non-empty: this cannot fail; plain defaults otherwise.
         let recorder = builder.unwrap_or_else(|_| PrometheusBuilder::new()).build_recorder();
         let handle = recorder.handle();
-        let m = Arc::new(Self { recorder, handle });
+        let m = Arc::new(Self { recorder, handle, http: RwLock::new(HashMap::new()) });
         // Every account series exists from the start, at zero: a rate over a series that appears
         // only on its first event would miss that event.
         m.with(|| {
@@ -94,14 +108,31 @@ impl Metrics {
         self.with(|| histogram!("userauth_hash_seconds").record(took.as_secs_f64()));
     }
 
-    /// One HTTP request; `route` is the matched route's pattern (never the raw path).
-    pub fn http_request(&self, route: &str, method: &str, status: u16, took: Duration) {
-        let (route, method) = (route.to_owned(), method.to_owned());
-        self.with(|| {
-            counter!("userauth_http_requests_total", "route" => route.clone(), "method" => method, "status" => status.to_string())
-                .increment(1);
-            histogram!("userauth_http_request_duration_seconds", "route" => route).record(took.as_secs_f64());
-        });
+    /// One HTTP request. `key` identifies the (route, method, status) triple cheaply; `labels`
+    /// gives the route pattern (never the raw path) and method the first time that triple is seen.
+    /// The series' handles are cached, so a request costs a map lookup and two atomic updates
+    /// rather than building label sets (the hot path serves tens of thousands a second).
+    pub fn http_request(&self, key: HttpKey, labels: impl FnOnce() -> (String, String), took: Duration) {
+        let cached = self.http.read().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
+        let (count, latency) = match cached {
+            Some(handles) => handles,
+            None => {
+                let (route, method) = labels();
+                let status = key.status.to_string();
+                let mut handles = None;
+                self.with(|| {
+                    handles = Some((
+                        counter!("userauth_http_requests_total", "route" => route.clone(), "method" => method, "status" => status),
+                        histogram!("userauth_http_request_duration_seconds", "route" => route),
+                    ));
+                });
+                let Some(handles) = handles else { return };
+                self.http.write().unwrap_or_else(|p| p.into_inner()).insert(key, handles.clone());
+                handles
+            }
+        };
+        count.increment(1);
+        latency.record(took.as_secs_f64());
     }
 
     /// Folds recorded histogram samples into their buckets. The exporter keeps raw samples until
