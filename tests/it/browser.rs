@@ -5,6 +5,7 @@
 //! for the README.
 
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -25,7 +26,10 @@ struct Driver {
 impl Driver {
     fn start() -> Driver {
         let port = free_port();
+        // Its own process group, so that the browsers it starts can be stopped with it even when
+        // the test fails half-way (they would otherwise outlive it).
         let child = Command::new("/usr/bin/chromedriver")
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -62,6 +66,8 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
