@@ -4,8 +4,8 @@
 //! go to `target/screenshots/`; `UPDATE_SCREENSHOTS=1` also copies them to `docs/screenshots/`
 //! for the README.
 
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
