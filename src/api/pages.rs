@@ -238,6 +238,62 @@ pub fn safe_next(next: Option<&str>) -> String {
     }
 }
 
+// ---------------------------------------------------------------- the form pages
+// One builder per page, used by its GET and by its POST's failure path (the same page again,
+// with the error beside the form and the API's status).
+
+fn login_page(
+    jar: &CookieJar<'_>,
+    settings: &ApiSettings,
+    status: Status,
+    notice: Option<&str>,
+    error: Option<String>,
+    next: String,
+    email: String,
+) -> Page {
+    let csrf = csrf_token(jar, settings);
+    Page::render(status, &LoginPage { title: "Log in", notice, error, csrf, next, email })
+}
+
+fn register_page(
+    jar: &CookieJar<'_>,
+    settings: &ApiSettings,
+    pages: &PageSettings,
+    status: Status,
+    error: Option<String>,
+    email: String,
+) -> Page {
+    let csrf = csrf_token(jar, settings);
+    let min_length = pages.password_min_length;
+    Page::render(status, &RegisterPage { title: "Create an account", notice: None, error, csrf, email, min_length })
+}
+
+fn forgot_page(
+    jar: &CookieJar<'_>,
+    settings: &ApiSettings,
+    pages: &PageSettings,
+    status: Status,
+    notice: Option<&str>,
+    error: Option<String>,
+) -> Page {
+    let csrf = csrf_token(jar, settings);
+    let by_email = pages.reset_delivery == ResetDelivery::Email;
+    Page::render(status, &ForgotPage { title: "Forgot your password?", notice, error, csrf, by_email })
+}
+
+fn reset_page(
+    jar: &CookieJar<'_>,
+    settings: &ApiSettings,
+    pages: &PageSettings,
+    status: Status,
+    error: Option<String>,
+    token: String,
+) -> Page {
+    let csrf = csrf_token(jar, settings);
+    let min_length = pages.password_min_length;
+    Page::render(status, &ResetPage { title: "Choose a new password", notice: None, error, csrf, token, min_length })
+}
+
 // ---------------------------------------------------------------- routes
 
 /// The stylesheet, cacheable (it carries nothing personal).
@@ -271,11 +327,7 @@ pub fn login_form(
         (_, Some(_)) => Some("Your password is set: log in with it."),
         _ => None,
     };
-    let csrf = csrf_token(jar, settings);
-    Page::render(
-        Status::Ok,
-        &LoginPage { title: "Log in", notice, error: None, csrf, next: safe_next(next), email: String::new() },
-    )
+    login_page(jar, settings, Status::Ok, notice, None, safe_next(next), String::new())
 }
 
 #[rocket::post("/login", data = "<form>")]
@@ -300,23 +352,14 @@ pub async fn login(
         }
         Err(e) => {
             let (status, message) = failure(e);
-            let csrf = csrf_token(jar, settings);
-            PageOr::Page(Page::render(
-                status,
-                &LoginPage { title: "Log in", notice: None, error: Some(message), csrf, next, email },
-            ))
+            PageOr::Page(login_page(jar, settings, status, None, Some(message), next, email))
         }
     }
 }
 
 #[rocket::get("/register")]
-pub fn register_form(jar: &CookieJar<'_>, settings: &State<ApiSettings>, svc: &State<AuthService>) -> Page {
-    let csrf = csrf_token(jar, settings);
-    let min_length = svc.policy().password_min_length;
-    Page::render(
-        Status::Ok,
-        &RegisterPage { title: "Create an account", notice: None, error: None, csrf, email: String::new(), min_length },
-    )
+pub fn register_form(jar: &CookieJar<'_>, settings: &State<ApiSettings>, pages: &State<PageSettings>) -> Page {
+    register_page(jar, settings, pages, Status::Ok, None, String::new())
 }
 
 #[rocket::post("/register", data = "<form>")]
@@ -326,6 +369,7 @@ pub async fn register(
     svc: Svc,
     jar: &CookieJar<'_>,
     settings: &State<ApiSettings>,
+    pages: &State<PageSettings>,
     form: Fields,
 ) -> PageOr {
     if !csrf_ok(jar, &form) {
@@ -336,17 +380,7 @@ pub async fn register(
         Ok(_) => PageOr::SeeOther("/login?registered=1".into()),
         Err(e) => {
             let (status, message) = failure(e);
-            let csrf = csrf_token(jar, settings);
-            let min_length = svc.policy().password_min_length;
-            let page = RegisterPage {
-                title: "Create an account",
-                notice: None,
-                error: Some(message),
-                csrf,
-                email,
-                min_length,
-            };
-            PageOr::Page(Page::render(status, &page))
+            PageOr::Page(register_page(jar, settings, pages, status, Some(message), email))
         }
     }
 }
@@ -518,9 +552,7 @@ pub fn forgot_form(
     sent: Option<&str>,
 ) -> Page {
     let notice = sent.map(|_| "If that address has an account, a reset link is on its way.");
-    let csrf = csrf_token(jar, settings);
-    let by_email = pages.reset_delivery == ResetDelivery::Email;
-    Page::render(Status::Ok, &ForgotPage { title: "Forgot your password?", notice, error: None, csrf, by_email })
+    forgot_page(jar, settings, pages, Status::Ok, notice, None)
 }
 
 #[rocket::post("/forgot", data = "<form>")]
@@ -535,8 +567,7 @@ pub async fn forgot(
     if !csrf_ok(jar, &form) {
         return forbidden();
     }
-    let by_email = pages.reset_delivery == ResetDelivery::Email;
-    if !by_email {
+    if pages.reset_delivery != ResetDelivery::Email {
         // Pages never show reset tokens: in response mode the operator issues them.
         return PageOr::SeeOther("/forgot".into());
     }
@@ -544,11 +575,7 @@ pub async fn forgot(
         Ok(ResetRequest::Emailed | ResetRequest::Token(_)) => PageOr::SeeOther("/forgot?sent=1".into()),
         Err(e) => {
             let (status, message) = failure(e);
-            let csrf = csrf_token(jar, settings);
-            PageOr::Page(Page::render(
-                status,
-                &ForgotPage { title: "Forgot your password?", notice: None, error: Some(message), csrf, by_email },
-            ))
+            PageOr::Page(forgot_page(jar, settings, pages, status, None, Some(message)))
         }
     }
 }
@@ -557,16 +584,11 @@ pub async fn forgot(
 pub fn reset_form(
     jar: &CookieJar<'_>,
     settings: &State<ApiSettings>,
-    svc: &State<AuthService>,
+    pages: &State<PageSettings>,
     token: Option<&str>,
 ) -> Page {
-    let csrf = csrf_token(jar, settings);
     let token = token.filter(|t| t.len() <= 128).unwrap_or_default().to_owned();
-    let min_length = svc.policy().password_min_length;
-    Page::render(
-        Status::Ok,
-        &ResetPage { title: "Choose a new password", notice: None, error: None, csrf, token, min_length },
-    )
+    reset_page(jar, settings, pages, Status::Ok, None, token)
 }
 
 #[rocket::post("/reset", data = "<form>")]
@@ -576,6 +598,7 @@ pub async fn reset(
     svc: Svc,
     jar: &CookieJar<'_>,
     settings: &State<ApiSettings>,
+    pages: &State<PageSettings>,
     form: Fields,
 ) -> PageOr {
     if !csrf_ok(jar, &form) {
@@ -586,17 +609,7 @@ pub async fn reset(
         Ok(_) => PageOr::SeeOther("/login?reset=1".into()),
         Err(e) => {
             let (status, message) = failure(e);
-            let csrf = csrf_token(jar, settings);
-            let min_length = svc.policy().password_min_length;
-            let page = ResetPage {
-                title: "Choose a new password",
-                notice: None,
-                error: Some(message),
-                csrf,
-                token,
-                min_length,
-            };
-            PageOr::Page(Page::render(status, &page))
+            PageOr::Page(reset_page(jar, settings, pages, status, Some(message), token))
         }
     }
 }
