@@ -9,6 +9,7 @@ pub mod domain;
 pub mod fast_read;
 pub mod hashing;
 pub mod import;
+pub mod key;
 pub mod mail;
 pub mod metrics;
 mod throttle;
@@ -198,6 +199,9 @@ pub struct AuthService {
     user_agent: Option<String>,
     mailer: Option<mail::Mailer>,
     metrics: Option<Arc<metrics::Metrics>>,
+    /// The server key (api.md §14). `new` starts with a random one so the service is always keyed;
+    /// every command sets the configured key with [`AuthService::with_key`].
+    key: Arc<key::ServerKey>,
 }
 
 /// A live session as `authenticate` sees it.
@@ -254,7 +258,19 @@ impl AuthService {
             user_agent: None,
             mailer: None,
             metrics: None,
+            // A failing OS random source leaves nothing safe to do: fail loudly rather than run unkeyed.
+            key: Arc::new(key::ServerKey::generate().expect("the operating system's random source failed")),
         }
+    }
+
+    /// The same service using the configured server key.
+    pub fn with_key(mut self, key: Arc<key::ServerKey>) -> Self {
+        self.key = key;
+        self
+    }
+
+    pub fn key(&self) -> &key::ServerKey {
+        &self.key
     }
 
     /// The same service sending mail through `mailer` (reset links, `user reset --send`).
