@@ -108,6 +108,12 @@ pub struct Settings {
     pub audit: bool,
     pub audit_retention_days: u64,
     pub log_format: LogFormat,
+    /// The server key's file (api.md §14), relative to the working directory.
+    pub key_file: std::path::PathBuf,
+    /// The server key itself, base64 of 32 bytes; wins over `key_file`. Never printed, never
+    /// serialised back.
+    #[serde(skip_serializing)]
+    pub key: Option<secrecy::SecretString>,
 }
 
 impl Default for Settings {
@@ -148,6 +154,8 @@ impl Default for Settings {
             audit: true,
             audit_retention_days: 365,
             log_format: LogFormat::Text,
+            key_file: "userauth.key".into(),
+            key: None,
         }
     }
 }
@@ -254,6 +262,11 @@ impl Settings {
             }
         }
         self.mail_settings()?;
+        if let Some(key) = &self.key {
+            use secrecy::ExposeSecret;
+            crate::service::key::ServerKey::from_base64(key.expose_secret())
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        }
         Ok(())
     }
 

@@ -6,6 +6,7 @@ mod completions;
 mod db;
 pub mod docs;
 mod doctor;
+pub mod key;
 mod serve;
 mod user;
 
@@ -233,7 +234,8 @@ async fn open_service(loaded: &Loaded) -> anyhow::Result<AuthService> {
             missing.len()
         );
     }
-    Ok(AuthService::new(db, loaded.settings.policy()).with_mailer(mailer(loaded)?))
+    let key = key::bind(&db, &loaded.settings).await?;
+    Ok(AuthService::new(db, loaded.settings.policy()).with_key(key).with_mailer(mailer(loaded)?))
 }
 
 /// The mailer, when `smtp_url` and `mail_from` are set.
@@ -249,6 +251,8 @@ pub fn print_completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
 /// Runs the command with its configuration (from [`Cli::load_config`]). Errors become one
 /// `error: …` line and exit code 1 in `main`.
 pub async fn dispatch(cli: Cli, loaded: Loaded) -> anyhow::Result<()> {
+    // A key file others can read stops every command (api.md §14), whether or not it needs the key.
+    key::configured(&loaded.settings)?;
     match cli.command {
         Command::DbSetup => db::setup(&loaded).await,
         Command::Serve { .. } => serve::run(loaded).await,

@@ -15,7 +15,9 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
     if !applied.is_empty() {
         tracing::info!(migrations = ?applied, "applied pending migrations");
     }
+    let key = super::key::bind(&db, &loaded.settings).await?;
     let svc = AuthService::new(db, loaded.settings.policy())
+        .with_key(key)
         .with_fast_session_reads(&loaded.db.url)
         .with_mailer(super::mailer(&loaded)?)
         .with_metrics(loaded.settings.metrics.then(crate::service::metrics::Metrics::new));

@@ -2,7 +2,9 @@
 
 pub mod audit_event;
 pub mod audit_head;
+pub mod outbox;
 pub mod reset_token;
+pub mod server_key;
 pub mod session;
 pub mod throttle;
 pub mod user;
