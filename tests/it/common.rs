@@ -109,7 +109,7 @@ pub fn settings(url: &str, extra: &[(&str, serde_json::Value)]) -> Loaded {
 
 /// The server key of in-process test services (base64, for `ROCKET_KEY` when the real binary
 /// must open the same database).
-pub const TEST_KEY_B64: &str = "dGVzdCBzZXJ2ZXIga2V5IGZvciB1c2VyYXV0aCB0ZXN0cyE=";
+pub const TEST_KEY_B64: &str = "dGVzdCBzZXJ2ZXIga2V5IGZvciB1c2VyYXV0aCB0c3Q=";
 
 pub fn test_key() -> std::sync::Arc<userauth::service::key::ServerKey> {
     std::sync::Arc::new(userauth::service::key::ServerKey::from_base64(TEST_KEY_B64).expect("a 32-byte test key"))
