@@ -152,7 +152,10 @@ async fn database(loaded: &Loaded) -> Vec<Check> {
                 Some(fp) => check(
                     "server_key",
                     Level::Fail,
-                    format!("key file {} is missing; the database expects the key with fingerprint {fp}", path.display()),
+                    format!(
+                        "key file {} is missing; the database expects the key with fingerprint {fp}",
+                        path.display()
+                    ),
                 ),
                 None => check(
                     "server_key",
@@ -176,7 +179,9 @@ async fn database(loaded: &Loaded) -> Vec<Check> {
                 None => check(
                     "server_key",
                     Level::Warn,
-                    format!("{source} (fingerprint {ours}) is not recorded in the database yet; run `userauth db-setup`"),
+                    format!(
+                        "{source} (fingerprint {ours}) is not recorded in the database yet; run `userauth db-setup`"
+                    ),
                 ),
             });
             if stored.as_ref().is_some_and(|fp| *fp != ours) {

@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::bail;
-use secrecy::ExposeSecret;
 use sea_orm::DatabaseConnection;
+use secrecy::ExposeSecret;
 
 use crate::config::Settings;
 use crate::service::key::{KeyError, ServerKey};
@@ -21,7 +21,10 @@ use crate::service::key_store::{self, Binding};
 
 /// The key as far as the configuration alone tells.
 pub enum Configured {
-    Key { key: ServerKey, source: String },
+    Key {
+        key: ServerKey,
+        source: String,
+    },
     /// `key` is unset and `key_file` does not exist.
     Missing(PathBuf),
 }

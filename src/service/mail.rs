@@ -215,7 +215,12 @@ impl Mailer {
     }
 
     /// Sends a reset message, telling a temporary failure (retry) from a permanent one.
-    pub async fn send_reset(&self, to: &str, token: &SecretToken, expires_at: DateTime<Utc>) -> Result<(), SendFailure> {
+    pub async fn send_reset(
+        &self,
+        to: &str,
+        token: &SecretToken,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), SendFailure> {
         let message =
             self.reset_message(to, token, expires_at).map_err(|error| SendFailure { permanent: true, error })?;
         match self.inner.transport.send(message).await {

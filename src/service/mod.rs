@@ -11,9 +11,9 @@ pub mod hashing;
 pub mod import;
 pub mod key;
 pub mod key_store;
-pub mod outbox;
 pub mod mail;
 pub mod metrics;
+pub mod outbox;
 mod throttle;
 
 use std::net::IpAddr;

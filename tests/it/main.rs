@@ -14,5 +14,5 @@ mod pg;
 mod scale;
 mod security;
 mod selfservice;
-mod service;
 mod serverkey;
+mod service;

@@ -9,16 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter, Statement};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use userauth::entity::{audit_event, audit_head, outbox, reset_token, server_key};
 use userauth::service::audit::{AuditFilter, Verified};
 use userauth::service::{AuthService, ResetRequest};
 
-use crate::common::{
-    Backend, PASSWORD, Server, TestDb, form_body, free_port, http_from, run, service_for, settings,
-};
+use crate::common::{Backend, PASSWORD, Server, TestDb, form_body, free_port, http_from, run, service_for, settings};
 use crate::mail::SmtpSink;
 
 const FROM: &str = "Accounts <no-reply@example.com>";
@@ -130,17 +128,22 @@ fn serve_creates_the_key_on_first_start() {
 
 /// Two instances on one PostgreSQL: the second, with another key, does not start.
 #[test]
-#[cfg_attr(not(postgres_tests), ignore = "PostgreSQL is not installed here: the PostgreSQL half of the suite was skipped")]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "PostgreSQL is not installed here: the PostgreSQL half of the suite was skipped"
+)]
 fn a_second_instance_with_another_key_is_refused() {
     let url = crate::pg::fresh_database();
     let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = Server::start(a_dir.path(), &url, &[]);
     let a_fp = fingerprint_of(&b64(&std::fs::read(a_dir.path().join("userauth.key")).unwrap()));
     let other = b64(&[5u8; 32]);
-    let out = run(b_dir.path(), &["--database-url", &url, "serve", "--port", &free_port().to_string()], "", &[(
-        "ROCKET_KEY",
-        &other,
-    )]);
+    let out = run(
+        b_dir.path(),
+        &["--database-url", &url, "serve", "--port", &free_port().to_string()],
+        "",
+        &[("ROCKET_KEY", &other)],
+    );
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains(&a_fp) && out.stderr.contains(&fingerprint_of(&other)), "{}", out.stderr);
     // The first instance is unaffected.
@@ -336,11 +339,8 @@ async fn a_chain_from_before_the_key_keeps_verifying(backend: Backend) {
 async fn reset_requests_do_the_same_work_for_any_address(backend: Backend) {
     let db = TestDb::new(backend);
     let smtp = format!("smtp://127.0.0.1:{}", free_port());
-    let loaded = settings(&db.url, &[
-        ("reset_delivery", json!("email")),
-        ("smtp_url", json!(smtp)),
-        ("mail_from", json!(FROM)),
-    ]);
+    let loaded =
+        settings(&db.url, &[("reset_delivery", json!("email")), ("smtp_url", json!(smtp)), ("mail_from", json!(FROM))]);
     let mut conn = userauth::service::db::connect(&loaded.db).await.unwrap();
     let recording = Arc::new(AtomicBool::new(false));
     let statements = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -401,9 +401,10 @@ async fn reset_requests_do_the_same_work_for_any_address(backend: Backend) {
 crate::backend_tests!(
     rewriting_history_without_the_key_is_detected,
     moving_the_pruning_anchor_without_the_key_is_detected,
-    a_chain_from_before_the_key_keeps_verifying,
     reset_requests_do_the_same_work_for_any_address
 );
+// The old schema's connection is closed before the upgrade: a memory database would not outlive it.
+crate::backend_tests!(persistent: a_chain_from_before_the_key_keeps_verifying);
 
 // ------------------------------------------------------------------ the durable outbox
 
@@ -523,7 +524,7 @@ fn two_instances_deliver_each_accepted_reset_once() {
     to.sort();
     assert_eq!(to, users, "one message per registered address, none to the others");
     let out = run(dir.path(), &["--database-url", &url, "audit", "verify"], "", &[]);
-    assert_eq!((out.code, out.stdout.trim()), (0, "12 events, chain intact"), "{}", out.stderr);
+    assert_eq!((out.code, out.stdout.trim()), (0, "8 events, chain intact"), "{}", out.stderr);
 }
 
 // ------------------------------------------------------------------ reset routes under the client limit
@@ -536,7 +537,8 @@ fn reset_routes_count_toward_the_per_client_limit() {
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("rate.db").display());
     let server = Server::start(dir.path(), &url, &[("ROCKET_CLIENT_RATE_PER_MINUTE", "2")]);
     let form = [("Content-Type", "application/x-www-form-urlencoded")];
-    for (from, path) in [("127.0.0.2", "/api/v1/reset_password"), ("127.0.0.3", "/reset_password"), ("127.0.0.4", "/forgot")]
+    for (from, path) in
+        [("127.0.0.2", "/api/v1/reset_password"), ("127.0.0.3", "/reset_password"), ("127.0.0.4", "/forgot")]
     {
         for _ in 0..2 {
             let r = http_from(from, server.port, "POST", path, &form, b"email=ghost%40example.com");
