@@ -39,6 +39,7 @@ pub const NUMERIC_RANGES: &[(&str, u64, u64)] = &[
     ("hash_queue_max", 0, 100_000),
     ("client_rate_per_minute", 0, 1_000_000),
     ("audit_retention_days", 1, 36_500),
+    ("verification_ttl_secs", 60, 2_592_000),
 ];
 
 /// Output format of the log.
@@ -114,6 +115,14 @@ pub struct Settings {
     /// serialised back.
     #[serde(skip_serializing)]
     pub key: Option<secrecy::SecretString>,
+    /// `"off"` or `"required"`: new addresses confirmed by email before their first login (§13).
+    pub email_verification: crate::service::verification::EmailVerification,
+    pub verification_ttl_secs: u64,
+    /// The operator's common passwords, one per line (api.md §13), read at start.
+    pub password_blocklist_file: Option<std::path::PathBuf>,
+    /// `password_blocklist_file` as read by [`load`]; not a key.
+    #[serde(skip)]
+    pub blocklist: crate::service::password_policy::Blocklist,
 }
 
 impl Default for Settings {
@@ -156,6 +165,10 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             key_file: "userauth.key".into(),
             key: None,
+            email_verification: crate::service::verification::EmailVerification::Off,
+            verification_ttl_secs: 86_400,
+            password_blocklist_file: None,
+            blocklist: crate::service::password_policy::Blocklist::default(),
         }
     }
 }
@@ -206,8 +219,11 @@ pub fn load(overrides: &Overrides) -> Result<Loaded, ConfigError> {
 
 /// Typed settings from a figment, validated.
 pub fn from_figment(figment: Figment) -> Result<Loaded, ConfigError> {
-    let settings: Settings = figment.extract().map_err(Box::new)?;
+    let mut settings: Settings = figment.extract().map_err(Box::new)?;
     settings.validate()?;
+    if let Some(path) = &settings.password_blocklist_file {
+        settings.blocklist = crate::service::password_policy::Blocklist::read(path).map_err(ConfigError::Invalid)?;
+    }
     let db = settings.db_options()?;
     Ok(Loaded { figment, settings, db })
 }
@@ -258,6 +274,13 @@ impl Settings {
             for (key, value) in [("smtp_url", &self.smtp_url), ("mail_from", &self.mail_from)] {
                 if value.is_none() {
                     return bad(format!("reset_delivery = \"email\" needs {key}"));
+                }
+            }
+        }
+        if self.email_verification == crate::service::verification::EmailVerification::Required {
+            for (key, value) in [("smtp_url", &self.smtp_url), ("mail_from", &self.mail_from)] {
+                if value.is_none() {
+                    return bad(format!("email_verification = \"required\" needs {key}"));
                 }
             }
         }
@@ -322,6 +345,9 @@ impl Settings {
             client_limits: self.client_rate_per_minute > 0,
             audit: self.audit,
             audit_retention: secs(self.audit_retention_days.saturating_mul(86_400)),
+            blocklist: self.blocklist.clone(),
+            email_verification: self.email_verification,
+            verification_ttl: secs(self.verification_ttl_secs),
             hash_concurrency: self
                 .hash_concurrency
                 .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)),

@@ -6,6 +6,7 @@ mod m20261126_000001_initial;
 mod m20261129_000001_audit;
 mod m20261129_000002_session_ids;
 mod m20261130_000001_server_key_outbox;
+mod m20261130_000006_email_verification;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000001_audit::Migration),
             Box::new(m20261129_000002_session_ids::Migration),
             Box::new(m20261130_000001_server_key_outbox::Migration),
+            Box::new(m20261130_000006_email_verification::Migration),
         ]
     }
 }

@@ -49,8 +49,15 @@ pub async fn users(
     svc: Svc,
     body: Body<Credentials>,
 ) -> Result<UsersResponse, ApiError> {
-    match svc.register(&body.0.email, &body.0.password).await {
-        Ok(user) => Ok(UsersResponse::Created(EmailMessage::new(user.email, "user created"))),
+    match svc.sign_up(&body.0.email, &body.0.password).await {
+        Ok(crate::service::verification::SignUp::Created(user)) => {
+            Ok(UsersResponse::Created(EmailMessage::new(user.email, "user created")))
+        }
+        // Confirmation required: the same answer for every address, as on /api/v1/register.
+        Ok(crate::service::verification::SignUp::Pending { email }) => Ok(UsersResponse::Created(EmailMessage::new(
+            email,
+            crate::service::verification::CHECK_YOUR_EMAIL,
+        ))),
         Err(AuthError::UserExists) => Ok(UsersResponse::Duplicate),
         Err(e) => Err(e.into()),
     }

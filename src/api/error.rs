@@ -40,6 +40,7 @@ pub enum ErrorCode {
     Unavailable,
     InternalError,
     Error,
+    EmailNotConfirmed,
 }
 
 /// The body of every error response.
@@ -105,7 +106,21 @@ impl From<AuthError> for ApiError {
         let msg = e.to_string();
         match e {
             InvalidEmail(_) => Self::new(Status::BadRequest, ErrorCode::InvalidEmail, capitalise(&msg)),
+            // api.md §13 gives this message word for word.
+            InvalidPassword(crate::service::domain::PasswordError::TooCommon) => {
+                Self::new(Status::BadRequest, ErrorCode::InvalidPassword, "this password is too common")
+            }
             InvalidPassword(_) => Self::new(Status::BadRequest, ErrorCode::InvalidPassword, capitalise(&msg)),
+            EmailNotConfirmed => Self::new(
+                Status::Forbidden,
+                ErrorCode::EmailNotConfirmed,
+                "Confirm your email address first: follow the link we sent you, or ask for a new one.",
+            ),
+            InvalidVerificationToken => Self::new(
+                Status::BadRequest,
+                ErrorCode::InvalidToken,
+                "The confirmation token is unknown, expired or already used.",
+            ),
             UserExists => {
                 Self::new(Status::BadRequest, ErrorCode::UserExists, "A user with this email already exists.")
             }

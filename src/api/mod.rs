@@ -12,6 +12,7 @@ pub mod protect;
 pub mod request_log;
 pub mod types;
 pub mod v1;
+pub mod verify;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,6 +69,7 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
         classic::profile,
         classic::update_password
     ];
+    v1_routes.extend(rocket::routes![verify::verify_email, verify::resend]);
     if s.reset_endpoint {
         v1_routes.extend(rocket::routes![v1::reset_password]);
         classic_routes.extend(rocket::routes![classic::reset_password]);

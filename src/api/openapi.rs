@@ -25,7 +25,9 @@ use super::types::{
         super::v1::end_session,
         super::v1::end_other_sessions,
         super::v1::health,
-        super::v1::openapi_json
+        super::v1::openapi_json,
+        super::verify::verify_email,
+        super::verify::resend
     ),
     components(schemas(
         Credentials,
@@ -41,7 +43,8 @@ use super::types::{
         SessionList,
         OthersEnded,
         ErrorBody,
-        ErrorCode
+        ErrorCode,
+        super::verify::VerifyEmail
     )),
     modifiers(&SessionCookie)
 )]

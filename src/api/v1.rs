@@ -13,6 +13,7 @@ use super::types::{
     Credentials, EmailMessage, EmailOnly, Health, Message, OthersEnded, PasswordChange, Profile, ResetAnswer,
     ResetIssued, SessionItem, SessionList, UpdatePassword,
 };
+use crate::service::verification::{CHECK_YOUR_EMAIL, SignUp};
 use crate::service::{AuthError, rfc3339};
 
 #[utoipa::path(post, path = "/api/v1/register", tag = "v1",
@@ -27,8 +28,11 @@ pub async fn register(
     svc: Svc,
     body: Body<Credentials>,
 ) -> Result<(Status, Json<EmailMessage>), ApiError> {
-    let user = svc.register(&body.0.email, &body.0.password).await?;
-    Ok((Status::Created, Json(EmailMessage::new(user.email, "user created"))))
+    Ok(match svc.sign_up(&body.0.email, &body.0.password).await? {
+        SignUp::Created(user) => (Status::Created, Json(EmailMessage::new(user.email, "user created"))),
+        // The same bytes for a new and an existing address (api.md §13).
+        SignUp::Pending { email } => (Status::Created, Json(EmailMessage::new(email, CHECK_YOUR_EMAIL))),
+    })
 }
 
 #[utoipa::path(post, path = "/api/v1/session", tag = "v1",

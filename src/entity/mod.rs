@@ -2,6 +2,7 @@
 
 pub mod audit_event;
 pub mod audit_head;
+pub mod email_verification_token;
 pub mod outbox;
 pub mod reset_token;
 pub mod server_key;

@@ -11,6 +11,8 @@ pub struct Model {
     pub created_at: ChronoDateTimeUtc,
     pub updated_at: ChronoDateTimeUtc,
     pub last_login_at: Option<ChronoDateTimeUtc>,
+    /// When the address was confirmed (api.md §13); `None` until then.
+    pub email_confirmed_at: Option<ChronoDateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -112,7 +112,7 @@ impl AuthService {
         let ticket = self.hasher.admit(self.hash_client())?;
         let (caller, digest) = self.caller(presented).await?;
         // The policy first: a new password that could never be accepted costs no attempt.
-        let new_password = self.policy.parse_password(new_password)?;
+        let new_password = self.policy.parse_new_password(new_password, &caller.email)?;
         let email = Email::parse(&caller.email)?;
         let (max, window) = (self.policy.login_max_failures, self.policy.login_failure_window);
         if let Some(retry_after_secs) =

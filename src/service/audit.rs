@@ -44,10 +44,11 @@ pub enum EventKind {
     UserDeleted,
     UsersImported,
     SessionsRevoked,
+    EmailConfirmed,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 13] = [
+    pub const ALL: [EventKind; 14] = [
         EventKind::Registered,
         EventKind::LoginSucceeded,
         EventKind::LoginFailed,
@@ -61,6 +62,7 @@ impl EventKind {
         EventKind::UserDeleted,
         EventKind::UsersImported,
         EventKind::SessionsRevoked,
+        EventKind::EmailConfirmed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -78,6 +80,7 @@ impl EventKind {
             EventKind::UserDeleted => "user_deleted",
             EventKind::UsersImported => "users_imported",
             EventKind::SessionsRevoked => "sessions_revoked",
+            EventKind::EmailConfirmed => "email_confirmed",
         }
     }
 

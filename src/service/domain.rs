@@ -83,6 +83,9 @@ pub enum PasswordError {
     TooShort(usize),
     #[error("password must be at most {PASSWORD_MAX_BYTES} bytes in UTF-8")]
     TooLong,
+    /// In the built-in list of common passwords, the operator's list, or the email (api.md §13).
+    #[error("this password is too common")]
+    TooCommon,
 }
 
 impl Password {

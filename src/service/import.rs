@@ -79,7 +79,7 @@ impl AuthService {
         let email = Email::parse(email)?;
         let secret = match column {
             SecretColumn::Hash => ImportSecret::Hash(BcryptHash::parse(secret)?),
-            SecretColumn::Password => ImportSecret::Password(self.policy.parse_password(secret)?),
+            SecretColumn::Password => ImportSecret::Password(self.policy.parse_new_password(secret, email.as_str())?),
         };
         Ok(ImportRow { email, secret })
     }
@@ -141,12 +141,15 @@ impl AuthService {
             user::Column::PasswordHash,
             user::Column::CreatedAt,
             user::Column::UpdatedAt,
+            // Imported by the operator: confirmed (api.md §13).
+            user::Column::EmailConfirmedAt,
         ]);
         for (email, hash) in values {
             insert.values_panic([
                 Uuid::new_v4().into(),
                 email.as_str().to_owned().into(),
                 hash.into(),
+                at.into(),
                 at.into(),
                 at.into(),
             ]);

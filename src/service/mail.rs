@@ -214,6 +214,24 @@ impl Mailer {
         self.inner.wake.notified().await;
     }
 
+    /// The sender of every message.
+    pub(crate) fn from_mailbox(&self) -> &Mailbox {
+        &self.inner.settings.from
+    }
+
+    /// The base of links, without a trailing slash.
+    pub(crate) fn public_url(&self) -> &str {
+        &self.inner.settings.public_url
+    }
+
+    /// Sends any message, telling a temporary failure (retry) from a permanent one.
+    pub(crate) async fn send_message(&self, message: Message) -> Result<(), SendFailure> {
+        match self.inner.transport.send(message).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(SendFailure { permanent: e.is_permanent(), error: smtp_error(&e) }),
+        }
+    }
+
     /// Sends a reset message, telling a temporary failure (retry) from a permanent one.
     pub async fn send_reset(
         &self,
@@ -230,7 +248,7 @@ impl Mailer {
     }
 }
 
-fn html_escape(s: &str) -> String {
+pub(crate) fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 

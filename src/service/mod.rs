@@ -14,6 +14,8 @@ pub mod key_store;
 pub mod mail;
 pub mod metrics;
 pub mod outbox;
+pub mod password_policy;
+pub mod verification;
 mod throttle;
 
 use std::net::IpAddr;
@@ -60,6 +62,10 @@ pub enum AuthError {
     SessionNotFound,
     #[error("the server is busy; try again in a second")]
     Busy,
+    #[error("the email address is not confirmed yet")]
+    EmailNotConfirmed,
+    #[error("the confirmation token is unknown, expired or already used")]
+    InvalidVerificationToken,
     #[error("mail: {0}")]
     Mail(#[from] mail::MailError),
     #[error("database error: {0}")]
@@ -113,11 +119,25 @@ pub struct Policy {
     /// Whether account events are written to the audit log.
     pub audit: bool,
     pub audit_retention: Duration,
+    /// The operator's common-password list (api.md §13); the built-in list is always on.
+    pub blocklist: password_policy::Blocklist,
+    pub email_verification: verification::EmailVerification,
+    pub verification_ttl: Duration,
 }
 
 impl Policy {
     pub fn parse_password(&self, raw: impl Into<String>) -> Result<Password, PasswordError> {
         Password::parse(raw.into(), self.password_min_length)
+    }
+
+    /// A password about to be *set* for the account `email`: the length rules, then the common
+    /// passwords and the email itself (api.md §13). Existing hashes are never re-checked.
+    pub fn parse_new_password(&self, raw: impl Into<String>, email: &str) -> Result<Password, PasswordError> {
+        let password = self.parse_password(raw)?;
+        if self.blocklist.refuses(password.expose(), email) {
+            return Err(PasswordError::TooCommon);
+        }
+        Ok(password)
     }
 
     /// `last_seen_at` is written at most this often per session, so that resolving a session is
@@ -378,7 +398,7 @@ impl AuthService {
         // A place in the hashing queue first: a flood is refused before it costs anything else.
         let ticket = self.hasher.admit(self.hash_client())?;
         let email = Email::parse(email)?;
-        let password = self.policy.parse_password(password)?;
+        let password = self.policy.parse_new_password(password, email.as_str())?;
         self.create_user(&ticket, &email, &password).await
     }
 
@@ -401,6 +421,8 @@ impl AuthService {
             created_at: Set(at),
             updated_at: Set(at),
             last_login_at: Set(None),
+            // Through this path (verification off, or the operator) the address counts as confirmed.
+            email_confirmed_at: Set(Some(at)),
         };
         let txn = self.db.begin().await?;
         let user = match model.insert(&txn).await {
@@ -487,6 +509,12 @@ impl AuthService {
         };
         drop(ticket);
         throttle::clear(&self.db, Kind::Login, email.as_str()).await?;
+        // Only after a correct password: a wrong one never learns whether the address is confirmed.
+        if self.policy.email_verification == verification::EmailVerification::Required
+            && user.email_confirmed_at.is_none()
+        {
+            return Err(AuthError::EmailNotConfirmed);
+        }
         self.open_session(user, upgraded).await
     }
 
@@ -711,7 +739,7 @@ impl AuthService {
         {
             return Err(AuthError::InvalidResetToken);
         }
-        let password = self.policy.parse_password(new_password)?;
+        let password = self.policy.parse_new_password(new_password, &user.email)?;
         // Hash before the transaction: no lock is held during the slow part.
         let hash = ticket.hash(&password).await?;
         drop(ticket);

@@ -45,21 +45,30 @@ const LEASE: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_secs(1);
 /// Rows processed at once per instance.
 const SENDERS: usize = 4;
-const KIND_REQUEST: &str = "request";
-const KIND_EMAIL: &str = "email";
+pub(super) const KIND_REQUEST: &str = "request";
+pub(super) const KIND_EMAIL: &str = "email";
 
 /// What a row holds, before encryption.
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "stage", rename_all = "lowercase")]
-enum Payload {
+pub(super) enum Payload {
     /// A reset requested for this (normalised) address; not yet looked up.
     Request { email: String },
     /// The reset email for an account: the token exists (hashed) in `reset_tokens`.
     Email { to: String, token: String, expires_at: DateTime<Utc> },
+    /// Email confirmation (api.md §13, `verification.rs`): a registration not yet looked up, with
+    /// the password's bcrypt hash (computed before the answer, for every address alike).
+    Register { email: String, password_hash: String },
+    /// A resend of the confirmation link, not yet looked up.
+    Resend { email: String },
+    /// The confirmation email for a new account: the token exists (hashed).
+    Verify { to: String, token: String, expires_at: DateTime<Utc> },
+    /// The notice to the owner of an address someone tried to register again.
+    Notice { to: String },
 }
 
 impl Payload {
-    fn seal(&self, svc: &AuthService) -> Result<Vec<u8>, AuthError> {
+    pub(super) fn seal(&self, svc: &AuthService) -> Result<Vec<u8>, AuthError> {
         let plain = Zeroizing::new(serde_json::to_vec(self).map_err(|e| AuthError::Internal(e.to_string()))?);
         svc.key().encrypt(PURPOSE, &plain).map_err(|e| AuthError::Internal(e.to_string()))
     }
@@ -71,7 +80,7 @@ impl Payload {
 }
 
 /// Back-off before attempt `attempts + 1`: 1 s, 2 s, 4 s, … up to a minute.
-fn backoff(attempts: i32) -> Duration {
+pub(super) fn backoff(attempts: i32) -> Duration {
     let exp = Ord::min(u32::try_from(attempts.saturating_sub(1)).unwrap_or(0), 6);
     Duration::from_secs(1u64 << exp).min(Duration::from_secs(60))
 }
@@ -95,6 +104,43 @@ impl AuthService {
             created_at: Set(at),
             not_before: Set(at),
             expires_at: Set(at + chrono_dur(self.policy.reset_token_ttl)),
+            attempts: Set(0),
+            claimed_until: Set(None),
+        }
+        .insert(&txn)
+        .await?;
+        txn.commit().await?;
+        if let Some(m) = &self.mailer {
+            m.wake();
+        }
+        Ok(())
+    }
+
+    /// Stores `payload` (encrypted) for the worker, due now, dropped after `ttl`: the same one
+    /// insert whatever the payload says (email confirmation, `verification.rs`).
+    pub(super) async fn enqueue_payload(
+        &self,
+        payload: &Payload,
+        ttl: Duration,
+        throttle_subject: Option<&str>,
+    ) -> Result<(), AuthError> {
+        let at = self.now();
+        let sealed = payload.seal(self)?;
+        let txn = self.db.begin().await?;
+        if let Some(subject) = throttle_subject {
+            let (max, window) = (self.policy.reset_max_requests, self.policy.reset_window);
+            if let Some(retry_after_secs) = throttle::reserve(&txn, at, Kind::Reset, subject, max, window).await? {
+                txn.rollback().await?;
+                return Err(AuthError::TooManyResetRequests { retry_after_secs });
+            }
+        }
+        outbox::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            kind: Set(KIND_REQUEST.to_owned()),
+            payload: Set(sealed),
+            created_at: Set(at),
+            not_before: Set(at),
+            expires_at: Set(at + chrono_dur(ttl)),
             attempts: Set(0),
             claimed_until: Set(None),
         }
@@ -141,7 +187,7 @@ impl AuthService {
     }
 
     /// Deletes a row this instance holds.
-    async fn outbox_done(&self, id: Uuid) -> Result<(), AuthError> {
+    pub(super) async fn outbox_done(&self, id: Uuid) -> Result<(), AuthError> {
         Entity::delete_by_id(id).exec(&self.db).await?;
         Ok(())
     }
@@ -204,6 +250,7 @@ impl AuthService {
                 (issued.email, issued.token, issued.expires_at)
             }
             Payload::Email { to, token, expires_at } => (to, SecretToken::from_outbox(token), expires_at),
+            other => return self.handle_verification(row, other, &mailer).await,
         };
         match mailer.send_reset(&to, &token, expires_at).await {
             Ok(()) => {

@@ -168,6 +168,7 @@ pub async fn insert_user(svc: &AuthService, email: &str, hash: String) {
         created_at: Set(at),
         updated_at: Set(at),
         last_login_at: Set(None),
+        email_confirmed_at: Set(Some(at)),
     }
     .insert(svc.db())
     .await
