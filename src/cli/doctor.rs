@@ -120,6 +120,24 @@ fn configuration(loaded: &Loaded) -> Vec<Check> {
         (true, false, true) => check("metrics_exposure", Level::Pass, "GET /metrics is served on a loopback address"),
         (false, _, _) => check("metrics_exposure", Level::Pass, "metrics are off"),
     });
+    // api.md §13: the sizes of both common-password lists.
+    let built_in = crate::service::password_policy::built_in_len();
+    out.push(match &s.password_blocklist_file {
+        Some(path) => check(
+            "password_blocklist",
+            Level::Pass,
+            format!(
+                "{built_in} built-in common passwords + {} from {}",
+                s.blocklist.operator_len(),
+                path.display()
+            ),
+        ),
+        None => check(
+            "password_blocklist",
+            Level::Pass,
+            format!("{built_in} built-in common passwords (no password_blocklist_file)"),
+        ),
+    });
     out
 }
 

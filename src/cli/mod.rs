@@ -155,6 +155,8 @@ pub enum UserCommand {
         #[arg(long, value_name = "PATH")]
         from_flask: Option<std::path::PathBuf>,
     },
+    /// Mark a user's email address as confirmed (email_verification, api.md §13)
+    Confirm { email: String },
 }
 
 impl Cli {
@@ -271,6 +273,7 @@ pub async fn dispatch(cli: Cli, loaded: Loaded) -> anyhow::Result<()> {
                     (Some(file), None) => user::import_csv(&svc, &file).await,
                     (None, None) => anyhow::bail!("give a CSV file or --from-flask PATH"),
                 },
+                UserCommand::Confirm { email } => user::confirm(&svc, &email).await,
             }
         }
         Command::Audit { command } => {

@@ -197,6 +197,16 @@ async fn import(svc: &AuthService, rows: Vec<NumberedRow>) -> anyhow::Result<()>
     Ok(())
 }
 
+/// `userauth user confirm EMAIL` (api.md §13).
+pub async fn confirm(svc: &AuthService, email: &str) -> anyhow::Result<()> {
+    if svc.confirm_email(email).await? {
+        println!("confirmed {}", email.trim().to_lowercase());
+    } else {
+        println!("{} was already confirmed", email.trim().to_lowercase());
+    }
+    Ok(())
+}
+
 fn write_json(out: &mut dyn Write, row: &UserSummary) -> std::io::Result<()> {
     let v = serde_json::json!({
         "id": row.id,
@@ -204,6 +214,7 @@ fn write_json(out: &mut dyn Write, row: &UserSummary) -> std::io::Result<()> {
         "created_at": rfc3339(row.created_at),
         "last_login_at": row.last_login_at.map(rfc3339),
         "active_sessions": row.active_sessions,
+        "email_confirmed": row.email_confirmed_at.is_some(),
     });
     writeln!(out, "{v}")
 }

@@ -203,6 +203,8 @@ pub struct UserSummary {
     pub created_at: DateTime<Utc>,
     pub last_login_at: Option<DateTime<Utc>>,
     pub active_sessions: i64,
+    /// `None`: not confirmed yet (api.md §13).
+    pub email_confirmed_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Clone)]
@@ -787,6 +789,7 @@ impl AuthService {
             .select_only()
             .columns([user::Column::Id, user::Column::Email, user::Column::CreatedAt, user::Column::LastLoginAt])
             .expr_as(Expr::from(active_sessions), "active_sessions")
+            .column(user::Column::EmailConfirmedAt)
             .order_by_asc(user::Column::CreatedAt)
             .order_by_asc(user::Column::Id);
         if let Some(needle) = filter.email_contains.as_deref().filter(|n| !n.is_empty()) {
