@@ -11,6 +11,7 @@ mod operator;
 mod ops;
 mod pages;
 mod pg;
+mod registration;
 mod scale;
 mod security;
 mod selfservice;
