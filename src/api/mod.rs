@@ -13,6 +13,7 @@ pub mod request_log;
 pub mod types;
 pub mod v1;
 pub mod verify;
+pub mod verify_pages;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,6 +98,8 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
             .manage(pages::PageSettings {
                 reset_delivery: s.reset_delivery,
                 password_min_length: s.password_min_length,
+                email_verification: s.email_verification
+                    == crate::service::verification::EmailVerification::Required,
             })
             .mount(
                 "/",
@@ -116,7 +119,8 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
                     pages::reset_form,
                     pages::reset
                 ],
-            );
+            )
+            .mount("/", rocket::routes![verify_pages::verify_form, verify_pages::verify, verify_pages::resend]);
     }
     let database = loaded.db.url.redacted();
     // Only the response mode hands tokens to callers.

@@ -30,6 +30,8 @@ const STYLESHEET: &str = include_str!("../../static/style.css");
 pub struct PageSettings {
     pub reset_delivery: ResetDelivery,
     pub password_min_length: usize,
+    /// `email_verification = "required"`: the register page says what happens next (§13).
+    pub email_verification: bool,
 }
 
 // ---------------------------------------------------------------- responses
@@ -42,7 +44,7 @@ pub struct Page {
 }
 
 impl Page {
-    fn render(status: Status, template: &impl Template) -> Page {
+    pub(super) fn render(status: Status, template: &impl Template) -> Page {
         match template.render() {
             Ok(html) => Page { status, html },
             Err(e) => {
@@ -170,7 +172,7 @@ fn same(a: &str, b: &str) -> bool {
 
 /// The token for the forms of this request: bound to the session when there is one, otherwise to
 /// the pre-session cookie (set now if missing).
-fn csrf_token(jar: &CookieJar<'_>, settings: &ApiSettings) -> String {
+pub(super) fn csrf_token(jar: &CookieJar<'_>, settings: &ApiSettings) -> String {
     if let Some(session) = jar.get(SESSION_COOKIE) {
         return token_for(session.value());
     }
@@ -190,7 +192,7 @@ fn csrf_token(jar: &CookieJar<'_>, settings: &ApiSettings) -> String {
 }
 
 /// Whether the form's token matches the session (logged in) or the pre-session cookie.
-fn csrf_ok(jar: &CookieJar<'_>, form: &Fields) -> bool {
+pub(super) fn csrf_ok(jar: &CookieJar<'_>, form: &Fields) -> bool {
     let Some(sent) = form.get("csrf_token") else { return false };
     [jar.get(SESSION_COOKIE), jar.get(PRE_SESSION_COOKIE)]
         .into_iter()
@@ -198,7 +200,7 @@ fn csrf_ok(jar: &CookieJar<'_>, form: &Fields) -> bool {
         .any(|c| same(&token_for(c.value()), sent))
 }
 
-fn forbidden() -> PageOr {
+pub(super) fn forbidden() -> PageOr {
     PageOr::Page(Page::render(
         Status::Forbidden,
         &MessagePage {
@@ -214,7 +216,7 @@ fn forbidden() -> PageOr {
 }
 
 /// An error as the API would answer it: its status and its sentence.
-fn failure(e: AuthError) -> (Status, String) {
+pub(super) fn failure(e: AuthError) -> (Status, String) {
     let api = ApiError::from(e);
     (api.status, api.message)
 }
@@ -265,7 +267,10 @@ fn register_page(
 ) -> Page {
     let csrf = csrf_token(jar, settings);
     let min_length = pages.password_min_length;
-    Page::render(status, &RegisterPage { title: "Create an account", notice: None, error, csrf, email, min_length })
+    let notice = pages.email_verification.then_some(
+        "After you create the account we email you a link to confirm your address; you can log in once it is confirmed.",
+    );
+    Page::render(status, &RegisterPage { title: "Create an account", notice, error, csrf, email, min_length })
 }
 
 fn forgot_page(
@@ -351,7 +356,11 @@ pub async fn login(
             PageOr::SeeOther(next)
         }
         Err(e) => {
+            let unconfirmed = matches!(e, AuthError::EmailNotConfirmed);
             let (status, message) = failure(e);
+            if unconfirmed {
+                return super::verify_pages::not_confirmed(jar, settings, message, email);
+            }
             PageOr::Page(login_page(jar, settings, status, None, Some(message), next, email))
         }
     }
@@ -376,8 +385,9 @@ pub async fn register(
         return forbidden();
     }
     let email = form.get("email").unwrap_or_default().to_owned();
-    match svc.register(&email, form.get("password").unwrap_or_default()).await {
-        Ok(_) => PageOr::SeeOther("/login?registered=1".into()),
+    match svc.sign_up(&email, form.get("password").unwrap_or_default()).await {
+        Ok(crate::service::verification::SignUp::Created(_)) => PageOr::SeeOther("/login?registered=1".into()),
+        Ok(crate::service::verification::SignUp::Pending { .. }) => PageOr::SeeOther("/verify".into()),
         Err(e) => {
             let (status, message) = failure(e);
             PageOr::Page(register_page(jar, settings, pages, status, Some(message), email))

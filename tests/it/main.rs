@@ -2,6 +2,7 @@
 
 mod attack;
 mod browser;
+mod browser_verify;
 mod cli;
 mod common;
 mod e2e;

@@ -367,3 +367,82 @@ fn the_real_server_mails_the_link_and_never_logs_the_token() {
     bytes.extend(std::fs::read(db.with_extension("db-wal")).unwrap_or_default());
     assert!(!bytes.windows(64).any(|w| w == token.as_bytes()), "nor in the database file");
 }
+
+// ------------------------------------------------------------------ pages (local client)
+
+fn csrf_of(html: &str) -> String {
+    let at = html.find(r#"name="csrf_token" value=""#).expect("a CSRF field") + r#"name="csrf_token" value=""#.len();
+    html[at..at + 64].to_owned()
+}
+
+async fn page(c: &Client, path: &str) -> (Status, Option<String>, String) {
+    let r = c.get(path.to_owned()).dispatch().await;
+    let location = r.headers().get_one("Location").map(str::to_owned);
+    (r.status(), location, r.into_string().await.unwrap_or_default())
+}
+
+async fn submit(c: &Client, path: &str, pairs: &[(&str, &str)]) -> (Status, Option<String>, String) {
+    let r = c.post(path.to_owned()).header(ContentType::Form).body(form_body(pairs)).dispatch().await;
+    let location = r.headers().get_one("Location").map(str::to_owned);
+    (r.status(), location, r.into_string().await.unwrap_or_default())
+}
+
+/// Through the pages: the register page says what happens next, GET /verify never confirms, the
+/// button's POST does (303), and the login page offers a resend form on `email_not_confirmed`.
+async fn confirmation_flow_through_the_pages(backend: Backend) {
+    let db = TestDb::new(backend);
+    let sink = SmtpSink::start();
+    let (c, svc) = client_with(&db.url, &verification_settings(&sink)).await;
+    let email = "pages@example.com";
+
+    let (status, _, html) = page(&c, "/register").await;
+    assert_eq!(status, Status::Ok);
+    assert!(html.contains("we email you a link to confirm your address"), "{html}");
+    let csrf = csrf_of(&html);
+    let (status, location, _) =
+        submit(&c, "/register", &[("csrf_token", &csrf), ("email", email), ("password", PASSWORD)]).await;
+    assert_eq!((status, location.as_deref()), (Status::SeeOther, Some("/verify")));
+    let (_, _, html) = page(&c, "/verify").await;
+    assert!(html.contains("Check your email") && html.contains(r#"action="/verify/resend""#), "{html}");
+    drain(&svc).await;
+    let token = token_in(sink.wait_for(1, 20)[0]["text"].as_str().unwrap());
+
+    // Logging in first: 403 with a resend form for that address.
+    let (_, _, html) = page(&c, "/login").await;
+    let csrf = csrf_of(&html);
+    let (status, _, html) =
+        submit(&c, "/login", &[("csrf_token", &csrf), ("email", email), ("password", PASSWORD)]).await;
+    assert_eq!(status, Status::Forbidden);
+    assert!(html.contains(r#"action="/verify/resend""#) && html.contains(&format!(r#"value="{email}""#)), "{html}");
+    let (status, location, _) = submit(&c, "/verify/resend", &[("csrf_token", &csrf), ("email", email)]).await;
+    assert_eq!((status, location.as_deref()), (Status::SeeOther, Some("/verify?sent=1")));
+    drain(&svc).await;
+    let messages = sink.wait_for(2, 20);
+    assert_eq!(messages.len(), 2);
+    let token2 = token_in(messages[1]["text"].as_str().unwrap());
+    assert_ne!(token, token2, "a resend voids the first link");
+
+    // GET (what a mail scanner does) shows the button and confirms nothing, however often.
+    for _ in 0..3 {
+        let (status, _, html) = page(&c, &format!("/verify?token={token2}")).await;
+        assert_eq!(status, Status::Ok);
+        assert!(html.contains("Confirm my email address"), "{html}");
+    }
+    assert_eq!(svc.email_confirmed(email).await.unwrap(), Some(false), "GET never confirms");
+    let (_, _, html) = page(&c, &format!("/verify?token={token2}")).await;
+    let csrf = csrf_of(&html);
+    // Without the CSRF token: 403, nothing confirmed.
+    assert_eq!(submit(&c, "/verify", &[("token", &token2)]).await.0, Status::Forbidden);
+    let (status, location, _) = submit(&c, "/verify", &[("csrf_token", &csrf), ("token", &token2)]).await;
+    assert_eq!((status, location.as_deref()), (Status::SeeOther, Some("/login?registered=1")));
+    assert_eq!(svc.email_confirmed(email).await.unwrap(), Some(true));
+    // Used: the page says so with the API's status.
+    let (status, _, html) = submit(&c, "/verify", &[("csrf_token", &csrf), ("token", &token2)]).await;
+    assert_eq!(status, Status::BadRequest);
+    assert!(html.contains("unknown, expired or already used"), "{html}");
+    let (status, location, _) =
+        submit(&c, "/login", &[("csrf_token", &csrf), ("email", email), ("password", PASSWORD)]).await;
+    assert_eq!((status, location.as_deref()), (Status::SeeOther, Some("/account")));
+}
+
+crate::backend_tests!(confirmation_flow_through_the_pages);

@@ -1,0 +1,72 @@
+//! Email confirmation in a real browser (api.md §13): Chromium over WebDriver against the real
+//! binary with `email_verification = "required"` and the real SMTP sink; axe-core on every new
+//! page. Reuses the helpers of `browser.rs`.
+
+use std::time::Duration;
+
+use crate::browser::{Driver, assert_accessible, expect_path, fill, path_of, press, text_of};
+use crate::common::{PASSWORD, Server, free_port};
+use crate::mail::SmtpSink;
+
+#[test]
+#[cfg_attr(
+    not(browser_tests),
+    ignore = "chromium, chromium-driver or axe-core is not installed here: the browser test was skipped"
+)]
+fn confirming_an_address_in_a_browser() {
+    let sink = SmtpSink::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("verify.db").display());
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let env = [
+        ("ROCKET_PORT", port.to_string()),
+        ("ROCKET_EMAIL_VERIFICATION", "required".into()),
+        ("ROCKET_SMTP_URL", sink.url()),
+        ("ROCKET_MAIL_FROM", "Accounts <no-reply@example.com>".into()),
+        ("ROCKET_PUBLIC_URL", base.clone()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = Server::start_on(dir.path(), &url, port, &env);
+    let driver = Driver::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let b = driver.browser().await;
+        b.goto(&format!("{base}/register")).await.unwrap();
+        assert_accessible(&b, "/register (confirmation required)").await;
+        assert!(text_of(&b, ".notice").await.contains("confirm your address"));
+        fill(&b, "email", "clicker@example.com").await;
+        fill(&b, "password", PASSWORD).await;
+        press(&b, "form[action='/register'] button").await;
+        expect_path(&b, "/verify", "after registering").await;
+        assert_accessible(&b, "/verify (check your email)").await;
+
+        // Logging in before confirming: the resend form.
+        b.goto(&format!("{base}/login")).await.unwrap();
+        fill(&b, "email", "clicker@example.com").await;
+        fill(&b, "password", PASSWORD).await;
+        press(&b, "form[action='/login'] button").await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while b.find(fantoccini::Locator::Css("form[action='/verify/resend']")).await.is_err() {
+            assert!(std::time::Instant::now() < deadline, "no resend form at {}", path_of(&b).await);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_accessible(&b, "/login (email not confirmed)").await;
+
+        let messages = sink.wait_for(1, 30);
+        assert_eq!(messages.len(), 1);
+        let text = messages[0]["text"].as_str().unwrap();
+        let at = text.find("/verify?token=").expect("a link");
+        let link: String = text[at..].split_whitespace().next().unwrap().to_owned();
+        b.goto(&format!("{base}{link}")).await.unwrap();
+        assert_accessible(&b, "/verify?token=…").await;
+        press(&b, "form[action='/verify'] button").await;
+        expect_path(&b, "/login?registered=1", "after confirming").await;
+        fill(&b, "email", "clicker@example.com").await;
+        fill(&b, "password", PASSWORD).await;
+        press(&b, "form[action='/login'] button").await;
+        expect_path(&b, "/account", "logged in once confirmed").await;
+        b.close().await.unwrap();
+    });
+    drop(server);
+}
