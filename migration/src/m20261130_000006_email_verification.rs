@@ -82,9 +82,7 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager.drop_table(Table::drop().table(EmailVerificationTokens::Table).if_exists().to_owned()).await?;
-        manager
-            .alter_table(Table::alter().table(Users::Table).drop_column(Users::EmailConfirmedAt).to_owned())
-            .await?;
+        manager.alter_table(Table::alter().table(Users::Table).drop_column(Users::EmailConfirmedAt).to_owned()).await?;
         Ok(())
     }
 }

@@ -54,10 +54,9 @@ pub async fn users(
             Ok(UsersResponse::Created(EmailMessage::new(user.email, "user created")))
         }
         // Confirmation required: the same answer for every address, as on /api/v1/register.
-        Ok(crate::service::verification::SignUp::Pending { email }) => Ok(UsersResponse::Created(EmailMessage::new(
-            email,
-            crate::service::verification::CHECK_YOUR_EMAIL,
-        ))),
+        Ok(crate::service::verification::SignUp::Pending { email }) => {
+            Ok(UsersResponse::Created(EmailMessage::new(email, crate::service::verification::CHECK_YOUR_EMAIL)))
+        }
         Err(AuthError::UserExists) => Ok(UsersResponse::Duplicate),
         Err(e) => Err(e.into()),
     }

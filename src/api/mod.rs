@@ -98,8 +98,7 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
             .manage(pages::PageSettings {
                 reset_delivery: s.reset_delivery,
                 password_min_length: s.password_min_length,
-                email_verification: s.email_verification
-                    == crate::service::verification::EmailVerification::Required,
+                email_verification: s.email_verification == crate::service::verification::EmailVerification::Required,
             })
             .mount(
                 "/",

@@ -23,7 +23,11 @@ pub struct VerifyEmail {
     responses((status = 200, description = "Address confirmed", body = EmailMessage),
               (status = 400, description = "Token unknown, expired or already used", body = ErrorBody)))]
 #[rocket::post("/verify_email", data = "<body>")]
-pub async fn verify_email(_site: NotCrossSite, svc: Svc, body: Body<VerifyEmail>) -> Result<Json<EmailMessage>, ApiError> {
+pub async fn verify_email(
+    _site: NotCrossSite,
+    svc: Svc,
+    body: Body<VerifyEmail>,
+) -> Result<Json<EmailMessage>, ApiError> {
     let user = svc.verify_email(&body.0.token).await?;
     Ok(Json(EmailMessage::new(user.email, "email confirmed")))
 }

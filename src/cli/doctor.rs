@@ -126,11 +126,7 @@ fn configuration(loaded: &Loaded) -> Vec<Check> {
         Some(path) => check(
             "password_blocklist",
             Level::Pass,
-            format!(
-                "{built_in} built-in common passwords + {} from {}",
-                s.blocklist.operator_len(),
-                path.display()
-            ),
+            format!("{built_in} built-in common passwords + {} from {}", s.blocklist.operator_len(), path.display()),
         ),
         None => check(
             "password_blocklist",

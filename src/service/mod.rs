@@ -15,8 +15,8 @@ pub mod mail;
 pub mod metrics;
 pub mod outbox;
 pub mod password_policy;
-pub mod verification;
 mod throttle;
+pub mod verification;
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -46,8 +46,8 @@ impl std::fmt::Debug for Blocklist {
 impl Blocklist {
     /// Reads one password per line; empty lines are skipped.
     pub fn read(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("password_blocklist_file {}: {e}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("password_blocklist_file {}: {e}", path.display()))?;
         Ok(Self { operator: Arc::new(entries(&text)) })
     }
 

@@ -21,9 +21,7 @@ use chrono::{DateTime, Utc};
 use lettre::Address;
 use lettre::message::{Mailbox, MultiPart};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, SqlErr, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, SqlErr, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -222,9 +220,10 @@ impl AuthService {
                     (owner.email.clone(), notice_message(mailer, &owner.email))
                 } else {
                     match self.create_unconfirmed(&row, &email, password_hash).await? {
-                        Some((token, expires_at)) => {
-                            (email.as_str().to_owned(), verification_message(mailer, email.as_str(), &token, expires_at))
-                        }
+                        Some((token, expires_at)) => (
+                            email.as_str().to_owned(),
+                            verification_message(mailer, email.as_str(), &token, expires_at),
+                        ),
                         // Registered by someone else in the meantime: the owner is told instead.
                         None => {
                             self.stage_notice(&row, email.as_str()).await?;

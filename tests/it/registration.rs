@@ -36,8 +36,12 @@ fn verification_settings(sink: &SmtpSink) -> Vec<(&'static str, Value)> {
 async fn post(c: &Client, path: &str, pairs: &[(&str, &str)]) -> (Status, String, Vec<String>) {
     let r = c.post(path).header(ContentType::Form).body(form_body(pairs)).dispatch().await;
     let status = r.status();
-    let mut headers: Vec<String> =
-        r.headers().iter().filter(|h| h.name() != "Date" && h.name() != "X-Request-Id").map(|h| format!("{}: {}", h.name(), h.value())).collect();
+    let mut headers: Vec<String> = r
+        .headers()
+        .iter()
+        .filter(|h| h.name() != "Date" && h.name() != "X-Request-Id")
+        .map(|h| format!("{}: {}", h.name(), h.value()))
+        .collect();
     headers.sort();
     (status, r.into_string().await.unwrap_or_default(), headers)
 }
@@ -112,7 +116,10 @@ async fn confirmation_flow_through_the_api(backend: Backend) {
 
     let confirmed = post(&c, "/api/v1/verify_email", &[("token", &token)]).await;
     assert_eq!(confirmed.0, Status::Ok);
-    assert_eq!(serde_json::from_str::<Value>(&confirmed.1).unwrap(), json!({"email": newbie, "message": "email confirmed"}));
+    assert_eq!(
+        serde_json::from_str::<Value>(&confirmed.1).unwrap(),
+        json!({"email": newbie, "message": "email confirmed"})
+    );
     let reused = post(&c, "/api/v1/verify_email", &[("token", &token)]).await;
     assert_eq!((reused.0, error_code(&reused.1)), (Status::BadRequest, "invalid_token".to_owned()));
     let garbage = post(&c, "/api/v1/verify_email", &[("token", "nope")]).await;
@@ -187,8 +194,14 @@ async fn off_keeps_the_original_behaviour(backend: Backend) {
     let (c, _svc) = client_with(&db.url, &[("client_rate_per_minute", json!(0))]).await;
     let r = post(&c, "/api/v1/register", &[("email", "plain@example.com"), ("password", PASSWORD)]).await;
     assert_eq!(r.0, Status::Created);
-    assert_eq!(serde_json::from_str::<Value>(&r.1).unwrap(), json!({"email": "plain@example.com", "message": "user created"}));
-    assert_eq!(post(&c, "/api/v1/session", &[("email", "plain@example.com"), ("password", PASSWORD)]).await.0, Status::Ok);
+    assert_eq!(
+        serde_json::from_str::<Value>(&r.1).unwrap(),
+        json!({"email": "plain@example.com", "message": "user created"})
+    );
+    assert_eq!(
+        post(&c, "/api/v1/session", &[("email", "plain@example.com"), ("password", PASSWORD)]).await.0,
+        Status::Ok
+    );
 }
 
 /// Every candidate refused on every route that sets a password, with 400 `invalid_password` and
@@ -198,8 +211,7 @@ async fn common_passwords_are_refused_on_every_route(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let list = dir.path().join("blocklist.txt");
     std::fs::write(&list, "# not a comment, just an entry\nOperator Secret Phrase\n\n").unwrap();
-    let extra =
-        [("client_rate_per_minute", json!(0)), ("password_blocklist_file", json!(list.display().to_string()))];
+    let extra = [("client_rate_per_minute", json!(0)), ("password_blocklist_file", json!(list.display().to_string()))];
     let (c, svc) = client_with(&db.url, &extra).await;
     let email = "margaret.hamilton@example.com";
     let mut refused: Vec<String> = COMMON.iter().map(|p| p.to_string()).collect();
