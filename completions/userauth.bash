@@ -91,6 +91,9 @@ _userauth() {
             userauth__subcmd__help__subcmd__user,add)
                 cmd="userauth__subcmd__help__subcmd__user__subcmd__add"
                 ;;
+            userauth__subcmd__help__subcmd__user,confirm)
+                cmd="userauth__subcmd__help__subcmd__user__subcmd__confirm"
+                ;;
             userauth__subcmd__help__subcmd__user,delete)
                 cmd="userauth__subcmd__help__subcmd__user__subcmd__delete"
                 ;;
@@ -108,6 +111,9 @@ _userauth() {
                 ;;
             userauth__subcmd__user,add)
                 cmd="userauth__subcmd__user__subcmd__add"
+                ;;
+            userauth__subcmd__user,confirm)
+                cmd="userauth__subcmd__user__subcmd__confirm"
                 ;;
             userauth__subcmd__user,delete)
                 cmd="userauth__subcmd__user__subcmd__delete"
@@ -129,6 +135,9 @@ _userauth() {
                 ;;
             userauth__subcmd__user__subcmd__help,add)
                 cmd="userauth__subcmd__user__subcmd__help__subcmd__add"
+                ;;
+            userauth__subcmd__user__subcmd__help,confirm)
+                cmd="userauth__subcmd__user__subcmd__help__subcmd__confirm"
                 ;;
             userauth__subcmd__user__subcmd__help,delete)
                 cmd="userauth__subcmd__user__subcmd__help__subcmd__delete"
@@ -525,7 +534,7 @@ _userauth() {
             return 0
             ;;
         userauth__subcmd__help__subcmd__user)
-            opts="add reset list delete logout import"
+            opts="add reset list delete logout import confirm"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -539,6 +548,20 @@ _userauth() {
             return 0
             ;;
         userauth__subcmd__help__subcmd__user__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        userauth__subcmd__help__subcmd__user__subcmd__confirm)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -675,7 +698,7 @@ _userauth() {
             return 0
             ;;
         userauth__subcmd__user)
-            opts="-h --database-url --log-format --help add reset list delete logout import help"
+            opts="-h --database-url --log-format --help add reset list delete logout import confirm help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -698,6 +721,28 @@ _userauth() {
             ;;
         userauth__subcmd__user__subcmd__add)
             opts="-h --password-stdin --database-url --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        userauth__subcmd__user__subcmd__confirm)
+            opts="-h --database-url --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -741,7 +786,7 @@ _userauth() {
             return 0
             ;;
         userauth__subcmd__user__subcmd__help)
-            opts="add reset list delete logout import help"
+            opts="add reset list delete logout import confirm help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -755,6 +800,20 @@ _userauth() {
             return 0
             ;;
         userauth__subcmd__user__subcmd__help__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        userauth__subcmd__user__subcmd__help__subcmd__confirm)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

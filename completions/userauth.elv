@@ -58,6 +58,7 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand delete 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal'
             cand logout 'End every session of a user'
             cand import 'Import users from CSV (email,password_hash or email,password) or the Flask service''s database'
+            cand confirm 'Mark a user''s email address as confirmed (email_verification, api.md §13)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'userauth;user;add'= {
@@ -105,6 +106,12 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'userauth;user;confirm'= {
+            cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
+            cand --log-format 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'userauth;user;help'= {
             cand add 'Create a user; asks for the password twice on a terminal, else reads one line from stdin'
             cand reset 'Issue a password-reset token and print it with its expiry time (or email it with --send)'
@@ -112,6 +119,7 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand delete 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal'
             cand logout 'End every session of a user'
             cand import 'Import users from CSV (email,password_hash or email,password) or the Flask service''s database'
+            cand confirm 'Mark a user''s email address as confirmed (email_verification, api.md §13)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'userauth;user;help;add'= {
@@ -125,6 +133,8 @@ set edit:completion:arg-completer[userauth] = {|@words|
         &'userauth;user;help;logout'= {
         }
         &'userauth;user;help;import'= {
+        }
+        &'userauth;user;help;confirm'= {
         }
         &'userauth;user;help;help'= {
         }
@@ -206,6 +216,7 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand delete 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal'
             cand logout 'End every session of a user'
             cand import 'Import users from CSV (email,password_hash or email,password) or the Flask service''s database'
+            cand confirm 'Mark a user''s email address as confirmed (email_verification, api.md §13)'
         }
         &'userauth;help;user;add'= {
         }
@@ -218,6 +229,8 @@ set edit:completion:arg-completer[userauth] = {|@words|
         &'userauth;help;user;logout'= {
         }
         &'userauth;help;user;import'= {
+        }
+        &'userauth;help;user;confirm'= {
         }
         &'userauth;help;audit'= {
             cand list 'List events, oldest first'

@@ -823,6 +823,11 @@ impl AuthService {
             .exec(&self.db)
             .await?
             .rows_affected;
+        removed += crate::entity::email_verification_token::Entity::delete_many()
+            .filter(crate::entity::email_verification_token::Column::ExpiresAt.lte(at))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
         removed += throttle::purge(&self.db, at, Kind::Login, self.policy.login_failure_window).await?;
         removed += throttle::purge(&self.db, at, Kind::Reset, self.policy.reset_window).await?;
         Ok(removed)
