@@ -215,7 +215,7 @@ impl Mailer {
     }
 
     /// The sender of every message.
-    pub(crate) fn from_mailbox(&self) -> &Mailbox {
+    pub(crate) fn sender(&self) -> &Mailbox {
         &self.inner.settings.from
     }
 

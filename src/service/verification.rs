@@ -368,7 +368,7 @@ pub fn verification_message(
         link_html = html_escape(&link),
     );
     lettre::Message::builder()
-        .from(mailer.from_mailbox().clone())
+        .from(mailer.sender().clone())
         .to(mailbox(to)?)
         .subject("Confirm your email address")
         .multipart(MultiPart::alternative_plain_html(text, html))
@@ -392,7 +392,7 @@ pub fn notice_message(mailer: &Mailer, to: &str) -> Result<lettre::Message, Mail
         to_html = html_escape(to),
     );
     lettre::Message::builder()
-        .from(mailer.from_mailbox().clone())
+        .from(mailer.sender().clone())
         .to(mailbox(to)?)
         .subject("Someone tried to register with your address")
         .multipart(MultiPart::alternative_plain_html(text, html))
