@@ -138,12 +138,33 @@ fn a_second_instance_with_another_key_is_refused() {
     let a = Server::start(a_dir.path(), &url, &[]);
     let a_fp = fingerprint_of(&b64(&std::fs::read(a_dir.path().join("userauth.key")).unwrap()));
     let other = b64(&[5u8; 32]);
-    let out = run(
-        b_dir.path(),
-        &["--database-url", &url, "serve", "--port", &free_port().to_string()],
-        "",
-        &[("ROCKET_KEY", &other)],
-    );
+    // Bounded: a second instance that wrongly started would otherwise serve until killed.
+    let log = b_dir.path().join("b.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let mut b = crate::common::bin()
+        .current_dir(b_dir.path())
+        .args(["--database-url", &url, "serve", "--port", &free_port().to_string(), "--address", "127.0.0.1"])
+        .env("ROCKET_KEY", &other)
+        .stdin(std::process::Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = b.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            b.kill().unwrap();
+            b.wait().unwrap();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    let out =
+        crate::common::Output { code: status.and_then(|s| s.code()).unwrap_or(-1), stdout: String::new(), stderr };
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains(&a_fp) && out.stderr.contains(&fingerprint_of(&other)), "{}", out.stderr);
     // The first instance is unaffected.
