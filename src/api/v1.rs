@@ -45,10 +45,10 @@ pub async fn login(
     settings: &State<ApiSettings>,
     jar: &CookieJar<'_>,
     body: Body<Credentials>,
-) -> Result<Json<EmailMessage>, ApiError> {
+) -> Result<Json<super::second_factor::LoginAnswer>, ApiError> {
     let session = svc.login(&body.0.email, &body.0.password).await?;
     jar.add(session_cookie(&session, settings));
-    Ok(Json(EmailMessage::new(session.user.email, "logged in")))
+    Ok(Json(super::second_factor::LoginAnswer::of(&session)))
 }
 
 #[utoipa::path(post, path = "/api/v1/logout", tag = "v1", security(("session_cookie" = [])),

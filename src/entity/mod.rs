@@ -6,3 +6,6 @@ pub mod reset_token;
 pub mod session;
 pub mod throttle;
 pub mod user;
+pub mod pending_login;
+pub mod recovery_code;
+pub mod totp_factor;
