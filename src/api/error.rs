@@ -149,11 +149,9 @@ impl From<AuthError> for ApiError {
             InvalidCode => {
                 Self::new(Status::Unauthorized, ErrorCode::InvalidCode, "The code is wrong, expired or already used.")
             }
-            AlreadyEnabled => Self::new(
-                Status::Conflict,
-                ErrorCode::AlreadyEnabled,
-                "Two-factor authentication is already enabled.",
-            ),
+            AlreadyEnabled => {
+                Self::new(Status::Conflict, ErrorCode::AlreadyEnabled, "Two-factor authentication is already enabled.")
+            }
             NotEnabled => {
                 Self::new(Status::Conflict, ErrorCode::NotEnabled, "Two-factor authentication is not enabled.")
             }

@@ -432,8 +432,7 @@ pub(super) async fn account_page(
     let csrf = csrf_token(jar, settings);
     let min_length = svc.policy().password_min_length;
     let tfa = super::pages_second_factor::TwoFactorView::load(svc, &token).await;
-    let page =
-        AccountPage { title: "Your account", notice, error, csrf, email: user.email, sessions, min_length, tfa };
+    let page = AccountPage { title: "Your account", notice, error, csrf, email: user.email, sessions, min_length, tfa };
     PageOr::Page(Page::render(status, &page))
 }
 

@@ -176,7 +176,8 @@ struct CodesCarried {
 fn carry_codes(svc: &AuthService, jar: &CookieJar<'_>, settings: &ApiSettings, token: &str, codes: Vec<String>) {
     let Some(session) = presented_token_digest(token) else { return };
     let until = chrono::Utc::now().timestamp() + CODES_TTL_SECS;
-    let plain = zeroize::Zeroizing::new(serde_json::to_vec(&CodesCarried { session, until, codes }).unwrap_or_default());
+    let plain =
+        zeroize::Zeroizing::new(serde_json::to_vec(&CodesCarried { session, until, codes }).unwrap_or_default());
     match svc.key().encrypt(CODES_PURPOSE, &plain) {
         Ok(sealed) => jar.add(
             Cookie::build((CODES_COOKIE, base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed)))
@@ -312,7 +313,13 @@ pub async fn codes_page(svc: Svc, jar: &CookieJar<'_>, settings: &State<ApiSetti
     match carried_codes(&svc, jar) {
         Some(codes) => PageOr::Page(Page::render(
             Status::Ok,
-            &CodesPage { title: "Your recovery codes", notice: None, error: None, csrf: csrf_token(jar, settings), codes },
+            &CodesPage {
+                title: "Your recovery codes",
+                notice: None,
+                error: None,
+                csrf: csrf_token(jar, settings),
+                codes,
+            },
         )),
         None => PageOr::SeeOther("/account".into()),
     }
@@ -365,7 +372,10 @@ fn second_factor_page(
     next: String,
 ) -> PageOr {
     let csrf = csrf_token(jar, settings);
-    PageOr::Page(Page::render(status, &SecondFactorPage { title: "Two-factor authentication", notice: None, error, csrf, next }))
+    PageOr::Page(Page::render(
+        status,
+        &SecondFactorPage { title: "Two-factor authentication", notice: None, error, csrf, next },
+    ))
 }
 
 #[rocket::get("/login/second-factor?<next>")]

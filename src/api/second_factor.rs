@@ -69,7 +69,11 @@ pub struct LoginAnswer {
 impl LoginAnswer {
     pub fn of(session: &NewSession) -> Self {
         let message = if session.second_factor.is_empty() { "logged in" } else { "second factor required" };
-        Self { email: session.user.email.clone(), message: message.into(), second_factor: session.second_factor.clone() }
+        Self {
+            email: session.user.email.clone(),
+            message: message.into(),
+            second_factor: session.second_factor.clone(),
+        }
     }
 }
 
@@ -106,12 +110,16 @@ pub async fn enrol(
               (status = 401, description = "No full session", body = ErrorBody),
               (status = 409, description = "nothing_to_confirm", body = ErrorBody)))]
 #[rocket::post("/totp/confirm", data = "<body>")]
-pub async fn confirm(_site: NotCrossSite, svc: Svc, me: AuthUser, body: Body<CodeOnly>) -> Result<Json<TotpEnabled>, ApiError> {
+pub async fn confirm(
+    _site: NotCrossSite,
+    svc: Svc,
+    me: AuthUser,
+    body: Body<CodeOnly>,
+) -> Result<Json<TotpEnabled>, ApiError> {
     match svc.totp_confirm(&me.token, &body.0.code).await {
-        Ok(codes) => Ok(Json(TotpEnabled {
-            message: "two-factor authentication enabled".into(),
-            recovery_codes: plain(codes),
-        })),
+        Ok(codes) => {
+            Ok(Json(TotpEnabled { message: "two-factor authentication enabled".into(), recovery_codes: plain(codes) }))
+        }
         Err(AuthError::InvalidCode) => Err(ApiError::new(
             Status::BadRequest,
             ErrorCode::InvalidCode,

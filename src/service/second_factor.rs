@@ -522,7 +522,13 @@ impl AuthService {
 
     /// Checks a TOTP code and, when it matches a step later than the last accepted one, records
     /// that step: one conditional UPDATE decides between racing requests on any instance.
-    async fn use_totp_code(&self, user_id: Uuid, email: &str, code: &str, at: DateTime<Utc>) -> Result<bool, AuthError> {
+    async fn use_totp_code(
+        &self,
+        user_id: Uuid,
+        email: &str,
+        code: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, AuthError> {
         let row = totp_factor::Entity::find_by_id(user_id)
             .filter(totp_factor::Column::ConfirmedAt.is_not_null())
             .one(&self.db)
