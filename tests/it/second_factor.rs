@@ -488,6 +488,7 @@ crate::backend_tests!(
     thirty_concurrent_wrong_codes_at_limit_three,
     pending_login_expires_on_the_clock,
     the_secret_is_not_in_the_database_files,
+    account_page_shows_factors_and_warns_when_few_codes_remain,
 );
 
 // ---------------------------------------------------------------- two real instances
@@ -541,4 +542,101 @@ fn one_fresh_code_sent_to_two_instances_at_once_wins_once() {
     assert_eq!(statuses, [200, 401], "exactly one instance accepts the code");
     let loser = if ra.status == 401 { ra.json() } else { rb.json() };
     assert_eq!(loser["error"], "invalid_code");
+}
+
+// ---------------------------------------------------------------- the account page and the CLI
+
+async fn account_html(c: &Client, cookie: &str) -> String {
+    let resp = c.get("/account").cookie(Cookie::new("session_id", cookie.to_owned())).dispatch().await;
+    assert_eq!(resp.status(), Status::Ok);
+    resp.into_string().await.unwrap()
+}
+
+async fn account_page_shows_factors_and_warns_when_few_codes_remain(backend: Backend) {
+    let e = Env::new(backend, &[]).await;
+    e.svc.register("off@example.com", PASSWORD).await.unwrap();
+    let off = e.svc.login("off@example.com", PASSWORD).await.unwrap();
+    let html = account_html(&e.c, off.token.expose()).await;
+    assert!(html.contains("Two-factor authentication is <strong>off</strong>"), "{html}");
+    assert!(html.contains("action=\"/account/totp\""));
+
+    let (full, _, codes) = e.enabled().await;
+    let on = account_html(&e.c, &full).await;
+    assert!(on.contains("Two-factor authentication is <strong>on</strong>"), "{on}");
+    assert!(on.contains("<strong id=\"recovery-left\">10</strong>"));
+    assert!(!on.contains("recovery-warning"));
+    for code in &codes[..8] {
+        let pending = e.pending().await;
+        assert_eq!(e.second(&pending, json!({"recovery_code": code})).await.0, Status::Ok);
+    }
+    let low = account_html(&e.c, &full).await;
+    assert!(low.contains("<strong id=\"recovery-left\">2</strong>"), "{low}");
+    assert!(low.contains("id=\"recovery-warning\">Only 2 recovery codes remain"), "{low}");
+    // The codes are not on offer to a session without the cookie that carries them.
+    let resp = e.c.get("/account/recovery-codes.txt").cookie(Cookie::new("session_id", full.clone())).dispatch().await;
+    assert_eq!(resp.status(), Status::SeeOther);
+    let resp = e.c.get("/account/recovery-codes").cookie(Cookie::new("session_id", full)).dispatch().await;
+    assert_eq!(resp.status(), Status::SeeOther);
+}
+
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_lists_and_resets_factors() {
+    use crate::common::run;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("cli.db").display());
+    let run_cli = |args: &[&str]| {
+        let mut all = vec!["--database-url", url.as_str()];
+        all.extend_from_slice(args);
+        let dir = dir.path().to_owned();
+        let all: Vec<String> = all.iter().map(|s| s.to_string()).collect();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+                run(&dir, &refs, "", &[])
+            })
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(run_cli(&["db-setup"]).await.code, 0);
+    let svc = crate::common::service(&url).await;
+    svc.register(EMAIL, PASSWORD).await.unwrap();
+    let session = svc.login(EMAIL, PASSWORD).await.unwrap();
+    let token = session.token.expose().to_owned();
+    let enrolment = svc.totp_enrol(&token, PASSWORD).await.unwrap();
+    svc.totp_confirm(&token, &code_at(&enrolment.secret, Utc::now())).await.unwrap();
+
+    let out = run_cli(&["user", "factors", EMAIL, "--json"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(
+        v,
+        json!({"email": EMAIL, "factors": ["password", "totp"], "totp_pending": false, "recovery_codes_left": 10})
+    );
+    let out = run_cli(&["user", "factors", EMAIL]).await;
+    assert!(out.stdout.contains("factors:        password, totp"), "{}", out.stdout);
+    let out = run_cli(&["user", "list", "--json"]).await;
+    let row: Value = serde_json::from_str(out.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(row["factors"], json!(["password", "totp"]));
+
+    // Not on a terminal and no --yes: refused, nothing changed.
+    let out = run_cli(&["user", "factors", EMAIL, "--reset"]).await;
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.starts_with("error: ") && out.stderr.contains("--yes"), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1);
+    assert!(svc.authenticate(&token).await.is_ok());
+    // --yes without --reset is a usage error; an unknown user is a failure.
+    assert_eq!(run_cli(&["user", "factors", EMAIL, "--yes"]).await.code, 2);
+    let out = run_cli(&["user", "factors", "nobody@example.com"]).await;
+    assert_eq!((out.code, out.stderr.trim()), (1, "error: no user with this email"));
+
+    let out = run_cli(&["user", "factors", EMAIL, "--reset", "--yes"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("removed 1 TOTP secret(s) and 10 recovery code(s)"), "{}", out.stdout);
+    assert!(svc.authenticate(&token).await.is_err(), "the user's sessions ended");
+    let after = svc.login(EMAIL, PASSWORD).await.unwrap();
+    assert!(after.second_factor.is_empty(), "the password alone logs in again");
+    let kinds = audit_kinds(&svc).await;
+    assert!(kinds.iter().any(|k| k == "factors_reset"), "{kinds:?}");
 }
