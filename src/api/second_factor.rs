@@ -84,6 +84,7 @@ fn plain(codes: Vec<zeroize::Zeroizing<String>>) -> Vec<String> {
 #[utoipa::path(post, path = "/api/v1/totp", tag = "v1", security(("session_cookie" = [])),
     request_body(content((CurrentPassword = "application/x-www-form-urlencoded"), (CurrentPassword = "application/json"))),
     responses((status = 200, description = "A new secret, active once confirmed", body = TotpSecret),
+              (status = 400, description = "Missing field", body = ErrorBody),
               (status = 401, description = "Wrong password (counts toward the lockout), or no full session", body = ErrorBody),
               (status = 409, description = "already_enabled", body = ErrorBody),
               (status = 429, description = "Account locked (Retry-After)", body = ErrorBody)))]
@@ -132,6 +133,7 @@ pub async fn confirm(
 #[utoipa::path(post, path = "/api/v1/totp/disable", tag = "v1", security(("session_cookie" = [])),
     request_body(content((CurrentPassword = "application/x-www-form-urlencoded"), (CurrentPassword = "application/json"))),
     responses((status = 200, description = "TOTP off; recovery codes removed", body = Message),
+              (status = 400, description = "Missing field", body = ErrorBody),
               (status = 401, description = "Wrong password, or no full session", body = ErrorBody),
               (status = 409, description = "not_enabled", body = ErrorBody)))]
 #[rocket::post("/totp/disable", data = "<body>")]
@@ -149,6 +151,7 @@ pub async fn disable(
 #[utoipa::path(post, path = "/api/v1/recovery_codes", tag = "v1", security(("session_cookie" = [])),
     request_body(content((CurrentPassword = "application/x-www-form-urlencoded"), (CurrentPassword = "application/json"))),
     responses((status = 200, description = "A new set; the old codes stop working", body = RecoveryCodes),
+              (status = 400, description = "Missing field", body = ErrorBody),
               (status = 401, description = "Wrong password, or no full session", body = ErrorBody),
               (status = 409, description = "not_enabled", body = ErrorBody)))]
 #[rocket::post("/recovery_codes", data = "<body>")]

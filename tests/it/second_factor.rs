@@ -579,7 +579,6 @@ async fn account_page_shows_factors_and_warns_when_few_codes_remain(backend: Bac
     assert_eq!(resp.status(), Status::SeeOther);
 }
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_lists_and_resets_factors() {
     use crate::common::run;
