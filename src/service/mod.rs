@@ -503,7 +503,7 @@ impl AuthService {
         };
         drop(ticket);
         // A user with a second factor gets a pending login instead (api.md §10).
-        if let Some(pending) = self.begin_second_factor(&user).await? {
+        if let Some(pending) = self.begin_second_factor(&user, upgraded.as_deref()).await? {
             return Ok(pending);
         }
         throttle::clear(&self.db, Kind::Login, email.as_str()).await?;

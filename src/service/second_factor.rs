@@ -218,13 +218,27 @@ impl AuthService {
     /// Called by `login` once the password is right. For a user with a second factor: gives back
     /// the one attempt the password used (so wrong passwords and wrong codes share one budget, and
     /// a right password does not reset the count of wrong codes) and opens a pending login instead
-    /// of a session. `None`: the password alone logs in.
-    pub(super) async fn begin_second_factor(&self, user: &user::Model) -> Result<Option<NewSession>, AuthError> {
+    /// of a session. `None`: the password alone logs in. `new_hash` is the password re-hashed at
+    /// the configured cost (api.md §6), stored now: the password was right, whatever the second step.
+    pub(super) async fn begin_second_factor(
+        &self,
+        user: &user::Model,
+        new_hash: Option<&str>,
+    ) -> Result<Option<NewSession>, AuthError> {
         let factors = self.available_second_factors(user.id).await?;
         if factors.is_empty() {
             return Ok(None);
         }
         throttle::release(&self.db, Kind::Login, &user.email).await?;
+        if let Some(h) = new_hash {
+            // Only over the hash just verified, as `open_session` does: a racing change wins.
+            user::Entity::update_many()
+                .col_expr(user::Column::PasswordHash, Expr::value(h))
+                .filter(user::Column::Id.eq(user.id))
+                .filter(user::Column::PasswordHash.eq(user.password_hash.as_str()))
+                .exec(&self.db)
+                .await?;
+        }
         let token = SecretToken::generate().map_err(|e| AuthError::Internal(e.to_string()))?;
         let at = self.now();
         let expires_at = at + chrono_dur(self.policy.second_factor_timeout);

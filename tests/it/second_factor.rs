@@ -489,7 +489,38 @@ crate::backend_tests!(
     pending_login_expires_on_the_clock,
     the_secret_is_not_in_the_database_files,
     account_page_shows_factors_and_warns_when_few_codes_remain,
+    a_pending_login_upgrades_the_hash_too,
 );
+
+/// The hash upgrade of api.md §6 happens for users with a second factor too (at the password step).
+async fn a_pending_login_upgrades_the_hash_too(backend: Backend) {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let e = Env::new(backend, &[("bcrypt_cost", json!(5))]).await;
+    let (_, _, _) = e.enabled().await;
+    let stored = || async {
+        userauth::entity::user::Entity::find()
+            .filter(userauth::entity::user::Column::Email.eq(EMAIL))
+            .one(e.svc.db())
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash
+    };
+    // An imported cost-4 hash of the same password.
+    let cost4 = bcrypt::hash(PASSWORD, 4).unwrap();
+    userauth::entity::user::Entity::update_many()
+        .col_expr(userauth::entity::user::Column::PasswordHash, sea_orm::sea_query::Expr::value(cost4.clone()))
+        .filter(userauth::entity::user::Column::Email.eq(EMAIL))
+        .exec(e.svc.db())
+        .await
+        .unwrap();
+    assert_eq!(stored().await, cost4);
+    let _pending = e.pending().await;
+    let h = stored().await;
+    assert!(h.starts_with("$2b$05$"), "{h}");
+    e.pending().await;
+    assert_eq!(stored().await, h, "no second upgrade");
+}
 
 // ---------------------------------------------------------------- two real instances
 
