@@ -467,7 +467,10 @@ async fn after_account_action(
 ) -> PageOr {
     match result {
         Ok(()) => PageOr::SeeOther(done.into()),
-        Err(AuthError::NotAuthenticated) => PageOr::SeeOther("/login?next=/account".into()),
+        Err(AuthError::NotAuthenticated) => {
+            let token = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()).unwrap_or_default();
+            super::pages_second_factor::not_logged_in(svc, &token, "/account").await
+        }
         Err(e) => {
             let (status, message) = failure(e);
             account_page(svc, jar, settings, status, None, Some(message)).await
