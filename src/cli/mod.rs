@@ -88,10 +88,16 @@ pub enum AuditCommand {
         /// Only events of this kind (registered, login_succeeded, login_failed, …)
         #[arg(long, value_name = "K")]
         kind: Option<String>,
-        /// Only events at or after this time (RFC 3339)
-        #[arg(long, value_name = "RFC3339")]
+        /// Only events at or after this time: RFC 3339 (2026-11-29T08:00:00Z) or a date (2026-11-29, midnight UTC)
+        #[arg(long, value_name = "TIME")]
         since: Option<String>,
-        /// At most N events
+        /// Only events before this time: RFC 3339 or a date (2026-11-30 means before that day begins, UTC)
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// Only the last N events (still oldest first)
+        #[arg(long, value_name = "N")]
+        newest: Option<u64>,
+        /// At most N events (the first N)
         #[arg(long, value_name = "N")]
         limit: Option<u64>,
         /// One JSON object per line
@@ -145,6 +151,8 @@ pub enum UserCommand {
     },
     /// End every session of a user
     Logout { email: String },
+    /// Clear a user's failed-login count so they can log in again at once (a completed reset does too)
+    Unlock { email: String },
     /// Import users from CSV (email,password_hash or email,password) or the Flask service's database
     #[command(group(clap::ArgGroup::new("source").required(true).args(["file", "from_flask"])))]
     Import {
@@ -225,7 +233,7 @@ where
 /// The service on the configured database, which must be set up already.
 async fn open_service(loaded: &Loaded) -> anyhow::Result<AuthService> {
     let url = loaded.db.url.redacted();
-    let db = connect(&loaded.db).await.with_context(|| format!("cannot open database {url}"))?;
+    let db = connect(&loaded.db).await.map_err(|e| db::db_error(&url, e))?;
     let missing = pending(&db).await?;
     if !missing.is_empty() {
         anyhow::bail!(
@@ -235,6 +243,9 @@ async fn open_service(loaded: &Loaded) -> anyhow::Result<AuthService> {
     }
     Ok(AuthService::new(db, loaded.settings.policy()).with_mailer(mailer(loaded)?))
 }
+
+/// What `mail-test` and `user reset --send` say when there is no mail server to use.
+pub(crate) const MAIL_NOT_CONFIGURED: &str = "mail is not configured: set smtp_url and mail_from";
 
 /// The mailer, when `smtp_url` and `mail_from` are set.
 fn mailer(loaded: &Loaded) -> anyhow::Result<Option<Mailer>> {
@@ -256,12 +267,15 @@ pub async fn dispatch(cli: Cli, loaded: Loaded) -> anyhow::Result<()> {
             let svc = open_service(&loaded).await?;
             match command {
                 UserCommand::Add { email, password_stdin } => user::add(&svc, &email, password_stdin).await,
-                UserCommand::Reset { email, json, send } => user::reset(&svc, &email, json, send).await,
+                UserCommand::Reset { email, json, send } => {
+                    user::reset(&svc, &email, json, send, &loaded.settings.public_base_url()).await
+                },
                 UserCommand::List { json, limit, offset, email_contains } => {
                     user::list(&svc, json, &ListFilter { limit, offset, email_contains }).await
                 }
                 UserCommand::Delete { email, yes } => user::delete(&svc, &email, yes).await,
                 UserCommand::Logout { email } => user::logout(&svc, &email).await,
+                UserCommand::Unlock { email } => user::unlock(&svc, &email).await,
                 UserCommand::Import { file, from_flask } => match (file, from_flask) {
                     (_, Some(flask)) => user::import_flask(&svc, &flask).await,
                     (Some(file), None) => user::import_csv(&svc, &file).await,
@@ -272,15 +286,16 @@ pub async fn dispatch(cli: Cli, loaded: Loaded) -> anyhow::Result<()> {
         Command::Audit { command } => {
             let svc = open_service(&loaded).await?;
             match command {
-                AuditCommand::List { email, kind, since, limit, json } => {
-                    audit::list(&svc, email, kind, since, limit, json).await
+                AuditCommand::List { email, kind, since, until, newest, limit, json } => {
+                    let filter = audit::ListArgs { email, kind, since, until, newest, limit };
+                    audit::list(&svc, filter, json).await
                 }
                 AuditCommand::Verify => audit::verify(&svc).await,
             }
         }
         Command::Doctor { url, json } => doctor::run(&loaded, url.as_deref(), json).await,
         Command::MailTest { address } => {
-            let mailer = mailer(&loaded)?.context("mail is not configured: set smtp_url and mail_from")?;
+            let mailer = mailer(&loaded)?.context(MAIL_NOT_CONFIGURED)?;
             let server = mailer.settings().server();
             let message = mailer.test_message(&address)?;
             match mailer.send_now(message).await {

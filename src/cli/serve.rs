@@ -7,7 +7,7 @@ use crate::service::db::{connect_or_create, migrate};
 
 pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
     let url = loaded.db.url.redacted();
-    let (db, created) = connect_or_create(&loaded.db).await.with_context(|| format!("cannot open database {url}"))?;
+    let (db, created) = connect_or_create(&loaded.db).await.map_err(|e| super::db::db_error(&url, e))?;
     if created {
         tracing::info!("created database {url}");
     }

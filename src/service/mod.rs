@@ -662,7 +662,10 @@ impl AuthService {
 
     /// Issues a reset token for the operator (`userauth user reset`): not throttled.
     pub async fn operator_reset(&self, email: &str) -> Result<IssuedResetToken, AuthError> {
-        self.issue_reset(email, false).await
+        let issued = self.issue_reset(email, false).await?;
+        // The operator vouches for the account: its failed-login count starts afresh.
+        throttle::clear(&self.db, Kind::Login, &issued.email).await?;
+        Ok(issued)
     }
 
     async fn issue_reset(&self, email: &str, throttled: bool) -> Result<IssuedResetToken, AuthError> {
@@ -749,6 +752,8 @@ impl AuthService {
             .exec(&txn)
             .await?;
         session::Entity::delete_many().filter(session::Column::UserId.eq(user.id)).exec(&txn).await?;
+        // A completed reset proves control of the mailbox or of the operator's token: the lockout ends.
+        throttle::clear(&txn, Kind::Login, &user.email).await?;
         self.audit_in(&txn, vec![NewEvent::new(EventKind::PasswordReset, Some(user.id), &user.email)]).await?;
         txn.commit().await?;
         self.count(|m| m.password_reset("completed"));
@@ -786,7 +791,8 @@ impl AuthService {
         if let Some(offset) = filter.offset {
             query = query.offset(offset);
         }
-        if let Some(limit) = filter.limit {
+        // SQLite accepts OFFSET only after a LIMIT: "no limit" is the largest one it takes.
+        if let Some(limit) = filter.limit.or(filter.offset.map(|_| i64::MAX as u64)) {
             query = query.limit(limit);
         }
         let stream = query.into_model::<UserSummary>().stream(&self.db).await?;
