@@ -1,0 +1,319 @@
+//! Issue 21: what a new operator and a new user trip over in the first hour. The CLI as a real
+//! process; the HTTP side through Rocket's local client and the real binary.
+
+use std::path::Path;
+
+use rocket::http::{ContentType, Status};
+use serde_json::Value;
+
+use crate::common::{Backend, PASSWORD, TestDb, client_with, form_body, run};
+
+/// A migrated SQLite database in `dir`, as a URL.
+fn db_url(dir: &Path) -> String {
+    let url = format!("sqlite://{}?mode=rwc", dir.join("first.db").display());
+    let out = run(dir, &["--database-url", &url, "db-setup"], "", &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    url
+}
+
+fn add_users(dir: &Path, url: &str, emails: &[&str]) {
+    for email in emails {
+        let out = run(dir, &["--database-url", url, "user", "add", email], &format!("{PASSWORD}\n"), &[]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+}
+
+/// The one line a person sees: exit 1, exactly one `error: …` line.
+fn one_error_line(out: &crate::common::Output) -> &str {
+    assert_eq!(out.code, 1, "stdout {} stderr {}", out.stdout, out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "one line: {}", out.stderr);
+    out.stderr.trim_end()
+}
+
+// ------------------------------------------------------------------ bug 1: --offset
+
+async fn user_list_offset_without_limit(backend: Backend) {
+    let db = TestDb::new(backend);
+    let dir = tempfile::tempdir().unwrap();
+    let url = db.url.clone();
+    let p = dir.path().to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        assert_eq!(run(&p, &["--database-url", &url, "db-setup"], "", &[]).code, 0);
+        add_users(&p, &url, &["a@example.com", "b@example.com", "c@example.com"]);
+        (
+            run(&p, &["--database-url", &url, "user", "list", "--offset", "1"], "", &[]),
+            run(&p, &["--database-url", &url, "user", "list", "--offset", "1", "--json"], "", &[]),
+            run(&p, &["--database-url", &url, "user", "list", "--offset", "1", "--limit", "1", "--json"], "", &[]),
+        )
+    })
+    .await
+    .unwrap();
+    let (plain, json, limited) = out;
+    assert_eq!(plain.code, 0, "{}", plain.stderr);
+    let rows: Vec<&str> = plain.stdout.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{}", plain.stdout);
+    assert!(rows[0].contains("b@example.com") && rows[1].contains("c@example.com"), "{}", plain.stdout);
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let emails: Vec<String> = json
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["email"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(emails, ["b@example.com", "c@example.com"]);
+    assert_eq!(limited.stdout.lines().count(), 1);
+    assert!(limited.stdout.contains("b@example.com"), "{}", limited.stdout);
+}
+
+// A CLI process cannot share an in-memory database: the file and PostgreSQL.
+crate::backend_tests!(persistent: user_list_offset_without_limit);
+
+// ------------------------------------------------------------------ bug 2: lockout after a reset
+
+fn login_form(email: &str, password: &str) -> String {
+    form_body(&[("email", email), ("password", password)])
+}
+
+#[rocket::async_test]
+async fn a_completed_reset_clears_the_lockout() {
+    let db = TestDb::sqlite_file();
+    let (c, _svc) = client_with(&db.url, &[("login_max_failures", 3.into())]).await;
+    let email = "locked@example.com";
+    let r = c.post("/api/v1/register").header(ContentType::Form).body(login_form(email, PASSWORD)).dispatch().await;
+    assert_eq!(r.status(), Status::Created);
+    for _ in 0..3 {
+        let r = c
+            .post("/api/v1/session")
+            .header(ContentType::Form)
+            .body(login_form(email, "wrong password here"))
+            .dispatch()
+            .await;
+        assert_eq!(r.status(), Status::Unauthorized);
+    }
+    let r = c.post("/api/v1/session").header(ContentType::Form).body(login_form(email, PASSWORD)).dispatch().await;
+    assert_eq!(r.status(), Status::TooManyRequests, "locked before the reset");
+
+    let r = c.post("/api/v1/reset_password").header(ContentType::Form).body(form_body(&[("email", email)])).dispatch().await;
+    assert_eq!(r.status(), Status::Ok);
+    let token = r.into_json::<Value>().await.unwrap()["reset_token"].as_str().unwrap().to_owned();
+    // Not yet: asking for a token proves nothing.
+    let r = c.post("/api/v1/session").header(ContentType::Form).body(login_form(email, PASSWORD)).dispatch().await;
+    assert_eq!(r.status(), Status::TooManyRequests, "a reset request alone does not unlock");
+    let new = "a fresh new password";
+    let r = c
+        .post("/api/v1/update_password")
+        .header(ContentType::Form)
+        .body(form_body(&[("reset_token", &token), ("new_password", new)]))
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::Ok);
+    let r = c.post("/api/v1/session").header(ContentType::Form).body(login_form(email, new)).dispatch().await;
+    assert_eq!(r.status(), Status::Ok, "the completed reset cleared the failure count");
+}
+
+#[rocket::async_test]
+async fn user_unlock_and_user_reset_clear_the_lockout() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = db_url(dir.path());
+    let extra = [("login_max_failures", 2.into())];
+    let (c, _svc) = client_with(&url, &extra).await;
+    let lock = async |email: &str| {
+        for _ in 0..3 {
+            c.post("/api/v1/session").header(ContentType::Form).body(login_form(email, "wrong password here")).dispatch().await;
+        }
+        let r = c.post("/api/v1/session").header(ContentType::Form).body(login_form(email, PASSWORD)).dispatch().await;
+        assert_eq!(r.status(), Status::TooManyRequests, "{email} is locked");
+    };
+    let (p, u) = (dir.path().to_owned(), url.clone());
+    tokio::task::spawn_blocking(move || add_users(&p, &u, &["una@example.com", "rex@example.com"])).await.unwrap();
+    lock("una@example.com").await;
+    lock("rex@example.com").await;
+
+    let (p, u) = (dir.path().to_owned(), url.clone());
+    let (unlock, again, unknown, reset) = tokio::task::spawn_blocking(move || {
+        (
+            run(&p, &["--database-url", &u, "user", "unlock", "UNA@example.com"], "", &[]),
+            run(&p, &["--database-url", &u, "user", "unlock", "una@example.com"], "", &[]),
+            run(&p, &["--database-url", &u, "user", "unlock", "nobody@example.com"], "", &[]),
+            run(&p, &["--database-url", &u, "user", "reset", "rex@example.com"], "", &[]),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(unlock.code, 0, "{}", unlock.stderr);
+    assert_eq!(unlock.stdout.trim(), "cleared the failed-login count of una@example.com; it can log in again now");
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stdout.contains("nothing to clear"), "{}", again.stdout);
+    assert_eq!(one_error_line(&unknown), "error: no user with this email");
+    assert_eq!(reset.code, 0, "{}", reset.stderr);
+    for email in ["una@example.com", "rex@example.com"] {
+        let r = c.post("/api/v1/session").header(ContentType::Form).body(login_form(email, PASSWORD)).dispatch().await;
+        assert_eq!(r.status(), Status::Ok, "{email} can log in again");
+    }
+}
+
+// ------------------------------------------------------------------ bug 6: a mistyped database URL
+
+#[test]
+fn a_mistyped_sqlite_url_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["user", "list"], "", &[("DATABASE_URL", "sqlite://typo.db")]);
+    let path = dir.path().canonicalize().unwrap().join("typo.db");
+    assert_eq!(
+        one_error_line(&out),
+        format!(
+            "error: no database file at {} (check DATABASE_URL or database_url; `userauth db-setup` creates a new one)",
+            path.display()
+        )
+    );
+    assert!(!path.exists(), "no empty database was created");
+    // serve does not create it either.
+    let out = run(dir.path(), &["serve", "--port", "1"], "", &[("DATABASE_URL", "sqlite://typo.db")]);
+    assert!(one_error_line(&out).contains("no database file at"), "{}", out.stderr);
+    assert!(!path.exists());
+    // db-setup is the command that creates databases.
+    let out = run(dir.path(), &["db-setup"], "", &[("DATABASE_URL", "sqlite://typo.db")]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(path.exists());
+    let out = run(dir.path(), &["user", "list"], "", &[("DATABASE_URL", "sqlite://typo.db")]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
+
+// ------------------------------------------------------------------ messages a person understands
+
+#[test]
+fn database_url_messages_name_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = |url: &str| run(dir.path(), &["--database-url", url, "user", "list"], "", &[]);
+    assert_eq!(
+        one_error_line(&list("mysql://x/y")),
+        "error: configuration: database_url: invalid database URL mysql://x/y: unsupported scheme \"mysql\" \
+         (use sqlite:// or postgres://)"
+    );
+    assert_eq!(
+        one_error_line(&list("garbage")),
+        "error: configuration: database_url: \"garbage\" is not a database URL; use sqlite://FILE?mode=rwc or \
+         postgres://USER:PASSWORD@HOST/DATABASE"
+    );
+    // A port where nothing listens: the host, the port and what happened.
+    let port = crate::common::free_port();
+    let out = run(
+        dir.path(),
+        &["--database-url", &format!("postgres://nobody:secret@127.0.0.1:{port}/none"), "user", "list"],
+        "",
+        &[("ROCKET_DATABASE_CONNECT_TIMEOUT_SECS", "1")],
+    );
+    assert_eq!(
+        one_error_line(&out),
+        format!(
+            "error: cannot reach the PostgreSQL server at 127.0.0.1:{port}: connection refused (is PostgreSQL \
+             running, and on this port?)"
+        )
+    );
+}
+
+#[test]
+fn an_unwritable_directory_is_named() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let ro = dir.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+    // root writes anywhere: then there is nothing to refuse.
+    if std::fs::write(ro.join("probe"), b"").is_ok() {
+        eprintln!("running as root: the directory is writable whatever its mode; the missing-directory case still runs");
+    } else {
+        let url = format!("sqlite://{}?mode=rwc", ro.join("u.db").display());
+        let out = run(dir.path(), &["--database-url", &url, "db-setup"], "", &[]);
+        assert_eq!(
+            one_error_line(&out),
+            format!(
+                "error: cannot open the SQLite database {}: the directory {} is not writable by this user",
+                ro.join("u.db").display(),
+                ro.display()
+            )
+        );
+    }
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("no/such/dir/u.db").display());
+    let out = run(dir.path(), &["--database-url", &url, "db-setup"], "", &[]);
+    assert_eq!(
+        one_error_line(&out),
+        format!(
+            "error: cannot open the SQLite database {}: the directory {} does not exist",
+            dir.path().join("no/such/dir/u.db").display(),
+            dir.path().join("no/such/dir").display()
+        )
+    );
+}
+
+#[test]
+fn reset_send_without_mail_says_what_to_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = db_url(dir.path());
+    add_users(dir.path(), &url, &["mia@example.com"]);
+    let out = run(dir.path(), &["--database-url", &url, "user", "reset", "mia@example.com", "--send"], "", &[]);
+    assert_eq!(one_error_line(&out), "error: mail is not configured: set smtp_url and mail_from");
+    let test = run(dir.path(), &["--database-url", &url, "mail-test", "mia@example.com"], "", &[]);
+    assert_eq!(one_error_line(&test), one_error_line(&out), "the same words as mail-test");
+}
+
+// ------------------------------------------------------------------ operator tools
+
+#[test]
+fn user_reset_prints_a_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = db_url(dir.path());
+    add_users(dir.path(), &url, &["lea@example.com"]);
+    let json = run(dir.path(), &["--database-url", &url, "user", "reset", "lea@example.com", "--json"], "", &[]);
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let v: Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    let token = v["reset_token"].as_str().unwrap();
+    assert_eq!(v["reset_url"], format!("http://localhost:5000/reset?token={token}"));
+    let human = run(
+        dir.path(),
+        &["--database-url", &url, "user", "reset", "lea@example.com"],
+        "",
+        &[("ROCKET_PUBLIC_URL", "https://auth.example.com/")],
+    );
+    assert_eq!(human.code, 0, "{}", human.stderr);
+    let token = human.stdout.lines().find_map(|l| l.strip_prefix("reset_token: ")).unwrap().trim();
+    assert!(
+        human.stdout.lines().any(|l| l == format!("reset_url:   https://auth.example.com/reset?token={token}")),
+        "{}",
+        human.stdout
+    );
+}
+
+#[test]
+fn audit_list_newest_until_and_dates() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = db_url(dir.path());
+    add_users(dir.path(), &url, &["a@example.com", "b@example.com", "c@example.com", "d@example.com"]);
+    let list = |extra: &[&str]| {
+        let mut args = vec!["--database-url", url.as_str(), "audit", "list", "--json"];
+        args.extend_from_slice(extra);
+        let out = run(dir.path(), &args, "", &[]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out.stdout
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["email"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(list(&["--newest", "2"]), ["c@example.com", "d@example.com"], "the last two, oldest first");
+    assert_eq!(list(&["--newest", "10"]).len(), 4);
+    assert_eq!(list(&["--newest", "2", "--email", "a@example.com"]), ["a@example.com"]);
+    assert!(list(&["--newest", "0"]).is_empty());
+    let today = chrono::Utc::now().date_naive();
+    let tomorrow = today.succ_opt().unwrap().to_string();
+    assert_eq!(list(&["--since", &today.to_string()]).len(), 4, "a date is that day's midnight UTC");
+    assert!(list(&["--since", &tomorrow]).is_empty());
+    assert_eq!(list(&["--until", &tomorrow]).len(), 4);
+    assert!(list(&["--until", &today.to_string()]).is_empty(), "--until is exclusive");
+    let bad = run(dir.path(), &["--database-url", &url, "audit", "list", "--until", "yesterday"], "", &[]);
+    assert_eq!(
+        one_error_line(&bad),
+        "error: --until \"yesterday\" is neither an RFC 3339 time (2026-11-29T08:00:00Z) nor a date (2026-11-29)"
+    );
+    // Piped output has no header row (a terminal gets one).
+    let plain = run(dir.path(), &["--database-url", &url, "audit", "list"], "", &[]);
+    assert_eq!(plain.stdout.lines().count(), 4, "{}", plain.stdout);
+}
