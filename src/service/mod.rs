@@ -12,6 +12,7 @@ pub mod import;
 pub mod key;
 pub mod mail;
 pub mod metrics;
+pub mod reset_link;
 mod throttle;
 
 use std::net::IpAddr;
@@ -517,6 +518,10 @@ impl AuthService {
             expires_at: Set(expires_at),
             public_id: Set(Some(Uuid::new_v4())),
             user_agent: Set(self.user_agent.clone()),
+            client: Set(match self.actor {
+                Actor::Api { client } => client.map(|c| c.to_string()),
+                Actor::Cli => None,
+            }),
         }
         .insert(&txn)
         .await?;

@@ -317,3 +317,205 @@ fn audit_list_newest_until_and_dates() {
     let plain = run(dir.path(), &["--database-url", &url, "audit", "list"], "", &[]);
     assert_eq!(plain.stdout.lines().count(), 4, "{}", plain.stdout);
 }
+
+// ------------------------------------------------------------------ pages: finding one's way
+
+mod pages {
+    use rocket::http::{Accept, ContentType, Status};
+    use rocket::local::asynchronous::{Client, LocalResponse};
+
+    use crate::common::{PASSWORD, TestDb, client_with, form_body};
+
+    struct Got {
+        status: Status,
+        location: Option<String>,
+        content_type: Option<ContentType>,
+        allow: Option<String>,
+        body: String,
+    }
+
+    async fn got(resp: LocalResponse<'_>) -> Got {
+        let status = resp.status();
+        let location = resp.headers().get_one("Location").map(str::to_owned);
+        let allow = resp.headers().get_one("Allow").map(str::to_owned);
+        let content_type = resp.content_type();
+        Got { status, location, content_type, allow, body: resp.into_string().await.unwrap_or_default() }
+    }
+
+    /// What Chromium sends when navigating.
+    fn browser() -> Accept {
+        "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8".parse().unwrap()
+    }
+
+    async fn browse(c: &Client, path: &str) -> Got {
+        got(c.get(path.to_owned()).header(browser()).dispatch().await).await
+    }
+
+    fn csrf_of(html: &str) -> String {
+        let at = html.find(r#"name="csrf_token" value=""#).expect("a CSRF field") + r#"name="csrf_token" value=""#.len();
+        html[at..at + 64].to_owned()
+    }
+
+    async fn submit(c: &Client, path: &str, pairs: &[(&str, &str)]) -> Got {
+        got(c.post(path.to_owned()).header(ContentType::Form).header(browser()).body(form_body(pairs)).dispatch().await)
+            .await
+    }
+
+    async fn log_in(c: &Client, email: &str, password: &str) -> Got {
+        let form = browse(c, "/login").await;
+        submit(c, "/login", &[("csrf_token", &csrf_of(&form.body)), ("email", email), ("password", password)]).await
+    }
+
+    #[rocket::async_test]
+    async fn browsers_get_pages_and_api_clients_get_json() {
+        let db = TestDb::sqlite_file();
+        let (c, _) = client_with(&db.url, &[]).await;
+        // A mistyped path: a page with a way back for a browser, JSON for a script.
+        let page = browse(&c, "/acount").await;
+        assert_eq!((page.status, page.content_type), (Status::NotFound, Some(ContentType::HTML)));
+        assert!(page.body.contains("Page not found") && page.body.contains(r#"href="/account""#), "{}", page.body);
+        let json = got(c.get("/acount").dispatch().await).await;
+        assert_eq!((json.status, json.content_type), (Status::NotFound, Some(ContentType::JSON)));
+        assert!(json.body.contains(r#""error":"not_found""#), "{}", json.body);
+        let api = got(c.get("/api/v1/nope").header(Accept::JSON).dispatch().await).await;
+        assert_eq!(api.content_type, Some(ContentType::JSON));
+
+        // A known path with another method: 405 with Allow, JSON or a page.
+        let wrong = got(c.delete("/api/v1/profile").dispatch().await).await;
+        assert_eq!((wrong.status, wrong.allow.as_deref()), (Status::MethodNotAllowed, Some("GET, HEAD")));
+        assert!(wrong.body.contains(r#""error":"method_not_allowed""#), "{}", wrong.body);
+        let wrong = got(c.put("/api/v1/sessions/0b4f0c59-4c43-4a3f-a7a5-42c0b7a9a0a1").dispatch().await).await;
+        assert_eq!((wrong.status, wrong.allow.as_deref()), (Status::MethodNotAllowed, Some("DELETE")));
+        let page = browse(&c, "/account/sessions/end-others").await;
+        assert_eq!((page.status, page.content_type), (Status::MethodNotAllowed, Some(ContentType::HTML)));
+        assert_eq!(page.allow.as_deref(), Some("POST"));
+
+        // Addresses a browser is left on.
+        let logout = browse(&c, "/logout").await;
+        assert_eq!((logout.status, logout.location.as_deref()), (Status::SeeOther, Some("/login")));
+        let password = browse(&c, "/account/password").await;
+        assert_eq!((password.status, password.location.as_deref()), (Status::SeeOther, Some("/account")));
+    }
+
+    #[rocket::async_test]
+    async fn login_logout_and_register_say_where_you_are() {
+        let db = TestDb::sqlite_file();
+        let (c, svc) = client_with(&db.url, &[]).await;
+        // After registering, the login form has the email filled in (once).
+        let form = browse(&c, "/register").await;
+        let reg = submit(
+            &c,
+            "/register",
+            &[("csrf_token", &csrf_of(&form.body)), ("email", "New@Example.com"), ("password", PASSWORD)],
+        )
+        .await;
+        assert_eq!(reg.location.as_deref(), Some("/login?registered=1"));
+        let login = browse(&c, "/login?registered=1").await;
+        assert!(login.body.contains(r#"value="new@example.com""#), "{}", login.body);
+        assert!(!browse(&c, "/login").await.body.contains("new@example.com"), "only once");
+
+        let ok = log_in(&c, "new@example.com", PASSWORD).await;
+        assert_eq!(ok.location.as_deref(), Some("/account"));
+        // Logged in: /login goes to the account (or to next).
+        let again = browse(&c, "/login").await;
+        assert_eq!((again.status, again.location.as_deref()), (Status::SeeOther, Some("/account")));
+        // GET /logout offers the button; it does not log out by itself.
+        let page = browse(&c, "/logout").await;
+        assert_eq!(page.status, Status::Ok);
+        assert!(page.body.contains(r#"action="/logout""#) && page.body.contains("new@example.com"), "{}", page.body);
+        let account = browse(&c, "/account").await;
+        assert_eq!(account.status, Status::Ok, "still logged in");
+        let out = submit(&c, "/logout", &[("csrf_token", &csrf_of(&account.body))]).await;
+        assert_eq!(out.location.as_deref(), Some("/login?logged_out=1"));
+        let login = browse(&c, "/login?logged_out=1").await;
+        assert!(login.body.contains("You are logged out."), "{}", login.body);
+        drop(svc);
+    }
+
+    #[rocket::async_test]
+    async fn locked_and_wrong_current_password_messages() {
+        let db = TestDb::sqlite_file();
+        let (c, svc) = client_with(&db.url, &[("login_max_failures", 2.into())]).await;
+        svc.register("pat@example.com", PASSWORD).await.unwrap();
+        let ok = log_in(&c, "pat@example.com", PASSWORD).await;
+        assert_eq!(ok.status, Status::SeeOther);
+
+        // A wrong current password: its own words, beside the password form, 401.
+        let account = browse(&c, "/account").await;
+        let csrf = csrf_of(&account.body);
+        let bad = submit(
+            &c,
+            "/account/password",
+            &[("csrf_token", &csrf), ("current_password", "not my password"), ("new_password", "another long one")],
+        )
+        .await;
+        assert_eq!(bad.status, Status::Unauthorized);
+        assert!(!bad.body.contains("Invalid email or password"), "{}", bad.body);
+        let at_form = bad.body.find("Your current password is not correct.").expect("the message");
+        let heading = bad.body.find(r#"id="password-heading""#).unwrap();
+        let form = bad.body.find(r#"action="/account/password""#).unwrap();
+        assert!(heading < at_form && at_form < form, "beside the password form, not in the banner");
+        assert!(bad.body.contains(r#"aria-describedby="password-error""#));
+
+        // Locked: when to try again, in minutes (the window is 900 s: 15 minutes).
+        let out = submit(&c, "/logout", &[("csrf_token", &csrf)]).await;
+        assert_eq!(out.status, Status::SeeOther);
+        for _ in 0..2 {
+            log_in(&c, "pat@example.com", "wrong password here").await;
+        }
+        let locked = log_in(&c, "pat@example.com", PASSWORD).await;
+        assert_eq!(locked.status, Status::TooManyRequests);
+        assert!(
+            locked.body.contains("Too many failed logins for this account. Try again in 15 minutes."),
+            "{}",
+            locked.body
+        );
+    }
+
+    #[rocket::async_test]
+    async fn a_stale_reset_link_says_so_at_once() {
+        let db = TestDb::sqlite_file();
+        let (c, svc) = client_with(&db.url, &[]).await;
+        svc.register("ray@example.com", PASSWORD).await.unwrap();
+        let unknown = browse(&c, &format!("/reset?token={}", "a".repeat(43))).await;
+        assert_eq!(unknown.status, Status::BadRequest);
+        assert!(unknown.body.contains("unknown, has expired or was already used"), "{}", unknown.body);
+        assert!(unknown.body.contains(r#"href="/forgot""#) && !unknown.body.contains("new_password"));
+
+        let issued = svc.operator_reset("ray@example.com").await.unwrap();
+        let path = format!("/reset?token={}", issued.token.expose());
+        let fresh = browse(&c, &path).await;
+        assert_eq!(fresh.status, Status::Ok);
+        assert!(fresh.body.contains(r#"name="new_password""#));
+        svc.update_password(issued.token.expose(), "a new password here", None).await.unwrap();
+        let used = browse(&c, &path).await;
+        assert_eq!(used.status, Status::BadRequest, "used once: the link says so before any typing");
+        assert!(used.body.contains(r#"href="/forgot""#));
+    }
+
+    #[rocket::async_test]
+    async fn the_session_list_reads_as_words() {
+        let db = TestDb::sqlite_file();
+        let (c, svc) = client_with(&db.url, &[]).await;
+        svc.register("sue@example.com", PASSWORD).await.unwrap();
+        let chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
+        let form = browse(&c, "/login").await;
+        let ok = got(c
+            .post("/login")
+            .header(ContentType::Form)
+            .header(rocket::http::Header::new("User-Agent", chrome))
+            .remote("203.0.113.9:5555".parse().unwrap())
+            .body(form_body(&[("csrf_token", &csrf_of(&form.body)), ("email", "sue@example.com"), ("password", PASSWORD)]))
+            .dispatch()
+            .await)
+        .await;
+        assert_eq!(ok.status, Status::SeeOther);
+        let account = browse(&c, "/account").await;
+        assert!(account.body.contains("<strong>Chrome 156 on Linux</strong>"), "{}", account.body);
+        assert!(!account.body.contains("AppleWebKit"), "no raw User-Agent");
+        // The client's address, as the audit log records it.
+        assert!(account.body.contains("from 203.0.113.9 ·"), "{}", account.body);
+        assert!(account.body.contains("just now</time>"), "{}", account.body);
+        assert!(account.body.contains(r#"<time datetime=""#));
+    }
+}
