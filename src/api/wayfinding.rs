@@ -262,7 +262,8 @@ pub fn browser_summary(user_agent: Option<&str>) -> String {
     let Some(ua) = user_agent.filter(|u| !u.trim().is_empty()) else { return "Unknown browser".into() };
     let known = |s: &str| !s.is_empty() && s != woothee::woothee::VALUE_UNKNOWN;
     match woothee::parser::Parser::new().parse(ua) {
-        Some(r) if known(r.name) => {
+        // Browsers only: crawlers and libraries (curl) read better as what they sent.
+        Some(r) if known(r.name) && matches!(r.category, "pc" | "smartphone" | "mobilephone" | "appliance") => {
             let major = r.version.split('.').next().filter(|v| known(v)).map(|v| format!(" {v}")).unwrap_or_default();
             let os = if known(r.os) { format!(" on {}", r.os) } else { String::new() };
             format!("{}{major}{os}", r.name)
