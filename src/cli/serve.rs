@@ -20,6 +20,10 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
         .with_mailer(super::mailer(&loaded)?)
         .with_metrics(loaded.settings.metrics.then(crate::service::metrics::Metrics::new));
     svc.hasher().warm_up().await?;
-    api::build(svc, &loaded).launch().await.map_err(|e| anyhow::anyhow!("server failed: {e}"))?;
+    let shutdown = rocket::fairing::AdHoc::on_shutdown("shutdown log", |_| {
+        Box::pin(async { tracing::info!("shutting down: finishing the requests in flight") })
+    });
+    api::build(svc, &loaded).attach(shutdown).launch().await.map_err(|e| anyhow::anyhow!("server failed: {e}"))?;
+    tracing::info!("userauth stopped");
     Ok(())
 }

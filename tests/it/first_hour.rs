@@ -519,3 +519,41 @@ mod pages {
         assert!(account.body.contains(r#"<time datetime=""#));
     }
 }
+
+// ------------------------------------------------------------------ logs and metrics of a real server
+
+#[test]
+fn logs_and_metrics_a_person_can_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = db_url(dir.path());
+    let mut server = crate::common::Server::start(dir.path(), &url, &[("ROCKET_LOG_FORMAT", "json")]);
+    // Refused by the session guard: the request line says 401, nothing else.
+    assert_eq!(server.request("GET", "/api/v1/profile", &[], b"").status, 401);
+    assert_eq!(server.request("GET", "/login?next=/account", &[], b"").status, 200);
+    let metrics = server.request("GET", "/metrics", &[], b"");
+    assert_eq!(metrics.status, 200);
+    let text = String::from_utf8_lossy(&metrics.body).into_owned();
+    assert!(text.contains(r#"route="/login""#), "the path alone: {text}");
+    assert!(!text.contains(r#"route="/login?"#), "{text}");
+    for series in ["process_resident_memory_bytes", "process_cpu_seconds_total", "process_open_fds", "process_start_time_seconds"] {
+        assert!(text.lines().any(|l| l.starts_with(series)), "{series} in {text}");
+    }
+    assert!(text.contains(&format!(r#"userauth_build_info{{version="{}"}} 1"#, env!("CARGO_PKG_VERSION"))), "{text}");
+
+    // SIGTERM: one line when the shutdown starts, one when it is done.
+    let pid = server.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let log = server.log_text();
+    let lines: Vec<Value> = log.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(!lines.is_empty(), "{log}");
+    assert!(!log.contains("Request guard"), "no guard-failure dumps at the default level: {log}");
+    assert!(lines.iter().all(|l| l["level"] != "WARN"), "no warnings for a refused request: {log}");
+    let request = lines.iter().find(|l| l["fields"]["path"] == "/api/v1/profile").expect("the request line");
+    assert_eq!(request["fields"]["status"], 401);
+    assert!(request["fields"]["latency_ms"].is_number(), "{request}");
+    let messages: Vec<&str> = lines.iter().filter_map(|l| l["fields"]["message"].as_str()).collect();
+    assert!(messages.contains(&"shutting down: finishing the requests in flight"), "{messages:?}");
+    assert_eq!(messages.last(), Some(&"userauth stopped"), "{messages:?}");
+}
