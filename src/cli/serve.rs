@@ -23,7 +23,15 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
     let shutdown = rocket::fairing::AdHoc::on_shutdown("shutdown log", |_| {
         Box::pin(async { tracing::info!("shutting down: finishing the requests in flight") })
     });
-    api::build(svc, &loaded).attach(shutdown).launch().await.map_err(|e| anyhow::anyhow!("server failed: {e}"))?;
+    let (address, port) = (loaded.settings.address, loaded.settings.port);
+    api::build(svc, &loaded).attach(shutdown).launch().await.map_err(|e| match e.kind() {
+        // Rocket's own words name neither the address nor what to do.
+        rocket::error::ErrorKind::Bind(io) if io.kind() == std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
+            "cannot listen on {address}:{port}: the port is in use by another program (choose another with --port or port)"
+        ),
+        rocket::error::ErrorKind::Bind(io) => anyhow::anyhow!("cannot listen on {address}:{port}: {io}"),
+        _ => anyhow::anyhow!("server failed: {e}"),
+    })?;
     tracing::info!("userauth stopped");
     Ok(())
 }

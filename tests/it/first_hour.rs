@@ -557,3 +557,112 @@ fn logs_and_metrics_a_person_can_read() {
     assert!(messages.contains(&"shutting down: finishing the requests in flight"), "{messages:?}");
     assert_eq!(messages.last(), Some(&"userauth stopped"), "{messages:?}");
 }
+
+// ------------------------------------------------------------------ configuration and doctor
+
+#[test]
+fn misspelled_keys_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = db_url(dir.path());
+    let out = run(dir.path(), &["--database-url", &url, "user", "list"], "", &[("ROCKET_BCRYPT_COSTT", "14")]);
+    assert_eq!(out.code, 0, "a warning, not a failure: {}", out.stderr);
+    assert_eq!(
+        out.stderr.trim_end(),
+        "warning: unknown configuration key ROCKET_BCRYPT_COSTT in the environment is ignored; did you mean \"bcrypt_cost\"?"
+    );
+    std::fs::write(dir.path().join("Rocket.toml"), "[default]\nbcrypt_costt = 14\n[release]\nfrobnicate = 1\n").unwrap();
+    let out = run(dir.path(), &["--database-url", &url, "user", "list"], "", &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert!(
+        lines.contains(&"warning: unknown configuration key bcrypt_costt in Rocket.toml is ignored; did you mean \"bcrypt_cost\"?"),
+        "{}",
+        out.stderr
+    );
+    assert!(lines.contains(&"warning: unknown configuration key [release] frobnicate in Rocket.toml is ignored"), "{}", out.stderr);
+    // Known keys, ours and Rocket's, say nothing.
+    std::fs::write(dir.path().join("Rocket.toml"), "[default]\nbcrypt_cost = 12\nworkers = 4\nkeep_alive = 5\n").unwrap();
+    let out = run(dir.path(), &["--database-url", &url, "user", "list"], "", &[("ROCKET_LOG_LEVEL", "normal")]);
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""));
+}
+
+#[test]
+fn an_smtp_url_of_another_scheme_is_one_sentence() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        dir.path(),
+        &["user", "list"],
+        "",
+        &[("ROCKET_SMTP_URL", "http://x"), ("ROCKET_MAIL_FROM", "Accounts <no-reply@example.com>")],
+    );
+    assert_eq!(
+        one_error_line(&out),
+        "error: configuration: smtp_url http://x is not an SMTP URL: use smtp://host:port (plain or ?tls=required \
+         for STARTTLS) or smtps://host:465 (TLS)"
+    );
+}
+
+#[test]
+fn a_port_in_use_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = db_url(dir.path());
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = run(dir.path(), &["--database-url", &url, "serve", "--address", "127.0.0.1", "--port", &port], "", &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let last = out.stderr.lines().last().unwrap_or_default();
+    assert_eq!(
+        last,
+        format!(
+            "error: cannot listen on 127.0.0.1:{port}: the port is in use by another program (choose another with \
+             --port or port)"
+        )
+    );
+}
+
+#[test]
+fn doctor_on_a_fresh_default_install_and_with_url() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(run(dir.path(), &["db-setup"], "", &[]).code, 0);
+    // The shipped defaults (the test binary's cost 4 put back to 12).
+    let defaults = [("ROCKET_BCRYPT_COST", "12"), ("ROCKET_ALLOW_WEAK_BCRYPT_COST", "false")];
+    let out = run(dir.path(), &["doctor"], "", &defaults);
+    assert_eq!(out.code, 0, "the defaults pass, with advice: {}{}", out.stdout, out.stderr);
+    let exposure = out.stdout.lines().find(|l| l.contains("reset_exposure")).unwrap();
+    assert!(exposure.starts_with("WARN") && exposure.contains("the default"), "{exposure}");
+    assert!(!out.stdout.contains("This machine's"), "no headings without --url: {}", out.stdout);
+
+    // --url: which lines are this machine's configuration, which the server's.
+    let server = crate::common::Server::start(dir.path(), "sqlite://userauth.db?mode=rwc", &[]);
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let out = run(dir.path(), &["doctor", "--url", &base], "", &defaults);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let local = lines.iter().position(|l| l.starts_with("This machine's configuration")).expect("local heading");
+    let remote = lines.iter().position(|l| l.starts_with(&format!("The server at {base}"))).expect("server heading");
+    let bcrypt = lines.iter().position(|l| l.contains("bcrypt_cost")).unwrap();
+    let health = lines.iter().position(|l| l.contains("server_health")).unwrap();
+    assert!(local < bcrypt && bcrypt < remote && remote < health, "{}", out.stdout);
+    let json = run(dir.path(), &["doctor", "--url", &base, "--json"], "", &defaults);
+    let scopes: Vec<(String, String)> = json
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|v| (v["check"].as_str().unwrap().to_owned(), v["scope"].as_str().unwrap().to_owned()))
+        .collect();
+    assert!(scopes.contains(&("bcrypt_cost".into(), "local".into())), "{scopes:?}");
+    assert!(scopes.contains(&("server_health".into(), "server".into())), "{scopes:?}");
+    drop(server);
+    let down = run(dir.path(), &["doctor", "--url", &base], "", &defaults);
+    assert_eq!(down.code, 1);
+    let port = base.rsplit(':').next().unwrap();
+    let health = down.stdout.lines().find(|l| l.contains("server_health")).unwrap();
+    assert!(
+        health.ends_with(&format!("nothing answers at 127.0.0.1:{port}: connection refused (is the server running?)")),
+        "{health}"
+    );
+    let bad = run(dir.path(), &["doctor", "--url", "localhost:5000"], "", &defaults);
+    assert_eq!(
+        one_error_line(&bad),
+        "error: --url \"localhost:5000\" is not an http(s) URL: give the scheme and host, e.g. http://localhost:5000"
+    );
+}
