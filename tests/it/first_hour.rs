@@ -666,3 +666,43 @@ fn doctor_on_a_fresh_default_install_and_with_url() {
         "error: --url \"localhost:5000\" is not an http(s) URL: give the scheme and host, e.g. http://localhost:5000"
     );
 }
+
+// ------------------------------------------------------------------ the API document
+
+#[rocket::async_test]
+async fn the_openapi_document_declares_what_routes_answer() {
+    let db = TestDb::sqlite_file();
+    let (c, _) = client_with(&db.url, &[]).await;
+    let doc: Value =
+        serde_json::from_str(&c.get("/api/v1/openapi.json").dispatch().await.into_string().await.unwrap()).unwrap();
+    let codes = |path: &str, method: &str| -> Vec<String> {
+        doc["paths"][path][method]["responses"].as_object().unwrap().keys().cloned().collect()
+    };
+    for path in ["/api/v1/register", "/api/v1/session", "/api/v1/update_password", "/api/v1/password"] {
+        let got = codes(path, "post");
+        for code in ["400", "403", "413", "415", "429", "503"] {
+            assert!(got.contains(&code.to_owned()), "{path} {code}: {got:?}");
+        }
+    }
+    assert!(codes("/api/v1/sessions/{id}", "delete").contains(&"403".to_owned()));
+    assert!(!codes("/api/v1/profile", "get").contains(&"403".to_owned()), "GET is never cross-site refused");
+    let logout = &doc["paths"]["/api/v1/logout"]["post"]["security"];
+    assert!(logout.as_array().unwrap().iter().any(|r| r.as_object().is_some_and(|o| o.is_empty())), "{logout}");
+    assert!(doc["paths"]["/metrics"]["get"]["responses"]["200"].is_object());
+    assert_eq!(doc["components"]["schemas"]["Credentials"]["properties"]["email"]["format"], "email");
+
+    // The README's list of error codes is the document's enum.
+    let mut documented: Vec<String> = doc["components"]["schemas"]["ErrorCode"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let list = readme.split("Error codes: ").nth(1).unwrap().split("\n\n").next().unwrap();
+    let mut listed: Vec<String> =
+        list.split('`').skip(1).step_by(2).map(str::to_owned).collect();
+    documented.sort();
+    listed.sort();
+    assert_eq!(listed, documented, "README's error codes and ErrorCode agree");
+}
