@@ -73,7 +73,8 @@ pub enum Command {
     },
     /// Print a shell completion script
     Completions {
-        #[arg(value_enum)]
+        /// The shell to print the script for
+        #[arg(value_enum, value_name = "SHELL")]
         shell: clap_complete::Shell,
     },
 }
@@ -112,6 +113,7 @@ pub enum AuditCommand {
 pub enum UserCommand {
     /// Create a user; asks for the password twice on a terminal, else reads one line from stdin
     Add {
+        /// The new user's email address (trimmed and lower-cased)
         email: String,
         /// Read the password as one line from standard input, even on a terminal
         #[arg(long)]
@@ -119,6 +121,7 @@ pub enum UserCommand {
     },
     /// Issue a password-reset token and print it with its expiry time (or email it with --send)
     Reset {
+        /// The user's email address
         email: String,
         /// Print one JSON object
         #[arg(long)]
@@ -144,15 +147,22 @@ pub enum UserCommand {
     },
     /// Delete a user with its sessions and reset tokens; asks to confirm on a terminal
     Delete {
+        /// The user's email address
         email: String,
         /// Do not ask (required when not on a terminal)
         #[arg(long)]
         yes: bool,
     },
     /// End every session of a user
-    Logout { email: String },
+    Logout {
+        /// The user's email address
+        email: String,
+    },
     /// Clear a user's failed-login count so they can log in again at once (a completed reset does too)
-    Unlock { email: String },
+    Unlock {
+        /// The user's email address
+        email: String,
+    },
     /// Import users from CSV (email,password_hash or email,password) or the Flask service's database
     #[command(group(clap::ArgGroup::new("source").required(true).args(["file", "from_flask"])))]
     Import {

@@ -278,6 +278,10 @@ fn generated_man_pages_are_up_to_date() {
         }
     }
     for (name, roff) in &pages {
+        let text = String::from_utf8_lossy(roff);
+        for section in [".SH ENVIRONMENT", ".SH \"EXIT STATUS\"", ".SH FILES", ".SH EXAMPLES"] {
+            assert!(text.contains(section), "{name} has no {section} section");
+        }
         let committed = std::fs::read(root.join(name)).unwrap_or_default();
         assert!(
             &committed == roff,
