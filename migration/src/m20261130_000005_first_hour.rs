@@ -18,7 +18,10 @@ impl MigrationTrait for Migration {
         // Nullable: sessions opened before this, or by the CLI, have no address.
         manager
             .alter_table(
-                Table::alter().table(Sessions::Table).add_column(ColumnDef::new(Sessions::Client).string_len(64).null()).to_owned(),
+                Table::alter()
+                    .table(Sessions::Table)
+                    .add_column(ColumnDef::new(Sessions::Client).string_len(64).null())
+                    .to_owned(),
             )
             .await
     }

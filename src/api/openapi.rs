@@ -115,14 +115,19 @@ impl utoipa::Modify for EveryStatus {
                 && let Some(op) = item.post.as_mut()
             {
                 // The cookie is optional: logging out without a session answers 200 as well.
-                op.security = Some(vec![SecurityRequirement::default(), SecurityRequirement::new("session_cookie", Vec::<String>::new())]);
+                op.security = Some(vec![
+                    SecurityRequirement::default(),
+                    SecurityRequirement::new("session_cookie", Vec::<String>::new()),
+                ]);
             }
         }
         let metrics = OperationBuilder::new()
             .summary(Some("Prometheus metrics (when metrics = true)"))
             .response(
                 "200",
-                ResponseBuilder::new().description("Prometheus text format").content("text/plain", Content::new(None::<RefOr<utoipa::openapi::schema::Schema>>)),
+                ResponseBuilder::new()
+                    .description("Prometheus text format")
+                    .content("text/plain", Content::new(None::<RefOr<utoipa::openapi::schema::Schema>>)),
             )
             .response("401", error("unauthorized: metrics_token is set and the bearer token is missing or wrong"))
             .response("404", error("not_found: metrics = false"))
@@ -131,7 +136,8 @@ impl utoipa::Modify for EveryStatus {
         if let Some(components) = openapi.components.as_mut() {
             for schema in components.schemas.values_mut() {
                 if let RefOr::T(utoipa::openapi::schema::Schema::Object(obj)) = schema
-                    && let Some(RefOr::T(utoipa::openapi::schema::Schema::Object(email))) = obj.properties.get_mut("email")
+                    && let Some(RefOr::T(utoipa::openapi::schema::Schema::Object(email))) =
+                        obj.properties.get_mut("email")
                 {
                     email.format = Some(utoipa::openapi::schema::SchemaFormat::KnownFormat(
                         utoipa::openapi::schema::KnownFormat::Email,

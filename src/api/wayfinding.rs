@@ -66,12 +66,8 @@ fn template_matches(template: &str, path: &str) -> bool {
 /// The methods some mounted route answers at this request's path (HEAD wherever GET is).
 pub fn allowed_methods(req: &Request<'_>) -> Vec<Method> {
     let path = req.uri().path().as_str();
-    let mut methods: Vec<Method> = req
-        .rocket()
-        .routes()
-        .filter(|r| template_matches(r.uri.path(), path))
-        .map(|r| r.method)
-        .collect();
+    let mut methods: Vec<Method> =
+        req.rocket().routes().filter(|r| template_matches(r.uri.path(), path)).map(|r| r.method).collect();
     if methods.contains(&Method::Get) {
         methods.push(Method::Head);
     }
@@ -137,11 +133,7 @@ struct LogoutPage<'a> {
 /// `GET /logout` (a typed or bookmarked address): logging out changes state, so it is a button
 /// on a page (a link must not log anyone out); without a session, the login page.
 #[rocket::get("/logout")]
-pub async fn logout_page(
-    svc: &State<AuthService>,
-    jar: &CookieJar<'_>,
-    settings: &State<ApiSettings>,
-) -> PageOr {
+pub async fn logout_page(svc: &State<AuthService>, jar: &CookieJar<'_>, settings: &State<ApiSettings>) -> PageOr {
     let Some(user) = logged_in(svc, jar).await else {
         return PageOr::SeeOther("/login".into());
     };
@@ -303,7 +295,8 @@ mod tests {
 
     #[test]
     fn browsers_and_times_read_as_words() {
-        let chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
+        let chrome =
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
         assert_eq!(browser_summary(Some(chrome)), "Chrome 156 on Linux");
         let firefox = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0";
         assert_eq!(browser_summary(Some(firefox)), "Firefox 133 on Windows 10");

@@ -57,8 +57,14 @@ pub async fn run(loaded: &Loaded, url: Option<&str>, json: bool) -> anyhow::Resu
         {
             scope = Some(c.scope);
             match c.scope {
-                Scope::Local => writeln!(out, "This machine's configuration (Rocket.toml, ROCKET_*, DATABASE_URL) and database:")?,
-                Scope::Server => writeln!(out, "The server at {} (checked over HTTP; it may run with another configuration):", url.trim_end_matches('/'))?,
+                Scope::Local => {
+                    writeln!(out, "This machine's configuration (Rocket.toml, ROCKET_*, DATABASE_URL) and database:")?
+                }
+                Scope::Server => writeln!(
+                    out,
+                    "The server at {} (checked over HTTP; it may run with another configuration):",
+                    url.trim_end_matches('/')
+                )?,
             }
         }
         if json {
@@ -117,7 +123,11 @@ fn configuration(loaded: &Loaded) -> Vec<Check> {
                 s.address
             ),
         ),
-        (true, true) => check("reset_exposure", Level::Warn, "the reset endpoint hands out tokens; safe only while the port stays private"),
+        (true, true) => check(
+            "reset_exposure",
+            Level::Warn,
+            "the reset endpoint hands out tokens; safe only while the port stays private",
+        ),
         (false, _) if s.reset_endpoint => check("reset_exposure", Level::Pass, "reset links go by email"),
         (false, _) => check("reset_exposure", Level::Pass, "the reset endpoint is not mounted"),
     });
@@ -212,7 +222,9 @@ fn unreachable(base: &str, e: &reqwest::Error) -> String {
     while let Some(err) = source {
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
             return match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => format!("nothing answers at {host}: connection refused (is the server running?)"),
+                std::io::ErrorKind::ConnectionRefused => {
+                    format!("nothing answers at {host}: connection refused (is the server running?)")
+                }
                 _ => format!("cannot reach {host}: {io}"),
             };
         }

@@ -279,7 +279,7 @@ pub async fn dispatch(cli: Cli, loaded: Loaded) -> anyhow::Result<()> {
                 UserCommand::Add { email, password_stdin } => user::add(&svc, &email, password_stdin).await,
                 UserCommand::Reset { email, json, send } => {
                     user::reset(&svc, &email, json, send, &loaded.settings.public_base_url()).await
-                },
+                }
                 UserCommand::List { json, limit, offset, email_contains } => {
                     user::list(&svc, json, &ListFilter { limit, offset, email_contains }).await
                 }

@@ -231,10 +231,13 @@ async fn explain_connect_error(opts: &DbOptions, e: DbErr) -> DbErr {
                 return e;
             }
             // The pool only says it timed out: ask the network what happened.
-            let probe = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect((host.as_str(), port)));
+            let probe =
+                tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect((host.as_str(), port)));
             let why = match probe.await {
                 Ok(Ok(_)) => return e,
-                Ok(Err(io)) if io.kind() == std::io::ErrorKind::ConnectionRefused => "connection refused (is PostgreSQL running, and on this port?)".to_owned(),
+                Ok(Err(io)) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    "connection refused (is PostgreSQL running, and on this port?)".to_owned()
+                }
                 Ok(Err(io)) => io.to_string(),
                 Err(_) => "no answer within 2 seconds".to_owned(),
             };
@@ -356,7 +359,11 @@ mod tests {
         assert_eq!(kind("sqlite://a.db?mode=rwc"), file("a.db", false, true));
         assert_eq!(kind("sqlite://a.db?mode=rw"), file("a.db", false, false));
         assert_eq!(kind("sqlite://a.db?mode=ro"), file("a.db", true, false));
-        assert_eq!(kind("sqlite:///tmp/my%20data.db?mode=rwc"), file("/tmp/my data.db", false, true), "decoded as sqlx does");
+        assert_eq!(
+            kind("sqlite:///tmp/my%20data.db?mode=rwc"),
+            file("/tmp/my data.db", false, true),
+            "decoded as sqlx does"
+        );
         assert_eq!(kind("sqlite://dir/a%3Fb.db?mode=rwc"), file("dir/a?b.db", false, true));
         assert_eq!(kind("sqlite::memory:"), DatabaseKind::SqliteMemory);
         assert_eq!(kind("sqlite://x?mode=memory"), DatabaseKind::SqliteMemory);

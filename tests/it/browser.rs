@@ -18,13 +18,13 @@ use crate::mail::SmtpSink;
 const AXE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/support/npm/node_modules/axe-core/axe.min.js");
 
 /// chromedriver on a free port; stopped on drop.
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl Driver {
-    fn start() -> Driver {
+    pub(crate) fn start() -> Driver {
         let port = free_port();
         // Its own process group, so that the browsers it starts can be stopped with it even when
         // the test fails half-way (they would otherwise outlive it).
@@ -87,7 +87,7 @@ impl Shots {
 }
 
 /// axe-core's WCAG 2.x A and AA rules on the current page: no violations.
-async fn assert_accessible(b: &Client, page: &str) {
+pub(crate) async fn assert_accessible(b: &Client, page: &str) {
     let axe = std::fs::read_to_string(AXE).expect("axe-core (npm install in tests/it/support/npm)");
     b.execute(&axe, vec![]).await.expect("inject axe-core");
     let found = b
@@ -102,13 +102,13 @@ async fn assert_accessible(b: &Client, page: &str) {
     assert!(violations.is_empty(), "{page}: accessibility violations: {violations:#?}");
 }
 
-async fn fill(b: &Client, id: &str, value: &str) {
+pub(crate) async fn fill(b: &Client, id: &str, value: &str) {
     let field = b.find(Locator::Id(id)).await.unwrap_or_else(|_| panic!("field #{id}"));
     field.clear().await.expect("clear");
     field.send_keys(value).await.expect("type");
 }
 
-async fn press(b: &Client, css: &str) {
+pub(crate) async fn press(b: &Client, css: &str) {
     b.find(Locator::Css(css)).await.unwrap_or_else(|_| panic!("button {css}")).click().await.expect("click");
 }
 
@@ -125,7 +125,7 @@ async fn path_of(b: &Client) -> String {
 
 /// Waits (at most 10 s) for the browser to arrive at `expected`: a click may return before the
 /// navigation it starts has finished.
-async fn expect_path(b: &Client, expected: &str, why: &str) {
+pub(crate) async fn expect_path(b: &Client, expected: &str, why: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let at = path_of(b).await;
@@ -137,7 +137,7 @@ async fn expect_path(b: &Client, expected: &str, why: &str) {
     }
 }
 
-async fn text_of(b: &Client, css: &str) -> String {
+pub(crate) async fn text_of(b: &Client, css: &str) -> String {
     b.find(Locator::Css(css)).await.unwrap_or_else(|_| panic!("{css}")).text().await.expect("text")
 }
 
@@ -201,7 +201,7 @@ async fn walk(driver: &Driver, sink: &SmtpSink, base: &str, shots_dir: &Path) {
     press(&b, "form[action='/login'] button").await;
     expect_path(&b, "/account", "").await;
     assert_eq!(text_of(&b, "#account-email").await, "walker@example.com");
-    assert_eq!(b.find_all(Locator::Css("tr.session")).await.unwrap().len(), 1);
+    assert_eq!(b.find_all(Locator::Css("li.session")).await.unwrap().len(), 1);
     assert_accessible(&b, "/account").await;
     shots.take(&b, "account").await;
 
@@ -213,7 +213,7 @@ async fn walk(driver: &Driver, sink: &SmtpSink, base: &str, shots_dir: &Path) {
     press(&other, "form[action='/login'] button").await;
     expect_path(&other, "/account", "").await;
     b.goto(&format!("{base}/account")).await.unwrap();
-    assert_eq!(b.find_all(Locator::Css("tr.session")).await.unwrap().len(), 2);
+    assert_eq!(b.find_all(Locator::Css("li.session")).await.unwrap().len(), 2);
     shots.take(&b, "account-two-sessions").await;
 
     // Change the password: the other device is logged out, this one stays.
@@ -221,7 +221,7 @@ async fn walk(driver: &Driver, sink: &SmtpSink, base: &str, shots_dir: &Path) {
     fill(&b, "new_password", "a browser's new password").await;
     press(&b, "form[action='/account/password'] button").await;
     expect_path(&b, "/account?done=password", "").await;
-    assert_eq!(b.find_all(Locator::Css("tr.session")).await.unwrap().len(), 1);
+    assert_eq!(b.find_all(Locator::Css("li.session")).await.unwrap().len(), 1);
     shots.take(&b, "password-changed").await;
     other.goto(&format!("{base}/account")).await.unwrap();
     expect_path(&other, "/login?next=/account", "the other device was logged out").await;
@@ -229,7 +229,7 @@ async fn walk(driver: &Driver, sink: &SmtpSink, base: &str, shots_dir: &Path) {
 
     // Log out.
     press(&b, "form[action='/logout'] button").await;
-    expect_path(&b, "/login", "").await;
+    expect_path(&b, "/login?logged_out=1", "").await;
 
     // Forgot: the link comes by email.
     b.goto(&format!("{base}/forgot")).await.unwrap();

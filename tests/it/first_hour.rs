@@ -92,7 +92,12 @@ async fn a_completed_reset_clears_the_lockout() {
     let r = c.post("/api/v1/session").header(ContentType::Form).body(login_form(email, PASSWORD)).dispatch().await;
     assert_eq!(r.status(), Status::TooManyRequests, "locked before the reset");
 
-    let r = c.post("/api/v1/reset_password").header(ContentType::Form).body(form_body(&[("email", email)])).dispatch().await;
+    let r = c
+        .post("/api/v1/reset_password")
+        .header(ContentType::Form)
+        .body(form_body(&[("email", email)]))
+        .dispatch()
+        .await;
     assert_eq!(r.status(), Status::Ok);
     let token = r.into_json::<Value>().await.unwrap()["reset_token"].as_str().unwrap().to_owned();
     // Not yet: asking for a token proves nothing.
@@ -118,7 +123,11 @@ async fn user_unlock_and_user_reset_clear_the_lockout() {
     let (c, _svc) = client_with(&url, &extra).await;
     let lock = async |email: &str| {
         for _ in 0..3 {
-            c.post("/api/v1/session").header(ContentType::Form).body(login_form(email, "wrong password here")).dispatch().await;
+            c.post("/api/v1/session")
+                .header(ContentType::Form)
+                .body(login_form(email, "wrong password here"))
+                .dispatch()
+                .await;
         }
         let r = c.post("/api/v1/session").header(ContentType::Form).body(login_form(email, PASSWORD)).dispatch().await;
         assert_eq!(r.status(), Status::TooManyRequests, "{email} is locked");
@@ -220,7 +229,9 @@ fn an_unwritable_directory_is_named() {
     std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
     // root writes anywhere: then there is nothing to refuse.
     if std::fs::write(ro.join("probe"), b"").is_ok() {
-        eprintln!("running as root: the directory is writable whatever its mode; the missing-directory case still runs");
+        eprintln!(
+            "running as root: the directory is writable whatever its mode; the missing-directory case still runs"
+        );
     } else {
         let url = format!("sqlite://{}?mode=rwc", ro.join("u.db").display());
         let out = run(dir.path(), &["--database-url", &url, "db-setup"], "", &[]);
@@ -352,7 +363,8 @@ mod pages {
     }
 
     fn csrf_of(html: &str) -> String {
-        let at = html.find(r#"name="csrf_token" value=""#).expect("a CSRF field") + r#"name="csrf_token" value=""#.len();
+        let at =
+            html.find(r#"name="csrf_token" value=""#).expect("a CSRF field") + r#"name="csrf_token" value=""#.len();
         html[at..at + 64].to_owned()
     }
 
@@ -498,14 +510,19 @@ mod pages {
         let db = TestDb::sqlite_file();
         let (c, svc) = client_with(&db.url, &[]).await;
         svc.register("sue@example.com", PASSWORD).await.unwrap();
-        let chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
+        let chrome =
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
         let form = browse(&c, "/login").await;
         let ok = got(c
             .post("/login")
             .header(ContentType::Form)
             .header(rocket::http::Header::new("User-Agent", chrome))
             .remote("203.0.113.9:5555".parse().unwrap())
-            .body(form_body(&[("csrf_token", &csrf_of(&form.body)), ("email", "sue@example.com"), ("password", PASSWORD)]))
+            .body(form_body(&[
+                ("csrf_token", &csrf_of(&form.body)),
+                ("email", "sue@example.com"),
+                ("password", PASSWORD),
+            ]))
             .dispatch()
             .await)
         .await;
@@ -535,7 +552,9 @@ fn logs_and_metrics_a_person_can_read() {
     let text = String::from_utf8_lossy(&metrics.body).into_owned();
     assert!(text.contains(r#"route="/login""#), "the path alone: {text}");
     assert!(!text.contains(r#"route="/login?"#), "{text}");
-    for series in ["process_resident_memory_bytes", "process_cpu_seconds_total", "process_open_fds", "process_start_time_seconds"] {
+    for series in
+        ["process_resident_memory_bytes", "process_cpu_seconds_total", "process_open_fds", "process_start_time_seconds"]
+    {
         assert!(text.lines().any(|l| l.starts_with(series)), "{series} in {text}");
     }
     assert!(text.contains(&format!(r#"userauth_build_info{{version="{}"}} 1"#, env!("CARGO_PKG_VERSION"))), "{text}");
@@ -570,18 +589,26 @@ fn misspelled_keys_are_named() {
         out.stderr.trim_end(),
         "warning: unknown configuration key ROCKET_BCRYPT_COSTT in the environment is ignored; did you mean \"bcrypt_cost\"?"
     );
-    std::fs::write(dir.path().join("Rocket.toml"), "[default]\nbcrypt_costt = 14\n[release]\nfrobnicate = 1\n").unwrap();
+    std::fs::write(dir.path().join("Rocket.toml"), "[default]\nbcrypt_costt = 14\n[release]\nfrobnicate = 1\n")
+        .unwrap();
     let out = run(dir.path(), &["--database-url", &url, "user", "list"], "", &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let lines: Vec<&str> = out.stderr.lines().collect();
     assert!(
-        lines.contains(&"warning: unknown configuration key bcrypt_costt in Rocket.toml is ignored; did you mean \"bcrypt_cost\"?"),
+        lines.contains(
+            &"warning: unknown configuration key bcrypt_costt in Rocket.toml is ignored; did you mean \"bcrypt_cost\"?"
+        ),
         "{}",
         out.stderr
     );
-    assert!(lines.contains(&"warning: unknown configuration key [release] frobnicate in Rocket.toml is ignored"), "{}", out.stderr);
+    assert!(
+        lines.contains(&"warning: unknown configuration key [release] frobnicate in Rocket.toml is ignored"),
+        "{}",
+        out.stderr
+    );
     // Known keys, ours and Rocket's, say nothing.
-    std::fs::write(dir.path().join("Rocket.toml"), "[default]\nbcrypt_cost = 12\nworkers = 4\nkeep_alive = 5\n").unwrap();
+    std::fs::write(dir.path().join("Rocket.toml"), "[default]\nbcrypt_cost = 12\nworkers = 4\nkeep_alive = 5\n")
+        .unwrap();
     let out = run(dir.path(), &["--database-url", &url, "user", "list"], "", &[("ROCKET_LOG_LEVEL", "normal")]);
     assert_eq!((out.code, out.stderr.as_str()), (0, ""));
 }
@@ -700,8 +727,7 @@ async fn the_openapi_document_declares_what_routes_answer() {
         .collect();
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let list = readme.split("Error codes: ").nth(1).unwrap().split("\n\n").next().unwrap();
-    let mut listed: Vec<String> =
-        list.split('`').skip(1).step_by(2).map(str::to_owned).collect();
+    let mut listed: Vec<String> = list.split('`').skip(1).step_by(2).map(str::to_owned).collect();
     documented.sort();
     listed.sort();
     assert_eq!(listed, documented, "README's error codes and ErrorCode agree");

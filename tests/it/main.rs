@@ -2,9 +2,11 @@
 
 mod attack;
 mod browser;
+mod browser_first_hour;
 mod cli;
 mod common;
 mod e2e;
+mod first_hour;
 mod http;
 mod mail;
 mod operator;
@@ -15,4 +17,3 @@ mod scale;
 mod security;
 mod selfservice;
 mod service;
-mod first_hour;
