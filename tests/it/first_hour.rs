@@ -765,6 +765,11 @@ fn schemathesis_finds_no_contract_violations() {
     let url = db_url(dir.path());
     // No per-client limit: the fuzzer sends far more than a person would, from one address.
     let server = crate::common::Server::start(dir.path(), &url, &[("ROCKET_CLIENT_RATE_PER_MINUTE", "0")]);
+    // A session, so the routes behind the cookie are exercised too (not only their 401s).
+    let body = format!("email=fuzz%40example.com&password={}", PASSWORD.replace(' ', "+"));
+    assert_eq!(server.form("POST", "/api/v1/register", &body, None).status, 201);
+    let login = server.form("POST", "/api/v1/session", &body, None);
+    let cookie = format!("Cookie: session_id={}", login.session_cookie().expect("a session cookie"));
     let excluded = SCHEMATHESIS_DEVIATIONS.iter().map(|(check, _)| *check).collect::<Vec<_>>().join(",");
     let out = std::process::Command::new("schemathesis")
         .current_dir(dir.path())
@@ -780,6 +785,8 @@ fn schemathesis_finds_no_contract_violations() {
             "25",
             "--seed",
             "21",
+            "--header",
+            &cookie,
         ])
         .output()
         .expect("run schemathesis");
