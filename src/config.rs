@@ -338,8 +338,8 @@ impl Settings {
 
     /// How to reach the database; `database_url` parsed (and so checked) once.
     pub fn db_options(&self) -> Result<DbOptions, ConfigError> {
-        let url =
-            DatabaseUrl::parse(&self.database_url).map_err(|e| ConfigError::Invalid(format!("database_url: {e}")))?;
+        let url = DatabaseUrl::parse(&self.database_url)
+            .map_err(|e| ConfigError::Invalid(format!("database_url: {}", crate::service::db::error_text(&e))))?;
         Ok(DbOptions {
             url,
             max_connections: self.database_max_connections,

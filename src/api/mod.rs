@@ -14,6 +14,7 @@ pub mod request_log;
 pub mod second_factor;
 pub mod types;
 pub mod v1;
+pub mod wayfinding;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -86,7 +87,7 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
         .mount("/api/v1", v1_routes)
         .mount("/", rocket::routes![v1::health])
         .manage(ops::MetricsToken(s.metrics_token.clone()))
-        .register("/", rocket::catchers![error::default_catcher])
+        .register("/", rocket::catchers![error::default_catcher, wayfinding::not_found])
         .attach(request_log::RequestLog::new())
         // Our own headers replace Rocket's default Shield (one place decides every header).
         .attach(rocket::shield::Shield::new())
@@ -122,7 +123,8 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
                     pages::reset
                 ],
             )
-            .mount("/", pages_second_factor::routes());
+            .mount("/", pages_second_factor::routes())
+            .mount("/", rocket::routes![wayfinding::logout_page, wayfinding::password_form]);
     }
     let database = loaded.db.url.redacted();
     // Only the response mode hands tokens to callers.

@@ -20,7 +20,7 @@ use super::guard::{SESSION_COOKIE, removal_cookie, session_cookie};
 use super::protect::{ClientBudget, NotCrossSite, Svc};
 use crate::config::ResetDelivery;
 use crate::service::domain::SecretToken;
-use crate::service::{AuthError, AuthService, ResetRequest, rfc3339};
+use crate::service::{AuthError, AuthService, ResetRequest};
 
 const PRE_SESSION_COOKIE: &str = "csrf";
 const STYLESHEET: &str = include_str!("../../static/style.css");
@@ -42,7 +42,7 @@ pub struct Page {
 }
 
 impl Page {
-    pub(super) fn render(status: Status, template: &impl Template) -> Page {
+    pub(crate) fn render(status: Status, template: &impl Template) -> Page {
         match template.render() {
             Ok(html) => Page { status, html },
             Err(e) => {
@@ -106,14 +106,6 @@ struct RegisterPage<'a> {
     min_length: usize,
 }
 
-struct SessionRow {
-    id: String,
-    created_at: String,
-    last_seen_at: String,
-    user_agent: String,
-    current: bool,
-}
-
 #[derive(Template)]
 #[template(path = "account.html")]
 struct AccountPage<'a> {
@@ -122,10 +114,12 @@ struct AccountPage<'a> {
     error: Option<String>,
     csrf: String,
     email: String,
-    sessions: Vec<SessionRow>,
+    sessions: Vec<super::wayfinding::SessionCard>,
     min_length: usize,
     /// The "Two-factor authentication" section (api.md §10).
     tfa: super::pages_second_factor::TwoFactorView,
+    /// A failed password change, shown beside its form.
+    password_error: Option<String>,
 }
 
 #[derive(Template)]
@@ -151,12 +145,12 @@ struct ResetPage<'a> {
 
 #[derive(Template)]
 #[template(path = "message.html")]
-struct MessagePage<'a> {
-    title: &'a str,
-    notice: Option<&'a str>,
-    error: Option<String>,
-    link: &'a str,
-    link_text: &'a str,
+pub(crate) struct MessagePage<'a> {
+    pub(crate) title: &'a str,
+    pub(crate) notice: Option<&'a str>,
+    pub(crate) error: Option<String>,
+    pub(crate) link: &'a str,
+    pub(crate) link_text: &'a str,
 }
 
 // ---------------------------------------------------------------- CSRF
@@ -172,7 +166,7 @@ fn same(a: &str, b: &str) -> bool {
 
 /// The token for the forms of this request: bound to the session when there is one, otherwise to
 /// the pre-session cookie (set now if missing).
-pub(super) fn csrf_token(jar: &CookieJar<'_>, settings: &ApiSettings) -> String {
+pub(crate) fn csrf_token(jar: &CookieJar<'_>, settings: &ApiSettings) -> String {
     if let Some(session) = jar.get(SESSION_COOKIE) {
         return token_for(session.value());
     }
@@ -217,8 +211,9 @@ pub(super) fn forbidden() -> PageOr {
 
 /// An error as the API would answer it: its status and its sentence.
 pub(super) fn failure(e: AuthError) -> (Status, String) {
+    let words = super::wayfinding::page_message(&e, String::new());
     let api = ApiError::from(e);
-    (api.status, api.message)
+    (api.status, if words.is_empty() { api.message } else { words })
 }
 
 /// `next` is followed only when it is a path on this site: one leading `/`, no second `/` or `\`
@@ -316,20 +311,28 @@ pub fn stylesheet() -> Stylesheet {
     Stylesheet
 }
 
-#[rocket::get("/login?<next>&<registered>&<reset>")]
-pub fn login_form(
+#[rocket::get("/login?<next>&<registered>&<reset>&<logged_out>")]
+pub async fn login_form(
+    svc: &State<AuthService>,
     jar: &CookieJar<'_>,
     settings: &State<ApiSettings>,
     next: Option<&str>,
     registered: Option<&str>,
     reset: Option<&str>,
-) -> Page {
-    let notice = match (registered, reset) {
-        (Some(_), _) => Some("Your account is ready: log in."),
-        (_, Some(_)) => Some("Your password is set: log in with it."),
+    logged_out: Option<&str>,
+) -> PageOr {
+    // Already logged in: there is nothing to do here.
+    if super::wayfinding::logged_in(svc, jar).await.is_some() {
+        return PageOr::SeeOther(safe_next(next));
+    }
+    let notice = match (registered, reset, logged_out) {
+        (Some(_), _, _) => Some("Your account is ready: log in."),
+        (_, Some(_), _) => Some("Your password is set: log in with it."),
+        (_, _, Some(_)) => Some("You are logged out."),
         _ => None,
     };
-    login_page(jar, settings, Status::Ok, notice, None, safe_next(next), String::new())
+    let email = super::wayfinding::take_registered_email(jar).unwrap_or_default();
+    PageOr::Page(login_page(jar, settings, Status::Ok, notice, None, safe_next(next), email))
 }
 
 #[rocket::post("/login", data = "<form>")]
@@ -382,7 +385,10 @@ pub async fn register(
     }
     let email = form.get("email").unwrap_or_default().to_owned();
     match svc.register(&email, form.get("password").unwrap_or_default()).await {
-        Ok(_) => PageOr::SeeOther("/login?registered=1".into()),
+        Ok(_) => {
+            super::wayfinding::remember_registered_email(jar, settings, &email);
+            PageOr::SeeOther("/login?registered=1".into())
+        }
         Err(e) => {
             let (status, message) = failure(e);
             PageOr::Page(register_page(jar, settings, pages, status, Some(message), email))
@@ -398,6 +404,7 @@ pub(super) async fn account_page(
     status: Status,
     notice: Option<&str>,
     error: Option<String>,
+    password_error: Option<String>,
 ) -> PageOr {
     let Some(token) = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()) else {
         return PageOr::SeeOther("/login?next=/account".into());
@@ -419,20 +426,21 @@ pub(super) async fn account_page(
             return PageOr::Page(Page::render(status, &page));
         }
     };
-    let sessions = sessions
-        .into_iter()
-        .map(|s| SessionRow {
-            id: s.id.to_string(),
-            created_at: rfc3339(s.created_at),
-            last_seen_at: rfc3339(s.last_seen_at),
-            user_agent: s.user_agent.unwrap_or_else(|| "unknown browser".into()),
-            current: s.current,
-        })
-        .collect();
+    let sessions = super::wayfinding::session_cards(sessions, chrono::Utc::now());
     let csrf = csrf_token(jar, settings);
     let min_length = svc.policy().password_min_length;
     let tfa = super::pages_second_factor::TwoFactorView::load(svc, &token).await;
-    let page = AccountPage { title: "Your account", notice, error, csrf, email: user.email, sessions, min_length, tfa };
+    let page = AccountPage {
+        title: "Your account",
+        notice,
+        error,
+        csrf,
+        email: user.email,
+        sessions,
+        min_length,
+        tfa,
+        password_error,
+    };
     PageOr::Page(Page::render(status, &page))
 }
 
@@ -445,7 +453,7 @@ pub async fn account(svc: Svc, jar: &CookieJar<'_>, settings: &State<ApiSettings
         Some("totp-off") => Some("Two-factor authentication is off."),
         _ => None,
     };
-    account_page(&svc, jar, settings, Status::Ok, notice, None).await
+    account_page(&svc, jar, settings, Status::Ok, notice, None, None).await
 }
 
 /// The session token of a logged-in form post whose CSRF token matches, or the page to answer.
@@ -473,7 +481,7 @@ async fn after_account_action(
         }
         Err(e) => {
             let (status, message) = failure(e);
-            account_page(svc, jar, settings, status, None, Some(message)).await
+            account_page(svc, jar, settings, status, None, Some(message), None).await
         }
     }
 }
@@ -493,8 +501,17 @@ pub async fn change_password(
     };
     let (current, new) =
         (form.get("current_password").unwrap_or_default(), form.get("new_password").unwrap_or_default());
-    let result = svc.change_password(&token, current, new).await.map(|_| ());
-    after_account_action(&svc, jar, settings, result, "/account?done=password").await
+    match svc.change_password(&token, current, new).await {
+        Ok(_) => PageOr::SeeOther("/account?done=password".into()),
+        Err(AuthError::NotAuthenticated) => PageOr::SeeOther("/login?next=/account".into()),
+        // Beside the password form, in words about the password typed there.
+        Err(e) => {
+            let wrong_current = matches!(e, AuthError::InvalidCredentials);
+            let (status, message) = failure(e);
+            let message = if wrong_current { super::wayfinding::WRONG_CURRENT_PASSWORD.to_owned() } else { message };
+            account_page(&svc, jar, settings, status, None, None, Some(message)).await
+        }
+    }
 }
 
 #[rocket::post("/account/sessions/<id>/end", data = "<form>")]
@@ -548,10 +565,10 @@ pub async fn logout(
         && let Err(e) = svc.logout(&token).await
     {
         let (status, message) = failure(e);
-        return account_page(&svc, jar, settings, status, None, Some(message)).await;
+        return account_page(&svc, jar, settings, status, None, Some(message), None).await;
     }
     jar.remove(removal_cookie(settings));
-    PageOr::SeeOther("/login".into())
+    PageOr::SeeOther("/login?logged_out=1".into())
 }
 
 #[rocket::get("/forgot?<sent>")]
@@ -591,13 +608,20 @@ pub async fn forgot(
 }
 
 #[rocket::get("/reset?<token>")]
-pub fn reset_form(
+pub async fn reset_form(
+    svc: &State<AuthService>,
     jar: &CookieJar<'_>,
     settings: &State<ApiSettings>,
     pages: &State<PageSettings>,
     token: Option<&str>,
 ) -> Page {
     let token = token.filter(|t| t.len() <= 128).unwrap_or_default().to_owned();
+    // A link's token is checked at once, before anyone types a new password.
+    if !token.is_empty()
+        && let Some(stale) = super::wayfinding::stale_reset_link(svc, &token).await
+    {
+        return stale;
+    }
     reset_page(jar, settings, pages, Status::Ok, None, token)
 }
 

@@ -153,7 +153,7 @@ async fn render_setup(
 
 async fn account_error(svc: &AuthService, jar: &CookieJar<'_>, settings: &ApiSettings, e: AuthError) -> PageOr {
     let (status, message) = failure(e);
-    account_page(svc, jar, settings, status, None, Some(message)).await
+    account_page(svc, jar, settings, status, None, Some(message), None).await
 }
 
 /// The session token of a form post whose CSRF token matches.

@@ -19,6 +19,8 @@ pub struct SessionInfo {
     pub last_seen_at: DateTime<Utc>,
     pub user_agent: Option<String>,
     pub current: bool,
+    /// The client address it was opened from, when known.
+    pub client: Option<String>,
 }
 
 impl AuthService {
@@ -61,6 +63,7 @@ impl AuthService {
                 created_at: row.created_at,
                 last_seen_at: row.last_seen_at,
                 user_agent: row.user_agent,
+                client: row.client,
                 current: row.token_hash == digest,
             });
         }

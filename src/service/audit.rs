@@ -146,6 +146,10 @@ pub struct AuditFilter {
     pub kind: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub limit: Option<u64>,
+    /// Only events before this time.
+    pub until: Option<DateTime<Utc>>,
+    /// Only the last N events (still shown oldest first).
+    pub newest: Option<u64>,
 }
 
 /// What `audit verify` found.
@@ -265,7 +269,7 @@ impl AuthService {
         &self,
         filter: &AuditFilter,
     ) -> Result<impl Stream<Item = Result<AuditEvent, AuthError>> + '_, AuthError> {
-        let mut query = audit_event::Entity::find().order_by_asc(audit_event::Column::Seq);
+        let mut query = audit_event::Entity::find();
         if let Some(email) = &filter.email {
             let email = Email::parse(email)?;
             query = query.filter(audit_event::Column::Email.eq(email.as_str()));
@@ -276,6 +280,27 @@ impl AuthService {
         if let Some(since) = filter.since {
             query = query.filter(audit_event::Column::At.gte(since));
         }
+        if let Some(until) = filter.until {
+            query = query.filter(audit_event::Column::At.lt(until));
+        }
+        if let Some(n) = filter.newest {
+            // The N-th newest matching event's sequence number bounds the stream from below, so
+            // the listing stays oldest first and streamed.
+            let nth = query
+                .clone()
+                .order_by_desc(audit_event::Column::Seq)
+                .offset(n.saturating_sub(1))
+                .limit(1)
+                .one(&self.db)
+                .await?;
+            match (n, nth) {
+                (0, _) => query = query.filter(audit_event::Column::Seq.lt(i64::MIN)),
+                (_, Some(ev)) => query = query.filter(audit_event::Column::Seq.gte(ev.seq)),
+                // Fewer than N events match: all of them.
+                (_, None) => {}
+            }
+        }
+        query = query.order_by_asc(audit_event::Column::Seq);
         if let Some(limit) = filter.limit {
             query = query.limit(limit);
         }

@@ -13,6 +13,7 @@ pub mod key;
 pub mod mail;
 pub mod metrics;
 pub mod second_factor;
+pub mod reset_link;
 mod throttle;
 
 use std::net::IpAddr;
@@ -539,6 +540,10 @@ impl AuthService {
             expires_at: Set(expires_at),
             public_id: Set(Some(Uuid::new_v4())),
             user_agent: Set(self.user_agent.clone()),
+            client: Set(match self.actor {
+                Actor::Api { client } => client.map(|c| c.to_string()),
+                Actor::Cli => None,
+            }),
         }
         .insert(&txn)
         .await?;
@@ -686,7 +691,10 @@ impl AuthService {
 
     /// Issues a reset token for the operator (`userauth user reset`): not throttled.
     pub async fn operator_reset(&self, email: &str) -> Result<IssuedResetToken, AuthError> {
-        self.issue_reset(email, false).await
+        let issued = self.issue_reset(email, false).await?;
+        // The operator vouches for the account: its failed-login count starts afresh.
+        throttle::clear(&self.db, Kind::Login, &issued.email).await?;
+        Ok(issued)
     }
 
     async fn issue_reset(&self, email: &str, throttled: bool) -> Result<IssuedResetToken, AuthError> {
@@ -773,6 +781,8 @@ impl AuthService {
             .exec(&txn)
             .await?;
         session::Entity::delete_many().filter(session::Column::UserId.eq(user.id)).exec(&txn).await?;
+        // A completed reset proves control of the mailbox or of the operator's token: the lockout ends.
+        throttle::clear(&txn, Kind::Login, &user.email).await?;
         self.audit_in(&txn, vec![NewEvent::new(EventKind::PasswordReset, Some(user.id), &user.email)]).await?;
         txn.commit().await?;
         self.count(|m| m.password_reset("completed"));
@@ -811,7 +821,8 @@ impl AuthService {
         if let Some(offset) = filter.offset {
             query = query.offset(offset);
         }
-        if let Some(limit) = filter.limit {
+        // SQLite accepts OFFSET only after a LIMIT: "no limit" is the largest one it takes.
+        if let Some(limit) = filter.limit.or(filter.offset.map(|_| i64::MAX as u64)) {
             query = query.limit(limit);
         }
         let stream = query.into_model::<UserSummary>().stream(&self.db).await?;

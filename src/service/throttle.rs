@@ -103,3 +103,20 @@ pub async fn purge<C: ConnectionTrait>(db: &C, now: DateTime<Utc>, kind: Kind, w
         .await?
         .rows_affected)
 }
+
+impl super::AuthService {
+    /// Clears the account's failed-login count (`userauth user unlock`). Returns whether the
+    /// account had failures counted in a window that is still current, i.e. whether it changed anything
+    /// the operator would notice.
+    pub async fn unlock(&self, email: &str) -> Result<(String, bool), super::AuthError> {
+        let email = super::domain::Email::parse(email)?;
+        let user = self.find_user(&email).await?.ok_or(super::AuthError::UserNotFound)?;
+        let window = self.policy.login_failure_window;
+        let current = Entity::find_by_id((Kind::Login.as_str().to_owned(), user.email.clone()))
+            .one(&self.db)
+            .await?
+            .is_some_and(|row| row.window_start > self.now() - chrono_dur(window));
+        clear(&self.db, Kind::Login, &user.email).await?;
+        Ok((user.email, current))
+    }
+}

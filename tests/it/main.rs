@@ -3,9 +3,11 @@
 mod attack;
 mod browser;
 mod browser_totp;
+mod browser_first_hour;
 mod cli;
 mod common;
 mod e2e;
+mod first_hour;
 mod http;
 mod mail;
 mod operator;
