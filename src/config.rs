@@ -191,11 +191,18 @@ pub enum ConfigError {
 
 /// Configuration ready to use: the figment (handed to Rocket as is), our typed settings, and the
 /// database they name.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Loaded {
     pub figment: Figment,
     pub settings: Settings,
     pub db: DbOptions,
+}
+
+/// Without the figment: it holds every value as given, secrets included.
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loaded").field("settings", &self.settings).field("db", &self.db).finish_non_exhaustive()
+    }
 }
 
 pub fn load(overrides: &Overrides) -> Result<Loaded, ConfigError> {
@@ -229,7 +236,9 @@ pub fn from_figment(figment: Figment) -> Result<Loaded, ConfigError> {
 /// Rocket's own keys, as Rocket will read them: each must parse (a malformed one is named by
 /// figment's error, e.g. `for key "default.log_level"`) and each number must be in [`ROCKET_RANGES`].
 fn validate_rocket(figment: &Figment) -> Result<(), ConfigError> {
-    let config: rocket::Config = figment.extract().map_err(Box::new)?;
+    // Rocket's defaults under the given values, as `rocket::custom` will see them.
+    let config: rocket::Config =
+        Figment::from(rocket::Config::default()).merge(figment.clone()).extract().map_err(Box::new)?;
     let limits: std::collections::BTreeMap<String, rocket::data::ByteUnit> =
         if figment.contains("limits") { figment.extract_inner("limits").map_err(Box::new)? } else { Default::default() };
     let mut values: Vec<(String, u64)> = vec![

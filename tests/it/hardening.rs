@@ -145,6 +145,9 @@ backend_tests!(
     password_change_during_upgrades_succeeds,
     a_change_or_reset_committed_during_a_login_wins,
     one_locked_event_per_window,
+    csrf_tokens_are_keyed_and_bound_to_the_session,
+    page_errors_are_pages_and_api_errors_stay_json,
+    page_429_and_503_are_pages,
 );
 
 /// Two real `serve` processes on one PostgreSQL, one at cost 4 and one at cost 5, so each login
@@ -214,4 +217,313 @@ async fn one_locked_event_per_window(backend: Backend) {
     }
     assert_eq!(count_events(&svc, "login_locked").await, 2);
     assert!(matches!(svc.verify_audit().await.unwrap(), Verified::Intact(_)));
+}
+
+// ------------------------------------------------------------------ 8. CSRF
+
+use rocket::http::{ContentType, Header, Status};
+use rocket::local::asynchronous::{Client, LocalResponse};
+
+struct Got {
+    status: Status,
+    cookies: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+async fn got(resp: LocalResponse<'_>) -> Got {
+    let status = resp.status();
+    let headers: Vec<(String, String)> =
+        resp.headers().iter().map(|h| (h.name().to_string(), h.value().to_string())).collect();
+    let cookies = resp.cookies().iter().map(|c| (c.name().to_owned(), c.value().to_owned())).collect();
+    let body = resp.into_string().await.unwrap_or_default();
+    Got { status, cookies, headers, body }
+}
+
+impl Got {
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+    }
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+    fn csrf(&self) -> String {
+        let marker = r#"name="csrf_token" value=""#;
+        let at = self.body.find(marker).expect("a CSRF field") + marker.len();
+        let end = self.body[at..].find('"').unwrap();
+        self.body[at..at + end].to_owned()
+    }
+    /// An HTML page in the site's layout.
+    fn is_page(&self) -> bool {
+        self.header("Content-Type").is_some_and(|c| c.starts_with("text/html"))
+            && self.body.contains(r#"<a class="brand" href="/account">userauth</a>"#)
+    }
+    fn is_json_error(&self, code: &str) -> bool {
+        self.header("Content-Type").is_some_and(|c| c.starts_with("application/json"))
+            && serde_json::from_str::<serde_json::Value>(&self.body).is_ok_and(|v| v["error"] == code)
+    }
+}
+
+async fn get_with(c: &Client, path: &str, cookie: &str) -> Got {
+    let mut req = c.get(path.to_owned());
+    if !cookie.is_empty() {
+        req = req.header(Header::new("Cookie", cookie.to_owned()));
+    }
+    got(req.dispatch().await).await
+}
+
+async fn post_form(c: &Client, path: &str, cookie: &str, pairs: &[(&str, &str)]) -> Got {
+    let mut req = c.post(path.to_owned()).header(ContentType::Form).body(form_body(pairs));
+    if !cookie.is_empty() {
+        req = req.header(Header::new("Cookie", cookie.to_owned()));
+    }
+    got(req.dispatch().await).await
+}
+
+/// Once logged in only the session-bound token passes: not the pre-session one, not one made
+/// for an attacker's planted `csrf` cookie, not an empty cookie; and tokens are keyed (another
+/// server key refuses them).
+async fn csrf_tokens_are_keyed_and_bound_to_the_session(backend: Backend) {
+    let db = TestDb::new(backend);
+    let (c, svc) = untracked_client_with(&db.url, &[]).await;
+    svc.register("csrf@example.com", PASSWORD).await.unwrap();
+    // The attacker's own pre-session pair, fetched from the real server.
+    let attacker = get_with(&c, "/login", "").await;
+    let (att_cookie, att_token) = (attacker.cookie("csrf").expect("a pre-session cookie"), attacker.csrf());
+    // The victim logs in with their own pre-session pair.
+    let form = get_with(&c, "/login", "").await;
+    let pre = form.cookie("csrf").unwrap();
+    let pre_cookie = format!("csrf={pre}");
+    let creds = [("email", "csrf@example.com"), ("password", PASSWORD)];
+    let login = post_form(&c, "/login", &pre_cookie, &[&creds[..], &[("csrf_token", &form.csrf())]].concat()).await;
+    assert_eq!(login.status, Status::SeeOther, "{}", login.body);
+    let session = login.cookie("session_id").expect("a session");
+    let logged_in = format!("session_id={session}");
+    let account = get_with(&c, "/account", &logged_in).await;
+    assert_eq!(account.status, Status::Ok);
+    let bound = account.csrf();
+    assert_ne!(bound, form.csrf());
+    // The attack of issue 16: a real session beside a planted csrf cookie and its token.
+    let planted = format!("session_id={session}; csrf={att_cookie}");
+    let r = post_form(&c, "/account/sessions/end-others", &planted, &[("csrf_token", &att_token)]).await;
+    assert_eq!(r.status, Status::Forbidden, "a planted pre-session token is refused once logged in");
+    assert!(r.is_page());
+    // The victim's own pre-session token is no longer accepted either.
+    let both = format!("session_id={session}; {pre_cookie}");
+    let r = post_form(&c, "/logout", &both, &[("csrf_token", &form.csrf())]).await;
+    assert_eq!(r.status, Status::Forbidden);
+    // An empty csrf cookie, with an empty token or the old unkeyed digest of "", never passes.
+    let unkeyed_empty = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(b"userauth csrf\0"))
+    };
+    for token in ["", unkeyed_empty.as_str()] {
+        let r = post_form(&c, "/login", "csrf=", &[&creds[..], &[("csrf_token", token)]].concat()).await;
+        assert_eq!(r.status, Status::Forbidden, "empty cookie, token {token:?}");
+    }
+    // Keyed: the same cookie and token against an instance with another server key is refused.
+    let (other, _) = untracked_client_with(&db.url, &[]).await;
+    let r = post_form(&other, "/account/sessions/end-others", &logged_in, &[("csrf_token", &bound)]).await;
+    assert_eq!(r.status, Status::Forbidden, "a token made with another key");
+    // The right one works.
+    let r = post_form(&c, "/account/sessions/end-others", &logged_in, &[("csrf_token", &bound)]).await;
+    assert_eq!(r.status, Status::SeeOther, "{}", r.body);
+    assert!(svc.authenticate(&session).await.is_ok());
+}
+
+// ------------------------------------------------------------------ 12. pages fail as pages
+
+/// Every error on a page route is a page in the layout with the API's status; the same errors on
+/// API routes stay JSON.
+async fn page_errors_are_pages_and_api_errors_stay_json(backend: Backend) {
+    let db = TestDb::new(backend);
+    let extra = [("max_body_bytes", json!(256)), ("login_max_failures", json!(1)), ("client_rate_per_minute", json!(0))];
+    let (c, svc) = untracked_client_with(&db.url, &extra).await;
+    svc.register("pages@example.com", PASSWORD).await.unwrap();
+    // 403 cross-site.
+    for (path, page) in [("/login", true), ("/api/v1/session", false)] {
+        let r = got(c
+            .post(path)
+            .header(ContentType::Form)
+            .header(Header::new("Origin", "http://evil.example"))
+            .body("email=a%40b.example&password=x")
+            .dispatch()
+            .await)
+        .await;
+        assert_eq!(r.status, Status::Forbidden, "{path}");
+        assert!(if page { r.is_page() } else { r.is_json_error("cross_site_request") }, "{path}: {}", r.body);
+    }
+    // 404: a browser asking for an unknown page, and an API client.
+    let r = got(c.get("/no-such-page").header(Header::new("Accept", "text/html")).dispatch().await).await;
+    assert!(r.status == Status::NotFound && r.is_page(), "{}", r.body);
+    let r = got(c.get("/api/v1/no-such-route").header(Header::new("Accept", "text/html")).dispatch().await).await;
+    assert!(r.status == Status::NotFound && r.is_json_error("not_found"), "{}", r.body);
+    // 413, 415, 400 (not UTF-8).
+    let big = format!("email={}", "a".repeat(1000));
+    let bodies: [(ContentType, Vec<u8>, Status, &str); 3] = [
+        (ContentType::Form, big.into_bytes(), Status::PayloadTooLarge, "payload_too_large"),
+        (ContentType::Plain, b"email=x".to_vec(), Status::UnsupportedMediaType, "unsupported_media_type"),
+        (ContentType::Form, b"email=\xff\xfe&password=x".to_vec(), Status::BadRequest, ""),
+    ];
+    for (ct, body, status, code) in bodies {
+        let r = got(c.post("/login").header(ct.clone()).body(body.clone()).dispatch().await).await;
+        assert!(r.status == status && r.is_page(), "page {status}: {} {}", r.status, r.body);
+        let r = got(c.post("/api/v1/session").header(ct).body(body).dispatch().await).await;
+        assert_eq!(r.status, status);
+        let v: serde_json::Value = serde_json::from_str(&r.body).expect("JSON");
+        assert!(code.is_empty() || v["error"] == code, "{}", r.body);
+    }
+    // The locked-account 429 page carries Retry-After.
+    let form = get_with(&c, "/login", "").await;
+    let cookie = format!("csrf={}", form.cookie("csrf").unwrap());
+    let token = form.csrf();
+    let wrong = post_form(&c, "/login", &cookie, &[("email", "pages@example.com"), ("password", "wrong password here"), ("csrf_token", &token)]).await;
+    assert_eq!(wrong.status, Status::Unauthorized);
+    let locked = post_form(&c, "/login", &cookie, &[("email", "pages@example.com"), ("password", PASSWORD), ("csrf_token", &token)]).await;
+    assert_eq!(locked.status, Status::TooManyRequests);
+    assert!(locked.is_page());
+    let secs: u64 = locked.header("Retry-After").expect("Retry-After on the locked page").parse().unwrap();
+    assert!((1..=900).contains(&secs), "{secs}");
+}
+
+/// The per-client 429 and the busy 503 on a page route are pages with `Retry-After`.
+async fn page_429_and_503_are_pages(backend: Backend) {
+    let db = TestDb::new(backend);
+    let extra = [("client_rate_per_minute", json!(1)), ("hash_concurrency", json!(1)), ("hash_queue_max", json!(0))];
+    let (c, svc) = untracked_client_with(&db.url, &extra).await;
+    let from: std::net::SocketAddr = "127.0.0.7:4000".parse().unwrap();
+    let form = get_with(&c, "/login", "").await;
+    let cookie = format!("csrf={}", form.cookie("csrf").unwrap());
+    let pairs = [("email", "nobody@example.com"), ("password", "whatever it is"), ("csrf_token", &form.csrf())];
+    let send = |remote: std::net::SocketAddr| {
+        c.post("/login")
+            .remote(remote)
+            .header(ContentType::Form)
+            .header(Header::new("Cookie", cookie.clone()))
+            .body(form_body(&pairs))
+    };
+    // Busy: every hashing place is taken.
+    let held = svc.hasher().admit(None).unwrap();
+    let busy = got(send(from).dispatch().await).await;
+    assert_eq!(busy.status, Status::ServiceUnavailable, "{}", busy.body);
+    assert!(busy.is_page() && busy.header("Retry-After") == Some("1"));
+    drop(held);
+    // The address's one request a minute is used up.
+    let limited = got(send(from).dispatch().await).await;
+    assert_eq!(limited.status, Status::TooManyRequests, "{}", limited.body);
+    assert!(limited.is_page() && limited.header("Retry-After").is_some(), "{}", limited.body);
+    let api = got(c
+        .post("/api/v1/session")
+        .remote(from)
+        .header(ContentType::Form)
+        .body("email=nobody%40example.com&password=whatever")
+        .dispatch()
+        .await)
+    .await;
+    assert!(api.status == Status::TooManyRequests && api.is_json_error("too_many_requests"), "{}", api.body);
+}
+
+
+// ------------------------------------------------------------------ 9. own origin
+
+#[test]
+fn serve_and_doctor_warn_without_public_url_on_a_non_loopback_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("o.db").display());
+    let wide = [("USERAUTH_TEST_NO_ADDRESS_FLAG", "1"), ("ROCKET_ADDRESS", "0.0.0.0")];
+    let warning = "public_url is unset and this server listens on 0.0.0.0";
+    {
+        let s = Server::start(dir.path(), &url, &wide);
+        assert!(s.log_text().contains(warning), "{}", s.log_text());
+    }
+    {
+        let s = Server::start(dir.path(), &url, &[wide[0], wide[1], ("ROCKET_PUBLIC_URL", "https://auth.example.com")]);
+        assert!(!s.log_text().contains("public_url is unset"), "{}", s.log_text());
+        let s = Server::start(dir.path(), &url, &[]);
+        assert!(!s.log_text().contains("public_url is unset"), "loopback: {}", s.log_text());
+    }
+    let out = run(dir.path(), &["--database-url", &url, "doctor"], "", &[("ROCKET_ADDRESS", "0.0.0.0")]);
+    let line = out.stdout.lines().find(|l| l.contains("own_origin")).unwrap_or_else(|| panic!("{}", out.stdout));
+    assert!(line.starts_with("WARN") && line.contains("public_url"), "{line}");
+    let out = run(dir.path(), &["--database-url", &url, "doctor"], "", &[("ROCKET_ADDRESS", "127.0.0.1")]);
+    assert!(out.stdout.lines().any(|l| l.starts_with("PASS") && l.contains("own_origin")), "{}", out.stdout);
+}
+
+// ------------------------------------------------------------------ 10. bounded configuration
+
+/// Each bad value stops the real binary (db-setup and serve) with exit 1 and one line naming its
+/// key, before anything is served: no panic, no 3 GB of worker threads.
+#[test]
+fn every_rocket_key_is_bounded_and_named_by_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
+    let cases = [
+        ("ROCKET_WORKERS", "0", "workers"),
+        ("ROCKET_WORKERS", "100000000", "workers"),
+        ("ROCKET_MAX_BLOCKING", "0", "max_blocking"),
+        ("ROCKET_KEEP_ALIVE", "forever", "keep_alive"),
+        ("ROCKET_KEEP_ALIVE", "86400", "keep_alive"),
+        ("ROCKET_LOG_LEVEL", "loud", "log_level"),
+        ("ROCKET_LIMITS", "{json=\"lots\"}", "limits"),
+        ("ROCKET_LIMITS", "{json=\"2 GiB\"}", "limits.json"),
+        ("ROCKET_SHUTDOWN", "{grace=99999}", "shutdown.grace"),
+        ("ROCKET_IDENT", "7", "ident"),
+        ("ROCKET_CLI_COLORS", "sometimes", "cli_colors"),
+        ("ROCKET_IP_HEADER", "X Real IP", "ip_header"),
+        ("ROCKET_TEMP_DIR", "/nonexistent/userauth", "temp_dir"),
+        ("ROCKET_METRICS_TOKEN", "", "metrics_token"),
+        ("ROCKET_DATABASE_MAX_CONNECTIONS", "0", "database_max_connections"),
+    ];
+    for (var, value, key) in cases {
+        for cmd in [&["db-setup"][..], &["serve", "--port", "1"][..]] {
+            let mut args = vec!["--database-url", url.as_str()];
+            args.extend(cmd);
+            let out = run(dir.path(), &args, "", &[(var, value)]);
+            assert_eq!(out.code, 1, "{var}={value} {cmd:?}: {} {}", out.stdout, out.stderr);
+            let lines: Vec<&str> = out.stderr.lines().collect();
+            assert_eq!(lines.len(), 1, "{var}={value}: {}", out.stderr);
+            assert!(lines[0].starts_with("error: ") && lines[0].contains(key), "{var}={value}: {}", out.stderr);
+        }
+    }
+}
+
+/// The README's Configuration table lists Rocket's bounded keys with the ranges the code enforces.
+#[test]
+fn readme_lists_rockets_ranges() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for &(key, min, max) in userauth::config::ROCKET_RANGES {
+        let row = readme
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{key}`")))
+            .unwrap_or_else(|| panic!("README has no row for {key}"));
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        assert_eq!(cells[3], format!("{min}–{max}"), "range of {key}");
+    }
+    let pg_row = readme.lines().find(|l| l.starts_with("| `database_max_connections`")).unwrap();
+    assert!(pg_row.contains(&format!("at least {} on PostgreSQL", userauth::config::MIN_POSTGRES_CONNECTIONS)), "{pg_row}");
+}
+
+// ------------------------------------------------------------------ 11. PostgreSQL, few connections
+
+/// `database_max_connections = 1` on PostgreSQL is refused with one line naming the key (the
+/// migration lock needs its own connection); 2 works: db-setup, serve, a login.
+#[test]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "PostgreSQL is not installed here: the PostgreSQL half of the suite was skipped"
+)]
+fn postgres_with_one_connection_is_refused_and_two_work() {
+    let url = crate::pg::fresh_database();
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["--database-url", &url, "db-setup"], "", &[("ROCKET_DATABASE_MAX_CONNECTIONS", "1")]);
+    assert_eq!(out.code, 1, "{} {}", out.stdout, out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("database_max_connections") && out.stderr.contains("at least 2"), "{}", out.stderr);
+    let two = [("ROCKET_DATABASE_MAX_CONNECTIONS", "2")];
+    let out = run(dir.path(), &["--database-url", &url, "db-setup"], "", &two);
+    assert_eq!(out.code, 0, "{} {}", out.stdout, out.stderr);
+    let s = Server::start(dir.path(), &url, &two);
+    let creds = form_body(&[("email", "two@example.com"), ("password", PASSWORD)]);
+    assert_eq!(s.form("POST", "/api/v1/register", &creds, None).status, 201);
+    assert_eq!(s.form("POST", "/api/v1/session", &creds, None).status, 200);
 }
