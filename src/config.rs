@@ -226,11 +226,21 @@ pub fn load(overrides: &Overrides) -> Result<Loaded, ConfigError> {
 
 /// Typed settings from a figment, validated.
 pub fn from_figment(figment: Figment) -> Result<Loaded, ConfigError> {
-    let settings: Settings = figment.extract().map_err(Box::new)?;
+    let settings: Settings = figment.extract().map_err(named)?;
     validate_rocket(&figment)?;
     settings.validate()?;
     let db = settings.db_options()?;
     Ok(Loaded { figment, settings, db })
+}
+
+/// A figment error led by the key it is about, as the configuration spells it (an environment
+/// variable's path is upper case: `ROCKET_KEEP_ALIVE` → `keep_alive`).
+fn named(e: rocket::figment::Error) -> ConfigError {
+    if e.path.is_empty() {
+        return ConfigError::Figment(Box::new(e));
+    }
+    let key = e.path.join(".").to_lowercase();
+    ConfigError::Invalid(format!("{key}: {e}"))
 }
 
 /// Rocket's own keys, as Rocket will read them: each must parse (a malformed one is named by
@@ -238,9 +248,9 @@ pub fn from_figment(figment: Figment) -> Result<Loaded, ConfigError> {
 fn validate_rocket(figment: &Figment) -> Result<(), ConfigError> {
     // Rocket's defaults under the given values, as `rocket::custom` will see them.
     let config: rocket::Config =
-        Figment::from(rocket::Config::default()).merge(figment.clone()).extract().map_err(Box::new)?;
+        Figment::from(rocket::Config::default()).merge(figment.clone()).extract().map_err(named)?;
     let limits: std::collections::BTreeMap<String, rocket::data::ByteUnit> =
-        if figment.contains("limits") { figment.extract_inner("limits").map_err(Box::new)? } else { Default::default() };
+        if figment.contains("limits") { figment.extract_inner("limits").map_err(named)? } else { Default::default() };
     let mut values: Vec<(String, u64)> = vec![
         ("workers".into(), config.workers as u64),
         ("max_blocking".into(), config.max_blocking as u64),
@@ -486,7 +496,10 @@ mod tests {
         for &(key, min, max) in ROCKET_RANGES {
             let key = key.replace('*', "json");
             let nested = |v: u64| match key.split_once('.') {
-                Some((table, inner)) => serde_json::json!({ inner: v }).as_object().map(|_| (table.to_owned(), serde_json::json!({ inner: v }))).unwrap(),
+                Some((table, inner)) => serde_json::json!({ inner: v })
+                    .as_object()
+                    .map(|_| (table.to_owned(), serde_json::json!({ inner: v })))
+                    .unwrap(),
                 None => (key.clone(), serde_json::json!(v)),
             };
             let (k, v) = nested(max);

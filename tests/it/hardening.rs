@@ -196,8 +196,7 @@ async fn one_locked_event_per_window(backend: Backend) {
     }
     let mut refused = 0;
     for chunk in 0..50 {
-        let results =
-            futures_util::future::join_all((0..20).map(|_| svc.login("locked@example.com", PASSWORD))).await;
+        let results = futures_util::future::join_all((0..20).map(|_| svc.login("locked@example.com", PASSWORD))).await;
         for r in results {
             assert!(matches!(r, Err(AuthError::AccountLocked { .. })), "chunk {chunk}: {r:?}");
             refused += 1;
@@ -264,20 +263,29 @@ impl Got {
     }
 }
 
+/// `a=b; c=d` as cookies (a local request's jar is not read from a raw `Cookie` header).
+fn cookies(header: &str) -> Vec<rocket::http::Cookie<'static>> {
+    header
+        .split("; ")
+        .filter(|p| !p.is_empty())
+        .filter_map(|p| p.split_once('='))
+        .map(|(n, v)| rocket::http::Cookie::new(n.to_owned(), v.to_owned()))
+        .collect()
+}
+
 async fn get_with(c: &Client, path: &str, cookie: &str) -> Got {
-    let mut req = c.get(path.to_owned());
-    if !cookie.is_empty() {
-        req = req.header(Header::new("Cookie", cookie.to_owned()));
-    }
-    got(req.dispatch().await).await
+    got(c.get(path.to_owned()).cookies(cookies(cookie)).dispatch().await).await
 }
 
 async fn post_form(c: &Client, path: &str, cookie: &str, pairs: &[(&str, &str)]) -> Got {
-    let mut req = c.post(path.to_owned()).header(ContentType::Form).body(form_body(pairs));
-    if !cookie.is_empty() {
-        req = req.header(Header::new("Cookie", cookie.to_owned()));
-    }
-    got(req.dispatch().await).await
+    got(c
+        .post(path.to_owned())
+        .header(ContentType::Form)
+        .cookies(cookies(cookie))
+        .body(form_body(pairs))
+        .dispatch()
+        .await)
+    .await
 }
 
 /// Once logged in only the session-bound token passes: not the pre-session one, not one made
@@ -337,7 +345,8 @@ async fn csrf_tokens_are_keyed_and_bound_to_the_session(backend: Backend) {
 /// API routes stay JSON.
 async fn page_errors_are_pages_and_api_errors_stay_json(backend: Backend) {
     let db = TestDb::new(backend);
-    let extra = [("max_body_bytes", json!(256)), ("login_max_failures", json!(1)), ("client_rate_per_minute", json!(0))];
+    let extra =
+        [("max_body_bytes", json!(256)), ("login_max_failures", json!(1)), ("client_rate_per_minute", json!(0))];
     let (c, svc) = untracked_client_with(&db.url, &extra).await;
     svc.register("pages@example.com", PASSWORD).await.unwrap();
     // 403 cross-site.
@@ -377,9 +386,21 @@ async fn page_errors_are_pages_and_api_errors_stay_json(backend: Backend) {
     let form = get_with(&c, "/login", "").await;
     let cookie = format!("csrf={}", form.cookie("csrf").unwrap());
     let token = form.csrf();
-    let wrong = post_form(&c, "/login", &cookie, &[("email", "pages@example.com"), ("password", "wrong password here"), ("csrf_token", &token)]).await;
+    let wrong = post_form(
+        &c,
+        "/login",
+        &cookie,
+        &[("email", "pages@example.com"), ("password", "wrong password here"), ("csrf_token", &token)],
+    )
+    .await;
     assert_eq!(wrong.status, Status::Unauthorized);
-    let locked = post_form(&c, "/login", &cookie, &[("email", "pages@example.com"), ("password", PASSWORD), ("csrf_token", &token)]).await;
+    let locked = post_form(
+        &c,
+        "/login",
+        &cookie,
+        &[("email", "pages@example.com"), ("password", PASSWORD), ("csrf_token", &token)],
+    )
+    .await;
     assert_eq!(locked.status, Status::TooManyRequests);
     assert!(locked.is_page());
     let secs: u64 = locked.header("Retry-After").expect("Retry-After on the locked page").parse().unwrap();
@@ -396,11 +417,7 @@ async fn page_429_and_503_are_pages(backend: Backend) {
     let cookie = format!("csrf={}", form.cookie("csrf").unwrap());
     let pairs = [("email", "nobody@example.com"), ("password", "whatever it is"), ("csrf_token", &form.csrf())];
     let send = |remote: std::net::SocketAddr| {
-        c.post("/login")
-            .remote(remote)
-            .header(ContentType::Form)
-            .header(Header::new("Cookie", cookie.clone()))
-            .body(form_body(&pairs))
+        c.post("/login").remote(remote).header(ContentType::Form).cookies(cookies(&cookie)).body(form_body(&pairs))
     };
     // Busy: every hashing place is taken.
     let held = svc.hasher().admit(None).unwrap();
@@ -422,7 +439,6 @@ async fn page_429_and_503_are_pages(backend: Backend) {
     .await;
     assert!(api.status == Status::TooManyRequests && api.is_json_error("too_many_requests"), "{}", api.body);
 }
-
 
 // ------------------------------------------------------------------ 9. own origin
 
@@ -500,7 +516,10 @@ fn readme_lists_rockets_ranges() {
         assert_eq!(cells[3], format!("{min}–{max}"), "range of {key}");
     }
     let pg_row = readme.lines().find(|l| l.starts_with("| `database_max_connections`")).unwrap();
-    assert!(pg_row.contains(&format!("at least {} on PostgreSQL", userauth::config::MIN_POSTGRES_CONNECTIONS)), "{pg_row}");
+    assert!(
+        pg_row.contains(&format!("at least {} on PostgreSQL", userauth::config::MIN_POSTGRES_CONNECTIONS)),
+        "{pg_row}"
+    );
 }
 
 // ------------------------------------------------------------------ 11. PostgreSQL, few connections
