@@ -325,7 +325,11 @@ async fn csrf_tokens_are_keyed_and_bound_to_the_session(backend: Backend) {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(b"userauth csrf\0"))
     };
-    for token in ["", unkeyed_empty.as_str()] {
+    // Nor does the token the server would show for an empty cookie: it mints a fresh cookie instead.
+    let empty = get_with(&c, "/login", "csrf=").await;
+    assert!(empty.cookie("csrf").is_some_and(|v| v.len() == 64), "a fresh pre-session cookie replaces an empty one");
+    let shown = empty.csrf();
+    for token in ["", unkeyed_empty.as_str(), shown.as_str()] {
         let r = post_form(&c, "/login", "csrf=", &[&creds[..], &[("csrf_token", token)]].concat()).await;
         assert_eq!(r.status, Status::Forbidden, "empty cookie, token {token:?}");
     }
