@@ -409,6 +409,18 @@ async fn page_errors_are_pages_and_api_errors_stay_json(backend: Backend) {
     assert!(locked.is_page());
     let secs: u64 = locked.header("Retry-After").expect("Retry-After on the locked page").parse().unwrap();
     assert!((1..=900).contains(&secs), "{secs}");
+    // 500: the audit log's table is gone, so a registration cannot commit (and commits nothing).
+    use sea_orm::ConnectionTrait;
+    svc.db().execute_unprepared("DROP TABLE audit_events").await.unwrap();
+    let form = get_with(&c, "/register", "").await;
+    let cookie = format!("csrf={}", form.cookie("csrf").unwrap());
+    let pairs = [("email", "broken@example.com"), ("password", PASSWORD), ("csrf_token", &form.csrf())];
+    let r = post_form(&c, "/register", &cookie, &pairs).await;
+    assert!(r.status == Status::InternalServerError && r.is_page(), "{} {}", r.status, r.body);
+    let r =
+        got(c.post("/api/v1/register").header(ContentType::Form).body(form_body(&pairs[..2])).dispatch().await).await;
+    assert!(r.status == Status::InternalServerError && r.is_json_error("internal_error"), "{}", r.body);
+    assert!(svc.get_user("broken@example.com").await.is_err(), "nothing was stored");
 }
 
 /// The per-client 429 and the busy 503 on a page route are pages with `Retry-After`.
