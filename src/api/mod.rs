@@ -10,8 +10,10 @@ pub mod openapi;
 pub mod ops;
 pub mod page_errors;
 pub mod pages;
+pub mod pages_second_factor;
 pub mod protect;
 pub mod request_log;
+pub mod second_factor;
 pub mod types;
 pub mod v1;
 
@@ -63,7 +65,12 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
         v1::sessions,
         v1::end_session,
         v1::end_other_sessions,
-        v1::openapi_json
+        v1::openapi_json,
+        second_factor::enrol,
+        second_factor::confirm,
+        second_factor::disable,
+        second_factor::regenerate,
+        second_factor::second_step
     ];
     let mut classic_routes = rocket::routes![
         classic::index,
@@ -119,7 +126,8 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
                     pages::reset_form,
                     pages::reset
                 ],
-            );
+            )
+            .mount("/", pages_second_factor::routes());
     }
     let database = loaded.db.url.redacted();
     let no_public_url = s.public_url.is_none();

@@ -41,7 +41,7 @@ pub struct Page {
 }
 
 impl Page {
-    fn render(status: Status, template: &impl Template) -> Page {
+    pub(super) fn render(status: Status, template: &impl Template) -> Page {
         match template.render() {
             Ok(html) => Page { status, html, retry_after: None },
             Err(e) => {
@@ -134,6 +134,8 @@ struct AccountPage<'a> {
     email: String,
     sessions: Vec<SessionRow>,
     min_length: usize,
+    /// The "Two-factor authentication" section (api.md §10).
+    tfa: super::pages_second_factor::TwoFactorView,
 }
 
 #[derive(Template)]
@@ -171,16 +173,16 @@ struct MessagePage<'a> {
 
 /// The token for the forms of this request (see `csrf.rs`: keyed, bound to the session once
 /// logged in, fail closed).
-fn csrf_token(jar: &CookieJar<'_>, settings: &ApiSettings) -> String {
+pub(super) fn csrf_token(jar: &CookieJar<'_>, settings: &ApiSettings) -> String {
     super::csrf::form_token(jar, &settings.csrf, settings.cookie_secure)
 }
 
 /// Whether the form's token is the one for this browser (only the session-bound one once logged in).
-fn csrf_ok(jar: &CookieJar<'_>, settings: &ApiSettings, form: &Fields) -> bool {
+pub(super) fn csrf_ok(jar: &CookieJar<'_>, settings: &ApiSettings, form: &Fields) -> bool {
     super::csrf::check(jar, &settings.csrf, form.get("csrf_token"))
 }
 
-fn forbidden() -> PageOr {
+pub(super) fn forbidden() -> PageOr {
     PageOr::Page(Page::render(
         Status::Forbidden,
         &MessagePage {
@@ -196,7 +198,7 @@ fn forbidden() -> PageOr {
 }
 
 /// An error as the API would answer it: its status and its sentence.
-fn failure(e: AuthError) -> (Status, String) {
+pub(super) fn failure(e: AuthError) -> (Status, String) {
     let api = ApiError::from(e);
     (api.status, api.message)
 }
@@ -341,6 +343,9 @@ pub async fn login(
         Ok(session) => {
             jar.add(session_cookie(&session, settings));
             jar.remove(Cookie::build(PRE_SESSION_COOKIE).path("/").build());
+            if !session.second_factor.is_empty() {
+                return super::pages_second_factor::continue_login(&next);
+            }
             PageOr::SeeOther(next)
         }
         Err(e) => {
@@ -380,7 +385,7 @@ pub async fn register(
 }
 
 /// The account page for the session in the cookie, or a redirect to log in.
-async fn account_page(
+pub(super) async fn account_page(
     svc: &AuthService,
     jar: &CookieJar<'_>,
     settings: &ApiSettings,
@@ -394,7 +399,7 @@ async fn account_page(
     let (user, sessions) = match (svc.authenticate(&token).await, svc.list_sessions(&token).await) {
         (Ok(u), Ok(s)) => (u, s),
         (Err(AuthError::NotAuthenticated), _) | (_, Err(AuthError::NotAuthenticated)) => {
-            return PageOr::SeeOther("/login?next=/account".into());
+            return super::pages_second_factor::not_logged_in(svc, &token, "/account").await;
         }
         (Err(e), _) | (_, Err(e)) => {
             let (status, message) = failure(e);
@@ -420,7 +425,8 @@ async fn account_page(
         .collect();
     let csrf = csrf_token(jar, settings);
     let min_length = svc.policy().password_min_length;
-    let page = AccountPage { title: "Your account", notice, error, csrf, email: user.email, sessions, min_length };
+    let tfa = super::pages_second_factor::TwoFactorView::load(svc, &token).await;
+    let page = AccountPage { title: "Your account", notice, error, csrf, email: user.email, sessions, min_length, tfa };
     PageOr::Page(Page::render(status, &page))
 }
 
@@ -430,6 +436,7 @@ pub async fn account(svc: Svc, jar: &CookieJar<'_>, settings: &State<ApiSettings
         Some("password") => Some("Your password is changed; your other sessions have ended."),
         Some("ended") => Some("The session has ended."),
         Some("others") => Some("Your other sessions have ended."),
+        Some("totp-off") => Some("Two-factor authentication is off."),
         _ => None,
     };
     account_page(&svc, jar, settings, Status::Ok, notice, None).await
@@ -454,7 +461,10 @@ async fn after_account_action(
 ) -> PageOr {
     match result {
         Ok(()) => PageOr::SeeOther(done.into()),
-        Err(AuthError::NotAuthenticated) => PageOr::SeeOther("/login?next=/account".into()),
+        Err(AuthError::NotAuthenticated) => {
+            let token = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()).unwrap_or_default();
+            super::pages_second_factor::not_logged_in(svc, &token, "/account").await
+        }
         Err(e) => {
             let retry = retry_after_of(&e);
             let (status, message) = failure(e);

@@ -207,7 +207,8 @@ fn user_list_table_and_json() {
     let keys: Vec<&str> = rows[0].as_object().unwrap().keys().map(String::as_str).collect();
     let mut sorted = keys.clone();
     sorted.sort();
-    assert_eq!(sorted, ["active_sessions", "created_at", "email", "id", "last_login_at"]);
+    assert_eq!(sorted, ["active_sessions", "created_at", "email", "factors", "id", "last_login_at"]);
+    assert_eq!(rows[0]["factors"], serde_json::json!(["password"]));
     assert_eq!(rows[0]["email"], "a@example.com");
     assert_eq!(rows[0]["active_sessions"], 0);
     assert!(rows[0]["last_login_at"].is_null());
