@@ -3,10 +3,12 @@
 
 pub mod body;
 pub mod classic;
+pub mod csrf;
 pub mod error;
 pub mod guard;
 pub mod openapi;
 pub mod ops;
+pub mod page_errors;
 pub mod pages;
 pub mod pages_second_factor;
 pub mod protect;
@@ -35,6 +37,8 @@ pub struct ApiSettings {
     /// Our origin, from `public_url`; `None`: taken from each request's `Host`.
     pub own_origin: Option<String>,
     pub allowed_origins: Vec<String>,
+    /// The key of the pages' CSRF tokens, derived from the server key.
+    pub csrf: csrf::CsrfKey,
 }
 
 /// The configured Rocket, ready to launch (or to hand to a local test client).
@@ -49,6 +53,7 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
         trusted_proxies: s.trusted_proxies.clone(),
         own_origin,
         allowed_origins,
+        csrf: csrf::CsrfKey::new(service.key()),
     };
     let limiter = Arc::new(protect::ClientLimiter::new(s.client_rate_per_minute));
     let mut v1_routes = rocket::routes![
@@ -86,7 +91,7 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
         .manage(limiter.clone())
         .mount("/api/v1", v1_routes)
         .mount("/", rocket::routes![v1::health])
-        .manage(ops::MetricsToken(s.metrics_token.clone()))
+        .manage(ops::MetricsToken(s.metrics_token.as_ref().map(|t| secrecy::ExposeSecret::expose_secret(t).to_owned())))
         .register("/", rocket::catchers![error::default_catcher, wayfinding::not_found])
         .attach(request_log::RequestLog::new())
         // Our own headers replace Rocket's default Shield (one place decides every header).
@@ -127,6 +132,7 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
             .mount("/", rocket::routes![wayfinding::logout_page, wayfinding::password_form]);
     }
     let database = loaded.db.url.redacted();
+    let no_public_url = s.public_url.is_none();
     // Only the response mode hands tokens to callers.
     let reset_endpoint = s.reset_endpoint && s.reset_delivery == crate::config::ResetDelivery::Response;
     rocket.attach(AdHoc::on_liftoff("userauth start-up", move |r| {
@@ -144,6 +150,13 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
                     "POST /api/v1/reset_password returns reset tokens to any caller and this server listens on \
                      {}: anyone who can reach it can take over any account whose email they know. Set \
                      reset_endpoint = false and issue tokens with `userauth user reset`, or keep the port private.",
+                    c.address
+                );
+            }
+            if no_public_url && !c.address.is_loopback() {
+                tracing::warn!(
+                    "public_url is unset and this server listens on {}: its own origin comes from each request's \
+                     Host header, which a DNS-rebinding attacker chooses. Set public_url to the address users reach.",
                     c.address
                 );
             }

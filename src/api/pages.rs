@@ -2,16 +2,14 @@
 //! log out), forgot and reset. No JavaScript; every form carries a CSRF token; a successful POST
 //! answers 303; errors are shown beside the form with the status the API would give.
 //!
-//! CSRF tokens are derived from a secret the browser holds in an HttpOnly cookie and that a
-//! cross-site page cannot read: the session token once logged in, a random pre-session `csrf`
-//! cookie before. token = SHA-256("userauth csrf" ‖ that secret), compared in constant time. It
-//! needs no server-side state, so it works across instances; the cross-site refusal of §6 runs first.
+//! CSRF tokens (`csrf.rs`) are keyed with the server key and bound to a secret the browser holds
+//! in an HttpOnly cookie: the session token once logged in (and then only that), a random
+//! pre-session `csrf` cookie before. The cross-site refusal of §6 runs first.
 
 use askama::Template;
-use rocket::http::{ContentType, Cookie, CookieJar, Header, SameSite, Status};
+use rocket::http::{ContentType, Cookie, CookieJar, Header, Status};
 use rocket::response::Responder;
 use rocket::{Request, Response, State};
-use sha2::{Digest, Sha256};
 
 use super::ApiSettings;
 use super::body::Fields;
@@ -19,10 +17,9 @@ use super::error::ApiError;
 use super::guard::{SESSION_COOKIE, removal_cookie, session_cookie};
 use super::protect::{ClientBudget, NotCrossSite, Svc};
 use crate::config::ResetDelivery;
-use crate::service::domain::SecretToken;
 use crate::service::{AuthError, AuthService, ResetRequest};
 
-const PRE_SESSION_COOKIE: &str = "csrf";
+use super::csrf::PRE_SESSION_COOKIE;
 const STYLESHEET: &str = include_str!("../../static/style.css");
 
 /// What the pages need to know of the configuration.
@@ -39,31 +36,44 @@ pub struct PageSettings {
 pub struct Page {
     status: Status,
     html: String,
+    /// Seconds, for 429 and 503 pages (`Retry-After`).
+    retry_after: Option<u64>,
 }
 
 impl Page {
     pub(crate) fn render(status: Status, template: &impl Template) -> Page {
         match template.render() {
-            Ok(html) => Page { status, html },
+            Ok(html) => Page { status, html, retry_after: None },
             Err(e) => {
                 tracing::error!(error = %e, "a page failed to render");
                 Page {
                     status: Status::InternalServerError,
                     html: "<!doctype html><title>Error</title><p>Something went wrong.</p>".into(),
+                    retry_after: None,
                 }
             }
         }
     }
 }
 
+impl Page {
+    /// The same page telling the browser when to retry (a locked account, a busy server).
+    fn with_retry_after(mut self, secs: Option<u64>) -> Page {
+        self.retry_after = secs;
+        self
+    }
+}
+
 impl<'r> Responder<'r, 'static> for Page {
     fn respond_to(self, _: &'r Request<'_>) -> rocket::response::Result<'static> {
-        Response::build()
-            .status(self.status)
+        let mut resp = Response::build();
+        resp.status(self.status)
             .header(ContentType::HTML)
-            .header(Header::new("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'"))
-            .sized_body(self.html.len(), std::io::Cursor::new(self.html))
-            .ok()
+            .header(Header::new("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'"));
+        if let Some(secs) = self.retry_after {
+            resp.header(Header::new("Retry-After", secs.to_string()));
+        }
+        resp.sized_body(self.html.len(), std::io::Cursor::new(self.html)).ok()
     }
 }
 
@@ -155,43 +165,15 @@ pub(crate) struct MessagePage<'a> {
 
 // ---------------------------------------------------------------- CSRF
 
-fn token_for(secret: &str) -> String {
-    hex::encode(Sha256::digest(format!("userauth csrf\0{secret}").as_bytes()))
-}
-
-fn same(a: &str, b: &str) -> bool {
-    let (a, b) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
-    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// The token for the forms of this request: bound to the session when there is one, otherwise to
-/// the pre-session cookie (set now if missing).
+/// The token for the forms of this request (see `csrf.rs`: keyed, bound to the session once
+/// logged in, fail closed).
 pub(crate) fn csrf_token(jar: &CookieJar<'_>, settings: &ApiSettings) -> String {
-    if let Some(session) = jar.get(SESSION_COOKIE) {
-        return token_for(session.value());
-    }
-    if let Some(pre) = jar.get(PRE_SESSION_COOKIE) {
-        return token_for(pre.value());
-    }
-    let secret = SecretToken::generate().map(|t| t.expose().to_owned()).unwrap_or_default();
-    jar.add(
-        Cookie::build((PRE_SESSION_COOKIE, secret.clone()))
-            .http_only(true)
-            .same_site(SameSite::Strict)
-            .path("/")
-            .secure(settings.cookie_secure)
-            .build(),
-    );
-    token_for(&secret)
+    super::csrf::form_token(jar, &settings.csrf, settings.cookie_secure)
 }
 
-/// Whether the form's token matches the session (logged in) or the pre-session cookie.
-pub(super) fn csrf_ok(jar: &CookieJar<'_>, form: &Fields) -> bool {
-    let Some(sent) = form.get("csrf_token") else { return false };
-    [jar.get(SESSION_COOKIE), jar.get(PRE_SESSION_COOKIE)]
-        .into_iter()
-        .flatten()
-        .any(|c| same(&token_for(c.value()), sent))
+/// Whether the form's token is the one for this browser (only the session-bound one once logged in).
+pub(super) fn csrf_ok(jar: &CookieJar<'_>, settings: &ApiSettings, form: &Fields) -> bool {
+    super::csrf::check(jar, &settings.csrf, form.get("csrf_token"))
 }
 
 pub(super) fn forbidden() -> PageOr {
@@ -214,6 +196,17 @@ pub(super) fn failure(e: AuthError) -> (Status, String) {
     let words = super::wayfinding::page_message(&e, String::new());
     let api = ApiError::from(e);
     (api.status, if words.is_empty() { api.message } else { words })
+}
+
+/// The `Retry-After` the API would send with this error (locked, throttled, busy).
+fn retry_after_of(e: &AuthError) -> Option<u64> {
+    match e {
+        AuthError::AccountLocked { retry_after_secs } | AuthError::TooManyResetRequests { retry_after_secs } => {
+            Some(*retry_after_secs)
+        }
+        AuthError::Busy => Some(1),
+        _ => None,
+    }
 }
 
 /// `next` is followed only when it is a path on this site: one leading `/`, no second `/` or `\`
@@ -344,7 +337,7 @@ pub async fn login(
     settings: &State<ApiSettings>,
     form: Fields,
 ) -> PageOr {
-    if !csrf_ok(jar, &form) {
+    if !csrf_ok(jar, settings, &form) {
         return forbidden();
     }
     let next = safe_next(form.get("next"));
@@ -359,8 +352,9 @@ pub async fn login(
             PageOr::SeeOther(next)
         }
         Err(e) => {
+            let retry = retry_after_of(&e);
             let (status, message) = failure(e);
-            PageOr::Page(login_page(jar, settings, status, None, Some(message), next, email))
+            PageOr::Page(login_page(jar, settings, status, None, Some(message), next, email).with_retry_after(retry))
         }
     }
 }
@@ -380,7 +374,7 @@ pub async fn register(
     pages: &State<PageSettings>,
     form: Fields,
 ) -> PageOr {
-    if !csrf_ok(jar, &form) {
+    if !csrf_ok(jar, settings, &form) {
         return forbidden();
     }
     let email = form.get("email").unwrap_or_default().to_owned();
@@ -457,8 +451,8 @@ pub async fn account(svc: Svc, jar: &CookieJar<'_>, settings: &State<ApiSettings
 }
 
 /// The session token of a logged-in form post whose CSRF token matches, or the page to answer.
-fn session_post(jar: &CookieJar<'_>, form: &Fields) -> Result<String, PageOr> {
-    if !csrf_ok(jar, form) {
+fn session_post(jar: &CookieJar<'_>, settings: &ApiSettings, form: &Fields) -> Result<String, PageOr> {
+    if !csrf_ok(jar, settings, form) {
         return Err(forbidden());
     }
     jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()).ok_or_else(|| PageOr::SeeOther("/login?next=/account".into()))
@@ -480,8 +474,12 @@ async fn after_account_action(
             super::pages_second_factor::not_logged_in(svc, &token, "/account").await
         }
         Err(e) => {
+            let retry = retry_after_of(&e);
             let (status, message) = failure(e);
-            account_page(svc, jar, settings, status, None, Some(message), None).await
+            match account_page(svc, jar, settings, status, None, Some(message), None).await {
+                PageOr::Page(p) => PageOr::Page(p.with_retry_after(retry)),
+                other => other,
+            }
         }
     }
 }
@@ -495,7 +493,7 @@ pub async fn change_password(
     settings: &State<ApiSettings>,
     form: Fields,
 ) -> PageOr {
-    let token = match session_post(jar, &form) {
+    let token = match session_post(jar, settings, &form) {
         Ok(t) => t,
         Err(page) => return page,
     };
@@ -523,7 +521,7 @@ pub async fn end_session(
     id: &str,
     form: Fields,
 ) -> PageOr {
-    let token = match session_post(jar, &form) {
+    let token = match session_post(jar, settings, &form) {
         Ok(t) => t,
         Err(page) => return page,
     };
@@ -542,7 +540,7 @@ pub async fn end_other_sessions(
     settings: &State<ApiSettings>,
     form: Fields,
 ) -> PageOr {
-    let token = match session_post(jar, &form) {
+    let token = match session_post(jar, settings, &form) {
         Ok(t) => t,
         Err(page) => return page,
     };
@@ -558,7 +556,7 @@ pub async fn logout(
     settings: &State<ApiSettings>,
     form: Fields,
 ) -> PageOr {
-    if !csrf_ok(jar, &form) {
+    if !csrf_ok(jar, settings, &form) {
         return forbidden();
     }
     if let Some(token) = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned())
@@ -591,7 +589,7 @@ pub async fn forgot(
     pages: &State<PageSettings>,
     form: Fields,
 ) -> PageOr {
-    if !csrf_ok(jar, &form) {
+    if !csrf_ok(jar, settings, &form) {
         return forbidden();
     }
     if pages.reset_delivery != ResetDelivery::Email {
@@ -601,8 +599,9 @@ pub async fn forgot(
     match svc.self_service_reset(form.get("email").unwrap_or_default()).await {
         Ok(ResetRequest::Emailed | ResetRequest::Token(_)) => PageOr::SeeOther("/forgot?sent=1".into()),
         Err(e) => {
+            let retry = retry_after_of(&e);
             let (status, message) = failure(e);
-            PageOr::Page(forgot_page(jar, settings, pages, status, None, Some(message)))
+            PageOr::Page(forgot_page(jar, settings, pages, status, None, Some(message)).with_retry_after(retry))
         }
     }
 }
@@ -635,7 +634,7 @@ pub async fn reset(
     pages: &State<PageSettings>,
     form: Fields,
 ) -> PageOr {
-    if !csrf_ok(jar, &form) {
+    if !csrf_ok(jar, settings, &form) {
         return forbidden();
     }
     let token = form.get("reset_token").unwrap_or_default().to_owned();

@@ -157,8 +157,8 @@ async fn account_error(svc: &AuthService, jar: &CookieJar<'_>, settings: &ApiSet
 }
 
 /// The session token of a form post whose CSRF token matches.
-fn form_session(jar: &CookieJar<'_>, form: &Fields) -> Result<String, PageOr> {
-    if !csrf_ok(jar, form) {
+fn form_session(jar: &CookieJar<'_>, settings: &ApiSettings, form: &Fields) -> Result<String, PageOr> {
+    if !csrf_ok(jar, settings, form) {
         return Err(forbidden());
     }
     session_token(jar).ok_or_else(|| PageOr::SeeOther("/login?next=/account".into()))
@@ -223,7 +223,7 @@ pub async fn enrol(
     settings: &State<ApiSettings>,
     form: Fields,
 ) -> PageOr {
-    let token = match form_session(jar, &form) {
+    let token = match form_session(jar, settings, &form) {
         Ok(t) => t,
         Err(p) => return p,
     };
@@ -242,7 +242,7 @@ pub async fn confirm(
     settings: &State<ApiSettings>,
     form: Fields,
 ) -> PageOr {
-    let token = match form_session(jar, &form) {
+    let token = match form_session(jar, settings, &form) {
         Ok(t) => t,
         Err(p) => return p,
     };
@@ -269,7 +269,7 @@ pub async fn disable(
     settings: &State<ApiSettings>,
     form: Fields,
 ) -> PageOr {
-    let token = match form_session(jar, &form) {
+    let token = match form_session(jar, settings, &form) {
         Ok(t) => t,
         Err(p) => return p,
     };
@@ -289,7 +289,7 @@ pub async fn regenerate(
     settings: &State<ApiSettings>,
     form: Fields,
 ) -> PageOr {
-    let token = match form_session(jar, &form) {
+    let token = match form_session(jar, settings, &form) {
         Ok(t) => t,
         Err(p) => return p,
     };
@@ -356,8 +356,13 @@ pub async fn codes_download(svc: Svc, jar: &CookieJar<'_>) -> Result<CodesFile, 
 }
 
 #[rocket::post("/account/recovery-codes/done", data = "<form>")]
-pub async fn codes_done(_site: NotCrossSite, jar: &CookieJar<'_>, form: Fields) -> PageOr {
-    if let Err(p) = form_session(jar, &form) {
+pub async fn codes_done(
+    _site: NotCrossSite,
+    jar: &CookieJar<'_>,
+    settings: &State<ApiSettings>,
+    form: Fields,
+) -> PageOr {
+    if let Err(p) = form_session(jar, settings, &form) {
         return p;
     }
     drop_codes(jar);
@@ -402,7 +407,7 @@ pub async fn second_factor(
     settings: &State<ApiSettings>,
     form: Fields,
 ) -> PageOr {
-    let token = match form_session(jar, &form) {
+    let token = match form_session(jar, settings, &form) {
         Ok(t) => t,
         Err(p) => return p,
     };

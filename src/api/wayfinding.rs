@@ -24,6 +24,8 @@ pub enum Caught {
     Json(ApiError),
     /// 405, with the methods the path does answer.
     NotAllowed(Box<Caught>, String),
+    /// Whatever the default catcher answers (a page on page routes, JSON elsewhere).
+    Default(super::page_errors::Caught),
 }
 
 impl<'r> Responder<'r, 'static> for Caught {
@@ -31,6 +33,7 @@ impl<'r> Responder<'r, 'static> for Caught {
         match self {
             Caught::Page(p) => p.respond_to(req),
             Caught::Json(e) => e.respond_to(req),
+            Caught::Default(c) => c.respond_to(req),
             Caught::NotAllowed(inner, allow) => {
                 let mut resp = inner.respond_to(req)?;
                 resp.set_header(Header::new("Allow", allow));
@@ -115,7 +118,7 @@ pub fn not_found(req: &Request<'_>) -> Caught {
             "Go to your account",
         ));
     }
-    Caught::Json(default_catcher(Status::NotFound, req))
+    Caught::Default(default_catcher(Status::NotFound, req))
 }
 
 // ---------------------------------------------------------------- addresses a browser is left on

@@ -144,6 +144,20 @@ fn configuration(loaded: &Loaded) -> Vec<Check> {
             format!("{} bcrypt-costing requests per address per minute", s.client_rate_per_minute),
         )
     });
+    // DNS rebinding (api.md §14): without public_url the own origin comes from the Host header.
+    out.push(match (&s.public_url, loopback) {
+        (None, false) => check(
+            "own_origin",
+            Level::Warn,
+            format!(
+                "public_url is unset and serve binds {}: the own origin then comes from the Host header, \
+                 which a DNS-rebinding attacker chooses; set public_url",
+                s.address
+            ),
+        ),
+        (None, true) => check("own_origin", Level::Pass, "loopback address; the own origin comes from Host"),
+        (Some(u), _) => check("own_origin", Level::Pass, format!("own origin from public_url {u}")),
+    });
     out.push(match (s.metrics, s.metrics_token.is_some(), loopback) {
         (true, false, false) => check(
             "metrics_exposure",

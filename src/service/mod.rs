@@ -418,6 +418,7 @@ impl AuthService {
             created_at: Set(at),
             updated_at: Set(at),
             last_login_at: Set(None),
+            credential_version: Set(0),
         };
         let txn = self.db.begin().await?;
         let user = match model.insert(&txn).await {
@@ -473,8 +474,16 @@ impl AuthService {
         if let Some(retry_after_secs) =
             throttle::reserve(&self.db, self.now(), Kind::Login, email.as_str(), max, window).await?
         {
-            let user = self.find_user(&email).await?;
-            self.audit_alone(vec![NewEvent::new(EventKind::LoginLocked, user.map(|u| u.id), email.as_str())]).await?;
+            // One event per account per window: the first refusal marks the window and writes it in
+            // the same transaction; the rest are only counted (metrics) and cost no audit write.
+            let txn = self.db.begin().await?;
+            if throttle::note_refusal(&txn, Kind::Login, email.as_str(), max).await? {
+                // Read in the transaction: a one-connection pool (SQLite in memory) has no other.
+                let user = user::Entity::find().filter(user::Column::Email.eq(email.as_str())).one(&txn).await?;
+                self.audit_in(&txn, vec![NewEvent::new(EventKind::LoginLocked, user.map(|u| u.id), email.as_str())])
+                    .await?;
+            }
+            txn.commit().await?;
             return Err(AuthError::AccountLocked { retry_after_secs });
         }
         let user = self.find_user(&email).await?;
@@ -519,14 +528,16 @@ impl AuthService {
         let txn = self.db.begin().await?;
         // Write first (on SQLite the transaction then holds the write lock from its first statement),
         // and only if the password is still the one just verified: a login racing a password
-        // change must not leave a session behind that the change should have ended.
+        // change must not leave a session behind that the change should have ended. The guard is
+        // the credential version, not the hash text: a concurrent upgrade re-hashes the same
+        // password (and keeps the version), which must not turn this correct login into a 401.
         let mut update = user::Entity::update_many().col_expr(user::Column::LastLoginAt, Expr::value(at));
         if let Some(h) = new_hash {
             update = update.col_expr(user::Column::PasswordHash, Expr::value(h));
         }
         let still_valid = update
             .filter(user::Column::Id.eq(user.id))
-            .filter(user::Column::PasswordHash.eq(user.password_hash.as_str()))
+            .filter(user::Column::CredentialVersion.eq(user.credential_version))
             .exec(&txn)
             .await?;
         if still_valid.rows_affected != 1 {
@@ -777,6 +788,8 @@ impl AuthService {
         user::Entity::update_many()
             .col_expr(user::Column::PasswordHash, Expr::value(hash))
             .col_expr(user::Column::UpdatedAt, Expr::value(at))
+            // A new password: logins that verified the old one can no longer open a session.
+            .col_expr(user::Column::CredentialVersion, Expr::col(user::Column::CredentialVersion).add(1i64))
             .filter(user::Column::Id.eq(user.id))
             .exec(&txn)
             .await?;

@@ -157,6 +157,7 @@ pub async fn insert_user(svc: &AuthService, email: &str, hash: String) {
         created_at: Set(at),
         updated_at: Set(at),
         last_login_at: Set(None),
+        credential_version: Set(0),
     }
     .insert(svc.db())
     .await

@@ -8,6 +8,7 @@ mod cli;
 mod common;
 mod e2e;
 mod first_hour;
+mod hardening;
 mod http;
 mod mail;
 mod operator;
