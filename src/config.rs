@@ -132,9 +132,12 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// How long a login waits for its second factor (api.md §10).
     pub second_factor_timeout_secs: u64,
-    /// The server key, base64 of 32 bytes (api.md §14's `key`). Minimal wiring so that several
-    /// instances share one key; issue 16 adds `key_file` and the fingerprint check.
-    pub key: Option<String>,
+    /// The server key's file (api.md §14), relative to the working directory.
+    pub key_file: std::path::PathBuf,
+    /// The server key itself, base64 of 32 bytes; wins over `key_file`. Never printed, never
+    /// serialised back.
+    #[serde(skip_serializing)]
+    pub key: Option<secrecy::SecretString>,
 }
 
 impl Default for Settings {
@@ -176,6 +179,7 @@ impl Default for Settings {
             audit_retention_days: 365,
             log_format: LogFormat::Text,
             second_factor_timeout_secs: 300,
+            key_file: "userauth.key".into(),
             key: None,
         }
     }
@@ -343,6 +347,11 @@ impl Settings {
             return bad("metrics_token is empty: set a long random token, or leave it unset".into());
         }
         self.mail_settings()?;
+        if let Some(key) = &self.key {
+            use secrecy::ExposeSecret;
+            crate::service::key::ServerKey::from_base64(key.expose_secret())
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        }
         Ok(())
     }
 
@@ -379,18 +388,6 @@ impl Settings {
             })
             .collect::<Result<_, _>>()?;
         Ok((own, allowed))
-    }
-
-    /// The configured server key, if `key` is set.
-    pub fn server_key(&self) -> Result<Option<std::sync::Arc<crate::service::key::ServerKey>>, ConfigError> {
-        self.key
-            .as_deref()
-            .map(|k| {
-                crate::service::key::ServerKey::from_base64(k)
-                    .map(std::sync::Arc::new)
-                    .map_err(|e| ConfigError::Invalid(format!("key: {e}")))
-            })
-            .transpose()
     }
 
     pub fn policy(&self) -> Policy {

@@ -163,6 +163,10 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
             if let Some(svc) = r.state::<AuthService>().cloned() {
                 tokio::spawn(housekeeping(svc));
             }
+            // Sends what the durable outbox holds (api.md §14), on every instance with mail set up.
+            if let Some(svc) = r.state::<AuthService>().filter(|s| s.mailer().is_some()).cloned() {
+                tokio::spawn(crate::service::outbox::run(svc));
+            }
             tokio::spawn(async move { protect::prune_clients(&limiter).await });
             if let Some(metrics) = r.state::<AuthService>().and_then(|s| s.metrics()).cloned() {
                 tokio::spawn(async move {

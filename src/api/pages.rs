@@ -583,6 +583,7 @@ pub fn forgot_form(
 #[rocket::post("/forgot", data = "<form>")]
 pub async fn forgot(
     _site: NotCrossSite,
+    _budget: ClientBudget,
     svc: Svc,
     jar: &CookieJar<'_>,
     settings: &State<ApiSettings>,

@@ -20,6 +20,7 @@ pub async fn setup(loaded: &Loaded) -> anyhow::Result<()> {
         println!("created database {url}");
     }
     let applied = migrate(&db).await.context("applying migrations failed")?;
+    let key = super::key::bind(&db, &loaded.settings).await?;
     if applied.is_empty() {
         println!("database {url} is up to date ({} migrations already applied)", known_migrations().len());
     } else {
@@ -28,5 +29,6 @@ pub async fn setup(loaded: &Loaded) -> anyhow::Result<()> {
             println!("  {name}");
         }
     }
+    println!("server key fingerprint {}", key.fingerprint());
     Ok(())
 }

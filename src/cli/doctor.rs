@@ -189,7 +189,56 @@ async fn database(loaded: &Loaded) -> Vec<Check> {
             return out;
         }
     }
-    let svc = AuthService::new(db, loaded.settings.policy());
+    let stored = crate::service::key_store::stored_fingerprint(&db).await.ok().flatten();
+    let key = match super::key::configured(&loaded.settings) {
+        Err(e) => {
+            out.push(check("server_key", Level::Fail, e.to_string()));
+            return out;
+        }
+        Ok(super::key::Configured::Missing(path)) => {
+            out.push(match &stored {
+                Some(fp) => check(
+                    "server_key",
+                    Level::Fail,
+                    format!(
+                        "key file {} is missing; the database expects the key with fingerprint {fp}",
+                        path.display()
+                    ),
+                ),
+                None => check(
+                    "server_key",
+                    Level::Warn,
+                    format!("key file {} does not exist yet; `userauth db-setup` creates it", path.display()),
+                ),
+            });
+            return out;
+        }
+        Ok(super::key::Configured::Key { key, source }) => {
+            let ours = key.fingerprint();
+            out.push(match &stored {
+                Some(fp) if *fp == ours => {
+                    check("server_key", Level::Pass, format!("{source}: fingerprint {ours} matches the database"))
+                }
+                Some(fp) => check(
+                    "server_key",
+                    Level::Fail,
+                    format!("{source} has fingerprint {ours}, the database was set up with {fp}"),
+                ),
+                None => check(
+                    "server_key",
+                    Level::Warn,
+                    format!(
+                        "{source} (fingerprint {ours}) is not recorded in the database yet; run `userauth db-setup`"
+                    ),
+                ),
+            });
+            if stored.as_ref().is_some_and(|fp| *fp != ours) {
+                return out;
+            }
+            key
+        }
+    };
+    let svc = AuthService::new(db, loaded.settings.policy()).with_key(std::sync::Arc::new(key));
     out.push(match svc.verify_audit().await {
         Ok(Verified::Intact(n)) => check("audit_chain", Level::Pass, format!("{n} events, chain intact")),
         Ok(Verified::Broken { seq, reason }) => {

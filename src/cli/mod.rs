@@ -7,6 +7,7 @@ mod db;
 pub mod docs;
 mod doctor;
 mod factors;
+pub mod key;
 mod serve;
 mod user;
 
@@ -265,11 +266,8 @@ async fn open_service(loaded: &Loaded) -> anyhow::Result<AuthService> {
             missing.len()
         );
     }
-    let svc = AuthService::new(db, loaded.settings.policy()).with_mailer(mailer(loaded)?);
-    Ok(match loaded.settings.server_key()? {
-        Some(key) => svc.with_key(key),
-        None => svc,
-    })
+    let key = key::bind(&db, &loaded.settings).await?;
+    Ok(AuthService::new(db, loaded.settings.policy()).with_key(key).with_mailer(mailer(loaded)?))
 }
 
 /// What `mail-test` and `user reset --send` say when there is no mail server to use.
@@ -288,6 +286,8 @@ pub fn print_completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
 /// Runs the command with its configuration (from [`Cli::load_config`]). Errors become one
 /// `error: …` line and exit code 1 in `main`.
 pub async fn dispatch(cli: Cli, loaded: Loaded) -> anyhow::Result<()> {
+    // A key file others can read stops every command (api.md §14), whether or not it needs the key.
+    key::configured(&loaded.settings)?;
     match cli.command {
         Command::DbSetup => db::setup(&loaded).await,
         Command::Serve { .. } => serve::run(loaded).await,

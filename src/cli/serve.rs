@@ -15,14 +15,12 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
     if !applied.is_empty() {
         tracing::info!(migrations = ?applied, "applied pending migrations");
     }
+    let key = super::key::bind(&db, &loaded.settings).await?;
     let svc = AuthService::new(db, loaded.settings.policy())
+        .with_key(key)
         .with_fast_session_reads(&loaded.db.url)
         .with_mailer(super::mailer(&loaded)?)
         .with_metrics(loaded.settings.metrics.then(crate::service::metrics::Metrics::new));
-    let svc = match loaded.settings.server_key()? {
-        Some(key) => svc.with_key(key),
-        None => svc,
-    };
     svc.hasher().warm_up().await?;
     let shutdown = rocket::fairing::AdHoc::on_shutdown("shutdown log", |_| {
         Box::pin(async { tracing::info!("shutting down: finishing the requests in flight") })

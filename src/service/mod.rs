@@ -10,10 +10,12 @@ pub mod fast_read;
 pub mod hashing;
 pub mod import;
 pub mod key;
+pub mod key_store;
 pub mod mail;
 pub mod metrics;
 pub mod second_factor;
 pub mod reset_link;
+pub mod outbox;
 mod throttle;
 
 use std::net::IpAddr;
@@ -657,35 +659,18 @@ impl AuthService {
     }
 
     /// A reset request from the API, delivered as configured: in the answer, or by email with the
-    /// same answer for every well-formed address. In email mode both paths do the same work: the
-    /// attempt is counted per normalised address (registered or not), then one write transaction.
+    /// same answer for every well-formed address. In email mode the request is only counted and
+    /// stored (encrypted) in the outbox, the same work for every address; the lookup, the token
+    /// and the email happen after the answer (`outbox.rs`, api.md §14).
     pub async fn self_service_reset(&self, email: &str) -> Result<ResetRequest, AuthError> {
         if self.policy.reset_delivery == mail::ResetDelivery::Response {
             return self.request_reset(email).await.map(ResetRequest::Token);
         }
-        let mailer = self.mailer.as_ref().ok_or_else(|| AuthError::Internal("no mailer configured".into()))?;
+        if self.mailer.is_none() {
+            return Err(AuthError::Internal("no mailer configured".into()));
+        }
         let email = Email::parse(email)?;
-        let (max, window) = (self.policy.reset_max_requests, self.policy.reset_window);
-        if let Some(retry_after_secs) =
-            throttle::reserve(&self.db, self.now(), Kind::Reset, email.as_str(), max, window).await?
-        {
-            return Err(AuthError::TooManyResetRequests { retry_after_secs });
-        }
-        match self.find_user(&email).await? {
-            Some(user) => {
-                let issued = self.store_reset_token(&user).await?;
-                mailer.enqueue_reset(&issued.email, issued.token, issued.expires_at);
-            }
-            None => {
-                // The same transaction shape as issuing a token (void older ones), on no rows.
-                let txn = self.db.begin().await?;
-                reset_token::Entity::delete_many()
-                    .filter(reset_token::Column::UserId.eq(Uuid::nil()))
-                    .exec(&txn)
-                    .await?;
-                txn.commit().await?;
-            }
-        }
+        self.enqueue_reset_request(&email).await?;
         Ok(ResetRequest::Emailed)
     }
 

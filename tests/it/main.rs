@@ -19,4 +19,5 @@ mod scale;
 mod second_factor;
 mod security;
 mod selfservice;
+mod serverkey;
 mod service;

@@ -236,7 +236,8 @@ async fn tampering_is_detected_and_named(backend: Backend) {
     // And the operator's command says so (a memory database is not reachable from another process).
     if backend != Backend::SqliteMemory {
         let dir = tempfile::tempdir().unwrap();
-        let out = run(dir.path(), &["--database-url", &db.url, "audit", "verify"], "", &[]);
+        let key = [("ROCKET_KEY", crate::common::TEST_KEY_B64)];
+        let out = run(dir.path(), &["--database-url", &db.url, "audit", "verify"], "", &key);
         assert_eq!(out.code, 1);
         assert!(out.stderr.contains("event 3"), "{}", out.stderr);
     }
