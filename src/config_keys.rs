@@ -10,9 +10,11 @@ use crate::config::Settings;
 
 /// Keys Rocket reads that its default configuration does not spell out.
 const ROCKET_EXTRA: &[&str] = &["tls", "secret_key", "profile", "config", "mtls"];
+/// Our keys that hold secrets: never serialised back, so `Settings::default()` does not show them.
+const SECRET_KEYS: &[&str] = &["smtp_url", "metrics_token", "key"];
 
 fn known_keys() -> Vec<String> {
-    let mut keys: Vec<String> = ROCKET_EXTRA.iter().map(|k| (*k).to_owned()).collect();
+    let mut keys: Vec<String> = ROCKET_EXTRA.iter().chain(SECRET_KEYS).map(|k| (*k).to_owned()).collect();
     if let Ok(serde_json::Value::Object(ours)) = serde_json::to_value(Settings::default()) {
         keys.extend(ours.keys().cloned());
     }

@@ -45,7 +45,10 @@ impl<'r> Responder<'r, 'static> for Caught {
 
 /// A browser navigating (its first choice is HTML), on a server that serves pages.
 fn wants_page(req: &Request<'_>) -> bool {
-    req.rocket().state::<PageSettings>().is_some()
+    // The API's own paths answer JSON whatever the client prefers (api.md §1).
+    let path = req.uri().path();
+    let api = path.starts_with("/api/") || path == "/api" || path == "/health" || path == "/metrics";
+    !api && req.rocket().state::<PageSettings>().is_some()
         && req.accept().is_some_and(|a| a.preferred().media_type() == &MediaType::HTML)
 }
 

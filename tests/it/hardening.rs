@@ -334,7 +334,12 @@ async fn csrf_tokens_are_keyed_and_bound_to_the_session(backend: Backend) {
         assert_eq!(r.status, Status::Forbidden, "empty cookie, token {token:?}");
     }
     // Keyed: the same cookie and token against an instance with another server key is refused.
-    let (other, _) = untracked_client_with(&db.url, &[]).await;
+    let other = {
+        let loaded = settings(&db.url, &[]);
+        let key = std::sync::Arc::new(userauth::service::key::ServerKey::from_bytes([9; 32]));
+        let svc = service_for(&loaded).await.with_key(key);
+        rocket::local::asynchronous::Client::untracked(userauth::api::build(svc, &loaded)).await.expect("rocket client")
+    };
     let r = post_form(&other, "/account/sessions/end-others", &logged_in, &[("csrf_token", &bound)]).await;
     assert_eq!(r.status, Status::Forbidden, "a token made with another key");
     // The right one works.
