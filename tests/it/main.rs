@@ -15,3 +15,4 @@ mod scale;
 mod security;
 mod selfservice;
 mod service;
+mod session_read;

@@ -31,11 +31,8 @@ fn reader_for(svc: &AuthService, db: &TestDb) -> SessionReader {
 
 /// The session and its user as the ORM reads them.
 async fn orm_row(svc: &AuthService, digest: &str) -> Option<SessionRow> {
-    let (s, u) = session::Entity::find_by_id(digest.to_owned())
-        .find_also_related(user::Entity)
-        .one(svc.db())
-        .await
-        .unwrap()?;
+    let (s, u) =
+        session::Entity::find_by_id(digest.to_owned()).find_also_related(user::Entity).one(svc.db()).await.unwrap()?;
     let u = u.expect("a session has its user");
     Some(SessionRow {
         user_id: s.user_id,
