@@ -21,3 +21,4 @@ mod security;
 mod selfservice;
 mod serverkey;
 mod service;
+mod session_read;
