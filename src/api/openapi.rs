@@ -25,7 +25,8 @@ use super::types::{
         super::v1::end_session,
         super::v1::end_other_sessions,
         super::v1::health,
-        super::v1::openapi_json
+        super::v1::openapi_json,
+        super::forward::auth
     ),
     components(schemas(
         Credentials,

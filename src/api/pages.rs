@@ -178,14 +178,15 @@ fn csrf_token(jar: &CookieJar<'_>, settings: &ApiSettings) -> String {
         return token_for(pre.value());
     }
     let secret = SecretToken::generate().map(|t| t.expose().to_owned()).unwrap_or_default();
-    jar.add(
+    jar.add(super::forward::scoped(
         Cookie::build((PRE_SESSION_COOKIE, secret.clone()))
             .http_only(true)
             .same_site(SameSite::Strict)
             .path("/")
             .secure(settings.cookie_secure)
             .build(),
-    );
+        settings,
+    ));
     token_for(&secret)
 }
 
@@ -327,7 +328,7 @@ pub fn login_form(
         (_, Some(_)) => Some("Your password is set: log in with it."),
         _ => None,
     };
-    login_page(jar, settings, Status::Ok, notice, None, safe_next(next), String::new())
+    login_page(jar, settings, Status::Ok, notice, None, super::forward::login_next(next, settings), String::new())
 }
 
 #[rocket::post("/login", data = "<form>")]
@@ -342,12 +343,12 @@ pub async fn login(
     if !csrf_ok(jar, &form) {
         return forbidden();
     }
-    let next = safe_next(form.get("next"));
+    let next = super::forward::login_next(form.get("next"), settings);
     let email = form.get("email").unwrap_or_default().to_owned();
     match svc.login(&email, form.get("password").unwrap_or_default()).await {
         Ok(session) => {
             jar.add(session_cookie(&session, settings));
-            jar.remove(Cookie::build(PRE_SESSION_COOKIE).path("/").build());
+            jar.remove(super::forward::scoped(Cookie::build(PRE_SESSION_COOKIE).path("/").build(), settings));
             PageOr::SeeOther(next)
         }
         Err(e) => {
