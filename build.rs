@@ -37,6 +37,14 @@ fn main() {
     } else if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("CI=true but python3-aiosmtpd is not installed: the mail tests cannot run");
     }
+    println!("cargo:rustc-check-cfg=cfg(nginx_tests)");
+    println!("cargo:rerun-if-changed=/usr/sbin/nginx");
+    // Forward authentication behind a real proxy: Debian's nginx (api.md §12).
+    if Path::new("/usr/sbin/nginx").exists() {
+        println!("cargo:rustc-cfg=nginx_tests");
+    } else if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true but nginx is not installed: the forward-authentication test behind nginx cannot run");
+    }
     println!("cargo:rerun-if-env-changed=USERAUTH_TEST_PG_URL");
     println!("cargo:rerun-if-env-changed=CI");
     println!("cargo:rerun-if-changed=/usr/lib/postgresql");

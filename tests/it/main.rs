@@ -5,6 +5,7 @@ mod browser;
 mod cli;
 mod common;
 mod e2e;
+mod forward;
 mod http;
 mod mail;
 mod operator;

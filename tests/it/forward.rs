@@ -1,0 +1,723 @@
+//! Forward authentication for reverse proxies (api.md §12): `GET /api/v1/auth` on every backend,
+//! `cookie_domain` and `allowed_redirect_origins`, `doctor`'s cookie-domain checks, a real nginx
+//! (Debian's, running `ops/nginx.conf`) in front of a real `userauth serve` and a tiny upstream,
+//! and two instances on one PostgreSQL.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rocket::http::{ContentType, Cookie, Header, Status};
+use rocket::local::asynchronous::{Client, LocalResponse};
+use serde_json::{Value, json};
+
+use crate::common::{
+    Backend, PASSWORD, Server, TestDb, form_body, free_port, run, service_with_clock, settings, untracked_client_with,
+};
+
+const EMAIL: &str = "fwd@example.com";
+
+/// The deployment of the README: userauth on auth.example.test, the application on app.example.test.
+fn deployment() -> Vec<(&'static str, Value)> {
+    vec![
+        ("public_url", json!("https://auth.example.test")),
+        ("cookie_domain", json!("example.test")),
+        ("allowed_redirect_origins", json!(["https://app.example.test"])),
+        ("trusted_proxies", json!(["127.0.0.1/32"])),
+    ]
+}
+
+/// An untracked local client (each request carries exactly the cookies given) whose clock the test moves.
+async fn client_with_clock(db: &TestDb, extra: &[(&str, Value)]) -> (Client, userauth::service::AuthService, crate::common::TestClock) {
+    let loaded = settings(&db.url, extra);
+    let (svc, clock) = service_with_clock(&loaded).await;
+    let client = Client::untracked(userauth::api::build(svc.clone(), &loaded)).await.expect("rocket client");
+    (client, svc, clock)
+}
+
+struct Answer {
+    status: Status,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    fn set_cookies(&self) -> Vec<&str> {
+        self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie")).map(|(_, v)| v.as_str()).collect()
+    }
+}
+
+async fn answer(resp: LocalResponse<'_>) -> Answer {
+    let status = resp.status();
+    let headers = resp.headers().iter().map(|h| (h.name().to_string(), h.value().to_string())).collect();
+    let body = resp.into_string().await.unwrap_or_default();
+    Answer { status, headers, body }
+}
+
+async fn auth(c: &Client, path: &str, cookie: Option<&str>) -> Answer {
+    let mut req = c.get(path.to_owned());
+    if let Some(v) = cookie {
+        req = req.cookie(Cookie::new("session_id", v.to_owned()));
+    }
+    answer(req.dispatch().await).await
+}
+
+fn assert_unauthorized(a: &Answer, what: &str) {
+    assert_eq!(a.status, Status::Unauthorized, "{what}");
+    let body: Value = serde_json::from_str(&a.body).unwrap_or_else(|e| panic!("{what}: {e}: {}", a.body));
+    assert_eq!(body["error"], "unauthorized", "{what}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}");
+    assert!(a.header("X-User-Id").is_none() && a.header("X-User-Email").is_none(), "{what}");
+}
+
+// ------------------------------------------------------------------ the route, every backend
+
+async fn allowed_with_the_users_headers_and_no_body(backend: Backend) {
+    let db = TestDb::new(backend);
+    let (c, svc) = untracked_client_with(&db.url, &deployment()).await;
+    let user = svc.register(EMAIL, PASSWORD).await.unwrap();
+    let session = svc.login(EMAIL, PASSWORD).await.unwrap();
+    let token = session.token.expose();
+    let seen_before = svc.list_sessions(token).await.unwrap()[0].last_seen_at;
+    for path in ["/api/v1/auth", "/api/v1/auth?redirect=1"] {
+        let a = auth(&c, path, Some(token)).await;
+        assert_eq!(a.status, Status::Ok, "{path}: {}", a.body);
+        assert_eq!(a.body, "", "{path}: empty body");
+        assert_eq!(a.header("X-User-Id"), Some(user.id.to_string().as_str()), "{path}");
+        assert_eq!(a.header("X-User-Email"), Some(EMAIL), "{path}");
+        assert_eq!(a.header("Cache-Control"), Some("no-store"), "{path}");
+        assert!(a.set_cookies().is_empty(), "{path}: sets no cookie");
+    }
+    // The same read as /api/v1/profile: no write while the idle timer is fresh.
+    let seen_after = svc.list_sessions(token).await.unwrap()[0].last_seen_at;
+    assert_eq!(seen_before, seen_after);
+    // HEAD (some proxies probe with it) answers the same way.
+    let head = c.head("/api/v1/auth").cookie(Cookie::new("session_id", token.to_owned())).dispatch().await;
+    assert_eq!(head.status(), Status::Ok);
+    assert_eq!(head.headers().get_one("X-User-Email"), Some(EMAIL));
+}
+
+async fn refused_without_a_live_session(backend: Backend) {
+    let db = TestDb::new(backend);
+    let mut extra = deployment();
+    extra.push(("session_idle_timeout_secs", json!(600)));
+    extra.push(("session_absolute_timeout_secs", json!(3600)));
+    let (c, svc, clock) = client_with_clock(&db, &extra).await;
+    svc.register(EMAIL, PASSWORD).await.unwrap();
+    let live = svc.login(EMAIL, PASSWORD).await.unwrap().token.expose().to_owned();
+    let mut unknown = live.clone();
+    let last = if unknown.ends_with('0') { "1" } else { "0" };
+    unknown.replace_range(63.., last);
+    let ended = svc.login(EMAIL, PASSWORD).await.unwrap().token.expose().to_owned();
+    svc.logout(&ended).await.unwrap();
+
+    let cases: Vec<(&str, Option<String>)> = vec![
+        ("no cookie", None),
+        ("garbage cookie", Some("not-a-session".into())),
+        ("oversized cookie", Some("a".repeat(3000))),
+        ("unknown token", Some(unknown)),
+        ("ended session", Some(ended)),
+    ];
+    for (what, cookie) in &cases {
+        assert_unauthorized(&auth(&c, "/api/v1/auth", cookie.as_deref()).await, what);
+        let r = auth(&c, "/api/v1/auth?redirect=1", cookie.as_deref()).await;
+        assert_eq!(r.status, Status::Found, "{what}");
+        assert_eq!(r.header("Location"), Some("https://auth.example.test/login"), "{what}");
+    }
+    assert_eq!(auth(&c, "/api/v1/auth", Some(&live)).await.status, Status::Ok);
+    // Idle past session_idle_timeout_secs (test clock): refused, and stays refused.
+    let idle = svc.login(EMAIL, PASSWORD).await.unwrap().token.expose().to_owned();
+    clock.advance(Duration::from_secs(601));
+    assert_unauthorized(&auth(&c, "/api/v1/auth", Some(&idle)).await, "idle session");
+    assert_unauthorized(&auth(&c, "/api/v1/auth", Some(&idle)).await, "idle session again");
+    // Kept in use, a session still ends at session_absolute_timeout_secs.
+    let used = svc.login(EMAIL, PASSWORD).await.unwrap().token.expose().to_owned();
+    for _ in 0..8 {
+        assert_eq!(auth(&c, "/api/v1/auth", Some(&used)).await.status, Status::Ok);
+        clock.advance(Duration::from_secs(500));
+    }
+    assert_unauthorized(&auth(&c, "/api/v1/auth", Some(&used)).await, "past the absolute timeout");
+    let r = auth(&c, "/api/v1/auth?redirect=1", Some(&used)).await;
+    assert_eq!(r.status, Status::Found);
+    // `redirect=0` is no redirect.
+    assert_unauthorized(&auth(&c, "/api/v1/auth?redirect=0", Some(&used)).await, "redirect=0");
+}
+
+async fn redirect_next_only_from_trusted_proxies(backend: Backend) {
+    let db = TestDb::new(backend);
+    let (c, _svc) = untracked_client_with(&db.url, &deployment()).await;
+    let proxy: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    let stranger: SocketAddr = "127.0.0.2:40000".parse().unwrap();
+    let go = |from: Option<SocketAddr>, proto: &'static str, host: &'static str, uri: &'static str| {
+        let c = &c;
+        async move {
+            let mut req = c
+                .get("/api/v1/auth?redirect=1")
+                .header(Header::new("X-Forwarded-Proto", proto))
+                .header(Header::new("X-Forwarded-Host", host))
+                .header(Header::new("X-Forwarded-Uri", uri));
+            if let Some(from) = from {
+                req = req.remote(from);
+            }
+            let a = answer(req.dispatch().await).await;
+            assert_eq!(a.status, Status::Found, "{proto} {host} {uri}");
+            assert_eq!(a.header("Cache-Control"), Some("no-store"));
+            a.header("Location").unwrap_or_default().to_owned()
+        }
+    };
+    let bare = "https://auth.example.test/login";
+    assert_eq!(
+        go(Some(proxy), "https", "app.example.test", "/reports/2026?q=a b&x=%2F").await,
+        bare,
+        "a space is not part of a request line"
+    );
+    assert_eq!(
+        go(Some(proxy), "https", "app.example.test", "/reports/2026?q=a%20b&x=%2F&y=é").await,
+        "https://auth.example.test/login?next=https%3A%2F%2Fapp.example.test%2Freports%2F2026%3Fq%3Da%2520b%26x%3D%252F%26y%3D%25C3%25A9"
+    );
+    // Our own origin is allowed too (an application on a path of auth.example.test).
+    assert_eq!(
+        go(Some(proxy), "https", "auth.example.test", "/wiki/").await,
+        "https://auth.example.test/login?next=https%3A%2F%2Fauth.example.test%2Fwiki%2F"
+    );
+    // From anyone but a trusted proxy the forwarded headers are the client's own claims: ignored.
+    assert_eq!(go(Some(stranger), "https", "app.example.test", "/x").await, bare);
+    assert_eq!(go(None, "https", "app.example.test", "/x").await, bare);
+    // Even from the proxy: never a next that leads anywhere not allowed.
+    for (proto, host, uri) in [
+        ("https", "app.example.test.evil", "/"),
+        ("https", "evil.example", "/"),
+        ("https", "user@app.example.test", "/"),
+        ("https", "app.example.test@evil.example", "/"),
+        ("http", "app.example.test", "/"),
+        ("https", "app.example.test:8443", "/"),
+        ("https", "app.example.test", "//evil.example/x"),
+        ("ftp", "app.example.test", "/"),
+    ] {
+        assert_eq!(go(Some(proxy), proto, host, uri).await, bare, "{proto} {host} {uri}");
+    }
+    // The login page offers the original URL back as `next`.
+    let next = "https://app.example.test/reports/2026?q=a%20b";
+    let page = answer(c.get(format!("/login?next={}", urlencode(next))).dispatch().await).await;
+    assert_eq!(page.status, Status::Ok);
+    assert!(page.body.contains(&format!(r#"name="next" value="{}""#, next.replace('&', "&#38;"))), "{}", page.body);
+}
+
+fn urlencode(s: &str) -> String {
+    form_body(&[("x", s)]).trim_start_matches("x=").to_owned()
+}
+
+/// Every `Set-Cookie` of a login and logout through the API, the classic routes and the pages.
+async fn cookies_set_along_the_way(c: &Client, svc: &userauth::service::AuthService) -> Vec<String> {
+    let mut all = Vec::new();
+    let creds = form_body(&[("email", EMAIL), ("password", PASSWORD)]);
+    let post = |path: &'static str, body: String, cookies: Vec<Cookie<'static>>| {
+        let mut req = c.post(path).header(ContentType::Form).body(body);
+        for k in cookies {
+            req = req.cookie(k);
+        }
+        req
+    };
+    // API: login, logout.
+    let login = answer(post("/api/v1/session", creds.clone(), vec![]).dispatch().await).await;
+    assert_eq!(login.status, Status::Ok);
+    let token = session_value(&login.set_cookies()).expect("a session cookie");
+    all.extend(login.set_cookies().into_iter().map(str::to_owned));
+    let out = answer(post("/api/v1/logout", String::new(), vec![Cookie::new("session_id", token)]).dispatch().await).await;
+    assert_eq!(out.status, Status::Ok);
+    all.extend(out.set_cookies().into_iter().map(str::to_owned));
+    // Classic: login, logout.
+    let login = answer(post("/sessions", creds.clone(), vec![]).dispatch().await).await;
+    assert_eq!(login.status, Status::Ok);
+    let token = session_value(&login.set_cookies()).expect("a session cookie");
+    all.extend(login.set_cookies().into_iter().map(str::to_owned));
+    let out = answer(c.delete("/sessions").cookie(Cookie::new("session_id", token)).dispatch().await).await;
+    assert_eq!(out.status, Status::Found);
+    all.extend(out.set_cookies().into_iter().map(str::to_owned));
+    // Pages: the pre-session CSRF cookie, login (session cookie, CSRF cookie removed), logout.
+    let form = answer(c.get("/login").dispatch().await).await;
+    let pre = form.set_cookies().iter().find_map(|k| k.strip_prefix("csrf=")).map(|v| v.split(';').next().unwrap().to_owned());
+    let pre = pre.expect("a pre-session CSRF cookie");
+    all.extend(form.set_cookies().into_iter().map(str::to_owned));
+    let csrf = csrf_of(&form.body);
+    let body = form_body(&[("csrf_token", &csrf), ("email", EMAIL), ("password", PASSWORD), ("next", "/account")]);
+    let login = answer(post("/login", body, vec![Cookie::new("csrf", pre.clone())]).dispatch().await).await;
+    assert_eq!(login.status, Status::SeeOther);
+    let token = session_value(&login.set_cookies()).expect("a session cookie");
+    all.extend(login.set_cookies().into_iter().map(str::to_owned));
+    let account = answer(c.get("/account").cookie(Cookie::new("session_id", token.clone())).dispatch().await).await;
+    let csrf = csrf_of(&account.body);
+    let out = answer(
+        post("/logout", form_body(&[("csrf_token", &csrf)]), vec![Cookie::new("session_id", token.clone())])
+            .dispatch()
+            .await,
+    )
+    .await;
+    assert_eq!(out.status, Status::SeeOther);
+    all.extend(out.set_cookies().into_iter().map(str::to_owned));
+    assert!(svc.authenticate(&token).await.is_err(), "logged out");
+    all
+}
+
+fn session_value(set_cookies: &[&str]) -> Option<String> {
+    set_cookies.iter().find_map(|k| k.strip_prefix("session_id=")).map(|v| v.split(';').next().unwrap().to_owned()).filter(|v| !v.is_empty())
+}
+
+fn csrf_of(html: &str) -> String {
+    let marker = r#"name="csrf_token" value=""#;
+    let at = html.find(marker).expect("a CSRF field") + marker.len();
+    html[at..at + 64].to_owned()
+}
+
+async fn cookie_domain_on_every_cookie(backend: Backend) {
+    let db = TestDb::new(backend);
+    let (c, svc) = untracked_client_with(&db.url, &deployment()).await;
+    svc.register(EMAIL, PASSWORD).await.unwrap();
+    let cookies = cookies_set_along_the_way(&c, &svc).await;
+    // API login + removal, classic login + removal, CSRF, session + CSRF removal, removal.
+    assert_eq!(cookies.len(), 8, "{cookies:#?}");
+    for k in &cookies {
+        assert!(k.split(';').any(|attr| attr.trim() == "Domain=example.test"), "{k}");
+    }
+    let removals = cookies.iter().filter(|k| k.contains("Max-Age=0")).count();
+    assert_eq!(removals, 4, "{cookies:#?}");
+
+    // Unset: host-only cookies, no Domain at all.
+    let db = TestDb::new(backend);
+    let (c, svc) = untracked_client_with(&db.url, &[]).await;
+    svc.register(EMAIL, PASSWORD).await.unwrap();
+    let cookies = cookies_set_along_the_way(&c, &svc).await;
+    assert_eq!(cookies.len(), 8, "{cookies:#?}");
+    assert!(cookies.iter().all(|k| !k.to_ascii_lowercase().contains("domain=")), "{cookies:#?}");
+}
+
+async fn login_follows_next_only_to_allowed_origins(backend: Backend) {
+    let db = TestDb::new(backend);
+    let mut extra = deployment();
+    extra.push(("client_rate_per_minute", json!(0)));
+    let (c, svc) = untracked_client_with(&db.url, &extra).await;
+    svc.register(EMAIL, PASSWORD).await.unwrap();
+    let form = answer(c.get("/login").dispatch().await).await;
+    let pre = form.set_cookies().iter().find_map(|k| k.strip_prefix("csrf=")).map(|v| v.split(';').next().unwrap().to_owned()).unwrap();
+    let csrf = csrf_of(&form.body);
+    let login_to = |next: &'static str| {
+        let (c, pre, csrf) = (&c, pre.clone(), csrf.clone());
+        async move {
+            let body = form_body(&[("csrf_token", &csrf), ("email", EMAIL), ("password", PASSWORD), ("next", next)]);
+            let a = answer(c.post("/login").header(ContentType::Form).cookie(Cookie::new("csrf", pre)).body(body).dispatch().await).await;
+            assert_eq!(a.status, Status::SeeOther, "{next}: {}", a.body);
+            a.header("Location").unwrap_or_default().to_owned()
+        }
+    };
+    assert_eq!(login_to("https://app.example.test/reports?q=1").await, "https://app.example.test/reports?q=1");
+    assert_eq!(login_to("https://app.example.test").await, "https://app.example.test/");
+    assert_eq!(login_to("https://auth.example.test/account").await, "https://auth.example.test/account");
+    assert_eq!(login_to("/account?x=1").await, "/account?x=1", "paths on this site as before");
+    for evil in [
+        "https://app.example.test.evil/",
+        "https://app.example.test.evil",
+        "https://user@app.example.test/",
+        "https://app.example.test@evil.example/",
+        "https://app.example.test:pw@evil.example/",
+        "http://app.example.test/",
+        "https://app.example.test:8443/",
+        "https://evil.example/",
+        "//app.example.test/",
+        "https:/app.example.test/",
+        "https://app.example.test\\@evil.example/",
+        "javascript:alert(1)",
+    ] {
+        assert_eq!(login_to(evil).await, "/account", "{evil}");
+    }
+}
+
+crate::backend_tests!(
+    allowed_with_the_users_headers_and_no_body,
+    refused_without_a_live_session,
+    redirect_next_only_from_trusted_proxies,
+    cookie_domain_on_every_cookie,
+    login_follows_next_only_to_allowed_origins
+);
+
+// ------------------------------------------------------------------ doctor
+
+#[test]
+fn doctor_checks_the_cookie_domain() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("doc.db").display());
+    assert_eq!(run(dir.path(), &["--database-url", &url, "db-setup"], "", &[]).code, 0);
+    let doctor = |domain: &str, public_url: &str| {
+        let env = [
+            ("ROCKET_ADDRESS", "127.0.0.1"),
+            ("ROCKET_BCRYPT_COST", "12"),
+            ("ROCKET_COOKIE_SECURE", "true"),
+            ("ROCKET_COOKIE_DOMAIN", domain),
+            ("ROCKET_PUBLIC_URL", public_url),
+        ];
+        let out = run(dir.path(), &["--database-url", &url, "doctor"], "", &env);
+        let line = out.stdout.lines().find(|l| l.contains("cookie_domain")).unwrap_or_default().to_owned();
+        (out.code, line, out.stdout)
+    };
+    let (code, line, all) = doctor("example.com", "https://auth.example.com");
+    assert!(code == 0 && line.starts_with("PASS"), "{all}");
+    let (code, line, all) = doctor(".Example.com", "https://example.com");
+    assert!(code == 0 && line.starts_with("PASS"), "{all}");
+    let (code, line, all) = doctor("example.com", "https://auth.example.org");
+    assert!(code == 1 && line.starts_with("FAIL") && line.contains("auth.example.org"), "{all}");
+    let (code, line, all) = doctor("example.com", "https://badexample.com");
+    assert!(code == 1 && line.starts_with("FAIL"), "{all}");
+    let (_, line, all) = doctor("co.uk", "https://auth.example.co.uk");
+    assert!(line.starts_with("WARN") && line.contains("public suffix"), "{all}");
+    let (_, line, all) = doctor("github.io", "https://me.github.io");
+    assert!(line.starts_with("WARN"), "{all}");
+    // Unset: no such check at all.
+    let out = run(dir.path(), &["--database-url", &url, "doctor"], "", &[("ROCKET_ADDRESS", "127.0.0.1")]);
+    assert!(!out.stdout.contains("cookie_domain"), "{}", out.stdout);
+    // An invalid value stops every command, naming the key.
+    let out = run(dir.path(), &["--database-url", &url, "doctor"], "", &[("ROCKET_COOKIE_DOMAIN", "https://x.com")]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.starts_with("error: ") && out.stderr.contains("cookie_domain"), "{}", out.stderr);
+}
+
+// ------------------------------------------------------------------ a real nginx in front
+
+/// A tiny application: answers every request with 200 and what it received (request line and
+/// headers), so the test sees what nginx passes on.
+struct EchoApp {
+    port: u16,
+}
+
+impl EchoApp {
+    fn start() -> EchoApp {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                std::thread::spawn(move || echo(conn));
+            }
+        });
+        EchoApp { port }
+    }
+}
+
+fn echo(mut conn: TcpStream) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&head);
+    let header = |name: &str| {
+        text.lines()
+            .filter_map(|l| l.split_once(':'))
+            .filter(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_owned())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let body = format!("hello {}\nid {}\n\n{text}", header("X-User-Email"), header("X-User-Id"));
+    let _ = write!(
+        conn,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+}
+
+/// Debian's nginx running `ops/nginx.conf` (ports replaced) as a non-daemon with its own prefix
+/// directory; stopped on drop.
+struct Nginx {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Nginx {
+    fn start(dir: &Path, port: u16, userauth_port: u16, app_port: u16) -> Nginx {
+        let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/ops/nginx.conf")).unwrap();
+        let mut conf = shipped.clone();
+        for (from, to) in [
+            ("listen 8080;", format!("listen 127.0.0.1:{port};")),
+            ("server 127.0.0.1:5000;", format!("server 127.0.0.1:{userauth_port};")),
+            ("server 127.0.0.1:3000;", format!("server 127.0.0.1:{app_port};")),
+        ] {
+            assert!(conf.contains(from), "ops/nginx.conf no longer contains {from:?}: update this test");
+            conf = conf.replace(from, &to);
+        }
+        let prefix = dir.join("nginx");
+        std::fs::create_dir_all(prefix.join("logs")).unwrap();
+        std::fs::create_dir_all(prefix.join("temp")).unwrap();
+        // Workers may run as another user (nobody, when the tests run as root).
+        for d in [dir, &prefix, &prefix.join("temp")] {
+            let _ = Command::new("chmod").arg("755").arg(d).status();
+        }
+        std::fs::write(prefix.join("nginx.conf"), conf).unwrap();
+        let mut prefix_arg = prefix.display().to_string();
+        prefix_arg.push('/');
+        let child = Command::new("/usr/sbin/nginx")
+            .args(["-p", &prefix_arg, "-c"])
+            .arg(prefix.join("nginx.conf"))
+            .arg("-e")
+            .arg(prefix.join("logs/error.log"))
+            .args(["-g", "daemon off;"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start /usr/sbin/nginx");
+        let mut nginx = Nginx { child, port, dir: prefix };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = nginx.child.try_wait() {
+                let mut err = String::new();
+                let _ = nginx.child.stderr.take().map(|mut e| e.read_to_string(&mut err));
+                panic!("nginx exited ({status}): {err}\n{}", nginx.error_log());
+            }
+            assert!(Instant::now() < deadline, "nginx did not start listening: {}", nginx.error_log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        nginx
+    }
+
+    fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("logs/error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM to the master (a SIGKILL would leave its workers holding the port).
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// A browser-like HTTP client that reaches auth.example.com and app.example.com on nginx's port.
+/// It follows no redirects (the test looks at each) and keeps no cookies (the test carries them).
+fn browser(nginx_port: u16) -> reqwest::blocking::Client {
+    let at: SocketAddr = ([127, 0, 0, 1], nginx_port).into();
+    reqwest::blocking::Client::builder()
+        .resolve("auth.example.com", at)
+        .resolve("app.example.com", at)
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// userauth configured as ops/nginx.conf's comment says, behind that nginx, with the echo app.
+struct Deployment {
+    _dir: tempfile::TempDir,
+    server: Server,
+    nginx: Nginx,
+    auth_origin: String,
+    app_origin: String,
+}
+
+fn deploy() -> Deployment {
+    let dir = tempfile::tempdir().unwrap();
+    let app = EchoApp::start();
+    let nginx_port = free_port();
+    let auth_origin = format!("http://auth.example.com:{nginx_port}");
+    let app_origin = format!("http://app.example.com:{nginx_port}");
+    let allowed = format!("[\"{app_origin}\"]");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("fwd.db").display());
+    let server = Server::start(
+        dir.path(),
+        &url,
+        &[
+            ("ROCKET_PUBLIC_URL", &auth_origin),
+            ("ROCKET_COOKIE_DOMAIN", "example.com"),
+            ("ROCKET_ALLOWED_REDIRECT_ORIGINS", &allowed),
+            ("ROCKET_TRUSTED_PROXIES", "[\"127.0.0.1/32\"]"),
+        ],
+    );
+    let nginx = Nginx::start(dir.path(), nginx_port, server.port, app.port);
+    Deployment { _dir: dir, server, nginx, auth_origin, app_origin }
+}
+
+fn location(r: &reqwest::blocking::Response) -> String {
+    r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+fn set_cookie_value(r: &reqwest::blocking::Response, name: &str) -> Option<(String, String)> {
+    r.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find_map(|v| {
+        let rest = v.strip_prefix(&format!("{name}="))?;
+        Some((rest.split(';').next().unwrap_or_default().to_owned(), v.to_owned()))
+    })
+}
+
+#[test]
+#[cfg_attr(not(nginx_tests), ignore = "nginx (Debian's package) is not installed here")]
+fn through_nginx_login_reaches_the_app_and_logout_ends_it() {
+    let d = deploy();
+    let b = browser(d.nginx.port);
+    let app_url = format!("{}/reports/2026?q=a%20b", d.app_origin);
+
+    // Unauthenticated: 302 to the login page, next = the URL asked for.
+    let r = b.get(&app_url).header("X-User-Email", "forged@example.com").send().unwrap();
+    assert_eq!(r.status(), 302, "{}", d.nginx.error_log());
+    let to_login = location(&r);
+    let expected_next = urlencode(&app_url);
+    assert_eq!(to_login, format!("{}/login?next={expected_next}", d.auth_origin));
+
+    // The login page, through nginx: a pre-session CSRF cookie for the whole domain.
+    let r = b.get(&to_login).send().unwrap();
+    assert_eq!(r.status(), 200);
+    let (pre, attrs) = set_cookie_value(&r, "csrf").expect("csrf cookie");
+    assert!(attrs.contains("Domain=example.com"), "{attrs}");
+    let html = r.text().unwrap();
+    assert!(html.contains(&format!(r#"name="next" value="{app_url}""#)), "{html}");
+    let csrf = csrf_of(&html);
+
+    // Registering (API) and logging in (page): 303 back to the application.
+    let creds = form_body(&[("email", EMAIL), ("password", PASSWORD)]);
+    let r = b
+        .post(format!("{}/api/v1/register", d.auth_origin))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(creds)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let body = form_body(&[("csrf_token", &csrf), ("email", EMAIL), ("password", PASSWORD), ("next", &app_url)]);
+    let r = b
+        .post(format!("{}/login", d.auth_origin))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Cookie", format!("csrf={pre}"))
+        .body(body)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 303, "{}", d.server.log_text());
+    assert_eq!(location(&r), app_url);
+    let (session, attrs) = set_cookie_value(&r, "session_id").expect("session cookie");
+    assert!(attrs.contains("Domain=example.com"), "the cookie reaches app.example.com: {attrs}");
+
+    // The application answers with the user's email; a forged header is replaced.
+    let r = b
+        .get(&app_url)
+        .header("Cookie", format!("session_id={session}"))
+        .header("X-User-Email", "forged@example.com")
+        .header("X-User-Id", "forged")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().unwrap();
+    assert!(text.starts_with(&format!("hello {EMAIL}\nid ")), "{text}");
+    assert!(!text.contains("forged"), "{text}");
+    assert!(text.contains("GET /reports/2026?q=a%20b HTTP/1."), "{text}");
+    // A POST with a body gets through too (the sub-request carries no body).
+    let r = b
+        .post(format!("{}/submit", d.app_origin))
+        .header("Cookie", format!("session_id={session}"))
+        .body("a=1")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Log out on the account page: the application sends the browser to log in again.
+    let r = b.get(format!("{}/account", d.auth_origin)).header("Cookie", format!("session_id={session}")).send().unwrap();
+    assert_eq!(r.status(), 200);
+    let csrf = csrf_of(&r.text().unwrap());
+    let r = b
+        .post(format!("{}/logout", d.auth_origin))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Cookie", format!("session_id={session}"))
+        .body(form_body(&[("csrf_token", &csrf)]))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let (_, attrs) = set_cookie_value(&r, "session_id").expect("removal cookie");
+    assert!(attrs.contains("Domain=example.com") && attrs.contains("Max-Age=0"), "{attrs}");
+    let r = b.get(&app_url).header("Cookie", format!("session_id={session}")).send().unwrap();
+    assert_eq!(r.status(), 302);
+    assert_eq!(location(&r), to_login);
+}
+
+#[test]
+#[cfg_attr(not(nginx_tests), ignore = "nginx (Debian's package) is not installed here")]
+fn through_nginx_idle_connections_do_not_block_a_request() {
+    let d = deploy();
+    let b = browser(d.nginx.port);
+    let creds = form_body(&[("email", EMAIL), ("password", PASSWORD)]);
+    let post = |path: &str| {
+        b.post(format!("{}{path}", d.auth_origin))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(creds.clone())
+            .send()
+            .unwrap()
+    };
+    assert_eq!(post("/api/v1/register").status(), 201);
+    let session = set_cookie_value(&post("/api/v1/session"), "session_id").expect("session").0;
+    // 300 connections that send half a request and then nothing.
+    let idle: Vec<TcpStream> = (0..300)
+        .map(|_| {
+            let mut s = TcpStream::connect(("127.0.0.1", d.nginx.port)).expect("connect");
+            s.write_all(b"GET /reports HTTP/1.1\r\nHost: app.example.com\r\n").unwrap();
+            s
+        })
+        .collect();
+    // A legitimate request is answered within 1 s (a generous functional bound, not a benchmark).
+    let quick = reqwest::blocking::Client::builder()
+        .resolve("app.example.com", ([127, 0, 0, 1], d.nginx.port).into())
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let r = quick
+        .get(format!("{}/reports", d.app_origin))
+        .header("Cookie", format!("session_id={session}"))
+        .send()
+        .unwrap_or_else(|e| panic!("not answered within 1 s with 300 idle connections open: {e}"));
+    assert_eq!(r.status(), 200);
+    assert!(r.text().unwrap().starts_with(&format!("hello {EMAIL}")));
+    // The idle connections are still open (nginx holds them until client_header_timeout).
+    let mut still_open = 0;
+    for s in &idle {
+        s.set_nonblocking(true).unwrap();
+        let mut b = [0u8; 1];
+        if matches!((&*s).read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock) {
+            still_open += 1;
+        }
+    }
+    assert_eq!(still_open, 300);
+}
+
+// ------------------------------------------------------------------ two instances on one PostgreSQL
+
+#[test]
+#[cfg_attr(not(postgres_tests), ignore = "PostgreSQL is not installed here: the PostgreSQL half of the suite was skipped")]
+fn a_session_ended_on_one_instance_is_refused_on_another_at_once() {
+    let url = crate::pg::fresh_database();
+    let dir = tempfile::tempdir().unwrap();
+    let a = Server::start(dir.path(), &url, &[]);
+    let b = Server::start(dir.path(), &url, &[]);
+    let creds = form_body(&[("email", EMAIL), ("password", PASSWORD)]);
+    assert_eq!(a.form("POST", "/api/v1/register", &creds, None).status, 201);
+    let cookie = a.form("POST", "/api/v1/session", &creds, None).session_cookie().unwrap();
+    let r = b.form("GET", "/api/v1/auth", "", Some(&cookie));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-user-email"), Some(EMAIL));
+    assert_eq!(a.form("POST", "/api/v1/logout", "", Some(&cookie)).status, 200);
+    let r = b.form("GET", "/api/v1/auth", "", Some(&cookie));
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["error"], "unauthorized");
+    assert_eq!(b.form("GET", "/api/v1/auth?redirect=1", "", Some(&cookie)).status, 302);
+    // And the other way round, for a session revoked by a password change on B.
+    let cookie = b.form("POST", "/api/v1/session", &creds, None).session_cookie().unwrap();
+    assert_eq!(a.form("GET", "/api/v1/auth", "", Some(&cookie)).status, 200);
+    let change = form_body(&[("current_password", PASSWORD), ("new_password", "another long password")]);
+    let other = b.form("POST", "/api/v1/session", &creds, None).session_cookie().unwrap();
+    assert_eq!(b.form("POST", "/api/v1/password", &change, Some(&other)).status, 200);
+    assert_eq!(a.form("GET", "/api/v1/auth", "", Some(&cookie)).status, 401);
+    assert_eq!(a.form("GET", "/api/v1/auth", "", Some(&other)).status, 200, "the changing session stays");
+}
