@@ -45,10 +45,9 @@ fn main() {
     println!("cargo:rustc-check-cfg=cfg(caddy_tests)");
     println!("cargo:rustc-check-cfg=cfg(traefik_tests)");
     println!("cargo:rerun-if-env-changed=USERAUTH_TEST_TRAEFIK");
-    let traefik = std::env::var("USERAUTH_TEST_TRAEFIK")
-        .ok()
-        .filter(|p| !p.is_empty())
-        .or_else(|| ["/usr/local/bin/traefik", "/usr/bin/traefik"].into_iter().find(|p| Path::new(p).exists()).map(String::from));
+    let traefik = std::env::var("USERAUTH_TEST_TRAEFIK").ok().filter(|p| !p.is_empty()).or_else(|| {
+        ["/usr/local/bin/traefik", "/usr/bin/traefik"].into_iter().find(|p| Path::new(p).exists()).map(String::from)
+    });
     for (cfg, path) in [
         ("nginx_tests", Some("/usr/sbin/nginx".to_owned())),
         ("caddy_tests", Some("/usr/bin/caddy".to_owned())),

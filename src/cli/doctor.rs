@@ -134,20 +134,31 @@ fn cookie_domain(s: &crate::config::Settings) -> Option<Check> {
         return Some(check(
             "cookie_domain",
             Level::Warn,
-            format!("{domain} is a public suffix: every site under it would receive the session cookie (and browsers refuse it)"),
+            format!(
+                "{domain} is a public suffix: every site under it would receive the session cookie (and browsers refuse it)"
+            ),
         ));
     }
-    let host = s.public_url.as_deref().and_then(|u| url::Url::parse(u).ok()).and_then(|u| u.host_str().map(str::to_owned));
+    let host =
+        s.public_url.as_deref().and_then(|u| url::Url::parse(u).ok()).and_then(|u| u.host_str().map(str::to_owned));
     Some(match host {
-        Some(host) if host_in_domain(&host, &domain) => {
-            check("cookie_domain", Level::Pass, format!("cookies for {domain} and its subdomains; public_url's host {host} is inside it"))
-        }
+        Some(host) if host_in_domain(&host, &domain) => check(
+            "cookie_domain",
+            Level::Pass,
+            format!("cookies for {domain} and its subdomains; public_url's host {host} is inside it"),
+        ),
         Some(host) => check(
             "cookie_domain",
             Level::Fail,
-            format!("public_url's host {host} is not inside cookie_domain {domain}: browsers would refuse the session cookie"),
+            format!(
+                "public_url's host {host} is not inside cookie_domain {domain}: browsers would refuse the session cookie"
+            ),
         ),
-        None => check("cookie_domain", Level::Pass, format!("cookies for {domain} and its subdomains (public_url is unset)")),
+        None => check(
+            "cookie_domain",
+            Level::Pass,
+            format!("cookies for {domain} and its subdomains (public_url is unset)"),
+        ),
     })
 }
 

@@ -30,7 +30,10 @@ fn deployment() -> Vec<(&'static str, Value)> {
 }
 
 /// An untracked local client (each request carries exactly the cookies given) whose clock the test moves.
-async fn client_with_clock(db: &TestDb, extra: &[(&str, Value)]) -> (Client, userauth::service::AuthService, crate::common::TestClock) {
+async fn client_with_clock(
+    db: &TestDb,
+    extra: &[(&str, Value)],
+) -> (Client, userauth::service::AuthService, crate::common::TestClock) {
     let loaded = settings(&db.url, extra);
     let (svc, clock) = service_with_clock(&loaded).await;
     let client = Client::untracked(userauth::api::build(svc.clone(), &loaded)).await.expect("rocket client");
@@ -229,7 +232,8 @@ async fn cookies_set_along_the_way(c: &Client, svc: &userauth::service::AuthServ
     assert_eq!(login.status, Status::Ok);
     let token = session_value(&login.set_cookies()).expect("a session cookie");
     all.extend(login.set_cookies().into_iter().map(str::to_owned));
-    let out = answer(post("/api/v1/logout", String::new(), vec![Cookie::new("session_id", token)]).dispatch().await).await;
+    let out =
+        answer(post("/api/v1/logout", String::new(), vec![Cookie::new("session_id", token)]).dispatch().await).await;
     assert_eq!(out.status, Status::Ok);
     all.extend(out.set_cookies().into_iter().map(str::to_owned));
     // Classic: login, logout.
@@ -242,7 +246,11 @@ async fn cookies_set_along_the_way(c: &Client, svc: &userauth::service::AuthServ
     all.extend(out.set_cookies().into_iter().map(str::to_owned));
     // Pages: the pre-session CSRF cookie, login (session cookie, CSRF cookie removed), logout.
     let form = answer(c.get("/login").dispatch().await).await;
-    let pre = form.set_cookies().iter().find_map(|k| k.strip_prefix("csrf=")).map(|v| v.split(';').next().unwrap().to_owned());
+    let pre = form
+        .set_cookies()
+        .iter()
+        .find_map(|k| k.strip_prefix("csrf="))
+        .map(|v| v.split(';').next().unwrap().to_owned());
     let pre = pre.expect("a pre-session CSRF cookie");
     all.extend(form.set_cookies().into_iter().map(str::to_owned));
     let csrf = csrf_of(&form.body);
@@ -266,7 +274,11 @@ async fn cookies_set_along_the_way(c: &Client, svc: &userauth::service::AuthServ
 }
 
 fn session_value(set_cookies: &[&str]) -> Option<String> {
-    set_cookies.iter().find_map(|k| k.strip_prefix("session_id=")).map(|v| v.split(';').next().unwrap().to_owned()).filter(|v| !v.is_empty())
+    set_cookies
+        .iter()
+        .find_map(|k| k.strip_prefix("session_id="))
+        .map(|v| v.split(';').next().unwrap().to_owned())
+        .filter(|v| !v.is_empty())
 }
 
 fn csrf_of(html: &str) -> String {
@@ -304,13 +316,21 @@ async fn login_follows_next_only_to_allowed_origins(backend: Backend) {
     let (c, svc) = untracked_client_with(&db.url, &extra).await;
     svc.register(EMAIL, PASSWORD).await.unwrap();
     let form = answer(c.get("/login").dispatch().await).await;
-    let pre = form.set_cookies().iter().find_map(|k| k.strip_prefix("csrf=")).map(|v| v.split(';').next().unwrap().to_owned()).unwrap();
+    let pre = form
+        .set_cookies()
+        .iter()
+        .find_map(|k| k.strip_prefix("csrf="))
+        .map(|v| v.split(';').next().unwrap().to_owned())
+        .unwrap();
     let csrf = csrf_of(&form.body);
     let login_to = |next: &'static str| {
         let (c, pre, csrf) = (&c, pre.clone(), csrf.clone());
         async move {
             let body = form_body(&[("csrf_token", &csrf), ("email", EMAIL), ("password", PASSWORD), ("next", next)]);
-            let a = answer(c.post("/login").header(ContentType::Form).cookie(Cookie::new("csrf", pre)).body(body).dispatch().await).await;
+            let a = answer(
+                c.post("/login").header(ContentType::Form).cookie(Cookie::new("csrf", pre)).body(body).dispatch().await,
+            )
+            .await;
             assert_eq!(a.status, Status::SeeOther, "{next}: {}", a.body);
             a.header("Location").unwrap_or_default().to_owned()
         }
@@ -542,7 +562,10 @@ impl Proxy {
                 );
                 let dynamic_conf = adapted(
                     "traefik-dynamic.yml",
-                    &[("http://127.0.0.1:5000", format!("http://{up}")), ("http://127.0.0.1:3000", format!("http://{app}"))],
+                    &[
+                        ("http://127.0.0.1:5000", format!("http://{up}")),
+                        ("http://127.0.0.1:3000", format!("http://{app}")),
+                    ],
                 );
                 std::fs::write(home.join("traefik.yml"), conf).unwrap();
                 std::fs::write(&dynamic, dynamic_conf).unwrap();
@@ -715,7 +738,8 @@ fn login_reaches_the_app_and_logout_ends_it(kind: Kind) {
     assert_eq!(r.status(), 200);
 
     // Log out on the account page: the application sends the browser to log in again.
-    let r = b.get(format!("{}/account", d.auth_origin)).header("Cookie", format!("session_id={session}")).send().unwrap();
+    let r =
+        b.get(format!("{}/account", d.auth_origin)).header("Cookie", format!("session_id={session}")).send().unwrap();
     assert_eq!(r.status(), 200);
     let csrf = csrf_of(&r.text().unwrap());
     let r = b
@@ -819,7 +843,10 @@ fn through_traefik_idle_connections_do_not_block_a_request() {
 // ------------------------------------------------------------------ two instances on one PostgreSQL
 
 #[test]
-#[cfg_attr(not(postgres_tests), ignore = "PostgreSQL is not installed here: the PostgreSQL half of the suite was skipped")]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "PostgreSQL is not installed here: the PostgreSQL half of the suite was skipped"
+)]
 fn a_session_ended_on_one_instance_is_refused_on_another_at_once() {
     let url = crate::pg::fresh_database();
     let dir = tempfile::tempdir().unwrap();
