@@ -29,10 +29,9 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remov
 pub enum AuthAnswer {
     /// 200, empty body, `X-User-Id` and `X-User-Email`.
     Allowed(UserView),
-    /// 401 with the JSON error body.
+    /// 401 with the JSON error body or, when asked for with `redirect=1`, 302 to the login page
+    /// with `next` built from the trusted proxy's `X-Forwarded-*` headers.
     Refused(ApiError),
-    /// 302 to the login page, `next` built from the trusted proxy's `X-Forwarded-*` headers.
-    ToLogin,
 }
 
 #[utoipa::path(get, path = "/api/v1/auth", tag = "v1", security(("session_cookie" = [])),
@@ -48,18 +47,21 @@ pub enum AuthAnswer {
             from a trusted proxy and lead to an allowed origin",
             headers(("Location" = String, description = "The login page"))),
         (status = 401, description = "No valid session (nginx auth_request)", body = ErrorBody)))]
-#[rocket::get("/auth?<redirect>")]
-pub fn auth(me: Result<AuthUser, ApiError>, redirect: Option<&str>) -> AuthAnswer {
+#[rocket::get("/auth")]
+pub fn auth(me: Result<AuthUser, ApiError>) -> AuthAnswer {
     match me {
         Ok(me) => AuthAnswer::Allowed(me.user),
-        // Only a missing or dead session leads to the login page; a database failure stays an error.
-        Err(e) if e.status == Status::Unauthorized && redirect.is_some_and(wants_redirect) => AuthAnswer::ToLogin,
         Err(e) => AuthAnswer::Refused(e),
     }
 }
 
-fn wants_redirect(v: &str) -> bool {
-    !matches!(v, "0" | "false" | "no" | "off")
+/// Whether the request asks for the login redirect. `redirect` is read here, on the refusal path
+/// only, rather than as a route parameter: the route's URI stays `/api/v1/auth`.
+fn wants_redirect(req: &Request<'_>) -> bool {
+    match req.query_value::<&str>("redirect") {
+        Some(Ok(v)) => !matches!(v, "0" | "false" | "no" | "off"),
+        _ => false,
+    }
 }
 
 impl<'r> Responder<'r, 'static> for AuthAnswer {
@@ -71,8 +73,9 @@ impl<'r> Responder<'r, 'static> for AuthAnswer {
                 .header(Header::new("X-User-Email", user.email))
                 .header(Header::new("Cache-Control", "no-store"))
                 .ok(),
-            AuthAnswer::Refused(e) => e.respond_to(req),
-            AuthAnswer::ToLogin => {
+            // Only a missing or dead session leads to the login page; a database failure stays an error.
+            AuthAnswer::Refused(e) if e.status != Status::Unauthorized || !wants_redirect(req) => e.respond_to(req),
+            AuthAnswer::Refused(_) => {
                 let Some(settings) = req.rocket().state::<ApiSettings>() else {
                     return ApiError::for_status(Status::InternalServerError).respond_to(req);
                 };

@@ -872,3 +872,28 @@ fn a_session_ended_on_one_instance_is_refused_on_another_at_once() {
     assert_eq!(a.form("GET", "/api/v1/auth", "", Some(&cookie)).status, 401);
     assert_eq!(a.form("GET", "/api/v1/auth", "", Some(&other)).status, 200, "the changing session stays");
 }
+
+/// The OpenAPI document describes the route as it answers: 200 with the two headers, 302, and
+/// 401 with the error body (checked against a real 401).
+#[tokio::test]
+async fn openapi_documents_the_route() {
+    let db = TestDb::sqlite_file();
+    let (c, _) = untracked_client_with(&db.url, &[]).await;
+    let doc: Value =
+        serde_json::from_str(&c.get("/api/v1/openapi.json").dispatch().await.into_string().await.unwrap()).unwrap();
+    let op = &doc["paths"]["/api/v1/auth"]["get"];
+    assert!(op.is_object(), "GET /api/v1/auth is not in the document");
+    for h in ["X-User-Id", "X-User-Email", "Cache-Control"] {
+        assert!(op["responses"]["200"]["headers"][h].is_object(), "200 documents {h}");
+    }
+    assert!(op["responses"]["302"]["headers"]["Location"].is_object());
+    assert!(
+        op["parameters"].as_array().is_some_and(|p| p.iter().any(|p| p["name"] == "redirect" && p["in"] == "query"))
+    );
+    let schema = &op["responses"]["401"]["content"]["application/json"]["schema"];
+    let mut rooted = schema.clone();
+    rooted["components"] = doc["components"].clone();
+    let got: Value = serde_json::from_str(&auth(&c, "/api/v1/auth", None).await.body).unwrap();
+    let validator = jsonschema::validator_for(&rooted).expect("a valid JSON schema");
+    assert!(validator.validate(&got).is_ok(), "{got} does not match {schema}");
+}
