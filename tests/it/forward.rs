@@ -897,3 +897,19 @@ async fn openapi_documents_the_route() {
     let validator = jsonschema::validator_for(&rooted).expect("a valid JSON schema");
     assert!(validator.validate(&got).is_ok(), "{got} does not match {schema}");
 }
+
+/// Over a real socket (hyper, not the local client), an address outside ASCII leaves as its UTF-8
+/// bytes in `X-User-Email`, never as a 500.
+#[test]
+fn a_unicode_email_reaches_the_header_as_utf8() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("u.db").display());
+    let server = Server::start(dir.path(), &url, &[]);
+    let creds = form_body(&[("email", "Zoë@Exämple.com"), ("password", PASSWORD)]);
+    assert_eq!(server.form("POST", "/api/v1/register", &creds, None).status, 201);
+    let cookie = server.form("POST", "/api/v1/session", &creds, None).session_cookie().unwrap();
+    let r = server.form("GET", "/api/v1/auth", "", Some(&cookie));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-user-email"), Some("zoë@exämple.com"));
+    assert!(r.body.is_empty());
+}
