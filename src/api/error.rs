@@ -40,6 +40,11 @@ pub enum ErrorCode {
     Unavailable,
     InternalError,
     Error,
+    SecondFactorRequired,
+    InvalidCode,
+    AlreadyEnabled,
+    NotEnabled,
+    NothingToConfirm,
 }
 
 /// The body of every error response.
@@ -136,6 +141,25 @@ impl From<AuthError> for ApiError {
                 retry_after: Some(1),
                 ..Self::new(Status::ServiceUnavailable, ErrorCode::Busy, "The server is busy; try again in a second.")
             },
+            SecondFactorRequired => Self::new(
+                Status::Unauthorized,
+                ErrorCode::SecondFactorRequired,
+                "This login needs its second factor: POST /api/v1/session/second_factor.",
+            ),
+            InvalidCode => {
+                Self::new(Status::Unauthorized, ErrorCode::InvalidCode, "The code is wrong, expired or already used.")
+            }
+            AlreadyEnabled => {
+                Self::new(Status::Conflict, ErrorCode::AlreadyEnabled, "Two-factor authentication is already enabled.")
+            }
+            NotEnabled => {
+                Self::new(Status::Conflict, ErrorCode::NotEnabled, "Two-factor authentication is not enabled.")
+            }
+            NothingToConfirm => Self::new(
+                Status::Conflict,
+                ErrorCode::NothingToConfirm,
+                "There is no two-factor enrolment to confirm; start one with POST /api/v1/totp.",
+            ),
             ref err if err.is_unavailable() => {
                 tracing::error!(error = %err, "database unavailable");
                 Self::for_status(Status::ServiceUnavailable)

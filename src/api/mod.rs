@@ -9,8 +9,10 @@ pub mod guard;
 pub mod openapi;
 pub mod ops;
 pub mod pages;
+pub mod pages_second_factor;
 pub mod protect;
 pub mod request_log;
+pub mod second_factor;
 pub mod types;
 pub mod v1;
 
@@ -71,7 +73,12 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
         v1::end_session,
         v1::end_other_sessions,
         v1::openapi_json,
-        forward::auth
+        forward::auth,
+        second_factor::enrol,
+        second_factor::confirm,
+        second_factor::disable,
+        second_factor::regenerate,
+        second_factor::second_step
     ];
     let mut classic_routes = rocket::routes![
         classic::index,
@@ -127,7 +134,8 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
                     pages::reset_form,
                     pages::reset
                 ],
-            );
+            )
+            .mount("/", pages_second_factor::routes());
     }
     let database = loaded.db.url.redacted();
     // Only the response mode hands tokens to callers.

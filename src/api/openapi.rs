@@ -26,7 +26,12 @@ use super::types::{
         super::v1::end_other_sessions,
         super::v1::health,
         super::v1::openapi_json,
-        super::forward::auth
+        super::forward::auth,
+        super::second_factor::enrol,
+        super::second_factor::confirm,
+        super::second_factor::disable,
+        super::second_factor::regenerate,
+        super::second_factor::second_step
     ),
     components(schemas(
         Credentials,
@@ -42,7 +47,14 @@ use super::types::{
         SessionList,
         OthersEnded,
         ErrorBody,
-        ErrorCode
+        ErrorCode,
+        super::second_factor::CurrentPassword,
+        super::second_factor::CodeOnly,
+        super::second_factor::SecondFactorBody,
+        super::second_factor::TotpSecret,
+        super::second_factor::TotpEnabled,
+        super::second_factor::RecoveryCodes,
+        super::second_factor::LoginAnswer
     )),
     modifiers(&SessionCookie)
 )]

@@ -42,7 +42,7 @@ pub struct Page {
 }
 
 impl Page {
-    fn render(status: Status, template: &impl Template) -> Page {
+    pub(super) fn render(status: Status, template: &impl Template) -> Page {
         match template.render() {
             Ok(html) => Page { status, html },
             Err(e) => {
@@ -124,6 +124,8 @@ struct AccountPage<'a> {
     email: String,
     sessions: Vec<SessionRow>,
     min_length: usize,
+    /// The "Two-factor authentication" section (api.md §10).
+    tfa: super::pages_second_factor::TwoFactorView,
 }
 
 #[derive(Template)]
@@ -170,7 +172,7 @@ fn same(a: &str, b: &str) -> bool {
 
 /// The token for the forms of this request: bound to the session when there is one, otherwise to
 /// the pre-session cookie (set now if missing).
-fn csrf_token(jar: &CookieJar<'_>, settings: &ApiSettings) -> String {
+pub(super) fn csrf_token(jar: &CookieJar<'_>, settings: &ApiSettings) -> String {
     if let Some(session) = jar.get(SESSION_COOKIE) {
         return token_for(session.value());
     }
@@ -191,7 +193,7 @@ fn csrf_token(jar: &CookieJar<'_>, settings: &ApiSettings) -> String {
 }
 
 /// Whether the form's token matches the session (logged in) or the pre-session cookie.
-fn csrf_ok(jar: &CookieJar<'_>, form: &Fields) -> bool {
+pub(super) fn csrf_ok(jar: &CookieJar<'_>, form: &Fields) -> bool {
     let Some(sent) = form.get("csrf_token") else { return false };
     [jar.get(SESSION_COOKIE), jar.get(PRE_SESSION_COOKIE)]
         .into_iter()
@@ -199,7 +201,7 @@ fn csrf_ok(jar: &CookieJar<'_>, form: &Fields) -> bool {
         .any(|c| same(&token_for(c.value()), sent))
 }
 
-fn forbidden() -> PageOr {
+pub(super) fn forbidden() -> PageOr {
     PageOr::Page(Page::render(
         Status::Forbidden,
         &MessagePage {
@@ -215,7 +217,7 @@ fn forbidden() -> PageOr {
 }
 
 /// An error as the API would answer it: its status and its sentence.
-fn failure(e: AuthError) -> (Status, String) {
+pub(super) fn failure(e: AuthError) -> (Status, String) {
     let api = ApiError::from(e);
     (api.status, api.message)
 }
@@ -349,6 +351,9 @@ pub async fn login(
         Ok(session) => {
             jar.add(session_cookie(&session, settings));
             jar.remove(super::forward::scoped(Cookie::build(PRE_SESSION_COOKIE).path("/").build(), settings));
+            if !session.second_factor.is_empty() {
+                return super::pages_second_factor::continue_login(&next);
+            }
             PageOr::SeeOther(next)
         }
         Err(e) => {
@@ -387,7 +392,7 @@ pub async fn register(
 }
 
 /// The account page for the session in the cookie, or a redirect to log in.
-async fn account_page(
+pub(super) async fn account_page(
     svc: &AuthService,
     jar: &CookieJar<'_>,
     settings: &ApiSettings,
@@ -401,7 +406,7 @@ async fn account_page(
     let (user, sessions) = match (svc.authenticate(&token).await, svc.list_sessions(&token).await) {
         (Ok(u), Ok(s)) => (u, s),
         (Err(AuthError::NotAuthenticated), _) | (_, Err(AuthError::NotAuthenticated)) => {
-            return PageOr::SeeOther("/login?next=/account".into());
+            return super::pages_second_factor::not_logged_in(svc, &token, "/account").await;
         }
         (Err(e), _) | (_, Err(e)) => {
             let (status, message) = failure(e);
@@ -427,7 +432,8 @@ async fn account_page(
         .collect();
     let csrf = csrf_token(jar, settings);
     let min_length = svc.policy().password_min_length;
-    let page = AccountPage { title: "Your account", notice, error, csrf, email: user.email, sessions, min_length };
+    let tfa = super::pages_second_factor::TwoFactorView::load(svc, &token).await;
+    let page = AccountPage { title: "Your account", notice, error, csrf, email: user.email, sessions, min_length, tfa };
     PageOr::Page(Page::render(status, &page))
 }
 
@@ -437,6 +443,7 @@ pub async fn account(svc: Svc, jar: &CookieJar<'_>, settings: &State<ApiSettings
         Some("password") => Some("Your password is changed; your other sessions have ended."),
         Some("ended") => Some("The session has ended."),
         Some("others") => Some("Your other sessions have ended."),
+        Some("totp-off") => Some("Two-factor authentication is off."),
         _ => None,
     };
     account_page(&svc, jar, settings, Status::Ok, notice, None).await
@@ -461,7 +468,10 @@ async fn after_account_action(
 ) -> PageOr {
     match result {
         Ok(()) => PageOr::SeeOther(done.into()),
-        Err(AuthError::NotAuthenticated) => PageOr::SeeOther("/login?next=/account".into()),
+        Err(AuthError::NotAuthenticated) => {
+            let token = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()).unwrap_or_default();
+            super::pages_second_factor::not_logged_in(svc, &token, "/account").await
+        }
         Err(e) => {
             let (status, message) = failure(e);
             account_page(svc, jar, settings, status, None, Some(message)).await

@@ -2,7 +2,10 @@
 
 pub mod audit_event;
 pub mod audit_head;
+pub mod pending_login;
+pub mod recovery_code;
 pub mod reset_token;
 pub mod session;
 pub mod throttle;
+pub mod totp_factor;
 pub mod user;

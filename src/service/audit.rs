@@ -37,10 +37,16 @@ pub enum EventKind {
     UserDeleted,
     UsersImported,
     SessionsRevoked,
+    TotpEnabled,
+    TotpDisabled,
+    SecondFactorFailed,
+    RecoveryCodeUsed,
+    RecoveryCodesRegenerated,
+    FactorsReset,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 13] = [
+    pub const ALL: [EventKind; 19] = [
         EventKind::Registered,
         EventKind::LoginSucceeded,
         EventKind::LoginFailed,
@@ -54,6 +60,12 @@ impl EventKind {
         EventKind::UserDeleted,
         EventKind::UsersImported,
         EventKind::SessionsRevoked,
+        EventKind::TotpEnabled,
+        EventKind::TotpDisabled,
+        EventKind::SecondFactorFailed,
+        EventKind::RecoveryCodeUsed,
+        EventKind::RecoveryCodesRegenerated,
+        EventKind::FactorsReset,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -71,6 +83,12 @@ impl EventKind {
             EventKind::UserDeleted => "user_deleted",
             EventKind::UsersImported => "users_imported",
             EventKind::SessionsRevoked => "sessions_revoked",
+            EventKind::TotpEnabled => "totp_enabled",
+            EventKind::TotpDisabled => "totp_disabled",
+            EventKind::SecondFactorFailed => "second_factor_failed",
+            EventKind::RecoveryCodeUsed => "recovery_code_used",
+            EventKind::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            EventKind::FactorsReset => "factors_reset",
         }
     }
 

@@ -2,6 +2,7 @@
 
 mod attack;
 mod browser;
+mod browser_totp;
 mod cli;
 mod common;
 mod e2e;
@@ -13,6 +14,7 @@ mod ops;
 mod pages;
 mod pg;
 mod scale;
+mod second_factor;
 mod security;
 mod selfservice;
 mod service;
