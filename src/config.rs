@@ -328,6 +328,8 @@ impl Settings {
             })
             .collect::<Result<_, _>>()?;
         Ok((domain, origins))
+    }
+
     /// The configured server key, if `key` is set.
     pub fn server_key(&self) -> Result<Option<std::sync::Arc<crate::service::key::ServerKey>>, ConfigError> {
         self.key

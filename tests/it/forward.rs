@@ -362,7 +362,8 @@ crate::backend_tests!(
     refused_without_a_live_session,
     redirect_next_only_from_trusted_proxies,
     cookie_domain_on_every_cookie,
-    login_follows_next_only_to_allowed_origins
+    login_follows_next_only_to_allowed_origins,
+    a_pending_second_factor_login_is_refused
 );
 
 // ------------------------------------------------------------------ doctor
@@ -912,4 +913,24 @@ fn a_unicode_email_reaches_the_header_as_utf8() {
     assert_eq!(r.status, 200);
     assert_eq!(r.header("x-user-email"), Some("zoë@exämple.com"));
     assert!(r.body.is_empty());
+}
+
+/// A pending second-factor login (api.md §10) is not a session here: 401, or 302 to log in.
+async fn a_pending_second_factor_login_is_refused(backend: Backend) {
+    let db = TestDb::new(backend);
+    let (c, svc) = untracked_client_with(&db.url, &deployment()).await;
+    svc.register(EMAIL, PASSWORD).await.unwrap();
+    let full = svc.login(EMAIL, PASSWORD).await.unwrap().token.expose().to_owned();
+    let enrolment = svc.totp_enrol(&full, PASSWORD).await.unwrap();
+    let code = crate::second_factor::code_at(&enrolment.secret, chrono::Utc::now());
+    svc.totp_confirm(&full, &code).await.unwrap();
+    let pending = svc.login(EMAIL, PASSWORD).await.unwrap();
+    assert!(!pending.second_factor.is_empty(), "the login waits for its second factor");
+    let token = pending.token.expose();
+    assert!(svc.is_pending_login(token).await.unwrap());
+    assert_unauthorized(&auth(&c, "/api/v1/auth", Some(token)).await, "pending login");
+    let r = auth(&c, "/api/v1/auth?redirect=1", Some(token)).await;
+    assert_eq!(r.status, Status::Found);
+    assert_eq!(r.header("Location"), Some("https://auth.example.test/login"));
+    assert_eq!(auth(&c, "/api/v1/auth", Some(&full)).await.status, Status::Ok, "the full session still passes");
 }
