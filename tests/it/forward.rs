@@ -928,7 +928,11 @@ async fn a_pending_second_factor_login_is_refused(backend: Backend) {
     assert!(!pending.second_factor.is_empty(), "the login waits for its second factor");
     let token = pending.token.expose();
     assert!(svc.is_pending_login(token).await.unwrap());
-    assert_unauthorized(&auth(&c, "/api/v1/auth", Some(token)).await, "pending login");
+    // 401 with §10's code for it.
+    let r = auth(&c, "/api/v1/auth", Some(token)).await;
+    assert_eq!(r.status, Status::Unauthorized);
+    assert_eq!(serde_json::from_str::<Value>(&r.body).unwrap()["error"], "second_factor_required");
+    assert!(r.header("X-User-Id").is_none() && r.header("X-User-Email").is_none());
     let r = auth(&c, "/api/v1/auth?redirect=1", Some(token)).await;
     assert_eq!(r.status, Status::Found);
     assert_eq!(r.header("Location"), Some("https://auth.example.test/login"));
