@@ -9,6 +9,7 @@ mod common;
 mod e2e;
 mod first_hour;
 mod hardening;
+mod forward;
 mod http;
 mod mail;
 mod operator;
