@@ -130,6 +130,10 @@ pub struct Settings {
     pub audit: bool,
     pub audit_retention_days: u64,
     pub log_format: LogFormat,
+    /// The `Domain` of every cookie userauth sets (api.md §12); unset: host-only cookies.
+    pub cookie_domain: Option<String>,
+    /// Other origins the login page's `next` may lead to (api.md §12).
+    pub allowed_redirect_origins: Vec<String>,
     /// How long a login waits for its second factor (api.md §10).
     pub second_factor_timeout_secs: u64,
     /// The server key's file (api.md §14), relative to the working directory.
@@ -178,6 +182,8 @@ impl Default for Settings {
             audit: true,
             audit_retention_days: 365,
             log_format: LogFormat::Text,
+            cookie_domain: None,
+            allowed_redirect_origins: Vec::new(),
             second_factor_timeout_secs: 300,
             key_file: "userauth.key".into(),
             key: None,
@@ -335,6 +341,7 @@ impl Settings {
             ));
         }
         self.origins()?;
+        self.forward_auth()?;
         if self.reset_delivery == ResetDelivery::Email {
             for (key, missing) in [("smtp_url", self.smtp_url.is_none()), ("mail_from", self.mail_from.is_none())] {
                 if missing {
@@ -390,6 +397,29 @@ impl Settings {
         Ok((own, allowed))
     }
 
+    /// `cookie_domain` (lower-cased, without a leading dot) and `allowed_redirect_origins`, each
+    /// checked; an invalid one names its key.
+    pub fn forward_auth(&self) -> Result<(Option<String>, Vec<String>), ConfigError> {
+        let domain = match &self.cookie_domain {
+            Some(d) => Some(cookie_domain_of(d).ok_or_else(|| {
+                ConfigError::Invalid(format!("cookie_domain must be a host name like example.com, not {d:?}"))
+            })?),
+            None => None,
+        };
+        let origins = self
+            .allowed_redirect_origins
+            .iter()
+            .map(|o| {
+                origin_of(o).ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "allowed_redirect_origins: {o:?} is not an origin like https://app.example.com"
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok((domain, origins))
+    }
+
     pub fn policy(&self) -> Policy {
         let secs = Duration::from_secs;
         Policy {
@@ -442,6 +472,23 @@ pub fn origin_of(url: &str) -> Option<String> {
         return None;
     }
     Some(parsed.origin().ascii_serialization())
+}
+
+/// A cookie `Domain`: a DNS name (letters, digits, `-`, dots between labels), lower-cased, a
+/// leading dot dropped (browsers ignore it). No IP address, port, scheme or path.
+pub fn cookie_domain_of(value: &str) -> Option<String> {
+    let d = value.trim().trim_start_matches('.').to_ascii_lowercase();
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    let ok = !d.is_empty() && d.len() <= 253 && d.split('.').all(label_ok) && d.parse::<IpAddr>().is_err()
+        // The last label of a DNS name is never all digits (that would be an IPv4 address).
+        && !d.rsplit('.').next().is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()));
+    ok.then_some(d)
 }
 
 #[cfg(test)]
@@ -569,6 +616,14 @@ mod tests {
         );
         let err = with("allowed_origins", serde_json::json!(["ftp://x"])).unwrap_err().to_string();
         assert!(err.contains("allowed_origins"), "{err}");
+        let err = with("allowed_redirect_origins", serde_json::json!(["app.example.com"])).unwrap_err().to_string();
+        assert!(err.contains("allowed_redirect_origins"), "{err}");
+        for bad in ["https://example.com", "example.com:443", "", "10.0.0.1", "a..b", "exa mple.com", "-x.com"] {
+            let err = with("cookie_domain", serde_json::json!(bad)).unwrap_err().to_string();
+            assert!(err.contains("cookie_domain"), "{bad:?}: {err}");
+        }
+        let l = with("cookie_domain", serde_json::json!(".Example.COM")).unwrap();
+        assert_eq!(l.settings.forward_auth().unwrap().0.as_deref(), Some("example.com"));
         let err = with("trusted_proxies", serde_json::json!(["10.0.0.0/33"])).unwrap_err().to_string();
         assert!(err.contains("trusted_proxies"), "{err}");
     }

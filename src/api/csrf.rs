@@ -67,8 +67,8 @@ fn well_formed(secret: &str) -> bool {
 }
 
 /// The token for the forms of this request, minting the pre-session cookie when needed.
-pub fn form_token(jar: &CookieJar<'_>, key: &CsrfKey, cookie_secure: bool) -> String {
-    form_token_with(jar, key, cookie_secure, SecretToken::generate)
+pub fn form_token(jar: &CookieJar<'_>, key: &CsrfKey, cookie_secure: bool, cookie_domain: Option<&str>) -> String {
+    form_token_with(jar, key, cookie_secure, cookie_domain, SecretToken::generate)
 }
 
 /// The same with the random source given (tests make it fail). An empty string means no token
@@ -77,6 +77,7 @@ pub fn form_token_with(
     jar: &CookieJar<'_>,
     key: &CsrfKey,
     cookie_secure: bool,
+    cookie_domain: Option<&str>,
     generate: impl FnOnce() -> Result<SecretToken, getrandom::Error>,
 ) -> String {
     if let Some(session) = jar.get(SESSION_COOKIE) {
@@ -92,14 +93,17 @@ pub fn form_token_with(
             return String::new();
         }
     };
-    jar.add(
-        Cookie::build((PRE_SESSION_COOKIE, secret.clone()))
-            .http_only(true)
-            .same_site(SameSite::Strict)
-            .path("/")
-            .secure(cookie_secure)
-            .build(),
-    );
+    let mut cookie = Cookie::build((PRE_SESSION_COOKIE, secret.clone()))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .path("/")
+        .secure(cookie_secure)
+        .build();
+    // `cookie_domain` (api.md §12) applies to every cookie we set.
+    if let Some(domain) = cookie_domain {
+        cookie.set_domain(domain.to_owned());
+    }
+    jar.add(cookie);
     key.token(Binding::PreSession, &secret)
 }
 
@@ -126,7 +130,7 @@ mod tests {
 
     #[rocket::get("/failing")]
     fn failing(jar: &CookieJar<'_>, key: &rocket::State<CsrfKey>) -> String {
-        form_token_with(jar, key, false, || Err(getrandom::Error::UNSUPPORTED))
+        form_token_with(jar, key, false, None, || Err(getrandom::Error::UNSUPPORTED))
     }
 
     #[rocket::post("/check?<t>")]

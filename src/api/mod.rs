@@ -5,6 +5,7 @@ pub mod body;
 pub mod classic;
 pub mod csrf;
 pub mod error;
+pub mod forward;
 pub mod guard;
 pub mod openapi;
 pub mod ops;
@@ -39,6 +40,12 @@ pub struct ApiSettings {
     pub allowed_origins: Vec<String>,
     /// The key of the pages' CSRF tokens, derived from the server key.
     pub csrf: csrf::CsrfKey,
+    /// `cookie_domain`, applied to every cookie we set (api.md §12).
+    pub cookie_domain: Option<String>,
+    /// Origins an absolute `next` may lead to: our own and `allowed_redirect_origins`.
+    pub redirect_origins: Vec<String>,
+    /// `{public_url}/login`, where `GET /api/v1/auth?redirect=1` sends the unauthenticated.
+    pub login_url: String,
 }
 
 /// The configured Rocket, ready to launch (or to hand to a local test client).
@@ -46,6 +53,8 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
     let s = &loaded.settings;
     // Validated when the configuration was loaded; an error here cannot happen.
     let (own_origin, allowed_origins) = s.origins().unwrap_or_default();
+    let (cookie_domain, mut redirect_origins) = s.forward_auth().unwrap_or_default();
+    redirect_origins.extend(own_origin.clone());
     let api_settings = ApiSettings {
         cookie_secure: s.cookie_secure,
         max_body_bytes: s.max_body_bytes,
@@ -54,6 +63,9 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
         own_origin,
         allowed_origins,
         csrf: csrf::CsrfKey::new(service.key()),
+        cookie_domain,
+        redirect_origins,
+        login_url: format!("{}/login", s.public_base_url()),
     };
     let limiter = Arc::new(protect::ClientLimiter::new(s.client_rate_per_minute));
     let mut v1_routes = rocket::routes![
@@ -67,6 +79,7 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
         v1::end_session,
         v1::end_other_sessions,
         v1::openapi_json,
+        forward::auth,
         second_factor::enrol,
         second_factor::confirm,
         second_factor::disable,

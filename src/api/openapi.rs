@@ -26,6 +26,7 @@ use super::types::{
         super::v1::end_other_sessions,
         super::v1::health,
         super::v1::openapi_json,
+        super::forward::auth,
         super::second_factor::enrol,
         super::second_factor::confirm,
         super::second_factor::disable,

@@ -168,7 +168,7 @@ pub(crate) struct MessagePage<'a> {
 /// The token for the forms of this request (see `csrf.rs`: keyed, bound to the session once
 /// logged in, fail closed).
 pub(crate) fn csrf_token(jar: &CookieJar<'_>, settings: &ApiSettings) -> String {
-    super::csrf::form_token(jar, &settings.csrf, settings.cookie_secure)
+    super::csrf::form_token(jar, &settings.csrf, settings.cookie_secure, settings.cookie_domain.as_deref())
 }
 
 /// Whether the form's token is the one for this browser (only the session-bound one once logged in).
@@ -316,7 +316,7 @@ pub async fn login_form(
 ) -> PageOr {
     // Already logged in: there is nothing to do here.
     if super::wayfinding::logged_in(svc, jar).await.is_some() {
-        return PageOr::SeeOther(safe_next(next));
+        return PageOr::SeeOther(super::forward::login_next(next, settings));
     }
     let notice = match (registered, reset, logged_out) {
         (Some(_), _, _) => Some("Your account is ready: log in."),
@@ -325,7 +325,7 @@ pub async fn login_form(
         _ => None,
     };
     let email = super::wayfinding::take_registered_email(jar).unwrap_or_default();
-    PageOr::Page(login_page(jar, settings, Status::Ok, notice, None, safe_next(next), email))
+    PageOr::Page(login_page(jar, settings, Status::Ok, notice, None, super::forward::login_next(next, settings), email))
 }
 
 #[rocket::post("/login", data = "<form>")]
@@ -340,12 +340,12 @@ pub async fn login(
     if !csrf_ok(jar, settings, &form) {
         return forbidden();
     }
-    let next = safe_next(form.get("next"));
+    let next = super::forward::login_next(form.get("next"), settings);
     let email = form.get("email").unwrap_or_default().to_owned();
     match svc.login(&email, form.get("password").unwrap_or_default()).await {
         Ok(session) => {
             jar.add(session_cookie(&session, settings));
-            jar.remove(Cookie::build(PRE_SESSION_COOKIE).path("/").build());
+            jar.remove(super::forward::scoped(Cookie::build(PRE_SESSION_COOKIE).path("/").build(), settings));
             if !session.second_factor.is_empty() {
                 return super::pages_second_factor::continue_login(&next);
             }

@@ -16,7 +16,7 @@ use rocket::{Request, Response, Route, State};
 use super::ApiSettings;
 use super::body::Fields;
 use super::guard::{SESSION_COOKIE, session_cookie};
-use super::pages::{Page, PageOr, account_page, csrf_ok, csrf_token, failure, forbidden, safe_next};
+use super::pages::{Page, PageOr, account_page, csrf_ok, csrf_token, failure, forbidden};
 use super::protect::{ClientBudget, NotCrossSite, Svc};
 use crate::service::domain::presented_token_digest;
 use crate::service::second_factor::{RECOVERY_CODES_LOW, SecondFactorProof};
@@ -390,7 +390,7 @@ pub async fn second_factor_form(
     settings: &State<ApiSettings>,
     next: Option<&str>,
 ) -> PageOr {
-    let next = safe_next(next);
+    let next = super::forward::login_next(next, settings);
     match session_token(jar) {
         Some(token) if svc.is_pending_login(&token).await.unwrap_or(false) => {
             second_factor_page(jar, settings, Status::Ok, None, next)
@@ -411,7 +411,7 @@ pub async fn second_factor(
         Ok(t) => t,
         Err(p) => return p,
     };
-    let next = safe_next(form.get("next"));
+    let next = super::forward::login_next(form.get("next"), settings);
     let proof = match (form.get("code"), form.get("recovery_code")) {
         (Some(code), _) => SecondFactorProof::Totp(code),
         (None, Some(code)) => SecondFactorProof::RecoveryCode(code),

@@ -168,7 +168,46 @@ fn configuration(loaded: &Loaded) -> Vec<Check> {
         (true, false, true) => check("metrics_exposure", Level::Pass, "GET /metrics is served on a loopback address"),
         (false, _, _) => check("metrics_exposure", Level::Pass, "metrics are off"),
     });
+    out.extend(cookie_domain(s));
     out
+}
+
+/// `cookie_domain` (api.md §12): `public_url`'s host must be inside it (browsers drop a cookie
+/// whose domain does not match the host that sets it), and a public suffix would hand the session
+/// to every site under it. The suffix list is a small built-in one, not the full Public Suffix List.
+fn cookie_domain(s: &crate::config::Settings) -> Option<Check> {
+    use crate::api::forward::{host_in_domain, is_public_suffix};
+    let domain = crate::config::cookie_domain_of(s.cookie_domain.as_deref()?)?;
+    if is_public_suffix(&domain) {
+        return Some(check(
+            "cookie_domain",
+            Level::Warn,
+            format!(
+                "{domain} is a public suffix: every site under it would receive the session cookie (and browsers refuse it)"
+            ),
+        ));
+    }
+    let host =
+        s.public_url.as_deref().and_then(|u| url::Url::parse(u).ok()).and_then(|u| u.host_str().map(str::to_owned));
+    Some(match host {
+        Some(host) if host_in_domain(&host, &domain) => check(
+            "cookie_domain",
+            Level::Pass,
+            format!("cookies for {domain} and its subdomains; public_url's host {host} is inside it"),
+        ),
+        Some(host) => check(
+            "cookie_domain",
+            Level::Fail,
+            format!(
+                "public_url's host {host} is not inside cookie_domain {domain}: browsers would refuse the session cookie"
+            ),
+        ),
+        None => check(
+            "cookie_domain",
+            Level::Pass,
+            format!("cookies for {domain} and its subdomains (public_url is unset)"),
+        ),
+    })
 }
 
 async fn database(loaded: &Loaded) -> Vec<Check> {

@@ -209,8 +209,8 @@ pub struct AuthService {
     db: DatabaseConnection,
     policy: Arc<Policy>,
     hasher: Hasher,
-    /// The synchronous session lookup, for SQLite files (see `fast_read`).
-    fast: Option<Arc<fast_read::FastReader>>,
+    /// The session lookup outside the ORM, for SQLite files and PostgreSQL (see `fast_read`).
+    fast: Option<Arc<fast_read::SessionReader>>,
     clock: Clock,
     /// Who is acting: the operator's CLI, or an HTTP client (set per request by the edge with
     /// [`AuthService::for_client`]). Recorded in the audit log; an HTTP client's share of the
@@ -361,11 +361,19 @@ impl AuthService {
         self.clock.now()
     }
 
-    /// Resolves sessions with a synchronous reader when `url` names a SQLite file (the server's
-    /// hot path); other databases keep the ORM path.
+    /// Resolves sessions with the session reader (`fast_read`, the server's hot path) when `url`
+    /// names a SQLite file or a PostgreSQL database; an in-memory SQLite database keeps the ORM path.
     pub fn with_fast_session_reads(mut self, url: &db::DatabaseUrl) -> Self {
-        if let db::DatabaseKind::SqliteFile { path, .. } = url.kind() {
-            self.fast = Some(Arc::new(fast_read::FastReader::new(path.clone())));
+        match url.kind() {
+            db::DatabaseKind::SqliteFile { path, .. } => {
+                self.fast = Some(Arc::new(fast_read::SessionReader::sqlite(path.clone())));
+            }
+            // The backend is checked too: `get_postgres_connection_pool` panics on any other.
+            db::DatabaseKind::Postgres { .. } if self.db.get_database_backend() == sea_orm::DbBackend::Postgres => {
+                let pool = self.db.get_postgres_connection_pool();
+                self.fast = Some(Arc::new(fast_read::SessionReader::postgres(pool)));
+            }
+            _ => {}
         }
         self
     }
@@ -575,7 +583,11 @@ impl AuthService {
     /// Resolves a presented session token to its user, enforcing the idle and absolute timeouts.
     pub async fn authenticate(&self, presented: &str) -> Result<UserView, AuthError> {
         let digest = presented_token_digest(presented).ok_or(AuthError::NotAuthenticated)?;
-        let found = match self.fast.as_ref().map(|f| f.lookup(&digest)) {
+        let read = match &self.fast {
+            Some(f) => Some(f.lookup(&digest).await.map_err(|e| f.note_fallback(&e))),
+            None => None,
+        };
+        let found = match read {
             Some(Ok(row)) => row.map(|r| ActiveSession {
                 last_seen_at: r.last_seen_at,
                 expires_at: r.expires_at,
@@ -586,13 +598,8 @@ impl AuthService {
                     last_login_at: r.last_login_at,
                 },
             }),
-            Some(Err(e)) => {
-                if let Some(f) = &self.fast {
-                    f.note_fallback(&e);
-                }
-                self.find_session(&digest).await?
-            }
-            None => self.find_session(&digest).await?,
+            // The reader failed (noted): the ORM path answers.
+            Some(Err(())) | None => self.find_session(&digest).await?,
         };
         let Some(sess) = found else {
             return Err(AuthError::NotAuthenticated);
