@@ -91,11 +91,11 @@ _userauth() {
             userauth__subcmd__help__subcmd__user,add)
                 cmd="userauth__subcmd__help__subcmd__user__subcmd__add"
                 ;;
-            userauth__subcmd__help__subcmd__user,confirm)
-                cmd="userauth__subcmd__help__subcmd__user__subcmd__confirm"
-                ;;
             userauth__subcmd__help__subcmd__user,delete)
                 cmd="userauth__subcmd__help__subcmd__user__subcmd__delete"
+                ;;
+            userauth__subcmd__help__subcmd__user,factors)
+                cmd="userauth__subcmd__help__subcmd__user__subcmd__factors"
                 ;;
             userauth__subcmd__help__subcmd__user,import)
                 cmd="userauth__subcmd__help__subcmd__user__subcmd__import"
@@ -109,14 +109,17 @@ _userauth() {
             userauth__subcmd__help__subcmd__user,reset)
                 cmd="userauth__subcmd__help__subcmd__user__subcmd__reset"
                 ;;
+            userauth__subcmd__help__subcmd__user,unlock)
+                cmd="userauth__subcmd__help__subcmd__user__subcmd__unlock"
+                ;;
             userauth__subcmd__user,add)
                 cmd="userauth__subcmd__user__subcmd__add"
                 ;;
-            userauth__subcmd__user,confirm)
-                cmd="userauth__subcmd__user__subcmd__confirm"
-                ;;
             userauth__subcmd__user,delete)
                 cmd="userauth__subcmd__user__subcmd__delete"
+                ;;
+            userauth__subcmd__user,factors)
+                cmd="userauth__subcmd__user__subcmd__factors"
                 ;;
             userauth__subcmd__user,help)
                 cmd="userauth__subcmd__user__subcmd__help"
@@ -133,14 +136,17 @@ _userauth() {
             userauth__subcmd__user,reset)
                 cmd="userauth__subcmd__user__subcmd__reset"
                 ;;
+            userauth__subcmd__user,unlock)
+                cmd="userauth__subcmd__user__subcmd__unlock"
+                ;;
             userauth__subcmd__user__subcmd__help,add)
                 cmd="userauth__subcmd__user__subcmd__help__subcmd__add"
                 ;;
-            userauth__subcmd__user__subcmd__help,confirm)
-                cmd="userauth__subcmd__user__subcmd__help__subcmd__confirm"
-                ;;
             userauth__subcmd__user__subcmd__help,delete)
                 cmd="userauth__subcmd__user__subcmd__help__subcmd__delete"
+                ;;
+            userauth__subcmd__user__subcmd__help,factors)
+                cmd="userauth__subcmd__user__subcmd__help__subcmd__factors"
                 ;;
             userauth__subcmd__user__subcmd__help,help)
                 cmd="userauth__subcmd__user__subcmd__help__subcmd__help"
@@ -156,6 +162,9 @@ _userauth() {
                 ;;
             userauth__subcmd__user__subcmd__help,reset)
                 cmd="userauth__subcmd__user__subcmd__help__subcmd__reset"
+                ;;
+            userauth__subcmd__user__subcmd__help,unlock)
+                cmd="userauth__subcmd__user__subcmd__help__subcmd__unlock"
                 ;;
             *)
                 ;;
@@ -264,7 +273,7 @@ _userauth() {
             return 0
             ;;
         userauth__subcmd__audit__subcmd__list)
-            opts="-h --email --kind --since --limit --json --database-url --log-format --help"
+            opts="-h --email --kind --since --until --newest --limit --json --database-url --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -279,6 +288,14 @@ _userauth() {
                     return 0
                     ;;
                 --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --newest)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -534,7 +551,7 @@ _userauth() {
             return 0
             ;;
         userauth__subcmd__help__subcmd__user)
-            opts="add reset list delete logout import confirm"
+            opts="add reset list delete logout unlock import factors"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -561,7 +578,7 @@ _userauth() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        userauth__subcmd__help__subcmd__user__subcmd__confirm)
+        userauth__subcmd__help__subcmd__user__subcmd__delete)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -575,7 +592,7 @@ _userauth() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        userauth__subcmd__help__subcmd__user__subcmd__delete)
+        userauth__subcmd__help__subcmd__user__subcmd__factors)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -645,6 +662,20 @@ _userauth() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        userauth__subcmd__help__subcmd__user__subcmd__unlock)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         userauth__subcmd__mail__subcmd__test)
             opts="-h --database-url --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -698,7 +729,7 @@ _userauth() {
             return 0
             ;;
         userauth__subcmd__user)
-            opts="-h --database-url --log-format --help add reset list delete logout import confirm help"
+            opts="-h --database-url --log-format --help add reset list delete logout unlock import factors help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -741,28 +772,6 @@ _userauth() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        userauth__subcmd__user__subcmd__confirm)
-            opts="-h --database-url --log-format --help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --database-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --log-format)
-                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
         userauth__subcmd__user__subcmd__delete)
             opts="-h --yes --database-url --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -785,8 +794,30 @@ _userauth() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        userauth__subcmd__user__subcmd__factors)
+            opts="-h --json --reset --yes --database-url --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         userauth__subcmd__user__subcmd__help)
-            opts="add reset list delete logout import confirm help"
+            opts="add reset list delete logout unlock import factors help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -813,7 +844,7 @@ _userauth() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        userauth__subcmd__user__subcmd__help__subcmd__confirm)
+        userauth__subcmd__user__subcmd__help__subcmd__delete)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -827,7 +858,7 @@ _userauth() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        userauth__subcmd__user__subcmd__help__subcmd__delete)
+        userauth__subcmd__user__subcmd__help__subcmd__factors)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -898,6 +929,20 @@ _userauth() {
             return 0
             ;;
         userauth__subcmd__user__subcmd__help__subcmd__reset)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        userauth__subcmd__user__subcmd__help__subcmd__unlock)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -995,6 +1040,28 @@ _userauth() {
             ;;
         userauth__subcmd__user__subcmd__reset)
             opts="-h --json --send --database-url --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        userauth__subcmd__user__subcmd__unlock)
+            opts="-h --database-url --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

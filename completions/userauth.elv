@@ -57,8 +57,9 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand list 'List users with their last login and active sessions (streamed)'
             cand delete 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal'
             cand logout 'End every session of a user'
+            cand unlock 'Clear a user''s failed-login count so they can log in again at once (a completed reset does too)'
             cand import 'Import users from CSV (email,password_hash or email,password) or the Flask service''s database'
-            cand confirm 'Mark a user''s email address as confirmed (email_verification, api.md §13)'
+            cand factors 'List a user''s factors, or remove every second factor (--reset) for a lost device'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'userauth;user;add'= {
@@ -99,6 +100,12 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'userauth;user;unlock'= {
+            cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
+            cand --log-format 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'userauth;user;import'= {
             cand --from-flask 'The original Flask service''s SQLite database (table `users`: email, hashed_password)'
             cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
@@ -106,9 +113,12 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
-        &'userauth;user;confirm'= {
+        &'userauth;user;factors'= {
             cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
             cand --log-format 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)'
+            cand --json 'One JSON object'
+            cand --reset 'Remove every second factor and recovery code and end the user''s sessions'
+            cand --yes 'With --reset: do not ask (required when not on a terminal)'
             cand -h 'Print help'
             cand --help 'Print help'
         }
@@ -118,8 +128,9 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand list 'List users with their last login and active sessions (streamed)'
             cand delete 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal'
             cand logout 'End every session of a user'
+            cand unlock 'Clear a user''s failed-login count so they can log in again at once (a completed reset does too)'
             cand import 'Import users from CSV (email,password_hash or email,password) or the Flask service''s database'
-            cand confirm 'Mark a user''s email address as confirmed (email_verification, api.md §13)'
+            cand factors 'List a user''s factors, or remove every second factor (--reset) for a lost device'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'userauth;user;help;add'= {
@@ -132,9 +143,11 @@ set edit:completion:arg-completer[userauth] = {|@words|
         }
         &'userauth;user;help;logout'= {
         }
+        &'userauth;user;help;unlock'= {
+        }
         &'userauth;user;help;import'= {
         }
-        &'userauth;user;help;confirm'= {
+        &'userauth;user;help;factors'= {
         }
         &'userauth;user;help;help'= {
         }
@@ -150,8 +163,10 @@ set edit:completion:arg-completer[userauth] = {|@words|
         &'userauth;audit;list'= {
             cand --email 'Only events of this email'
             cand --kind 'Only events of this kind (registered, login_succeeded, login_failed, …)'
-            cand --since 'Only events at or after this time (RFC 3339)'
-            cand --limit 'At most N events'
+            cand --since 'Only events at or after this time: RFC 3339 (2026-11-29T08:00:00Z) or a date (2026-11-29, midnight UTC)'
+            cand --until 'Only events before this time: RFC 3339 or a date (2026-11-30 means before that day begins, UTC)'
+            cand --newest 'Only the last N events (still oldest first)'
+            cand --limit 'At most N events (the first N)'
             cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
             cand --log-format 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)'
             cand --json 'One JSON object per line'
@@ -215,8 +230,9 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand list 'List users with their last login and active sessions (streamed)'
             cand delete 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal'
             cand logout 'End every session of a user'
+            cand unlock 'Clear a user''s failed-login count so they can log in again at once (a completed reset does too)'
             cand import 'Import users from CSV (email,password_hash or email,password) or the Flask service''s database'
-            cand confirm 'Mark a user''s email address as confirmed (email_verification, api.md §13)'
+            cand factors 'List a user''s factors, or remove every second factor (--reset) for a lost device'
         }
         &'userauth;help;user;add'= {
         }
@@ -228,9 +244,11 @@ set edit:completion:arg-completer[userauth] = {|@words|
         }
         &'userauth;help;user;logout'= {
         }
+        &'userauth;help;user;unlock'= {
+        }
         &'userauth;help;user;import'= {
         }
-        &'userauth;help;user;confirm'= {
+        &'userauth;help;user;factors'= {
         }
         &'userauth;help;audit'= {
             cand list 'List events, oldest first'

@@ -6,6 +6,9 @@ mod m20261126_000001_initial;
 mod m20261129_000001_audit;
 mod m20261129_000002_session_ids;
 mod m20261130_000001_server_key_outbox;
+mod m20261130_000002_credential_version;
+mod m20261130_000003_second_factor;
+mod m20261130_000005_first_hour;
 mod m20261130_000006_email_verification;
 
 pub struct Migrator;
@@ -18,6 +21,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000001_audit::Migration),
             Box::new(m20261129_000002_session_ids::Migration),
             Box::new(m20261130_000001_server_key_outbox::Migration),
+            Box::new(m20261130_000002_credential_version::Migration),
+            Box::new(m20261130_000003_second_factor::Migration),
+            Box::new(m20261130_000005_first_hour::Migration),
             Box::new(m20261130_000006_email_verification::Migration),
         ]
     }

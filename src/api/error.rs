@@ -41,6 +41,11 @@ pub enum ErrorCode {
     InternalError,
     Error,
     EmailNotConfirmed,
+    SecondFactorRequired,
+    InvalidCode,
+    AlreadyEnabled,
+    NotEnabled,
+    NothingToConfirm,
 }
 
 /// The body of every error response.
@@ -151,6 +156,25 @@ impl From<AuthError> for ApiError {
                 retry_after: Some(1),
                 ..Self::new(Status::ServiceUnavailable, ErrorCode::Busy, "The server is busy; try again in a second.")
             },
+            SecondFactorRequired => Self::new(
+                Status::Unauthorized,
+                ErrorCode::SecondFactorRequired,
+                "This login needs its second factor: POST /api/v1/session/second_factor.",
+            ),
+            InvalidCode => {
+                Self::new(Status::Unauthorized, ErrorCode::InvalidCode, "The code is wrong, expired or already used.")
+            }
+            AlreadyEnabled => {
+                Self::new(Status::Conflict, ErrorCode::AlreadyEnabled, "Two-factor authentication is already enabled.")
+            }
+            NotEnabled => {
+                Self::new(Status::Conflict, ErrorCode::NotEnabled, "Two-factor authentication is not enabled.")
+            }
+            NothingToConfirm => Self::new(
+                Status::Conflict,
+                ErrorCode::NothingToConfirm,
+                "There is no two-factor enrolment to confirm; start one with POST /api/v1/totp.",
+            ),
             ref err if err.is_unavailable() => {
                 tracing::error!(error = %err, "database unavailable");
                 Self::for_status(Status::ServiceUnavailable)
@@ -199,9 +223,11 @@ pub(crate) fn remember(req: &Request<'_>, err: ApiError) -> (Status, ApiError) {
 }
 
 #[rocket::catch(default)]
-pub fn default_catcher(status: Status, req: &Request<'_>) -> ApiError {
-    match &req.local_cache(|| CachedError(None)).0 {
+pub fn default_catcher(status: Status, req: &Request<'_>) -> super::page_errors::Caught {
+    let err = match &req.local_cache(|| CachedError(None)).0 {
         Some(err) if err.status == status => err.clone(),
         _ => ApiError::for_status(status),
-    }
+    };
+    // On a page route the same error is a page (api.md §14).
+    super::page_errors::Caught::new(err, req)
 }

@@ -7,7 +7,7 @@ use rocket::request::{self, FromRequest, Request};
 
 use super::ApiSettings;
 use super::error::{ApiError, ErrorCode, remember};
-use crate::service::{AuthService, NewSession, UserView};
+use crate::service::{AuthError, AuthService, NewSession, UserView};
 
 pub const SESSION_COOKIE: &str = "session_id";
 
@@ -30,7 +30,13 @@ async fn resolve(req: &Request<'_>) -> Result<AuthUser, ApiError> {
         .await
         .succeeded()
         .ok_or_else(|| ApiError::for_status(Status::InternalServerError))?;
-    let user = svc.authenticate(&token).await?;
+    let user = match svc.authenticate(&token).await {
+        // Only on the failure path: a pending login (api.md §10) is told what it still owes.
+        Err(AuthError::NotAuthenticated) if svc.is_pending_login(&token).await? => {
+            return Err(AuthError::SecondFactorRequired.into());
+        }
+        other => other?,
+    };
     Ok(AuthUser { user, token })
 }
 
@@ -64,21 +70,23 @@ impl<'r> FromRequest<'r> for ClassicUser {
 
 /// The cookie for a new session: opaque, `HttpOnly`, `SameSite=Lax`, `Path=/`, `Secure` when configured.
 pub fn session_cookie(session: &NewSession, settings: &ApiSettings) -> Cookie<'static> {
-    Cookie::build((SESSION_COOKIE, session.token.expose().to_owned()))
+    let cookie = Cookie::build((SESSION_COOKIE, session.token.expose().to_owned()))
         .http_only(true)
         .same_site(SameSite::Lax)
         .path("/")
         .secure(settings.cookie_secure)
         .max_age(rocket::time::Duration::seconds(settings.session_max_age_secs))
-        .build()
+        .build();
+    super::forward::scoped(cookie, settings)
 }
 
 /// What `CookieJar::remove` needs to send a matching removal cookie.
 pub fn removal_cookie(settings: &ApiSettings) -> Cookie<'static> {
-    Cookie::build(SESSION_COOKIE)
+    let cookie = Cookie::build(SESSION_COOKIE)
         .http_only(true)
         .same_site(SameSite::Lax)
         .path("/")
         .secure(settings.cookie_secure)
-        .build()
+        .build();
+    super::forward::scoped(cookie, settings)
 }

@@ -3,17 +3,23 @@
 
 pub mod body;
 pub mod classic;
+pub mod csrf;
 pub mod error;
+pub mod forward;
 pub mod guard;
 pub mod openapi;
 pub mod ops;
+pub mod page_errors;
 pub mod pages;
+pub mod pages_second_factor;
 pub mod protect;
 pub mod request_log;
+pub mod second_factor;
 pub mod types;
 pub mod v1;
 pub mod verify;
 pub mod verify_pages;
+pub mod wayfinding;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +40,14 @@ pub struct ApiSettings {
     /// Our origin, from `public_url`; `None`: taken from each request's `Host`.
     pub own_origin: Option<String>,
     pub allowed_origins: Vec<String>,
+    /// The key of the pages' CSRF tokens, derived from the server key.
+    pub csrf: csrf::CsrfKey,
+    /// `cookie_domain`, applied to every cookie we set (api.md §12).
+    pub cookie_domain: Option<String>,
+    /// Origins an absolute `next` may lead to: our own and `allowed_redirect_origins`.
+    pub redirect_origins: Vec<String>,
+    /// `{public_url}/login`, where `GET /api/v1/auth?redirect=1` sends the unauthenticated.
+    pub login_url: String,
 }
 
 /// The configured Rocket, ready to launch (or to hand to a local test client).
@@ -41,6 +55,8 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
     let s = &loaded.settings;
     // Validated when the configuration was loaded; an error here cannot happen.
     let (own_origin, allowed_origins) = s.origins().unwrap_or_default();
+    let (cookie_domain, mut redirect_origins) = s.forward_auth().unwrap_or_default();
+    redirect_origins.extend(own_origin.clone());
     let api_settings = ApiSettings {
         cookie_secure: s.cookie_secure,
         max_body_bytes: s.max_body_bytes,
@@ -48,6 +64,10 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
         trusted_proxies: s.trusted_proxies.clone(),
         own_origin,
         allowed_origins,
+        csrf: csrf::CsrfKey::new(service.key()),
+        cookie_domain,
+        redirect_origins,
+        login_url: format!("{}/login", s.public_base_url()),
     };
     let limiter = Arc::new(protect::ClientLimiter::new(s.client_rate_per_minute));
     let mut v1_routes = rocket::routes![
@@ -60,7 +80,13 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
         v1::sessions,
         v1::end_session,
         v1::end_other_sessions,
-        v1::openapi_json
+        v1::openapi_json,
+        forward::auth,
+        second_factor::enrol,
+        second_factor::confirm,
+        second_factor::disable,
+        second_factor::regenerate,
+        second_factor::second_step
     ];
     let mut classic_routes = rocket::routes![
         classic::index,
@@ -81,8 +107,8 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
         .manage(limiter.clone())
         .mount("/api/v1", v1_routes)
         .mount("/", rocket::routes![v1::health])
-        .manage(ops::MetricsToken(s.metrics_token.clone()))
-        .register("/", rocket::catchers![error::default_catcher])
+        .manage(ops::MetricsToken(s.metrics_token.as_ref().map(|t| secrecy::ExposeSecret::expose_secret(t).to_owned())))
+        .register("/", rocket::catchers![error::default_catcher, wayfinding::not_found])
         .attach(request_log::RequestLog::new())
         // Our own headers replace Rocket's default Shield (one place decides every header).
         .attach(rocket::shield::Shield::new())
@@ -119,9 +145,12 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
                     pages::reset
                 ],
             )
-            .mount("/", rocket::routes![verify_pages::verify_form, verify_pages::verify, verify_pages::resend]);
+            .mount("/", rocket::routes![verify_pages::verify_form, verify_pages::verify, verify_pages::resend])
+            .mount("/", pages_second_factor::routes())
+            .mount("/", rocket::routes![wayfinding::logout_page, wayfinding::password_form]);
     }
     let database = loaded.db.url.redacted();
+    let no_public_url = s.public_url.is_none();
     // Only the response mode hands tokens to callers.
     let reset_endpoint = s.reset_endpoint && s.reset_delivery == crate::config::ResetDelivery::Response;
     rocket.attach(AdHoc::on_liftoff("userauth start-up", move |r| {
@@ -139,6 +168,13 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
                     "POST /api/v1/reset_password returns reset tokens to any caller and this server listens on \
                      {}: anyone who can reach it can take over any account whose email they know. Set \
                      reset_endpoint = false and issue tokens with `userauth user reset`, or keep the port private.",
+                    c.address
+                );
+            }
+            if no_public_url && !c.address.is_loopback() {
+                tracing::warn!(
+                    "public_url is unset and this server listens on {}: its own origin comes from each request's \
+                     Host header, which a DNS-rebinding attacker chooses. Set public_url to the address users reach.",
                     c.address
                 );
             }

@@ -67,7 +67,7 @@ pub async fn verify(
     settings: &State<ApiSettings>,
     form: Fields,
 ) -> PageOr {
-    if !csrf_ok(jar, &form) {
+    if !csrf_ok(jar, settings, &form) {
         return forbidden();
     }
     match svc.verify_email(form.get("token").unwrap_or_default()).await {
@@ -97,7 +97,7 @@ pub async fn resend(
     settings: &State<ApiSettings>,
     form: Fields,
 ) -> PageOr {
-    if !csrf_ok(jar, &form) {
+    if !csrf_ok(jar, settings, &form) {
         return forbidden();
     }
     let email = form.get("email").unwrap_or_default().to_owned();

@@ -3,9 +3,12 @@
 pub mod audit_event;
 pub mod audit_head;
 pub mod email_verification_token;
+pub mod pending_login;
+pub mod recovery_code;
 pub mod outbox;
 pub mod reset_token;
 pub mod server_key;
 pub mod session;
 pub mod throttle;
+pub mod totp_factor;
 pub mod user;

@@ -13,6 +13,8 @@ pub struct Model {
     pub last_login_at: Option<ChronoDateTimeUtc>,
     /// When the address was confirmed (api.md §13); `None` until then.
     pub email_confirmed_at: Option<ChronoDateTimeUtc>,
+    /// Bumped by every change of the password (not by a re-hash of the same one); guards logins.
+    pub credential_version: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

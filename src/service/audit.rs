@@ -44,11 +44,17 @@ pub enum EventKind {
     UserDeleted,
     UsersImported,
     SessionsRevoked,
+    TotpEnabled,
+    TotpDisabled,
+    SecondFactorFailed,
+    RecoveryCodeUsed,
+    RecoveryCodesRegenerated,
+    FactorsReset,
     EmailConfirmed,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 14] = [
+    pub const ALL: [EventKind; 20] = [
         EventKind::Registered,
         EventKind::LoginSucceeded,
         EventKind::LoginFailed,
@@ -62,6 +68,12 @@ impl EventKind {
         EventKind::UserDeleted,
         EventKind::UsersImported,
         EventKind::SessionsRevoked,
+        EventKind::TotpEnabled,
+        EventKind::TotpDisabled,
+        EventKind::SecondFactorFailed,
+        EventKind::RecoveryCodeUsed,
+        EventKind::RecoveryCodesRegenerated,
+        EventKind::FactorsReset,
         EventKind::EmailConfirmed,
     ];
 
@@ -80,6 +92,12 @@ impl EventKind {
             EventKind::UserDeleted => "user_deleted",
             EventKind::UsersImported => "users_imported",
             EventKind::SessionsRevoked => "sessions_revoked",
+            EventKind::TotpEnabled => "totp_enabled",
+            EventKind::TotpDisabled => "totp_disabled",
+            EventKind::SecondFactorFailed => "second_factor_failed",
+            EventKind::RecoveryCodeUsed => "recovery_code_used",
+            EventKind::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            EventKind::FactorsReset => "factors_reset",
             EventKind::EmailConfirmed => "email_confirmed",
         }
     }
@@ -138,6 +156,10 @@ pub struct AuditFilter {
     pub kind: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub limit: Option<u64>,
+    /// Only events before this time.
+    pub until: Option<DateTime<Utc>>,
+    /// Only the last N events (still shown oldest first).
+    pub newest: Option<u64>,
 }
 
 /// What `audit verify` found.
@@ -270,7 +292,7 @@ impl AuthService {
         &self,
         filter: &AuditFilter,
     ) -> Result<impl Stream<Item = Result<AuditEvent, AuthError>> + '_, AuthError> {
-        let mut query = audit_event::Entity::find().order_by_asc(audit_event::Column::Seq);
+        let mut query = audit_event::Entity::find();
         if let Some(email) = &filter.email {
             let email = Email::parse(email)?;
             query = query.filter(audit_event::Column::Email.eq(email.as_str()));
@@ -281,6 +303,27 @@ impl AuthService {
         if let Some(since) = filter.since {
             query = query.filter(audit_event::Column::At.gte(since));
         }
+        if let Some(until) = filter.until {
+            query = query.filter(audit_event::Column::At.lt(until));
+        }
+        if let Some(n) = filter.newest {
+            // The N-th newest matching event's sequence number bounds the stream from below, so
+            // the listing stays oldest first and streamed.
+            let nth = query
+                .clone()
+                .order_by_desc(audit_event::Column::Seq)
+                .offset(n.saturating_sub(1))
+                .limit(1)
+                .one(&self.db)
+                .await?;
+            match (n, nth) {
+                (0, _) => query = query.filter(audit_event::Column::Seq.lt(i64::MIN)),
+                (_, Some(ev)) => query = query.filter(audit_event::Column::Seq.gte(ev.seq)),
+                // Fewer than N events match: all of them.
+                (_, None) => {}
+            }
+        }
+        query = query.order_by_asc(audit_event::Column::Seq);
         if let Some(limit) = filter.limit {
             query = query.limit(limit);
         }

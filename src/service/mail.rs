@@ -56,6 +56,15 @@ impl std::fmt::Debug for MailSettings {
 impl MailSettings {
     /// Checks both values as lettre will read them; errors name the key (never the password).
     pub fn parse(smtp_url: &str, mail_from: &str, public_url: &str) -> Result<Self, String> {
+        // lettre's own message for another scheme names its internals ("tls parameter 'None'").
+        let scheme = smtp_url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        if !matches!(scheme.as_deref(), Some("smtp" | "smtps")) {
+            return Err(format!(
+                "smtp_url {} is not an SMTP URL: use smtp://host:port (plain or ?tls=required for STARTTLS) \
+                 or smtps://host:465 (TLS)",
+                redact_url(smtp_url)
+            ));
+        }
         AsyncSmtpTransport::<Tokio1Executor>::from_url(smtp_url)
             .map_err(|e| format!("smtp_url {} is not a valid SMTP URL: {e}", redact_url(smtp_url)))?;
         let from = mail_from.parse::<Mailbox>().map_err(|e| {

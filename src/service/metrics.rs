@@ -26,6 +26,8 @@ pub struct Metrics {
     handle: PrometheusHandle,
     /// Handles of the HTTP series, by route, method and status (a bounded set: routes are fixed).
     http: RwLock<HashMap<HttpKey, (Counter, Histogram)>>,
+    /// The process_* series, read at each scrape.
+    process: metrics_process::Collector,
 }
 
 /// Which HTTP series a request belongs to: the matched route (its address in the router, stable
@@ -51,7 +53,8 @@ impl Metrics {
         // The bucket lists are constants and non-empty: this cannot fail; plain defaults otherwise.
         let recorder = builder.unwrap_or_else(|_| PrometheusBuilder::new()).build_recorder();
         let handle = recorder.handle();
-        let m = Arc::new(Self { recorder, handle, http: RwLock::new(HashMap::new()) });
+        let process = metrics_process::Collector::default();
+        let m = Arc::new(Self { recorder, handle, http: RwLock::new(HashMap::new()), process });
         // Every account series exists from the start, at zero: a rate over a series that appears
         // only on its first event would miss that event.
         m.with(|| {
@@ -80,6 +83,15 @@ impl Metrics {
                 counter!("userauth_emails_total", "result" => result).absolute(0);
             }
             gauge!("userauth_hash_queue_depth").set(0.0);
+            describe_counter!("userauth_second_factor_total", "Second-factor attempts by method and result");
+            for method in ["totp", "recovery_code"] {
+                for result in ["success", "invalid", "locked"] {
+                    counter!("userauth_second_factor_total", "method" => method, "result" => result).absolute(0);
+                }
+            }
+            describe_gauge!("userauth_build_info", "Always 1; the version of the running binary in its label");
+            gauge!("userauth_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+            m.process.describe();
         });
         m
     }
@@ -98,6 +110,10 @@ impl Metrics {
 
     pub fn password_reset(&self, stage: &'static str) {
         self.with(|| counter!("userauth_password_resets_total", "stage" => stage).increment(1));
+    }
+
+    pub fn second_factor(&self, method: &'static str, result: &'static str) {
+        self.with(|| counter!("userauth_second_factor_total", "method" => method, "result" => result).increment(1));
     }
 
     pub fn password_change(&self) {
@@ -145,6 +161,7 @@ impl Metrics {
     /// The exposition, with the gauges and mail counts read now.
     pub fn render(&self, queue_depth: usize, emails: Option<(u64, u64)>) -> String {
         self.with(|| {
+            self.process.collect();
             gauge!("userauth_hash_queue_depth").set(queue_depth as f64);
             if let Some((sent, failed)) = emails {
                 counter!("userauth_emails_total", "result" => "sent").absolute(sent);

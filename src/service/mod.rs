@@ -13,6 +13,8 @@ pub mod key;
 pub mod key_store;
 pub mod mail;
 pub mod metrics;
+pub mod second_factor;
+pub mod reset_link;
 pub mod outbox;
 pub mod password_policy;
 mod throttle;
@@ -31,7 +33,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::entity::{reset_token, session, user};
+use crate::entity::{self, reset_token, session, user};
 use audit::{EventKind, NewEvent};
 use domain::{Email, EmailError, Password, PasswordError, SecretToken, presented_token_digest};
 use hashing::{HashTicket, Hasher};
@@ -72,6 +74,16 @@ pub enum AuthError {
     Database(#[from] DbErr),
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("this login needs its second factor first")]
+    SecondFactorRequired,
+    #[error("the code is wrong, expired or already used")]
+    InvalidCode,
+    #[error("two-factor authentication is already enabled")]
+    AlreadyEnabled,
+    #[error("two-factor authentication is not enabled")]
+    NotEnabled,
+    #[error("there is no two-factor enrolment to confirm")]
+    NothingToConfirm,
 }
 
 impl AuthError {
@@ -123,6 +135,8 @@ pub struct Policy {
     pub blocklist: password_policy::Blocklist,
     pub email_verification: verification::EmailVerification,
     pub verification_ttl: Duration,
+    /// How long a pending login (password right, second factor owed) lives (api.md §10).
+    pub second_factor_timeout: Duration,
 }
 
 impl Policy {
@@ -168,6 +182,9 @@ pub struct NewSession {
     pub token: SecretToken,
     pub user: UserView,
     pub expires_at: DateTime<Utc>,
+    /// Empty for a full session. Otherwise `token` is a pending login's (api.md §10), which
+    /// only the second step can finish with one of these factors.
+    pub second_factor: Vec<&'static str>,
 }
 
 /// What a self-service reset request did (api.md §1 and §7).
@@ -205,6 +222,8 @@ pub struct UserSummary {
     pub active_sessions: i64,
     /// `None`: not confirmed yet (api.md §13).
     pub email_confirmed_at: Option<DateTime<Utc>>,
+    /// 1 when TOTP is on (api.md §10's `factors`).
+    pub totp_factors: i64,
 }
 
 #[derive(Clone)]
@@ -212,8 +231,8 @@ pub struct AuthService {
     db: DatabaseConnection,
     policy: Arc<Policy>,
     hasher: Hasher,
-    /// The synchronous session lookup, for SQLite files (see `fast_read`).
-    fast: Option<Arc<fast_read::FastReader>>,
+    /// The session lookup outside the ORM, for SQLite files and PostgreSQL (see `fast_read`).
+    fast: Option<Arc<fast_read::SessionReader>>,
     clock: Clock,
     /// Who is acting: the operator's CLI, or an HTTP client (set per request by the edge with
     /// [`AuthService::for_client`]). Recorded in the audit log; an HTTP client's share of the
@@ -364,11 +383,19 @@ impl AuthService {
         self.clock.now()
     }
 
-    /// Resolves sessions with a synchronous reader when `url` names a SQLite file (the server's
-    /// hot path); other databases keep the ORM path.
+    /// Resolves sessions with the session reader (`fast_read`, the server's hot path) when `url`
+    /// names a SQLite file or a PostgreSQL database; an in-memory SQLite database keeps the ORM path.
     pub fn with_fast_session_reads(mut self, url: &db::DatabaseUrl) -> Self {
-        if let db::DatabaseKind::SqliteFile { path, .. } = url.kind() {
-            self.fast = Some(Arc::new(fast_read::FastReader::new(path.clone())));
+        match url.kind() {
+            db::DatabaseKind::SqliteFile { path, .. } => {
+                self.fast = Some(Arc::new(fast_read::SessionReader::sqlite(path.clone())));
+            }
+            // The backend is checked too: `get_postgres_connection_pool` panics on any other.
+            db::DatabaseKind::Postgres { .. } if self.db.get_database_backend() == sea_orm::DbBackend::Postgres => {
+                let pool = self.db.get_postgres_connection_pool();
+                self.fast = Some(Arc::new(fast_read::SessionReader::postgres(pool)));
+            }
+            _ => {}
         }
         self
     }
@@ -425,6 +452,7 @@ impl AuthService {
             last_login_at: Set(None),
             // Through this path (verification off, or the operator) the address counts as confirmed.
             email_confirmed_at: Set(Some(at)),
+            credential_version: Set(0),
         };
         let txn = self.db.begin().await?;
         let user = match model.insert(&txn).await {
@@ -480,8 +508,16 @@ impl AuthService {
         if let Some(retry_after_secs) =
             throttle::reserve(&self.db, self.now(), Kind::Login, email.as_str(), max, window).await?
         {
-            let user = self.find_user(&email).await?;
-            self.audit_alone(vec![NewEvent::new(EventKind::LoginLocked, user.map(|u| u.id), email.as_str())]).await?;
+            // One event per account per window: the first refusal marks the window and writes it in
+            // the same transaction; the rest are only counted (metrics) and cost no audit write.
+            let txn = self.db.begin().await?;
+            if throttle::note_refusal(&txn, Kind::Login, email.as_str(), max).await? {
+                // Read in the transaction: a one-connection pool (SQLite in memory) has no other.
+                let user = user::Entity::find().filter(user::Column::Email.eq(email.as_str())).one(&txn).await?;
+                self.audit_in(&txn, vec![NewEvent::new(EventKind::LoginLocked, user.map(|u| u.id), email.as_str())])
+                    .await?;
+            }
+            txn.commit().await?;
             return Err(AuthError::AccountLocked { retry_after_secs });
         }
         let user = self.find_user(&email).await?;
@@ -510,13 +546,19 @@ impl AuthService {
             None
         };
         drop(ticket);
-        throttle::clear(&self.db, Kind::Login, email.as_str()).await?;
         // Only after a correct password: a wrong one never learns whether the address is confirmed.
+        // Before the second factor: an unconfirmed address gets no pending login either.
         if self.policy.email_verification == verification::EmailVerification::Required
             && user.email_confirmed_at.is_none()
         {
+            throttle::clear(&self.db, Kind::Login, email.as_str()).await?;
             return Err(AuthError::EmailNotConfirmed);
         }
+        // A user with a second factor gets a pending login instead (api.md §10).
+        if let Some(pending) = self.begin_second_factor(&user, upgraded.as_deref()).await? {
+            return Ok(pending);
+        }
+        throttle::clear(&self.db, Kind::Login, email.as_str()).await?;
         self.open_session(user, upgraded).await
     }
 
@@ -528,14 +570,16 @@ impl AuthService {
         let txn = self.db.begin().await?;
         // Write first (on SQLite the transaction then holds the write lock from its first statement),
         // and only if the password is still the one just verified: a login racing a password
-        // change must not leave a session behind that the change should have ended.
+        // change must not leave a session behind that the change should have ended. The guard is
+        // the credential version, not the hash text: a concurrent upgrade re-hashes the same
+        // password (and keeps the version), which must not turn this correct login into a 401.
         let mut update = user::Entity::update_many().col_expr(user::Column::LastLoginAt, Expr::value(at));
         if let Some(h) = new_hash {
             update = update.col_expr(user::Column::PasswordHash, Expr::value(h));
         }
         let still_valid = update
             .filter(user::Column::Id.eq(user.id))
-            .filter(user::Column::PasswordHash.eq(user.password_hash.as_str()))
+            .filter(user::Column::CredentialVersion.eq(user.credential_version))
             .exec(&txn)
             .await?;
         if still_valid.rows_affected != 1 {
@@ -549,6 +593,10 @@ impl AuthService {
             expires_at: Set(expires_at),
             public_id: Set(Some(Uuid::new_v4())),
             user_agent: Set(self.user_agent.clone()),
+            client: Set(match self.actor {
+                Actor::Api { client } => client.map(|c| c.to_string()),
+                Actor::Cli => None,
+            }),
         }
         .insert(&txn)
         .await?;
@@ -561,13 +609,17 @@ impl AuthService {
         self.audit_in(&txn, vec![NewEvent::new(EventKind::LoginSucceeded, Some(user.id), &user.email)]).await?;
         txn.commit().await?;
         let user = UserView { last_login_at: Some(at), ..UserView::from(user) };
-        Ok(NewSession { token, user, expires_at })
+        Ok(NewSession { token, user, expires_at, second_factor: Vec::new() })
     }
 
     /// Resolves a presented session token to its user, enforcing the idle and absolute timeouts.
     pub async fn authenticate(&self, presented: &str) -> Result<UserView, AuthError> {
         let digest = presented_token_digest(presented).ok_or(AuthError::NotAuthenticated)?;
-        let found = match self.fast.as_ref().map(|f| f.lookup(&digest)) {
+        let read = match &self.fast {
+            Some(f) => Some(f.lookup(&digest).await.map_err(|e| f.note_fallback(&e))),
+            None => None,
+        };
+        let found = match read {
             Some(Ok(row)) => row.map(|r| ActiveSession {
                 last_seen_at: r.last_seen_at,
                 expires_at: r.expires_at,
@@ -578,13 +630,8 @@ impl AuthService {
                     last_login_at: r.last_login_at,
                 },
             }),
-            Some(Err(e)) => {
-                if let Some(f) = &self.fast {
-                    f.note_fallback(&e);
-                }
-                self.find_session(&digest).await?
-            }
-            None => self.find_session(&digest).await?,
+            // The reader failed (noted): the ORM path answers.
+            Some(Err(())) | None => self.find_session(&digest).await?,
         };
         let Some(sess) = found else {
             return Err(AuthError::NotAuthenticated);
@@ -618,6 +665,8 @@ impl AuthService {
     /// Ends the session, if there is one. Idempotent.
     pub async fn logout(&self, presented: &str) -> Result<(), AuthError> {
         let Some(digest) = presented_token_digest(presented) else { return Ok(()) };
+        // A pending login (api.md §10) ends too.
+        entity::pending_login::Entity::delete_by_id(digest.clone()).exec(&self.db).await?;
         let txn = self.db.begin().await?;
         let ended = session::Entity::delete_many()
             .filter(session::Column::TokenHash.eq(digest))
@@ -677,7 +726,10 @@ impl AuthService {
 
     /// Issues a reset token for the operator (`userauth user reset`): not throttled.
     pub async fn operator_reset(&self, email: &str) -> Result<IssuedResetToken, AuthError> {
-        self.issue_reset(email, false).await
+        let issued = self.issue_reset(email, false).await?;
+        // The operator vouches for the account: its failed-login count starts afresh.
+        throttle::clear(&self.db, Kind::Login, &issued.email).await?;
+        Ok(issued)
     }
 
     async fn issue_reset(&self, email: &str, throttled: bool) -> Result<IssuedResetToken, AuthError> {
@@ -760,10 +812,14 @@ impl AuthService {
         user::Entity::update_many()
             .col_expr(user::Column::PasswordHash, Expr::value(hash))
             .col_expr(user::Column::UpdatedAt, Expr::value(at))
+            // A new password: logins that verified the old one can no longer open a session.
+            .col_expr(user::Column::CredentialVersion, Expr::col(user::Column::CredentialVersion).add(1i64))
             .filter(user::Column::Id.eq(user.id))
             .exec(&txn)
             .await?;
         session::Entity::delete_many().filter(session::Column::UserId.eq(user.id)).exec(&txn).await?;
+        // A completed reset proves control of the mailbox or of the operator's token: the lockout ends.
+        throttle::clear(&txn, Kind::Login, &user.email).await?;
         self.audit_in(&txn, vec![NewEvent::new(EventKind::PasswordReset, Some(user.id), &user.email)]).await?;
         txn.commit().await?;
         self.count(|m| m.password_reset("completed"));
@@ -790,6 +846,7 @@ impl AuthService {
             .columns([user::Column::Id, user::Column::Email, user::Column::CreatedAt, user::Column::LastLoginAt])
             .expr_as(Expr::from(active_sessions), "active_sessions")
             .column(user::Column::EmailConfirmedAt)
+            .expr_as(Expr::from(second_factor::totp_count_query()), "totp_factors")
             .order_by_asc(user::Column::CreatedAt)
             .order_by_asc(user::Column::Id);
         if let Some(needle) = filter.email_contains.as_deref().filter(|n| !n.is_empty()) {
@@ -802,7 +859,8 @@ impl AuthService {
         if let Some(offset) = filter.offset {
             query = query.offset(offset);
         }
-        if let Some(limit) = filter.limit {
+        // SQLite accepts OFFSET only after a LIMIT: "no limit" is the largest one it takes.
+        if let Some(limit) = filter.limit.or(filter.offset.map(|_| i64::MAX as u64)) {
             query = query.limit(limit);
         }
         let stream = query.into_model::<UserSummary>().stream(&self.db).await?;
@@ -830,6 +888,7 @@ impl AuthService {
             .rows_affected;
         removed += throttle::purge(&self.db, at, Kind::Login, self.policy.login_failure_window).await?;
         removed += throttle::purge(&self.db, at, Kind::Reset, self.policy.reset_window).await?;
+        removed += self.purge_pending_logins().await?;
         Ok(removed)
     }
 }

@@ -319,6 +319,7 @@ impl AuthService {
             updated_at: Set(at),
             last_login_at: Set(None),
             email_confirmed_at: Set(None),
+            credential_version: Set(0),
         }
         .insert(&txn)
         .await;

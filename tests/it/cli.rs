@@ -204,7 +204,11 @@ fn user_list_table_and_json() {
     let keys: Vec<&str> = rows[0].as_object().unwrap().keys().map(String::as_str).collect();
     let mut sorted = keys.clone();
     sorted.sort();
-    assert_eq!(sorted, ["active_sessions", "created_at", "email", "email_confirmed", "id", "last_login_at"]);
+    assert_eq!(
+        sorted,
+        ["active_sessions", "created_at", "email", "email_confirmed", "factors", "id", "last_login_at"]
+    );
+    assert_eq!(rows[0]["factors"], serde_json::json!(["password"]));
     assert_eq!(rows[0]["email"], "a@example.com");
     assert_eq!(rows[0]["email_confirmed"], true, "users added by the operator are confirmed");
     assert_eq!(rows[0]["active_sessions"], 0);
@@ -280,6 +284,10 @@ fn generated_man_pages_are_up_to_date() {
         }
     }
     for (name, roff) in &pages {
+        let text = String::from_utf8_lossy(roff);
+        for section in [".SH ENVIRONMENT", ".SH \"EXIT STATUS\"", ".SH FILES", ".SH EXAMPLES"] {
+            assert!(text.contains(section), "{name} has no {section} section");
+        }
         let committed = std::fs::read(root.join(name)).unwrap_or_default();
         assert!(
             &committed == roff,

@@ -169,6 +169,7 @@ pub async fn insert_user(svc: &AuthService, email: &str, hash: String) {
         updated_at: Set(at),
         last_login_at: Set(None),
         email_confirmed_at: Set(Some(at)),
+        credential_version: Set(0),
     }
     .insert(svc.db())
     .await
