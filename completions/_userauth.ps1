@@ -65,6 +65,7 @@ Register-ArgumentCompleter -Native -CommandName 'userauth' -ScriptBlock {
             [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'End every session of a user')
             [CompletionResult]::new('unlock', 'unlock', [CompletionResultType]::ParameterValue, 'Clear a user''s failed-login count so they can log in again at once (a completed reset does too)')
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Import users from CSV (email,password_hash or email,password) or the Flask service''s database')
+            [CompletionResult]::new('confirm', 'confirm', [CompletionResultType]::ParameterValue, 'Mark a user''s email address as confirmed (email_verification, api.md §13)')
             [CompletionResult]::new('factors', 'factors', [CompletionResultType]::ParameterValue, 'List a user''s factors, or remove every second factor (--reset) for a lost device')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -127,6 +128,13 @@ Register-ArgumentCompleter -Native -CommandName 'userauth' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'userauth;user;confirm' {
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'userauth;user;factors' {
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)')
@@ -145,6 +153,7 @@ Register-ArgumentCompleter -Native -CommandName 'userauth' -ScriptBlock {
             [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'End every session of a user')
             [CompletionResult]::new('unlock', 'unlock', [CompletionResultType]::ParameterValue, 'Clear a user''s failed-login count so they can log in again at once (a completed reset does too)')
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Import users from CSV (email,password_hash or email,password) or the Flask service''s database')
+            [CompletionResult]::new('confirm', 'confirm', [CompletionResultType]::ParameterValue, 'Mark a user''s email address as confirmed (email_verification, api.md §13)')
             [CompletionResult]::new('factors', 'factors', [CompletionResultType]::ParameterValue, 'List a user''s factors, or remove every second factor (--reset) for a lost device')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -168,6 +177,9 @@ Register-ArgumentCompleter -Native -CommandName 'userauth' -ScriptBlock {
             break
         }
         'userauth;user;help;import' {
+            break
+        }
+        'userauth;user;help;confirm' {
             break
         }
         'userauth;user;help;factors' {
@@ -270,6 +282,7 @@ Register-ArgumentCompleter -Native -CommandName 'userauth' -ScriptBlock {
             [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'End every session of a user')
             [CompletionResult]::new('unlock', 'unlock', [CompletionResultType]::ParameterValue, 'Clear a user''s failed-login count so they can log in again at once (a completed reset does too)')
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Import users from CSV (email,password_hash or email,password) or the Flask service''s database')
+            [CompletionResult]::new('confirm', 'confirm', [CompletionResultType]::ParameterValue, 'Mark a user''s email address as confirmed (email_verification, api.md §13)')
             [CompletionResult]::new('factors', 'factors', [CompletionResultType]::ParameterValue, 'List a user''s factors, or remove every second factor (--reset) for a lost device')
             break
         }
@@ -292,6 +305,9 @@ Register-ArgumentCompleter -Native -CommandName 'userauth' -ScriptBlock {
             break
         }
         'userauth;help;user;import' {
+            break
+        }
+        'userauth;help;user;confirm' {
             break
         }
         'userauth;help;user;factors' {

@@ -91,6 +91,9 @@ _userauth() {
             userauth__subcmd__help__subcmd__user,add)
                 cmd="userauth__subcmd__help__subcmd__user__subcmd__add"
                 ;;
+            userauth__subcmd__help__subcmd__user,confirm)
+                cmd="userauth__subcmd__help__subcmd__user__subcmd__confirm"
+                ;;
             userauth__subcmd__help__subcmd__user,delete)
                 cmd="userauth__subcmd__help__subcmd__user__subcmd__delete"
                 ;;
@@ -114,6 +117,9 @@ _userauth() {
                 ;;
             userauth__subcmd__user,add)
                 cmd="userauth__subcmd__user__subcmd__add"
+                ;;
+            userauth__subcmd__user,confirm)
+                cmd="userauth__subcmd__user__subcmd__confirm"
                 ;;
             userauth__subcmd__user,delete)
                 cmd="userauth__subcmd__user__subcmd__delete"
@@ -141,6 +147,9 @@ _userauth() {
                 ;;
             userauth__subcmd__user__subcmd__help,add)
                 cmd="userauth__subcmd__user__subcmd__help__subcmd__add"
+                ;;
+            userauth__subcmd__user__subcmd__help,confirm)
+                cmd="userauth__subcmd__user__subcmd__help__subcmd__confirm"
                 ;;
             userauth__subcmd__user__subcmd__help,delete)
                 cmd="userauth__subcmd__user__subcmd__help__subcmd__delete"
@@ -551,7 +560,7 @@ _userauth() {
             return 0
             ;;
         userauth__subcmd__help__subcmd__user)
-            opts="add reset list delete logout unlock import factors"
+            opts="add reset list delete logout unlock import confirm factors"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -565,6 +574,20 @@ _userauth() {
             return 0
             ;;
         userauth__subcmd__help__subcmd__user__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        userauth__subcmd__help__subcmd__user__subcmd__confirm)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -729,7 +752,7 @@ _userauth() {
             return 0
             ;;
         userauth__subcmd__user)
-            opts="-h --database-url --log-format --help add reset list delete logout unlock import factors help"
+            opts="-h --database-url --log-format --help add reset list delete logout unlock import confirm factors help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -752,6 +775,28 @@ _userauth() {
             ;;
         userauth__subcmd__user__subcmd__add)
             opts="-h --password-stdin --database-url --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        userauth__subcmd__user__subcmd__confirm)
+            opts="-h --database-url --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -817,7 +862,7 @@ _userauth() {
             return 0
             ;;
         userauth__subcmd__user__subcmd__help)
-            opts="add reset list delete logout unlock import factors help"
+            opts="add reset list delete logout unlock import confirm factors help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -831,6 +876,20 @@ _userauth() {
             return 0
             ;;
         userauth__subcmd__user__subcmd__help__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        userauth__subcmd__user__subcmd__help__subcmd__confirm)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -59,6 +59,7 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand logout 'End every session of a user'
             cand unlock 'Clear a user''s failed-login count so they can log in again at once (a completed reset does too)'
             cand import 'Import users from CSV (email,password_hash or email,password) or the Flask service''s database'
+            cand confirm 'Mark a user''s email address as confirmed (email_verification, api.md §13)'
             cand factors 'List a user''s factors, or remove every second factor (--reset) for a lost device'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -113,6 +114,12 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'userauth;user;confirm'= {
+            cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
+            cand --log-format 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'userauth;user;factors'= {
             cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
             cand --log-format 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)'
@@ -130,6 +137,7 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand logout 'End every session of a user'
             cand unlock 'Clear a user''s failed-login count so they can log in again at once (a completed reset does too)'
             cand import 'Import users from CSV (email,password_hash or email,password) or the Flask service''s database'
+            cand confirm 'Mark a user''s email address as confirmed (email_verification, api.md §13)'
             cand factors 'List a user''s factors, or remove every second factor (--reset) for a lost device'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -146,6 +154,8 @@ set edit:completion:arg-completer[userauth] = {|@words|
         &'userauth;user;help;unlock'= {
         }
         &'userauth;user;help;import'= {
+        }
+        &'userauth;user;help;confirm'= {
         }
         &'userauth;user;help;factors'= {
         }
@@ -232,6 +242,7 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand logout 'End every session of a user'
             cand unlock 'Clear a user''s failed-login count so they can log in again at once (a completed reset does too)'
             cand import 'Import users from CSV (email,password_hash or email,password) or the Flask service''s database'
+            cand confirm 'Mark a user''s email address as confirmed (email_verification, api.md §13)'
             cand factors 'List a user''s factors, or remove every second factor (--reset) for a lost device'
         }
         &'userauth;help;user;add'= {
@@ -247,6 +258,8 @@ set edit:completion:arg-completer[userauth] = {|@words|
         &'userauth;help;user;unlock'= {
         }
         &'userauth;help;user;import'= {
+        }
+        &'userauth;help;user;confirm'= {
         }
         &'userauth;help;user;factors'= {
         }

@@ -47,19 +47,20 @@ complete -c userauth -n "__fish_userauth_using_subcommand serve" -l database-url
 complete -c userauth -n "__fish_userauth_using_subcommand serve" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
 json\t''"
 complete -c userauth -n "__fish_userauth_using_subcommand serve" -s h -l help -d 'Print help'
-complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import factors help" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
-complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import factors help" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import confirm factors help" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import confirm factors help" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
 json\t''"
-complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import factors help" -s h -l help -d 'Print help'
-complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import factors help" -f -a "add" -d 'Create a user; asks for the password twice on a terminal, else reads one line from stdin'
-complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import factors help" -f -a "reset" -d 'Issue a password-reset token and print it with its expiry time (or email it with --send)'
-complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import factors help" -f -a "list" -d 'List users with their last login and active sessions (streamed)'
-complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import factors help" -f -a "delete" -d 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal'
-complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import factors help" -f -a "logout" -d 'End every session of a user'
-complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import factors help" -f -a "unlock" -d 'Clear a user\'s failed-login count so they can log in again at once (a completed reset does too)'
-complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import factors help" -f -a "import" -d 'Import users from CSV (email,password_hash or email,password) or the Flask service\'s database'
-complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import factors help" -f -a "factors" -d 'List a user\'s factors, or remove every second factor (--reset) for a lost device'
-complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import factors help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import confirm factors help" -s h -l help -d 'Print help'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import confirm factors help" -f -a "add" -d 'Create a user; asks for the password twice on a terminal, else reads one line from stdin'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import confirm factors help" -f -a "reset" -d 'Issue a password-reset token and print it with its expiry time (or email it with --send)'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import confirm factors help" -f -a "list" -d 'List users with their last login and active sessions (streamed)'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import confirm factors help" -f -a "delete" -d 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import confirm factors help" -f -a "logout" -d 'End every session of a user'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import confirm factors help" -f -a "unlock" -d 'Clear a user\'s failed-login count so they can log in again at once (a completed reset does too)'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import confirm factors help" -f -a "import" -d 'Import users from CSV (email,password_hash or email,password) or the Flask service\'s database'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import confirm factors help" -f -a "confirm" -d 'Mark a user\'s email address as confirmed (email_verification, api.md §13)'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import confirm factors help" -f -a "factors" -d 'List a user\'s factors, or remove every second factor (--reset) for a lost device'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import confirm factors help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from add" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from add" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
 json\t''"
@@ -97,6 +98,10 @@ complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from import" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
 json\t''"
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from import" -s h -l help -d 'Print help'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from confirm" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from confirm" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
+json\t''"
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from confirm" -s h -l help -d 'Print help'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from factors" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from factors" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
 json\t''"
@@ -111,6 +116,7 @@ complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "logout" -d 'End every session of a user'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "unlock" -d 'Clear a user\'s failed-login count so they can log in again at once (a completed reset does too)'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "import" -d 'Import users from CSV (email,password_hash or email,password) or the Flask service\'s database'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "confirm" -d 'Mark a user\'s email address as confirmed (email_verification, api.md §13)'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "factors" -d 'List a user\'s factors, or remove every second factor (--reset) for a lost device'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c userauth -n "__fish_userauth_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
@@ -167,6 +173,7 @@ complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_
 complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "logout" -d 'End every session of a user'
 complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "unlock" -d 'Clear a user\'s failed-login count so they can log in again at once (a completed reset does too)'
 complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "import" -d 'Import users from CSV (email,password_hash or email,password) or the Flask service\'s database'
+complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "confirm" -d 'Mark a user\'s email address as confirmed (email_verification, api.md §13)'
 complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "factors" -d 'List a user\'s factors, or remove every second factor (--reset) for a lost device'
 complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "list" -d 'List events, oldest first'
 complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "verify" -d 'Recompute the hash chain: exit 0 when intact, 1 naming the first event that does not match'
