@@ -3,9 +3,9 @@
 pub mod audit_event;
 pub mod audit_head;
 pub mod email_verification_token;
+pub mod outbox;
 pub mod pending_login;
 pub mod recovery_code;
-pub mod outbox;
 pub mod reset_token;
 pub mod server_key;
 pub mod session;

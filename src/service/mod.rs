@@ -13,10 +13,10 @@ pub mod key;
 pub mod key_store;
 pub mod mail;
 pub mod metrics;
-pub mod second_factor;
-pub mod reset_link;
 pub mod outbox;
 pub mod password_policy;
+pub mod reset_link;
+pub mod second_factor;
 mod throttle;
 pub mod verification;
 

@@ -204,10 +204,7 @@ fn user_list_table_and_json() {
     let keys: Vec<&str> = rows[0].as_object().unwrap().keys().map(String::as_str).collect();
     let mut sorted = keys.clone();
     sorted.sort();
-    assert_eq!(
-        sorted,
-        ["active_sessions", "created_at", "email", "email_confirmed", "factors", "id", "last_login_at"]
-    );
+    assert_eq!(sorted, ["active_sessions", "created_at", "email", "email_confirmed", "factors", "id", "last_login_at"]);
     assert_eq!(rows[0]["factors"], serde_json::json!(["password"]));
     assert_eq!(rows[0]["email"], "a@example.com");
     assert_eq!(rows[0]["email_confirmed"], true, "users added by the operator are confirmed");
