@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261126_000001_initial;
 mod m20261129_000001_audit;
 mod m20261129_000002_session_ids;
+mod m20261130_000004_passkeys;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_initial::Migration),
             Box::new(m20261129_000001_audit::Migration),
             Box::new(m20261129_000002_session_ids::Migration),
+            Box::new(m20261130_000004_passkeys::Migration),
         ]
     }
 }

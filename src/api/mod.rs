@@ -8,6 +8,8 @@ pub mod guard;
 pub mod openapi;
 pub mod ops;
 pub mod pages;
+pub mod passkey_pages;
+pub mod passkeys;
 pub mod protect;
 pub mod request_log;
 pub mod types;
@@ -48,6 +50,7 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
         allowed_origins,
     };
     let limiter = Arc::new(protect::ClientLimiter::new(s.client_rate_per_minute));
+    let service = passkeys_service(service, &s.public_base_url());
     let mut v1_routes = rocket::routes![
         v1::register,
         v1::login,
@@ -58,7 +61,13 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
         v1::sessions,
         v1::end_session,
         v1::end_other_sessions,
-        v1::openapi_json
+        v1::openapi_json,
+        passkeys::register_start,
+        passkeys::register_finish,
+        passkeys::list,
+        passkeys::remove,
+        passkeys::login_start,
+        passkeys::login_finish
     ];
     let mut classic_routes = rocket::routes![
         classic::index,
@@ -114,6 +123,10 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
                     pages::reset_form,
                     pages::reset
                 ],
+            )
+            .mount(
+                "/",
+                rocket::routes![passkey_pages::script, passkey_pages::add_without_script, passkey_pages::remove],
             );
     }
     let database = loaded.db.url.redacted();
@@ -152,6 +165,18 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
             }
         })
     }))
+}
+
+/// The service with the WebAuthn relying party of `public_url` (api.md §11); without a usable one
+/// (an IP-literal host), passkeys answer 503 and the rest works.
+fn passkeys_service(service: AuthService, public_url: &str) -> AuthService {
+    match crate::service::passkeys::RelyingParty::from_public_url(public_url) {
+        Ok(rp) => service.with_relying_party(Some(Arc::new(rp))),
+        Err(e) => {
+            tracing::warn!("passkeys are unavailable: {e}");
+            service
+        }
+    }
 }
 
 /// Removes expired sessions, tokens and throttle windows, and audit events past their retention,

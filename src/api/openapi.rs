@@ -25,7 +25,13 @@ use super::types::{
         super::v1::end_session,
         super::v1::end_other_sessions,
         super::v1::health,
-        super::v1::openapi_json
+        super::v1::openapi_json,
+        super::passkeys::register_start,
+        super::passkeys::register_finish,
+        super::passkeys::list,
+        super::passkeys::remove,
+        super::passkeys::login_start,
+        super::passkeys::login_finish
     ),
     components(schemas(
         Credentials,
@@ -41,7 +47,12 @@ use super::types::{
         SessionList,
         OthersEnded,
         ErrorBody,
-        ErrorCode
+        ErrorCode,
+        super::passkeys::CurrentPassword,
+        super::passkeys::ChallengeAnswer,
+        super::passkeys::PasskeyItem,
+        super::passkeys::PasskeyList,
+        super::passkeys::FinishBody
     )),
     modifiers(&SessionCookie)
 )]

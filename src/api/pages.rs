@@ -61,7 +61,7 @@ impl<'r> Responder<'r, 'static> for Page {
         Response::build()
             .status(self.status)
             .header(ContentType::HTML)
-            .header(Header::new("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'"))
+            .header(Header::new("Content-Security-Policy", "default-src 'self'; script-src 'self'; frame-ancestors 'none'"))
             .sized_body(self.html.len(), std::io::Cursor::new(self.html))
             .ok()
     }
@@ -124,6 +124,8 @@ struct AccountPage<'a> {
     email: String,
     sessions: Vec<SessionRow>,
     min_length: usize,
+    /// The passkeys section, rendered (and escaped) by `passkey_pages`.
+    passkeys: String,
 }
 
 #[derive(Template)]
@@ -190,7 +192,7 @@ fn csrf_token(jar: &CookieJar<'_>, settings: &ApiSettings) -> String {
 }
 
 /// Whether the form's token matches the session (logged in) or the pre-session cookie.
-fn csrf_ok(jar: &CookieJar<'_>, form: &Fields) -> bool {
+pub(crate) fn csrf_ok(jar: &CookieJar<'_>, form: &Fields) -> bool {
     let Some(sent) = form.get("csrf_token") else { return false };
     [jar.get(SESSION_COOKIE), jar.get(PRE_SESSION_COOKIE)]
         .into_iter()
@@ -198,7 +200,7 @@ fn csrf_ok(jar: &CookieJar<'_>, form: &Fields) -> bool {
         .any(|c| same(&token_for(c.value()), sent))
 }
 
-fn forbidden() -> PageOr {
+pub(crate) fn forbidden() -> PageOr {
     PageOr::Page(Page::render(
         Status::Forbidden,
         &MessagePage {
@@ -214,7 +216,7 @@ fn forbidden() -> PageOr {
 }
 
 /// An error as the API would answer it: its status and its sentence.
-fn failure(e: AuthError) -> (Status, String) {
+pub(crate) fn failure(e: AuthError) -> (Status, String) {
     let api = ApiError::from(e);
     (api.status, api.message)
 }
@@ -386,7 +388,7 @@ pub async fn register(
 }
 
 /// The account page for the session in the cookie, or a redirect to log in.
-async fn account_page(
+pub(crate) async fn account_page(
     svc: &AuthService,
     jar: &CookieJar<'_>,
     settings: &ApiSettings,
@@ -426,7 +428,9 @@ async fn account_page(
         .collect();
     let csrf = csrf_token(jar, settings);
     let min_length = svc.policy().password_min_length;
-    let page = AccountPage { title: "Your account", notice, error, csrf, email: user.email, sessions, min_length };
+    let passkeys = super::passkey_pages::section(svc, &user, &csrf).await;
+    let page =
+        AccountPage { title: "Your account", notice, error, csrf, email: user.email, sessions, min_length, passkeys };
     PageOr::Page(Page::render(status, &page))
 }
 
@@ -436,13 +440,15 @@ pub async fn account(svc: Svc, jar: &CookieJar<'_>, settings: &State<ApiSettings
         Some("password") => Some("Your password is changed; your other sessions have ended."),
         Some("ended") => Some("The session has ended."),
         Some("others") => Some("Your other sessions have ended."),
+        Some("passkey_added") => Some("Your passkey is added: you can log in with it."),
+        Some("passkey_removed") => Some("The passkey is removed."),
         _ => None,
     };
     account_page(&svc, jar, settings, Status::Ok, notice, None).await
 }
 
 /// The session token of a logged-in form post whose CSRF token matches, or the page to answer.
-fn session_post(jar: &CookieJar<'_>, form: &Fields) -> Result<String, PageOr> {
+pub(crate) fn session_post(jar: &CookieJar<'_>, form: &Fields) -> Result<String, PageOr> {
     if !csrf_ok(jar, form) {
         return Err(forbidden());
     }
@@ -451,7 +457,7 @@ fn session_post(jar: &CookieJar<'_>, form: &Fields) -> Result<String, PageOr> {
 
 /// After a form on the account page: 303 to `done`, to log in when the session is gone, or the
 /// account page again with the error and the API's status.
-async fn after_account_action(
+pub(crate) async fn after_account_action(
     svc: &AuthService,
     jar: &CookieJar<'_>,
     settings: &ApiSettings,

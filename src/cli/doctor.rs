@@ -120,7 +120,16 @@ fn configuration(loaded: &Loaded) -> Vec<Check> {
         (true, false, true) => check("metrics_exposure", Level::Pass, "GET /metrics is served on a loopback address"),
         (false, _, _) => check("metrics_exposure", Level::Pass, "metrics are off"),
     });
+    out.push(passkeys(&s.public_base_url()));
     out
+}
+
+/// Passkeys (api.md §11) need a relying-party id that is a domain: browsers refuse IP addresses.
+fn passkeys(public_url: &str) -> Check {
+    match crate::service::passkeys::RelyingParty::from_public_url(public_url) {
+        Ok(rp) => check("passkeys", Level::Pass, format!("relying party {} at {}", rp.id(), rp.origin())),
+        Err(e) => check("passkeys", Level::Warn, format!("passkeys are unavailable: {e}; set public_url to a domain name")),
+    }
 }
 
 async fn database(loaded: &Loaded) -> Vec<Check> {

@@ -2,6 +2,8 @@
 
 pub mod audit_event;
 pub mod audit_head;
+pub mod passkey;
+pub mod passkey_challenge;
 pub mod reset_token;
 pub mod session;
 pub mod throttle;

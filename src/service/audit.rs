@@ -37,10 +37,12 @@ pub enum EventKind {
     UserDeleted,
     UsersImported,
     SessionsRevoked,
+    PasskeyAdded,
+    PasskeyRemoved,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 13] = [
+    pub const ALL: [EventKind; 15] = [
         EventKind::Registered,
         EventKind::LoginSucceeded,
         EventKind::LoginFailed,
@@ -54,6 +56,8 @@ impl EventKind {
         EventKind::UserDeleted,
         EventKind::UsersImported,
         EventKind::SessionsRevoked,
+        EventKind::PasskeyAdded,
+        EventKind::PasskeyRemoved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -71,6 +75,8 @@ impl EventKind {
             EventKind::UserDeleted => "user_deleted",
             EventKind::UsersImported => "users_imported",
             EventKind::SessionsRevoked => "sessions_revoked",
+            EventKind::PasskeyAdded => "passkey_added",
+            EventKind::PasskeyRemoved => "passkey_removed",
         }
     }
 

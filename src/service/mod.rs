@@ -12,6 +12,7 @@ pub mod import;
 pub mod key;
 pub mod mail;
 pub mod metrics;
+pub mod passkeys;
 mod throttle;
 
 use std::net::IpAddr;
@@ -64,6 +65,16 @@ pub enum AuthError {
     Database(#[from] DbErr),
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("the passkey credential was not accepted")]
+    InvalidPasskey,
+    #[error("the passkey was not accepted")]
+    PasskeyLoginFailed,
+    #[error("no such passkey among yours")]
+    PasskeyNotFound,
+    #[error("invalid passkey name: {0}")]
+    InvalidPasskeyName(String),
+    #[error("passkeys need public_url with a domain name")]
+    PasskeysUnavailable,
 }
 
 impl AuthError {
@@ -202,6 +213,8 @@ pub struct AuthService {
     /// The server key (api.md §14). `new` starts with a random one so the service is always keyed;
     /// every command sets the configured key with [`AuthService::with_key`].
     key: Arc<key::ServerKey>,
+    /// The WebAuthn relying party (api.md §11); `None`: passkeys are unavailable.
+    passkeys: Option<Arc<passkeys::RelyingParty>>,
 }
 
 /// A live session as `authenticate` sees it.
@@ -260,6 +273,7 @@ impl AuthService {
             metrics: None,
             // A failing OS random source leaves nothing safe to do: fail loudly rather than run unkeyed.
             key: Arc::new(key::ServerKey::generate().expect("the operating system's random source failed")),
+            passkeys: None,
         }
     }
 
@@ -809,6 +823,7 @@ impl AuthService {
             .rows_affected;
         removed += throttle::purge(&self.db, at, Kind::Login, self.policy.login_failure_window).await?;
         removed += throttle::purge(&self.db, at, Kind::Reset, self.policy.reset_window).await?;
+        removed += self.purge_passkey_challenges().await?;
         Ok(removed)
     }
 }

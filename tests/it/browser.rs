@@ -18,13 +18,13 @@ use crate::mail::SmtpSink;
 const AXE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/support/npm/node_modules/axe-core/axe.min.js");
 
 /// chromedriver on a free port; stopped on drop.
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     port: u16,
 }
 
 impl Driver {
-    fn start() -> Driver {
+    pub(crate) fn start() -> Driver {
         let port = free_port();
         // Its own process group, so that the browsers it starts can be stopped with it even when
         // the test fails half-way (they would otherwise outlive it).
@@ -44,7 +44,7 @@ impl Driver {
     }
 
     /// A new browser: its own profile, so its own cookies (another "device").
-    async fn browser(&self) -> Client {
+    pub(crate) async fn browser(&self) -> Client {
         // Only loopback HTTP to chromedriver, but the client is built with TLS support.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut caps = serde_json::Map::new();
@@ -73,13 +73,13 @@ impl Drop for Driver {
     }
 }
 
-struct Shots {
-    dir: PathBuf,
-    n: usize,
+pub(crate) struct Shots {
+    pub(crate) dir: PathBuf,
+    pub(crate) n: usize,
 }
 
 impl Shots {
-    async fn take(&mut self, b: &Client, name: &str) {
+    pub(crate) async fn take(&mut self, b: &Client, name: &str) {
         self.n += 1;
         let png = b.screenshot().await.expect("screenshot");
         std::fs::write(self.dir.join(format!("{:02}-{name}.png", self.n)), png).expect("write screenshot");
@@ -87,7 +87,7 @@ impl Shots {
 }
 
 /// axe-core's WCAG 2.x A and AA rules on the current page: no violations.
-async fn assert_accessible(b: &Client, page: &str) {
+pub(crate) async fn assert_accessible(b: &Client, page: &str) {
     let axe = std::fs::read_to_string(AXE).expect("axe-core (npm install in tests/it/support/npm)");
     b.execute(&axe, vec![]).await.expect("inject axe-core");
     let found = b
@@ -102,17 +102,17 @@ async fn assert_accessible(b: &Client, page: &str) {
     assert!(violations.is_empty(), "{page}: accessibility violations: {violations:#?}");
 }
 
-async fn fill(b: &Client, id: &str, value: &str) {
+pub(crate) async fn fill(b: &Client, id: &str, value: &str) {
     let field = b.find(Locator::Id(id)).await.unwrap_or_else(|_| panic!("field #{id}"));
     field.clear().await.expect("clear");
     field.send_keys(value).await.expect("type");
 }
 
-async fn press(b: &Client, css: &str) {
+pub(crate) async fn press(b: &Client, css: &str) {
     b.find(Locator::Css(css)).await.unwrap_or_else(|_| panic!("button {css}")).click().await.expect("click");
 }
 
-async fn path_of(b: &Client) -> String {
+pub(crate) async fn path_of(b: &Client) -> String {
     let url = b.current_url().await.expect("url");
     if std::env::var_os("BROWSER_DEBUG").is_some() {
         eprintln!("{url}: {}", b.source().await.unwrap_or_default());
@@ -125,7 +125,7 @@ async fn path_of(b: &Client) -> String {
 
 /// Waits (at most 10 s) for the browser to arrive at `expected`: a click may return before the
 /// navigation it starts has finished.
-async fn expect_path(b: &Client, expected: &str, why: &str) {
+pub(crate) async fn expect_path(b: &Client, expected: &str, why: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let at = path_of(b).await;
@@ -137,7 +137,7 @@ async fn expect_path(b: &Client, expected: &str, why: &str) {
     }
 }
 
-async fn text_of(b: &Client, css: &str) -> String {
+pub(crate) async fn text_of(b: &Client, css: &str) -> String {
     b.find(Locator::Css(css)).await.unwrap_or_else(|_| panic!("{css}")).text().await.expect("text")
 }
 

@@ -2,6 +2,7 @@
 
 mod attack;
 mod browser;
+mod browser_passkeys;
 mod cli;
 mod common;
 mod e2e;
@@ -10,6 +11,7 @@ mod mail;
 mod operator;
 mod ops;
 mod pages;
+mod passkeys;
 mod pg;
 mod scale;
 mod security;
