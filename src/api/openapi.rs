@@ -51,6 +51,7 @@ use super::types::{
         super::passkeys::CurrentPassword,
         super::passkeys::ChallengeAnswer,
         super::passkeys::PasskeyItem,
+        super::passkeys::PasskeyAdded,
         super::passkeys::PasskeyList,
         super::passkeys::FinishBody
     )),

@@ -60,6 +60,14 @@ impl From<PasskeyInfo> for PasskeyItem {
     }
 }
 
+/// A passkey just added.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasskeyAdded {
+    pub id: uuid::Uuid,
+    pub name: String,
+    pub created_at: String,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PasskeyList {
     pub passkeys: Vec<PasskeyItem>,
@@ -160,7 +168,7 @@ pub async fn register_start(
 
 #[utoipa::path(post, path = "/api/v1/passkeys/register/finish", tag = "passkeys", security(("session_cookie" = [])),
     request_body(content((FinishBody = "application/json"))),
-    responses((status = 201, description = "Passkey added", body = PasskeyItem),
+    responses((status = 201, description = "Passkey added", body = PasskeyAdded),
               (status = 400, description = "invalid_credential: bad attestation, wrong origin, unknown or used challenge", body = ErrorBody),
               (status = 401, description = "No valid session", body = ErrorBody)))]
 #[rocket::post("/passkeys/register/finish", data = "<body>")]
@@ -169,10 +177,10 @@ pub async fn register_finish(
     svc: Svc,
     me: AuthUser,
     body: FinishBody,
-) -> Result<(Status, Json<PasskeyItem>), ApiError> {
+) -> Result<(Status, Json<PasskeyAdded>), ApiError> {
     let name = body.name.ok_or_else(|| ApiError::missing_field("name"))?;
     let added = svc.finish_passkey_registration(&me.token, &body.challenge_id, &name, &body.credential).await?;
-    Ok((Status::Created, Json(added.into())))
+    Ok((Status::Created, Json(PasskeyAdded { id: added.id, name: added.name, created_at: rfc3339(added.created_at) })))
 }
 
 #[utoipa::path(get, path = "/api/v1/passkeys", tag = "passkeys", security(("session_cookie" = [])),

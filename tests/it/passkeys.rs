@@ -30,6 +30,12 @@ pub struct Authenticator {
     creds: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
+impl Default for Authenticator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Authenticator {
     pub fn new() -> Self {
         // `true`: it reports user verification, as a platform authenticator with a PIN does.
@@ -53,13 +59,16 @@ impl Authenticator {
         serde_json::to_value(&reg).unwrap()
     }
 
-    /// `navigator.credentials.get` at `origin` with this authenticator's credentials.
+    /// `navigator.credentials.get` at `origin` with this authenticator's newest credential.
     pub fn get(&mut self, origin: &str, options: &Value) -> Value {
         let mut opts: PublicKeyCredentialRequestOptions =
             serde_json::from_value(options.clone()).expect("request options");
+        // The newest credential, as a person picks the passkey they just made.
         opts.allow_credentials = self
             .creds
             .iter()
+            .rev()
+            .take(1)
             .map(|(id, _)| AllowCredentials {
                 type_: "public-key".into(),
                 id: id.clone(),
@@ -225,61 +234,72 @@ async fn register_list_login_remove(backend: Backend) {
     assert!(matches!(svc.verify_audit().await.unwrap(), userauth::service::audit::Verified::Intact(_)));
 }
 
+async fn start_reg(c: &Client, cookie: &str) -> Value {
+    let (s, v, _) =
+        call(c, Post, "/api/v1/passkeys/register/start", Some(cookie), Some(json!({"current_password": PASSWORD}))).await;
+    assert_eq!(s, Status::Ok);
+    v
+}
+
+async fn finish_reg(c: &Client, cookie: &str, body: Value) -> (Status, Value, Option<String>) {
+    call(c, Post, "/api/v1/passkeys/register/finish", Some(cookie), Some(body)).await
+}
+
+async fn login_start(c: &Client) -> Value {
+    let (s, v, _) = call(c, Post, "/api/v1/passkeys/login/start", None, None).await;
+    assert_eq!(s, Status::Ok);
+    v
+}
+
+async fn login_finish(c: &Client, body: Value) -> (Status, Value, Option<String>) {
+    call(c, Post, "/api/v1/passkeys/login/finish", None, Some(body)).await
+}
+
+fn refused((s, e, set): (Status, Value, Option<String>)) {
+    assert_eq!((s, e["error"].as_str(), set), (Status::Unauthorized, Some("invalid_credentials"), None), "{e}");
+}
+
 async fn failures_answer_as_the_contract_says(backend: Backend) {
     let (_db, c, svc, clock) = setup(backend).await;
     svc.register("me@example.com", PASSWORD).await.unwrap();
     svc.register("other@example.com", PASSWORD).await.unwrap();
     let cookie = login(&c, "me@example.com").await;
     let other = login(&c, "other@example.com").await;
-    let start_reg = |cookie: String| {
-        let c = &c;
-        async move {
-            let (s, v, _) =
-                call(c, Post, "/api/v1/passkeys/register/start", Some(&cookie), Some(json!({"current_password": PASSWORD})))
-                    .await;
-            assert_eq!(s, Status::Ok);
-            v
-        }
-    };
-    let finish_reg = |cookie: String, body: Value| {
-        let c = &c;
-        async move { call(c, Post, "/api/v1/passkeys/register/finish", Some(&cookie), Some(body)).await }
-    };
     let mut auth = Authenticator::new();
 
     // Wrong origin (another port of localhost): refused, and the challenge is spent.
-    let start = start_reg(cookie.clone()).await;
+    let start = start_reg(&c, &cookie).await;
     let cred = auth.create("http://localhost:5001", &start["options"]);
     let (s, e, _) =
-        finish_reg(cookie.clone(), json!({"challenge_id": start["challenge_id"], "name": "x", "credential": cred})).await;
+        finish_reg(&c, &cookie, json!({"challenge_id": start["challenge_id"], "name": "x", "credential": cred})).await;
     assert_eq!((s, e["error"].as_str()), (Status::BadRequest, Some("invalid_credential")));
 
     // Expired: the test clock moves past five minutes.
-    let start = start_reg(cookie.clone()).await;
+    let start = start_reg(&c, &cookie).await;
     let cred = auth.create(ORIGIN, &start["options"]);
     clock.advance(Duration::from_secs(5 * 60 + 1));
     let (s, e, _) =
-        finish_reg(cookie.clone(), json!({"challenge_id": start["challenge_id"], "name": "x", "credential": cred})).await;
+        finish_reg(&c, &cookie, json!({"challenge_id": start["challenge_id"], "name": "x", "credential": cred})).await;
     assert_eq!((s, e["error"].as_str()), (Status::BadRequest, Some("invalid_credential")));
 
     // Another user's challenge, unknown ids, tampered attestation: refused.
-    let start = start_reg(cookie.clone()).await;
+    let start = start_reg(&c, &cookie).await;
     let cred = auth.create(ORIGIN, &start["options"]);
     let body = json!({"challenge_id": start["challenge_id"], "name": "x", "credential": cred});
-    assert_eq!(finish_reg(other.clone(), body.clone()).await.0, Status::BadRequest, "not the other user's challenge");
-    let start = start_reg(cookie.clone()).await;
+    assert_eq!(finish_reg(&c, &other, body.clone()).await.0, Status::BadRequest, "not the other user's challenge");
+    let start = start_reg(&c, &cookie).await;
     let mut tampered = auth.create(ORIGIN, &start["options"]);
     tampered["response"]["clientDataJSON"] = json!("eyJ0eXBlIjoid2ViYXV0aG4uY3JlYXRlIn0");
     let (s, e, _) =
-        finish_reg(cookie.clone(), json!({"challenge_id": start["challenge_id"], "name": "x", "credential": tampered}))
+        finish_reg(&c, &cookie, json!({"challenge_id": start["challenge_id"], "name": "x", "credential": tampered}))
             .await;
     assert_eq!((s, e["error"].as_str()), (Status::BadRequest, Some("invalid_credential")));
     for id in ["", "nonsense", &"0".repeat(64)] {
-        let (s, e, _) = finish_reg(cookie.clone(), json!({"challenge_id": id, "name": "x", "credential": {"id": "a"}})).await;
+        let (s, e, _) = finish_reg(&c, &cookie, json!({"challenge_id": id, "name": "x", "credential": {"id": "a"}})).await;
         assert_eq!(s, Status::BadRequest, "{id}: {e}");
     }
     // Malformed bodies: 400 with a precise code, never a 500; no passkey came of any of this.
-    let start = start_reg(cookie.clone()).await;
+    let start = start_reg(&c, &cookie).await;
     let good = auth.create(ORIGIN, &start["options"]);
     for (body, code) in [
         (json!({"name": "x", "credential": good}), "missing_field"),
@@ -290,7 +310,7 @@ async fn failures_answer_as_the_contract_says(backend: Backend) {
         (json!({"challenge_id": start["challenge_id"], "name": "x".repeat(65), "credential": good}), "invalid_field"),
         (json!({"challenge_id": 7, "name": "x", "credential": good}), "invalid_field"),
     ] {
-        let (s, e, _) = finish_reg(cookie.clone(), body.clone()).await;
+        let (s, e, _) = finish_reg(&c, &cookie, body.clone()).await;
         assert_eq!((s, e["error"].as_str()), (Status::BadRequest, Some(code)), "{body}");
     }
     let resp = c
@@ -304,7 +324,7 @@ async fn failures_answer_as_the_contract_says(backend: Backend) {
     assert!(svc.list_passkeys(svc_user(&svc, "me@example.com").await).await.unwrap().is_empty());
 
     // Now one good passkey, sent as a form with the credential as JSON text.
-    let start = start_reg(cookie.clone()).await;
+    let start = start_reg(&c, &cookie).await;
     let good = auth.create(ORIGIN, &start["options"]);
     let resp = c
         .post("/api/v1/passkeys/register/finish")
@@ -320,43 +340,31 @@ async fn failures_answer_as_the_contract_says(backend: Backend) {
     assert_eq!(resp.status(), Status::Created);
 
     // Login failures: expired challenge, wrong origin, tampered signature, unknown credential.
-    let login_start = || async {
-        let (s, v, _) = call(&c, Post, "/api/v1/passkeys/login/start", None, None).await;
-        assert_eq!(s, Status::Ok);
-        v
-    };
-    let login_finish = |body: Value| {
-        let c = &c;
-        async move { call(c, Post, "/api/v1/passkeys/login/finish", None, Some(body)).await }
-    };
-    let refused = |(s, e, set): (Status, Value, Option<String>)| {
-        assert_eq!((s, e["error"].as_str(), set), (Status::Unauthorized, Some("invalid_credentials"), None), "{e}");
-    };
-    let start = login_start().await;
+    let start = login_start(&c).await;
     let cred = auth.get(ORIGIN, &start["options"]);
     clock.advance(Duration::from_secs(5 * 60 + 1));
-    refused(login_finish(json!({"challenge_id": start["challenge_id"], "credential": cred})).await);
+    refused(login_finish(&c, json!({"challenge_id": start["challenge_id"], "credential": cred})).await);
 
-    let start = login_start().await;
+    let start = login_start(&c).await;
     let cred = auth.get("http://localhost:5001", &start["options"]);
-    refused(login_finish(json!({"challenge_id": start["challenge_id"], "credential": cred})).await);
+    refused(login_finish(&c, json!({"challenge_id": start["challenge_id"], "credential": cred})).await);
 
-    let start = login_start().await;
+    let start = login_start(&c).await;
     let mut cred = auth.get(ORIGIN, &start["options"]);
     let sig = cred["response"]["signature"].as_str().unwrap().to_owned();
     let flipped = if sig.ends_with('A') { format!("{}B", &sig[..sig.len() - 1]) } else { format!("{}A", &sig[..sig.len() - 1]) };
     cred["response"]["signature"] = json!(flipped);
-    refused(login_finish(json!({"challenge_id": start["challenge_id"], "credential": cred})).await);
+    refused(login_finish(&c, json!({"challenge_id": start["challenge_id"], "credential": cred})).await);
 
     let mut stranger = Authenticator::new();
-    let start_other = start_reg(other.clone()).await;
+    let start_other = start_reg(&c, &other).await;
     let _never_finished = stranger.create(ORIGIN, &start_other["options"]);
-    let start = login_start().await;
+    let start = login_start(&c).await;
     let cred = stranger.get(ORIGIN, &start["options"]);
-    refused(login_finish(json!({"challenge_id": start["challenge_id"], "credential": cred})).await);
-    refused(login_finish(json!({"challenge_id": "0".repeat(64), "credential": {"id": "x"}})).await);
-    let start = login_start().await;
-    refused(login_finish(json!({"challenge_id": start["challenge_id"], "credential": {"id": "x"}})).await);
+    refused(login_finish(&c, json!({"challenge_id": start["challenge_id"], "credential": cred})).await);
+    refused(login_finish(&c, json!({"challenge_id": "0".repeat(64), "credential": {"id": "x"}})).await);
+    let start = login_start(&c).await;
+    refused(login_finish(&c, json!({"challenge_id": start["challenge_id"], "credential": {"id": "x"}})).await);
 
     // And after all that, the right passkey still logs in.
     assert_eq!(passkey_login(&c, &mut auth, ORIGIN).await.0, Status::Ok);
@@ -394,6 +402,9 @@ async fn passkeys_are_their_owners_alone(backend: Backend) {
     let other = svc_user(&svc, "other@example.com").await;
     assert!(svc.has_passkeys(me).await.unwrap());
     assert!(!svc.has_passkeys(other).await.unwrap());
+    // The service as `serve` configures it (the relying party of http://localhost:5000).
+    let rp = userauth::service::passkeys::RelyingParty::from_public_url(ORIGIN).unwrap();
+    let svc = svc.clone().with_relying_party(Some(std::sync::Arc::new(rp)));
     let start = svc.start_passkey_login().await.unwrap();
     let cred = auth.get(ORIGIN, &start.options);
     let err = svc.finish_passkey_login(&start.challenge_id, &cred, Some(other)).await.unwrap_err();
@@ -460,4 +471,31 @@ fn a_ceremony_started_on_one_instance_finishes_on_another() {
     let profile = http(b.port, "GET", "/api/v1/profile", &[("Cookie", &cookie_header)], b"");
     assert_eq!((profile.status, profile.json()["email"].as_str().map(str::to_owned)), (200, Some("me@example.com".into())));
     assert_eq!(json_post(&b, "/api/v1/passkeys/login/finish", None, &body).status, 401, "used on A");
+}
+
+#[test]
+fn doctor_warns_when_public_url_is_an_ip_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("doc.db").display());
+    assert_eq!(crate::common::run(dir.path(), &["--database-url", &url, "db-setup"], "", &[]).code, 0);
+    let line = |public_url: &str| {
+        let out = crate::common::run(dir.path(), &["--database-url", &url, "doctor"], "", &[("ROCKET_PUBLIC_URL", public_url)]);
+        out.stdout.lines().find(|l| l.contains("passkeys")).unwrap_or_default().to_owned()
+    };
+    let ip = line("http://192.168.1.10:5000");
+    assert!(ip.starts_with("WARN") && ip.contains("IP address"), "{ip}");
+    let named = line("https://auth.example.com");
+    assert!(named.starts_with("PASS") && named.contains("auth.example.com"), "{named}");
+}
+
+/// With an IP-literal `public_url` the passkey routes answer 503 with the JSON error, and the rest works.
+#[tokio::test]
+async fn passkeys_are_unavailable_on_an_ip_host() {
+    let db = TestDb::sqlite_memory();
+    let loaded = settings(&db.url, &[("public_url", json!("http://127.0.0.1:5000"))]);
+    let svc = service_for(&loaded).await;
+    let c = Client::untracked(userauth::api::build(svc.clone(), &loaded)).await.unwrap();
+    let (status, body, _) = call(&c, Post, "/api/v1/passkeys/login/start", None, None).await;
+    assert_eq!((status, body["error"].as_str()), (Status::ServiceUnavailable, Some("unavailable")));
+    assert_eq!(call(&c, Get, "/health", None, None).await.0, Status::Ok);
 }
