@@ -89,9 +89,11 @@
     });
   }
 
-  function show(el, text) {
+  // Progress as a notice, failure as an error (the same live region).
+  function show(el, text, failed) {
     if (el) {
       el.textContent = text;
+      el.className = failed ? "error" : "notice";
       el.hidden = false;
     }
   }
@@ -128,7 +130,7 @@
           window.location.assign("/account?done=passkey_added");
         })
         .catch(function (err) {
-          show(addStatus, browserError(err));
+          show(addStatus, browserError(err), true);
         });
     });
   }
@@ -156,7 +158,7 @@
           window.location.assign(next);
         })
         .catch(function (err) {
-          show(loginStatus, browserError(err));
+          show(loginStatus, browserError(err), true);
         });
     });
   }

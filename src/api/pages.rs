@@ -61,7 +61,10 @@ impl<'r> Responder<'r, 'static> for Page {
         Response::build()
             .status(self.status)
             .header(ContentType::HTML)
-            .header(Header::new("Content-Security-Policy", "default-src 'self'; script-src 'self'; frame-ancestors 'none'"))
+            .header(Header::new(
+                "Content-Security-Policy",
+                "default-src 'self'; script-src 'self'; frame-ancestors 'none'",
+            ))
             .sized_body(self.html.len(), std::io::Cursor::new(self.html))
             .ok()
     }

@@ -51,12 +51,7 @@ pub struct PasskeyItem {
 
 impl From<PasskeyInfo> for PasskeyItem {
     fn from(p: PasskeyInfo) -> Self {
-        Self {
-            id: p.id,
-            name: p.name,
-            created_at: rfc3339(p.created_at),
-            last_used_at: p.last_used_at.map(rfc3339),
-        }
+        Self { id: p.id, name: p.name, created_at: rfc3339(p.created_at), last_used_at: p.last_used_at.map(rfc3339) }
     }
 }
 
@@ -92,8 +87,9 @@ fn finish_body(req: &Request<'_>, bytes: &[u8]) -> Result<FinishBody, ApiError> 
     let mut fields: Vec<(String, serde_json::Value)> = Vec::new();
     match req.content_type() {
         Some(ct) if ct.is_json() => {
-            let text = std::str::from_utf8(bytes)
-                .map_err(|_| ApiError::new(Status::BadRequest, ErrorCode::InvalidBody, "The body is not valid UTF-8."))?;
+            let text = std::str::from_utf8(bytes).map_err(|_| {
+                ApiError::new(Status::BadRequest, ErrorCode::InvalidBody, "The body is not valid UTF-8.")
+            })?;
             let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text).map_err(|_| {
                 ApiError::new(Status::BadRequest, ErrorCode::InvalidBody, "The body must be a JSON object.")
             })?;
@@ -141,7 +137,9 @@ impl<'r> FromData<'r> for FinishBody {
         let result = match data.open(limit.bytes()).into_bytes().await {
             Ok(capped) if capped.is_complete() => finish_body(req, &capped.into_inner()),
             Ok(_) => Err(ApiError::for_status(Status::PayloadTooLarge)),
-            Err(_) => Err(ApiError::new(Status::BadRequest, ErrorCode::InvalidBody, "The request body could not be read.")),
+            Err(_) => {
+                Err(ApiError::new(Status::BadRequest, ErrorCode::InvalidBody, "The request body could not be read."))
+            }
         };
         match result {
             Ok(body) => data::Outcome::Success(body),
@@ -153,6 +151,7 @@ impl<'r> FromData<'r> for FinishBody {
 #[utoipa::path(post, path = "/api/v1/passkeys/register/start", tag = "passkeys", security(("session_cookie" = [])),
     request_body(content((CurrentPassword = "application/x-www-form-urlencoded"), (CurrentPassword = "application/json"))),
     responses((status = 200, description = "Creation options for navigator.credentials.create", body = ChallengeAnswer),
+              (status = 400, description = "Missing field", body = ErrorBody),
               (status = 401, description = "No valid session, or wrong current password (counts toward the lockout)", body = ErrorBody),
               (status = 429, description = "Account locked (Retry-After)", body = ErrorBody)))]
 #[rocket::post("/passkeys/register/start", data = "<body>")]
@@ -167,7 +166,7 @@ pub async fn register_start(
 }
 
 #[utoipa::path(post, path = "/api/v1/passkeys/register/finish", tag = "passkeys", security(("session_cookie" = [])),
-    request_body(content((FinishBody = "application/json"))),
+    request_body(content((FinishBody = "application/json"), (FinishBody = "application/x-www-form-urlencoded"))),
     responses((status = 201, description = "Passkey added", body = PasskeyAdded),
               (status = 400, description = "invalid_credential: bad attestation, wrong origin, unknown or used challenge", body = ErrorBody),
               (status = 401, description = "No valid session", body = ErrorBody)))]
@@ -208,13 +207,18 @@ pub async fn remove(_site: NotCrossSite, svc: Svc, me: AuthUser, id: &str) -> Re
 #[utoipa::path(post, path = "/api/v1/passkeys/login/start", tag = "passkeys",
     responses((status = 200, description = "Request options for navigator.credentials.get (discoverable credentials, user verification required)", body = ChallengeAnswer)))]
 #[rocket::post("/passkeys/login/start")]
-pub async fn login_start(_site: NotCrossSite, _budget: ClientBudget, svc: Svc) -> Result<Json<ChallengeAnswer>, ApiError> {
+pub async fn login_start(
+    _site: NotCrossSite,
+    _budget: ClientBudget,
+    svc: Svc,
+) -> Result<Json<ChallengeAnswer>, ApiError> {
     Ok(Json(svc.start_passkey_login().await?.into()))
 }
 
 #[utoipa::path(post, path = "/api/v1/passkeys/login/finish", tag = "passkeys",
-    request_body(content((FinishBody = "application/json"))),
+    request_body(content((FinishBody = "application/json"), (FinishBody = "application/x-www-form-urlencoded"))),
     responses((status = 200, description = "Logged in; sets the session_id cookie (a full session)", body = EmailMessage),
+              (status = 400, description = "Missing or malformed field", body = ErrorBody),
               (status = 401, description = "invalid_credentials: unknown credential, bad signature, used or expired challenge", body = ErrorBody)))]
 #[rocket::post("/passkeys/login/finish", data = "<body>")]
 pub async fn login_finish(

@@ -128,7 +128,9 @@ fn configuration(loaded: &Loaded) -> Vec<Check> {
 fn passkeys(public_url: &str) -> Check {
     match crate::service::passkeys::RelyingParty::from_public_url(public_url) {
         Ok(rp) => check("passkeys", Level::Pass, format!("relying party {} at {}", rp.id(), rp.origin())),
-        Err(e) => check("passkeys", Level::Warn, format!("passkeys are unavailable: {e}; set public_url to a domain name")),
+        Err(e) => {
+            check("passkeys", Level::Warn, format!("passkeys are unavailable: {e}; set public_url to a domain name"))
+        }
     }
 }
 

@@ -13,8 +13,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, SqlErr, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, SqlErr, TransactionTrait,
 };
 use uuid::Uuid;
 use webauthn_rs::prelude::{
@@ -218,8 +218,7 @@ impl AuthService {
         let (ccr, state) = rp
             .start_passkey_registration(user.id, &user.email, &user.email, Some(exclude))
             .map_err(|e| AuthError::Internal(format!("starting a passkey registration: {e}")))?;
-        let mut options =
-            serde_json::to_value(&ccr.public_key).map_err(|e| AuthError::Internal(e.to_string()))?;
+        let mut options = serde_json::to_value(&ccr.public_key).map_err(|e| AuthError::Internal(e.to_string()))?;
         // Discoverable: the login asks for no email, so the credential must live on the authenticator.
         if let Some(sel) = options.get_mut("authenticatorSelection").and_then(|s| s.as_object_mut()) {
             sel.insert("residentKey".into(), "required".into());
@@ -242,7 +241,8 @@ impl AuthService {
         let caller = self.authenticate(session).await?;
         let name = parse_name(name)?;
         // Claimed before anything else is checked: a challenge is spent by any attempt.
-        let state = self.claim_challenge(challenge_id, REGISTER, Some(caller.id)).await?.ok_or(AuthError::InvalidPasskey)?;
+        let state =
+            self.claim_challenge(challenge_id, REGISTER, Some(caller.id)).await?.ok_or(AuthError::InvalidPasskey)?;
         let state: PasskeyRegistration =
             serde_json::from_str(&state).map_err(|e| AuthError::Internal(format!("stored passkey state: {e}")))?;
         let reg: RegisterPublicKeyCredential =
@@ -318,7 +318,10 @@ impl AuthService {
     /// Removes every passkey of the user, and their registrations in progress, in the caller's
     /// transaction (`user factors --reset`). Returns how many passkeys were removed.
     pub async fn remove_all_passkeys<C: ConnectionTrait>(&self, txn: &C, user_id: Uuid) -> Result<u64, DbErr> {
-        passkey_challenge::Entity::delete_many().filter(passkey_challenge::Column::UserId.eq(user_id)).exec(txn).await?;
+        passkey_challenge::Entity::delete_many()
+            .filter(passkey_challenge::Column::UserId.eq(user_id))
+            .exec(txn)
+            .await?;
         Ok(passkey::Entity::delete_many().filter(passkey::Column::UserId.eq(user_id)).exec(txn).await?.rows_affected)
     }
 

@@ -158,6 +158,9 @@ async fn walk(driver: &Driver, base: &str, shots_dir: &Path) {
 /// Screenshots named `passkeys-…` (the other browser test numbers its own).
 async fn save(shots: &mut Shots, b: &Client, name: &str) {
     shots.n += 1;
+    // The passkeys section is below the fold of the account page.
+    let _ =
+        b.execute("var h = document.getElementById('passkeys-heading'); if (h) { h.scrollIntoView(); }", vec![]).await;
     let png = b.screenshot().await.expect("screenshot");
     std::fs::write(shots.dir.join(format!("{name}.png")), png).expect("write screenshot");
 }

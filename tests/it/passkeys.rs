@@ -69,15 +69,14 @@ impl Authenticator {
             .iter()
             .rev()
             .take(1)
-            .map(|(id, _)| AllowCredentials {
-                type_: "public-key".into(),
-                id: id.clone(),
-                transports: None,
-            })
+            .map(|(id, _)| AllowCredentials { type_: "public-key".into(), id: id.clone(), transports: None })
             .collect();
         let mut cred = self
             .inner
-            .do_authentication(Url::parse(origin).unwrap(), RequestChallengeResponse { public_key: opts, mediation: None })
+            .do_authentication(
+                Url::parse(origin).unwrap(),
+                RequestChallengeResponse { public_key: opts, mediation: None },
+            )
             .expect("the authenticator signs");
         let user = self.creds.iter().find(|(id, _)| *id == cred.raw_id).map(|(_, u)| u.clone());
         cred.response.user_handle = user;
@@ -85,7 +84,13 @@ impl Authenticator {
     }
 }
 
-async fn call(c: &Client, method: rocket::http::Method, path: &str, cookie: Option<&str>, body: Option<Value>) -> (Status, Value, Option<String>) {
+async fn call(
+    c: &Client,
+    method: rocket::http::Method,
+    path: &str,
+    cookie: Option<&str>,
+    body: Option<Value>,
+) -> (Status, Value, Option<String>) {
     let mut req = c.req(method, path.to_owned());
     if let Some(v) = cookie {
         req = req.cookie(Cookie::new("session_id", v.to_owned()));
@@ -139,8 +144,14 @@ async fn passkey_login(c: &Client, auth: &mut Authenticator, origin: &str) -> (S
     let (status, start, _) = call(c, Post, "/api/v1/passkeys/login/start", None, None).await;
     assert_eq!(status, Status::Ok, "{start}");
     let credential = auth.get(origin, &start["options"]);
-    call(c, Post, "/api/v1/passkeys/login/finish", None, Some(json!({"challenge_id": start["challenge_id"], "credential": credential})))
-        .await
+    call(
+        c,
+        Post,
+        "/api/v1/passkeys/login/finish",
+        None,
+        Some(json!({"challenge_id": start["challenge_id"], "credential": credential})),
+    )
+    .await
 }
 
 async fn kinds(svc: &AuthService) -> Vec<String> {
@@ -163,9 +174,14 @@ async fn register_list_login_remove(backend: Backend) {
     // The start needs a full session and the current password (a wrong one is a failed login).
     let body = Some(json!({"current_password": PASSWORD}));
     assert_eq!(call(&c, Post, "/api/v1/passkeys/register/start", None, body.clone()).await.0, Status::Unauthorized);
-    let (status, err, _) =
-        call(&c, Post, "/api/v1/passkeys/register/start", Some(&cookie), Some(json!({"current_password": "wrong password!"})))
-            .await;
+    let (status, err, _) = call(
+        &c,
+        Post,
+        "/api/v1/passkeys/register/start",
+        Some(&cookie),
+        Some(json!({"current_password": "wrong password!"})),
+    )
+    .await;
     assert_eq!((status, err["error"].as_str()), (Status::Unauthorized, Some("invalid_credentials")));
     let (status, start, _) = call(&c, Post, "/api/v1/passkeys/register/start", Some(&cookie), body).await;
     assert_eq!(status, Status::Ok);
@@ -179,7 +195,8 @@ async fn register_list_login_remove(backend: Backend) {
     let mut auth = Authenticator::new();
     let credential = auth.create(ORIGIN, options);
     let finish = json!({"challenge_id": start["challenge_id"], "name": "  Laptop  ", "credential": credential});
-    let (status, added, _) = call(&c, Post, "/api/v1/passkeys/register/finish", Some(&cookie), Some(finish.clone())).await;
+    let (status, added, _) =
+        call(&c, Post, "/api/v1/passkeys/register/finish", Some(&cookie), Some(finish.clone())).await;
     assert_eq!(status, Status::Created, "{added}");
     assert_eq!(keys(&added), ["created_at", "id", "name"]);
     assert_eq!(added["name"], "Laptop");
@@ -236,7 +253,8 @@ async fn register_list_login_remove(backend: Backend) {
 
 async fn start_reg(c: &Client, cookie: &str) -> Value {
     let (s, v, _) =
-        call(c, Post, "/api/v1/passkeys/register/start", Some(cookie), Some(json!({"current_password": PASSWORD}))).await;
+        call(c, Post, "/api/v1/passkeys/register/start", Some(cookie), Some(json!({"current_password": PASSWORD})))
+            .await;
     assert_eq!(s, Status::Ok);
     v
 }
@@ -295,7 +313,8 @@ async fn failures_answer_as_the_contract_says(backend: Backend) {
             .await;
     assert_eq!((s, e["error"].as_str()), (Status::BadRequest, Some("invalid_credential")));
     for id in ["", "nonsense", &"0".repeat(64)] {
-        let (s, e, _) = finish_reg(&c, &cookie, json!({"challenge_id": id, "name": "x", "credential": {"id": "a"}})).await;
+        let (s, e, _) =
+            finish_reg(&c, &cookie, json!({"challenge_id": id, "name": "x", "credential": {"id": "a"}})).await;
         assert_eq!(s, Status::BadRequest, "{id}: {e}");
     }
     // Malformed bodies: 400 with a precise code, never a 500; no passkey came of any of this.
@@ -352,7 +371,8 @@ async fn failures_answer_as_the_contract_says(backend: Backend) {
     let start = login_start(&c).await;
     let mut cred = auth.get(ORIGIN, &start["options"]);
     let sig = cred["response"]["signature"].as_str().unwrap().to_owned();
-    let flipped = if sig.ends_with('A') { format!("{}B", &sig[..sig.len() - 1]) } else { format!("{}A", &sig[..sig.len() - 1]) };
+    let flipped =
+        if sig.ends_with('A') { format!("{}B", &sig[..sig.len() - 1]) } else { format!("{}A", &sig[..sig.len() - 1]) };
     cred["response"]["signature"] = json!(flipped);
     refused(login_finish(&c, json!({"challenge_id": start["challenge_id"], "credential": cred})).await);
 
@@ -425,7 +445,11 @@ async fn passkeys_are_their_owners_alone(backend: Backend) {
     assert_eq!(passkey_login(&c, &mut auth, ORIGIN).await.0, Status::Unauthorized);
 }
 
-crate::backend_tests!(register_list_login_remove, failures_answer_as_the_contract_says, passkeys_are_their_owners_alone);
+crate::backend_tests!(
+    register_list_login_remove,
+    failures_answer_as_the_contract_says,
+    passkeys_are_their_owners_alone
+);
 
 /// Two real `serve` processes on one PostgreSQL database behind one public URL: a registration and
 /// a login each start on one instance and finish on the other.
@@ -469,7 +493,10 @@ fn a_ceremony_started_on_one_instance_finishes_on_another() {
     let session = done.session_cookie().unwrap();
     let cookie_header = format!("session_id={session}");
     let profile = http(b.port, "GET", "/api/v1/profile", &[("Cookie", &cookie_header)], b"");
-    assert_eq!((profile.status, profile.json()["email"].as_str().map(str::to_owned)), (200, Some("me@example.com".into())));
+    assert_eq!(
+        (profile.status, profile.json()["email"].as_str().map(str::to_owned)),
+        (200, Some("me@example.com".into()))
+    );
     assert_eq!(json_post(&b, "/api/v1/passkeys/login/finish", None, &body).status, 401, "used on A");
 }
 
@@ -479,7 +506,12 @@ fn doctor_warns_when_public_url_is_an_ip_address() {
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("doc.db").display());
     assert_eq!(crate::common::run(dir.path(), &["--database-url", &url, "db-setup"], "", &[]).code, 0);
     let line = |public_url: &str| {
-        let out = crate::common::run(dir.path(), &["--database-url", &url, "doctor"], "", &[("ROCKET_PUBLIC_URL", public_url)]);
+        let out = crate::common::run(
+            dir.path(),
+            &["--database-url", &url, "doctor"],
+            "",
+            &[("ROCKET_PUBLIC_URL", public_url)],
+        );
         out.stdout.lines().find(|l| l.contains("passkeys")).unwrap_or_default().to_owned()
     };
     let ip = line("http://192.168.1.10:5000");
