@@ -1,5 +1,6 @@
-//! Passkeys (api.md §11): each user's WebAuthn credentials, and the ceremony state of registrations
-//! and logins in progress (in the database, so any instance can finish what another started).
+//! Passkeys (api.md §11): each user's WebAuthn credentials, the ceremony state of registrations and
+//! logins in progress (in the database, so any instance can finish what another started), and the
+//! login method of `login_succeeded` audit events.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
@@ -11,6 +12,12 @@ pub struct Migration;
 enum Users {
     Table,
     Id,
+}
+
+#[derive(DeriveIden)]
+enum AuditEvents {
+    Table,
+    Method,
 }
 
 #[derive(DeriveIden)]
@@ -39,6 +46,15 @@ enum PasskeyChallenges {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // `login_succeeded` says how (api.md §11): password or passkey. Older events keep none.
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(AuditEvents::Table)
+                    .add_column(ColumnDef::new(AuditEvents::Method).string_len(32).null())
+                    .to_owned(),
+            )
+            .await?;
         manager
             .create_table(
                 Table::create()
@@ -112,6 +128,7 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager.drop_table(Table::drop().table(PasskeyChallenges::Table).if_exists().to_owned()).await?;
-        manager.drop_table(Table::drop().table(Passkeys::Table).if_exists().to_owned()).await
+        manager.drop_table(Table::drop().table(Passkeys::Table).if_exists().to_owned()).await?;
+        manager.alter_table(Table::alter().table(AuditEvents::Table).drop_column(AuditEvents::Method).to_owned()).await
     }
 }

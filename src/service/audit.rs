@@ -110,6 +110,9 @@ pub struct AuditEvent {
     pub actor: String,
     pub client: Option<String>,
     pub hash: String,
+    /// `login_succeeded` only: `password` or `passkey`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
 }
 
 impl From<audit_event::Model> for AuditEvent {
@@ -123,6 +126,7 @@ impl From<audit_event::Model> for AuditEvent {
             actor: m.actor,
             client: m.client,
             hash: m.hash,
+            method: m.method,
         }
     }
 }
@@ -153,10 +157,24 @@ fn canonical(
     email: Option<&str>,
     actor: &str,
     client: Option<&str>,
+    method: Option<&str>,
 ) -> String {
     let at = at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let user = user_id.map(|u| u.to_string()).unwrap_or_default();
-    serde_json::json!([seq, at, kind, user, email.unwrap_or(""), actor, client.unwrap_or("")]).to_string()
+    let mut fields = vec![
+        serde_json::json!(seq),
+        at.into(),
+        kind.into(),
+        user.into(),
+        email.unwrap_or("").into(),
+        actor.into(),
+        client.unwrap_or("").into(),
+    ];
+    // Only events that carry a method hash it: older chains keep verifying.
+    if let Some(m) = method {
+        fields.push(m.into());
+    }
+    serde_json::Value::Array(fields).to_string()
 }
 
 fn chain(prev: &str, canonical: &str) -> String {
@@ -167,7 +185,16 @@ fn chain(prev: &str, canonical: &str) -> String {
 }
 
 fn event_hash(m: &audit_event::Model) -> String {
-    let c = canonical(m.seq, m.at, &m.kind, m.user_id, m.email.as_deref(), &m.actor, m.client.as_deref());
+    let c = canonical(
+        m.seq,
+        m.at,
+        &m.kind,
+        m.user_id,
+        m.email.as_deref(),
+        &m.actor,
+        m.client.as_deref(),
+        m.method.as_deref(),
+    );
     chain(&m.prev_hash, &c)
 }
 
@@ -176,6 +203,7 @@ pub(super) async fn append<C: ConnectionTrait>(
     db: &C,
     at: DateTime<Utc>,
     actor: Actor,
+    login_method: &str,
     events: Vec<NewEvent>,
 ) -> Result<(), DbErr> {
     let n = i64::try_from(events.len()).unwrap_or(i64::MAX);
@@ -201,7 +229,17 @@ pub(super) async fn append<C: ConnectionTrait>(
     let mut models = Vec::with_capacity(events.len());
     for (i, ev) in (0..).zip(events) {
         let seq = last_seq - n + 1 + i;
-        let c = canonical(seq, at, ev.kind.as_str(), ev.user_id, ev.email.as_deref(), actor_name, client.as_deref());
+        let method = (ev.kind == EventKind::LoginSucceeded).then_some(login_method);
+        let c = canonical(
+            seq,
+            at,
+            ev.kind.as_str(),
+            ev.user_id,
+            ev.email.as_deref(),
+            actor_name,
+            client.as_deref(),
+            method,
+        );
         let hash = chain(&prev, &c);
         models.push(audit_event::ActiveModel {
             seq: sea_orm::Set(seq),
@@ -213,6 +251,7 @@ pub(super) async fn append<C: ConnectionTrait>(
             client: sea_orm::Set(client.clone()),
             prev_hash: sea_orm::Set(std::mem::replace(&mut prev, hash.clone())),
             hash: sea_orm::Set(hash),
+            method: sea_orm::Set(method.map(str::to_owned)),
         });
     }
     // Insert in chunks: each row binds 9 values, and SQLite allows 32,766 per statement.
@@ -235,7 +274,7 @@ impl AuthService {
             return Ok(());
         }
         let txn = self.db.begin().await?;
-        append(&txn, self.now(), self.actor, events).await?;
+        append(&txn, self.now(), self.actor, self.login_method, events).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -245,7 +284,7 @@ impl AuthService {
         if !self.policy.audit {
             return Ok(());
         }
-        append(txn, self.now(), self.actor, events).await
+        append(txn, self.now(), self.actor, self.login_method, events).await
     }
 
     /// Streams events in order (oldest first) that match `filter`.
@@ -358,16 +397,17 @@ mod tests {
     #[test]
     fn the_hash_covers_every_field_and_the_previous_hash() {
         let at = Utc::now().trunc_subsecs(6);
-        let base = canonical(1, at, "registered", None, Some("a@b.c"), "api", Some("127.0.0.1"));
+        let base = canonical(1, at, "registered", None, Some("a@b.c"), "api", Some("127.0.0.1"), None);
         let h = chain("0", &base);
         assert_eq!(h.len(), 64);
         assert_ne!(h, chain("1", &base));
         for other in [
-            canonical(2, at, "registered", None, Some("a@b.c"), "api", Some("127.0.0.1")),
-            canonical(1, at, "login_failed", None, Some("a@b.c"), "api", Some("127.0.0.1")),
-            canonical(1, at, "registered", None, Some("x@b.c"), "api", Some("127.0.0.1")),
-            canonical(1, at, "registered", None, Some("a@b.c"), "cli", Some("127.0.0.1")),
-            canonical(1, at, "registered", None, Some("a@b.c"), "api", None),
+            canonical(2, at, "registered", None, Some("a@b.c"), "api", Some("127.0.0.1"), None),
+            canonical(1, at, "login_failed", None, Some("a@b.c"), "api", Some("127.0.0.1"), None),
+            canonical(1, at, "registered", None, Some("x@b.c"), "api", Some("127.0.0.1"), None),
+            canonical(1, at, "registered", None, Some("a@b.c"), "cli", Some("127.0.0.1"), None),
+            canonical(1, at, "registered", None, Some("a@b.c"), "api", None, None),
+            canonical(1, at, "registered", None, Some("a@b.c"), "api", Some("127.0.0.1"), Some("passkey")),
         ] {
             assert_ne!(chain("0", &other), h);
         }

@@ -215,6 +215,8 @@ pub struct AuthService {
     key: Arc<key::ServerKey>,
     /// The WebAuthn relying party (api.md §11); `None`: passkeys are unavailable.
     passkeys: Option<Arc<passkeys::RelyingParty>>,
+    /// How the sessions this service opens log in, as `login_succeeded` records it.
+    login_method: &'static str,
 }
 
 /// A live session as `authenticate` sees it.
@@ -274,6 +276,7 @@ impl AuthService {
             // A failing OS random source leaves nothing safe to do: fail loudly rather than run unkeyed.
             key: Arc::new(key::ServerKey::generate().expect("the operating system's random source failed")),
             passkeys: None,
+            login_method: "password",
         }
     }
 

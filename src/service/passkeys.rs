@@ -402,7 +402,7 @@ impl AuthService {
             update = update.col_expr(passkey::Column::Credential, Expr::value(json));
         }
         update.filter(passkey::Column::Id.eq(stored.id)).exec(&self.db).await?;
-        self.open_session(user, None).await
+        Self { login_method: "passkey", ..self.clone() }.open_session(user, None).await
     }
 
     /// Deletes expired passkey challenges. Returns rows removed.
