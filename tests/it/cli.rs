@@ -31,7 +31,7 @@ fn db_setup_is_idempotent_and_says_what_it_did() {
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("cli.db").display());
     let first = run(dir.path(), &["--database-url", &url, "db-setup"], "", &[]);
     assert_eq!(first.code, 0, "{}", first.stderr);
-    assert!(first.stdout.contains("applied 3 migration"), "{}", first.stdout);
+    assert!(first.stdout.contains("applied 4 migration"), "{}", first.stdout);
     assert!(first.stdout.contains("m20261129_000001_audit"), "{}", first.stdout);
     assert!(first.stdout.contains("m20261126_000001_initial"), "{}", first.stdout);
     assert!(dir.path().join("cli.db").exists());
