@@ -149,6 +149,8 @@ pub enum Verified {
     Broken { seq: i64, reason: String },
 }
 
+// One argument per hashed field: the canonical form is exactly this list.
+#[allow(clippy::too_many_arguments)]
 fn canonical(
     seq: i64,
     at: DateTime<Utc>,
