@@ -537,3 +537,87 @@ async fn passkeys_are_unavailable_on_an_ip_host() {
     assert_eq!((status, body["error"].as_str()), (Status::ServiceUnavailable, Some("unavailable")));
     assert_eq!(call(&c, Get, "/health", None, None).await.0, Status::Ok);
 }
+
+fn csrf_in(html: &str) -> String {
+    let marker = r#"name="csrf_token" value=""#;
+    let at = html.find(marker).expect("a CSRF field") + marker.len();
+    html[at..at + 64].to_owned()
+}
+
+/// The account page's passkeys section through Rocket's local client: listed, removed with a
+/// plain form (CSRF-checked), the add form's answer without JavaScript, and the script itself.
+#[tokio::test]
+async fn the_account_page_lists_and_removes_passkeys_without_javascript() {
+    let db = TestDb::sqlite_file();
+    let (c, svc) = crate::common::client_with(&db.url, &[]).await;
+    svc.register("pages@example.com", PASSWORD).await.unwrap();
+    let login_page = c.get("/login").dispatch().await.into_string().await.unwrap();
+    assert!(
+        login_page.contains(r#"id="passkey-login""#) && login_page.contains(" hidden>"),
+        "hidden until the script runs"
+    );
+    let form =
+        form_body(&[("csrf_token", &csrf_in(&login_page)), ("email", "pages@example.com"), ("password", PASSWORD)]);
+    let resp = c.post("/login").header(ContentType::Form).body(form).dispatch().await;
+    assert_eq!(resp.status(), Status::SeeOther);
+    let account = c.get("/account").dispatch().await.into_string().await.unwrap();
+    assert!(account.contains("You have no passkeys yet."), "{account}");
+    assert!(account.contains(r#"<script src="/static/passkeys.js" defer></script>"#));
+    let csrf = csrf_in(&account);
+
+    // Without JavaScript the add form says what it needs; without the CSRF token it is refused.
+    let resp = c
+        .post("/account/passkeys")
+        .header(ContentType::Form)
+        .body(form_body(&[("csrf_token", &csrf), ("name", "x"), ("current_password", PASSWORD)]))
+        .dispatch()
+        .await;
+    assert_eq!(resp.status(), Status::Ok);
+    assert!(resp.into_string().await.unwrap().contains("needs JavaScript"));
+    let resp = c.post("/account/passkeys").header(ContentType::Form).body(form_body(&[("name", "x")])).dispatch().await;
+    assert_eq!(resp.status(), Status::Forbidden);
+
+    // A passkey added through the API (the tracked client carries the session cookie).
+    let (_, start, _) =
+        call(&c, Post, "/api/v1/passkeys/register/start", None, Some(json!({"current_password": PASSWORD}))).await;
+    let mut auth = Authenticator::new();
+    let credential = auth.create(ORIGIN, &start["options"]);
+    let body = json!({"challenge_id": start["challenge_id"], "name": "<b>Desk</b> key", "credential": credential});
+    let (status, added, _) = call(&c, Post, "/api/v1/passkeys/register/finish", None, Some(body)).await;
+    assert_eq!(status, Status::Created);
+    let account = c.get("/account").dispatch().await.into_string().await.unwrap();
+    assert!(account.contains("Desk") && !account.contains("<b>Desk"), "the name is escaped");
+    assert!(account.contains(">never<"), "not used yet");
+
+    // Someone else's id (or nonsense) leaves it; the right one removes it.
+    let resp = c
+        .post("/account/passkeys/00000000-0000-4000-8000-000000000000/remove")
+        .header(ContentType::Form)
+        .body(form_body(&[("csrf_token", &csrf)]))
+        .dispatch()
+        .await;
+    assert_eq!(resp.status(), Status::NotFound);
+    let id = added["id"].as_str().unwrap();
+    let resp = c
+        .post(format!("/account/passkeys/{id}/remove"))
+        .header(ContentType::Form)
+        .body(form_body(&[]))
+        .dispatch()
+        .await;
+    assert_eq!(resp.status(), Status::Forbidden, "no CSRF token");
+    assert_eq!(svc.list_passkeys(svc_user(&svc, "pages@example.com").await).await.unwrap().len(), 1);
+    let resp = c
+        .post(format!("/account/passkeys/{id}/remove"))
+        .header(ContentType::Form)
+        .body(form_body(&[("csrf_token", &csrf)]))
+        .dispatch()
+        .await;
+    assert_eq!(resp.status(), Status::SeeOther);
+    assert_eq!(resp.headers().get_one("Location"), Some("/account?done=passkey_removed"));
+    let account = c.get("/account?done=passkey_removed").dispatch().await.into_string().await.unwrap();
+    assert!(account.contains("The passkey is removed.") && account.contains("You have no passkeys yet."));
+
+    let js = c.get("/static/passkeys.js").dispatch().await;
+    assert_eq!(js.content_type(), Some(ContentType::JavaScript));
+    assert!(js.into_string().await.unwrap().contains("navigator.credentials"));
+}
