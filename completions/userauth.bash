@@ -94,6 +94,9 @@ _userauth() {
             userauth__subcmd__help__subcmd__user,delete)
                 cmd="userauth__subcmd__help__subcmd__user__subcmd__delete"
                 ;;
+            userauth__subcmd__help__subcmd__user,factors)
+                cmd="userauth__subcmd__help__subcmd__user__subcmd__factors"
+                ;;
             userauth__subcmd__help__subcmd__user,import)
                 cmd="userauth__subcmd__help__subcmd__user__subcmd__import"
                 ;;
@@ -111,6 +114,9 @@ _userauth() {
                 ;;
             userauth__subcmd__user,delete)
                 cmd="userauth__subcmd__user__subcmd__delete"
+                ;;
+            userauth__subcmd__user,factors)
+                cmd="userauth__subcmd__user__subcmd__factors"
                 ;;
             userauth__subcmd__user,help)
                 cmd="userauth__subcmd__user__subcmd__help"
@@ -132,6 +138,9 @@ _userauth() {
                 ;;
             userauth__subcmd__user__subcmd__help,delete)
                 cmd="userauth__subcmd__user__subcmd__help__subcmd__delete"
+                ;;
+            userauth__subcmd__user__subcmd__help,factors)
+                cmd="userauth__subcmd__user__subcmd__help__subcmd__factors"
                 ;;
             userauth__subcmd__user__subcmd__help,help)
                 cmd="userauth__subcmd__user__subcmd__help__subcmd__help"
@@ -525,7 +534,7 @@ _userauth() {
             return 0
             ;;
         userauth__subcmd__help__subcmd__user)
-            opts="add reset list delete logout import"
+            opts="add reset list delete logout import factors"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -553,6 +562,20 @@ _userauth() {
             return 0
             ;;
         userauth__subcmd__help__subcmd__user__subcmd__delete)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        userauth__subcmd__help__subcmd__user__subcmd__factors)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -675,7 +698,7 @@ _userauth() {
             return 0
             ;;
         userauth__subcmd__user)
-            opts="-h --database-url --log-format --help add reset list delete logout import help"
+            opts="-h --database-url --log-format --help add reset list delete logout import factors help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -740,8 +763,30 @@ _userauth() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        userauth__subcmd__user__subcmd__factors)
+            opts="-h --json --reset --yes --database-url --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         userauth__subcmd__user__subcmd__help)
-            opts="add reset list delete logout import help"
+            opts="add reset list delete logout import factors help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -769,6 +814,20 @@ _userauth() {
             return 0
             ;;
         userauth__subcmd__user__subcmd__help__subcmd__delete)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        userauth__subcmd__user__subcmd__help__subcmd__factors)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -58,6 +58,7 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand delete 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal'
             cand logout 'End every session of a user'
             cand import 'Import users from CSV (email,password_hash or email,password) or the Flask service''s database'
+            cand factors 'List a user''s factors, or remove every second factor (--reset) for a lost device'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'userauth;user;add'= {
@@ -105,6 +106,15 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'userauth;user;factors'= {
+            cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
+            cand --log-format 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)'
+            cand --json 'One JSON object'
+            cand --reset 'Remove every second factor and recovery code and end the user''s sessions'
+            cand --yes 'With --reset: do not ask (required when not on a terminal)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'userauth;user;help'= {
             cand add 'Create a user; asks for the password twice on a terminal, else reads one line from stdin'
             cand reset 'Issue a password-reset token and print it with its expiry time (or email it with --send)'
@@ -112,6 +122,7 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand delete 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal'
             cand logout 'End every session of a user'
             cand import 'Import users from CSV (email,password_hash or email,password) or the Flask service''s database'
+            cand factors 'List a user''s factors, or remove every second factor (--reset) for a lost device'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'userauth;user;help;add'= {
@@ -125,6 +136,8 @@ set edit:completion:arg-completer[userauth] = {|@words|
         &'userauth;user;help;logout'= {
         }
         &'userauth;user;help;import'= {
+        }
+        &'userauth;user;help;factors'= {
         }
         &'userauth;user;help;help'= {
         }
@@ -206,6 +219,7 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand delete 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal'
             cand logout 'End every session of a user'
             cand import 'Import users from CSV (email,password_hash or email,password) or the Flask service''s database'
+            cand factors 'List a user''s factors, or remove every second factor (--reset) for a lost device'
         }
         &'userauth;help;user;add'= {
         }
@@ -218,6 +232,8 @@ set edit:completion:arg-completer[userauth] = {|@words|
         &'userauth;help;user;logout'= {
         }
         &'userauth;help;user;import'= {
+        }
+        &'userauth;help;user;factors'= {
         }
         &'userauth;help;audit'= {
             cand list 'List events, oldest first'

@@ -39,6 +39,7 @@ pub const NUMERIC_RANGES: &[(&str, u64, u64)] = &[
     ("hash_queue_max", 0, 100_000),
     ("client_rate_per_minute", 0, 1_000_000),
     ("audit_retention_days", 1, 36_500),
+    ("second_factor_timeout_secs", 1, 86_400),
 ];
 
 /// Output format of the log.
@@ -108,6 +109,11 @@ pub struct Settings {
     pub audit: bool,
     pub audit_retention_days: u64,
     pub log_format: LogFormat,
+    /// How long a login waits for its second factor (api.md §10).
+    pub second_factor_timeout_secs: u64,
+    /// The server key, base64 of 32 bytes (api.md §14's `key`). Minimal wiring so that several
+    /// instances share one key; issue 16 adds `key_file` and the fingerprint check.
+    pub key: Option<String>,
 }
 
 impl Default for Settings {
@@ -148,6 +154,8 @@ impl Default for Settings {
             audit: true,
             audit_retention_days: 365,
             log_format: LogFormat::Text,
+            second_factor_timeout_secs: 300,
+            key: None,
         }
     }
 }
@@ -292,6 +300,18 @@ impl Settings {
         Ok((own, allowed))
     }
 
+    /// The configured server key, if `key` is set.
+    pub fn server_key(&self) -> Result<Option<std::sync::Arc<crate::service::key::ServerKey>>, ConfigError> {
+        self.key
+            .as_deref()
+            .map(|k| {
+                crate::service::key::ServerKey::from_base64(k)
+                    .map(std::sync::Arc::new)
+                    .map_err(|e| ConfigError::Invalid(format!("key: {e}")))
+            })
+            .transpose()
+    }
+
     pub fn policy(&self) -> Policy {
         let secs = Duration::from_secs;
         Policy {
@@ -309,6 +329,7 @@ impl Settings {
             client_limits: self.client_rate_per_minute > 0,
             audit: self.audit,
             audit_retention: secs(self.audit_retention_days.saturating_mul(86_400)),
+            second_factor_timeout: secs(self.second_factor_timeout_secs),
             hash_concurrency: self
                 .hash_concurrency
                 .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)),

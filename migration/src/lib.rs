@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261126_000001_initial;
 mod m20261129_000001_audit;
 mod m20261129_000002_session_ids;
+mod m20261130_000003_second_factor;
 mod m20261130_000004_passkeys;
 
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_initial::Migration),
             Box::new(m20261129_000001_audit::Migration),
             Box::new(m20261129_000002_session_ids::Migration),
+            Box::new(m20261130_000003_second_factor::Migration),
             Box::new(m20261130_000004_passkeys::Migration),
         ]
     }

@@ -64,14 +64,14 @@ pub async fn login(
     settings: &State<ApiSettings>,
     jar: &CookieJar<'_>,
     body: Fields,
-) -> Result<Json<EmailMessage>, ApiError> {
+) -> Result<Json<super::second_factor::LoginAnswer>, ApiError> {
     let creds: Credentials = typed(body, Status::Unauthorized)?;
     let session = svc
         .login(&creds.email, &creds.password)
         .await
         .map_err(|e| ApiError::from(e).with_client_status(Status::Unauthorized))?;
     jar.add(session_cookie(&session, settings));
-    Ok(Json(EmailMessage::new(session.user.email, "logged in")))
+    Ok(Json(super::second_factor::LoginAnswer::of(&session)))
 }
 
 #[rocket::delete("/sessions")]

@@ -41,6 +41,11 @@ pub enum ErrorCode {
     InternalError,
     Error,
     InvalidCredential,
+    SecondFactorRequired,
+    InvalidCode,
+    AlreadyEnabled,
+    NotEnabled,
+    NothingToConfirm,
 }
 
 /// The body of every error response.
@@ -151,6 +156,25 @@ impl From<AuthError> for ApiError {
                 Status::ServiceUnavailable,
                 ErrorCode::Unavailable,
                 "Passkeys are unavailable: public_url must name a domain, not an IP address.",
+            ),
+            SecondFactorRequired => Self::new(
+                Status::Unauthorized,
+                ErrorCode::SecondFactorRequired,
+                "This login needs its second factor: POST /api/v1/session/second_factor.",
+            ),
+            InvalidCode => {
+                Self::new(Status::Unauthorized, ErrorCode::InvalidCode, "The code is wrong, expired or already used.")
+            }
+            AlreadyEnabled => {
+                Self::new(Status::Conflict, ErrorCode::AlreadyEnabled, "Two-factor authentication is already enabled.")
+            }
+            NotEnabled => {
+                Self::new(Status::Conflict, ErrorCode::NotEnabled, "Two-factor authentication is not enabled.")
+            }
+            NothingToConfirm => Self::new(
+                Status::Conflict,
+                ErrorCode::NothingToConfirm,
+                "There is no two-factor enrolment to confirm; start one with POST /api/v1/totp.",
             ),
             ref err if err.is_unavailable() => {
                 tracing::error!(error = %err, "database unavailable");

@@ -7,7 +7,7 @@ use rocket::request::{self, FromRequest, Request};
 
 use super::ApiSettings;
 use super::error::{ApiError, ErrorCode, remember};
-use crate::service::{AuthService, NewSession, UserView};
+use crate::service::{AuthError, AuthService, NewSession, UserView};
 
 pub const SESSION_COOKIE: &str = "session_id";
 
@@ -30,7 +30,13 @@ async fn resolve(req: &Request<'_>) -> Result<AuthUser, ApiError> {
         .await
         .succeeded()
         .ok_or_else(|| ApiError::for_status(Status::InternalServerError))?;
-    let user = svc.authenticate(&token).await?;
+    let user = match svc.authenticate(&token).await {
+        // Only on the failure path: a pending login (api.md §10) is told what it still owes.
+        Err(AuthError::NotAuthenticated) if svc.is_pending_login(&token).await? => {
+            return Err(AuthError::SecondFactorRequired.into());
+        }
+        other => other?,
+    };
     Ok(AuthUser { user, token })
 }
 

@@ -8,10 +8,12 @@ pub mod guard;
 pub mod openapi;
 pub mod ops;
 pub mod pages;
+pub mod pages_second_factor;
 pub mod passkey_pages;
 pub mod passkeys;
 pub mod protect;
 pub mod request_log;
+pub mod second_factor;
 pub mod types;
 pub mod v1;
 
@@ -67,7 +69,12 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
         passkeys::list,
         passkeys::remove,
         passkeys::login_start,
-        passkeys::login_finish
+        passkeys::login_finish,
+        second_factor::enrol,
+        second_factor::confirm,
+        second_factor::disable,
+        second_factor::regenerate,
+        second_factor::second_step
     ];
     let mut classic_routes = rocket::routes![
         classic::index,
@@ -127,7 +134,8 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
             .mount(
                 "/",
                 rocket::routes![passkey_pages::script, passkey_pages::add_without_script, passkey_pages::remove],
-            );
+            )
+            .mount("/", pages_second_factor::routes());
     }
     let database = loaded.db.url.redacted();
     // Only the response mode hands tokens to callers.

@@ -31,7 +31,12 @@ use super::types::{
         super::passkeys::list,
         super::passkeys::remove,
         super::passkeys::login_start,
-        super::passkeys::login_finish
+        super::passkeys::login_finish,
+        super::second_factor::enrol,
+        super::second_factor::confirm,
+        super::second_factor::disable,
+        super::second_factor::regenerate,
+        super::second_factor::second_step
     ),
     components(schemas(
         Credentials,
@@ -48,12 +53,18 @@ use super::types::{
         OthersEnded,
         ErrorBody,
         ErrorCode,
-        super::passkeys::CurrentPassword,
         super::passkeys::ChallengeAnswer,
         super::passkeys::PasskeyItem,
         super::passkeys::PasskeyAdded,
         super::passkeys::PasskeyList,
-        super::passkeys::FinishBody
+        super::passkeys::FinishBody,
+        super::second_factor::CurrentPassword,
+        super::second_factor::CodeOnly,
+        super::second_factor::SecondFactorBody,
+        super::second_factor::TotpSecret,
+        super::second_factor::TotpEnabled,
+        super::second_factor::RecoveryCodes,
+        super::second_factor::LoginAnswer
     )),
     modifiers(&SessionCookie)
 )]

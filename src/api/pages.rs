@@ -42,7 +42,7 @@ pub struct Page {
 }
 
 impl Page {
-    fn render(status: Status, template: &impl Template) -> Page {
+    pub(super) fn render(status: Status, template: &impl Template) -> Page {
         match template.render() {
             Ok(html) => Page { status, html },
             Err(e) => {
@@ -129,6 +129,8 @@ struct AccountPage<'a> {
     min_length: usize,
     /// The passkeys section, rendered (and escaped) by `passkey_pages`.
     passkeys: String,
+    /// The "Two-factor authentication" section (api.md §10).
+    tfa: super::pages_second_factor::TwoFactorView,
 }
 
 #[derive(Template)]
@@ -175,7 +177,7 @@ fn same(a: &str, b: &str) -> bool {
 
 /// The token for the forms of this request: bound to the session when there is one, otherwise to
 /// the pre-session cookie (set now if missing).
-fn csrf_token(jar: &CookieJar<'_>, settings: &ApiSettings) -> String {
+pub(super) fn csrf_token(jar: &CookieJar<'_>, settings: &ApiSettings) -> String {
     if let Some(session) = jar.get(SESSION_COOKIE) {
         return token_for(session.value());
     }
@@ -353,6 +355,9 @@ pub async fn login(
         Ok(session) => {
             jar.add(session_cookie(&session, settings));
             jar.remove(Cookie::build(PRE_SESSION_COOKIE).path("/").build());
+            if !session.second_factor.is_empty() {
+                return super::pages_second_factor::continue_login(&next);
+            }
             PageOr::SeeOther(next)
         }
         Err(e) => {
@@ -405,7 +410,7 @@ pub(crate) async fn account_page(
     let (user, sessions) = match (svc.authenticate(&token).await, svc.list_sessions(&token).await) {
         (Ok(u), Ok(s)) => (u, s),
         (Err(AuthError::NotAuthenticated), _) | (_, Err(AuthError::NotAuthenticated)) => {
-            return PageOr::SeeOther("/login?next=/account".into());
+            return super::pages_second_factor::not_logged_in(svc, &token, "/account").await;
         }
         (Err(e), _) | (_, Err(e)) => {
             let (status, message) = failure(e);
@@ -432,8 +437,18 @@ pub(crate) async fn account_page(
     let csrf = csrf_token(jar, settings);
     let min_length = svc.policy().password_min_length;
     let passkeys = super::passkey_pages::section(svc, &user, &csrf).await;
-    let page =
-        AccountPage { title: "Your account", notice, error, csrf, email: user.email, sessions, min_length, passkeys };
+    let tfa = super::pages_second_factor::TwoFactorView::load(svc, &token).await;
+    let page = AccountPage {
+        title: "Your account",
+        notice,
+        error,
+        csrf,
+        email: user.email,
+        sessions,
+        min_length,
+        passkeys,
+        tfa,
+    };
     PageOr::Page(Page::render(status, &page))
 }
 
@@ -445,6 +460,7 @@ pub async fn account(svc: Svc, jar: &CookieJar<'_>, settings: &State<ApiSettings
         Some("others") => Some("Your other sessions have ended."),
         Some("passkey_added") => Some("Your passkey is added: you can log in with it."),
         Some("passkey_removed") => Some("The passkey is removed."),
+        Some("totp-off") => Some("Two-factor authentication is off."),
         _ => None,
     };
     account_page(&svc, jar, settings, Status::Ok, notice, None).await
@@ -469,7 +485,10 @@ pub(crate) async fn after_account_action(
 ) -> PageOr {
     match result {
         Ok(()) => PageOr::SeeOther(done.into()),
-        Err(AuthError::NotAuthenticated) => PageOr::SeeOther("/login?next=/account".into()),
+        Err(AuthError::NotAuthenticated) => {
+            let token = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()).unwrap_or_default();
+            super::pages_second_factor::not_logged_in(svc, &token, "/account").await
+        }
         Err(e) => {
             let (status, message) = failure(e);
             account_page(svc, jar, settings, status, None, Some(message)).await

@@ -5,23 +5,21 @@ use rocket::data::{self, Data, FromData, ToByteUnit};
 use rocket::http::{CookieJar, Status};
 use rocket::request::Request;
 use rocket::serde::json::Json;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::ApiSettings;
 use super::body::{self, Body};
 use super::error::{ApiError, ErrorBody, ErrorCode, remember};
-use super::guard::{AuthUser, session_cookie};
+use super::guard::{AuthUser, SESSION_COOKIE, session_cookie};
 use super::protect::{ClientBudget, NotCrossSite, Svc};
 use super::types::{EmailMessage, Message};
 use crate::service::passkeys::{Challenge, PasskeyInfo};
 use crate::service::{AuthError, rfc3339};
 
-/// `current_password`, as a form or as JSON.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct CurrentPassword {
-    pub current_password: String,
-}
+/// `current_password`, as a form or as JSON: the same body (and OpenAPI schema) as the
+/// second-factor routes', so the document has one `CurrentPassword`.
+pub use super::second_factor::CurrentPassword;
 
 /// A started ceremony: send `options` to `navigator.credentials.create/get` (binary members are
 /// base64url strings) and `challenge_id` back with the result.
@@ -217,9 +215,9 @@ pub async fn login_start(
 
 #[utoipa::path(post, path = "/api/v1/passkeys/login/finish", tag = "passkeys",
     request_body(content((FinishBody = "application/json"), (FinishBody = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "Logged in; sets the session_id cookie (a full session)", body = EmailMessage),
+    responses((status = 200, description = "Logged in; sets the session_id cookie (a full session). With a pending login's cookie (api.md §10) the passkey must be that user's, and the pending login ends", body = EmailMessage),
               (status = 400, description = "Missing or malformed field", body = ErrorBody),
-              (status = 401, description = "invalid_credentials: unknown credential, bad signature, used or expired challenge", body = ErrorBody)))]
+              (status = 401, description = "invalid_credentials: unknown credential, bad signature, used or expired challenge, or (with a pending login's cookie, api.md §10) a passkey of another user", body = ErrorBody)))]
 #[rocket::post("/passkeys/login/finish", data = "<body>")]
 pub async fn login_finish(
     _site: NotCrossSite,
@@ -228,8 +226,10 @@ pub async fn login_finish(
     jar: &CookieJar<'_>,
     body: FinishBody,
 ) -> Result<Json<EmailMessage>, ApiError> {
-    // A pending login (api.md §10) passes its user here once second factors exist.
-    let session = svc.finish_passkey_login(&body.challenge_id, &body.credential, None).await?;
+    // With a pending login's cookie (api.md §10) the passkey must be that user's; it then ends
+    // the pending login. A wrong user's passkey leaves the pending login (and its cookie) as is.
+    let presented = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned());
+    let session = svc.finish_passkey_login_from(presented.as_deref(), &body.challenge_id, &body.credential).await?;
     jar.add(session_cookie(&session, settings));
     Ok(Json(EmailMessage::new(session.user.email, "logged in")))
 }

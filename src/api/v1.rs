@@ -33,7 +33,7 @@ pub async fn register(
 
 #[utoipa::path(post, path = "/api/v1/session", tag = "v1",
     request_body(content((Credentials = "application/x-www-form-urlencoded"), (Credentials = "application/json"))),
-    responses((status = 200, description = "Logged in; sets the session_id cookie", body = EmailMessage),
+    responses((status = 200, description = "Logged in; sets the session_id cookie (with a second factor: \"second factor required\" and a pending login's cookie)", body = super::second_factor::LoginAnswer),
               (status = 400, description = "Missing field", body = ErrorBody),
               (status = 401, description = "Invalid credentials", body = ErrorBody),
               (status = 429, description = "Account temporarily locked (Retry-After)", body = ErrorBody)))]
@@ -45,10 +45,10 @@ pub async fn login(
     settings: &State<ApiSettings>,
     jar: &CookieJar<'_>,
     body: Body<Credentials>,
-) -> Result<Json<EmailMessage>, ApiError> {
+) -> Result<Json<super::second_factor::LoginAnswer>, ApiError> {
     let session = svc.login(&body.0.email, &body.0.password).await?;
     jar.add(session_cookie(&session, settings));
-    Ok(Json(EmailMessage::new(session.user.email, "logged in")))
+    Ok(Json(super::second_factor::LoginAnswer::of(&session)))
 }
 
 #[utoipa::path(post, path = "/api/v1/logout", tag = "v1", security(("session_cookie" = [])),

@@ -6,6 +6,7 @@ mod completions;
 mod db;
 pub mod docs;
 mod doctor;
+mod factors;
 mod serve;
 mod user;
 
@@ -154,6 +155,19 @@ pub enum UserCommand {
         #[arg(long, value_name = "PATH")]
         from_flask: Option<std::path::PathBuf>,
     },
+    /// List a user's factors and passkeys, or remove them all (--reset) for a lost device
+    Factors {
+        email: String,
+        /// One JSON object
+        #[arg(long)]
+        json: bool,
+        /// Remove every second factor, recovery code and passkey and end the user's sessions
+        #[arg(long)]
+        reset: bool,
+        /// With --reset: do not ask (required when not on a terminal)
+        #[arg(long, requires = "reset")]
+        yes: bool,
+    },
 }
 
 impl Cli {
@@ -233,7 +247,11 @@ async fn open_service(loaded: &Loaded) -> anyhow::Result<AuthService> {
             missing.len()
         );
     }
-    Ok(AuthService::new(db, loaded.settings.policy()).with_mailer(mailer(loaded)?))
+    let svc = AuthService::new(db, loaded.settings.policy()).with_mailer(mailer(loaded)?);
+    Ok(match loaded.settings.server_key()? {
+        Some(key) => svc.with_key(key),
+        None => svc,
+    })
 }
 
 /// The mailer, when `smtp_url` and `mail_from` are set.
@@ -262,6 +280,7 @@ pub async fn dispatch(cli: Cli, loaded: Loaded) -> anyhow::Result<()> {
                 }
                 UserCommand::Delete { email, yes } => user::delete(&svc, &email, yes).await,
                 UserCommand::Logout { email } => user::logout(&svc, &email).await,
+                UserCommand::Factors { email, json, reset, yes } => factors::run(&svc, &email, json, reset, yes).await,
                 UserCommand::Import { file, from_flask } => match (file, from_flask) {
                     (_, Some(flask)) => user::import_flask(&svc, &flask).await,
                     (Some(file), None) => user::import_csv(&svc, &file).await,

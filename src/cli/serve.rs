@@ -19,6 +19,10 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
         .with_fast_session_reads(&loaded.db.url)
         .with_mailer(super::mailer(&loaded)?)
         .with_metrics(loaded.settings.metrics.then(crate::service::metrics::Metrics::new));
+    let svc = match loaded.settings.server_key()? {
+        Some(key) => svc.with_key(key),
+        None => svc,
+    };
     svc.hasher().warm_up().await?;
     api::build(svc, &loaded).launch().await.map_err(|e| anyhow::anyhow!("server failed: {e}"))?;
     Ok(())

@@ -204,8 +204,21 @@ fn write_json(out: &mut dyn Write, row: &UserSummary) -> std::io::Result<()> {
         "created_at": rfc3339(row.created_at),
         "last_login_at": row.last_login_at.map(rfc3339),
         "active_sessions": row.active_sessions,
+        "factors": factor_names(row),
     });
     writeln!(out, "{v}")
+}
+
+/// `factors` of api.md §10: the password, then each other factor that is on (TOTP, passkeys).
+fn factor_names(row: &UserSummary) -> Vec<&'static str> {
+    let mut out = vec!["password"];
+    if row.totp_factors > 0 {
+        out.push("totp");
+    }
+    if row.passkeys > 0 {
+        out.push("passkey");
+    }
+    out
 }
 
 fn write_row(out: &mut dyn Write, row: &UserSummary) -> std::io::Result<()> {

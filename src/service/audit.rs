@@ -37,12 +37,18 @@ pub enum EventKind {
     UserDeleted,
     UsersImported,
     SessionsRevoked,
+    TotpEnabled,
+    TotpDisabled,
+    SecondFactorFailed,
+    RecoveryCodeUsed,
+    RecoveryCodesRegenerated,
+    FactorsReset,
     PasskeyAdded,
     PasskeyRemoved,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 15] = [
+    pub const ALL: [EventKind; 21] = [
         EventKind::Registered,
         EventKind::LoginSucceeded,
         EventKind::LoginFailed,
@@ -56,6 +62,12 @@ impl EventKind {
         EventKind::UserDeleted,
         EventKind::UsersImported,
         EventKind::SessionsRevoked,
+        EventKind::TotpEnabled,
+        EventKind::TotpDisabled,
+        EventKind::SecondFactorFailed,
+        EventKind::RecoveryCodeUsed,
+        EventKind::RecoveryCodesRegenerated,
+        EventKind::FactorsReset,
         EventKind::PasskeyAdded,
         EventKind::PasskeyRemoved,
     ];
@@ -75,6 +87,12 @@ impl EventKind {
             EventKind::UserDeleted => "user_deleted",
             EventKind::UsersImported => "users_imported",
             EventKind::SessionsRevoked => "sessions_revoked",
+            EventKind::TotpEnabled => "totp_enabled",
+            EventKind::TotpDisabled => "totp_disabled",
+            EventKind::SecondFactorFailed => "second_factor_failed",
+            EventKind::RecoveryCodeUsed => "recovery_code_used",
+            EventKind::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            EventKind::FactorsReset => "factors_reset",
             EventKind::PasskeyAdded => "passkey_added",
             EventKind::PasskeyRemoved => "passkey_removed",
         }

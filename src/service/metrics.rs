@@ -80,6 +80,12 @@ impl Metrics {
                 counter!("userauth_emails_total", "result" => result).absolute(0);
             }
             gauge!("userauth_hash_queue_depth").set(0.0);
+            describe_counter!("userauth_second_factor_total", "Second-factor attempts by method and result");
+            for method in ["totp", "recovery_code"] {
+                for result in ["success", "invalid", "locked"] {
+                    counter!("userauth_second_factor_total", "method" => method, "result" => result).absolute(0);
+                }
+            }
         });
         m
     }
@@ -98,6 +104,10 @@ impl Metrics {
 
     pub fn password_reset(&self, stage: &'static str) {
         self.with(|| counter!("userauth_password_resets_total", "stage" => stage).increment(1));
+    }
+
+    pub fn second_factor(&self, method: &'static str, result: &'static str) {
+        self.with(|| counter!("userauth_second_factor_total", "method" => method, "result" => result).increment(1));
     }
 
     pub fn password_change(&self) {

@@ -13,6 +13,7 @@ pub mod key;
 pub mod mail;
 pub mod metrics;
 pub mod passkeys;
+pub mod second_factor;
 mod throttle;
 
 use std::net::IpAddr;
@@ -28,7 +29,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::entity::{reset_token, session, user};
+use crate::entity::{self, reset_token, session, user};
 use audit::{EventKind, NewEvent};
 use domain::{Email, EmailError, Password, PasswordError, SecretToken, presented_token_digest};
 use hashing::{HashTicket, Hasher};
@@ -75,6 +76,16 @@ pub enum AuthError {
     InvalidPasskeyName(String),
     #[error("passkeys need public_url with a domain name")]
     PasskeysUnavailable,
+    #[error("this login needs its second factor first")]
+    SecondFactorRequired,
+    #[error("the code is wrong, expired or already used")]
+    InvalidCode,
+    #[error("two-factor authentication is already enabled")]
+    AlreadyEnabled,
+    #[error("two-factor authentication is not enabled")]
+    NotEnabled,
+    #[error("there is no two-factor enrolment to confirm")]
+    NothingToConfirm,
 }
 
 impl AuthError {
@@ -122,6 +133,8 @@ pub struct Policy {
     /// Whether account events are written to the audit log.
     pub audit: bool,
     pub audit_retention: Duration,
+    /// How long a pending login (password right, second factor owed) lives (api.md §10).
+    pub second_factor_timeout: Duration,
 }
 
 impl Policy {
@@ -157,6 +170,9 @@ pub struct NewSession {
     pub token: SecretToken,
     pub user: UserView,
     pub expires_at: DateTime<Utc>,
+    /// Empty for a full session. Otherwise `token` is a pending login's (api.md §10), which
+    /// only the second step can finish with one of these factors.
+    pub second_factor: Vec<&'static str>,
 }
 
 /// What a self-service reset request did (api.md §1 and §7).
@@ -192,6 +208,10 @@ pub struct UserSummary {
     pub created_at: DateTime<Utc>,
     pub last_login_at: Option<DateTime<Utc>>,
     pub active_sessions: i64,
+    /// 1 when TOTP is on (api.md §10's `factors`).
+    pub totp_factors: i64,
+    /// How many passkeys the user has (api.md §11; `factors` shows `passkey`).
+    pub passkeys: i64,
 }
 
 #[derive(Clone)]
@@ -501,6 +521,10 @@ impl AuthService {
             None
         };
         drop(ticket);
+        // A user with a second factor gets a pending login instead (api.md §10).
+        if let Some(pending) = self.begin_second_factor(&user, upgraded.as_deref()).await? {
+            return Ok(pending);
+        }
         throttle::clear(&self.db, Kind::Login, email.as_str()).await?;
         self.open_session(user, upgraded).await
     }
@@ -546,7 +570,7 @@ impl AuthService {
         self.audit_in(&txn, vec![NewEvent::new(EventKind::LoginSucceeded, Some(user.id), &user.email)]).await?;
         txn.commit().await?;
         let user = UserView { last_login_at: Some(at), ..UserView::from(user) };
-        Ok(NewSession { token, user, expires_at })
+        Ok(NewSession { token, user, expires_at, second_factor: Vec::new() })
     }
 
     /// Resolves a presented session token to its user, enforcing the idle and absolute timeouts.
@@ -603,6 +627,8 @@ impl AuthService {
     /// Ends the session, if there is one. Idempotent.
     pub async fn logout(&self, presented: &str) -> Result<(), AuthError> {
         let Some(digest) = presented_token_digest(presented) else { return Ok(()) };
+        // A pending login (api.md §10) ends too.
+        entity::pending_login::Entity::delete_by_id(digest.clone()).exec(&self.db).await?;
         let txn = self.db.begin().await?;
         let ended = session::Entity::delete_many()
             .filter(session::Column::TokenHash.eq(digest))
@@ -791,6 +817,8 @@ impl AuthService {
             .select_only()
             .columns([user::Column::Id, user::Column::Email, user::Column::CreatedAt, user::Column::LastLoginAt])
             .expr_as(Expr::from(active_sessions), "active_sessions")
+            .expr_as(Expr::from(second_factor::totp_count_query()), "totp_factors")
+            .expr_as(Expr::from(passkeys::passkey_count_query()), "passkeys")
             .order_by_asc(user::Column::CreatedAt)
             .order_by_asc(user::Column::Id);
         if let Some(needle) = filter.email_contains.as_deref().filter(|n| !n.is_empty()) {
@@ -827,6 +855,7 @@ impl AuthService {
         removed += throttle::purge(&self.db, at, Kind::Login, self.policy.login_failure_window).await?;
         removed += throttle::purge(&self.db, at, Kind::Reset, self.policy.reset_window).await?;
         removed += self.purge_passkey_challenges().await?;
+        removed += self.purge_pending_logins().await?;
         Ok(removed)
     }
 }

@@ -112,6 +112,17 @@ pub fn parse_name(raw: &str) -> Result<String, AuthError> {
     Ok(name.to_owned())
 }
 
+/// `SELECT COUNT(*) FROM passkeys WHERE user_id = users.id`, for `user list`'s `factors`.
+pub(super) fn passkey_count_query() -> sea_orm::sea_query::SelectStatement {
+    use sea_orm::ExprTrait;
+    use sea_orm::sea_query::Query;
+    Query::select()
+        .expr(Expr::col((passkey::Entity, passkey::Column::Id)).count())
+        .from(passkey::Entity)
+        .and_where(Expr::col((passkey::Entity, passkey::Column::UserId)).equals((user::Entity, user::Column::Id)))
+        .to_owned()
+}
+
 impl AuthService {
     /// The same service with passkeys for this relying party (without one, passkey calls answer
     /// `PasskeysUnavailable`).

@@ -80,6 +80,19 @@ pub async fn clear<C: ConnectionTrait>(db: &C, kind: Kind, subject: &str) -> Res
     Ok(())
 }
 
+/// Gives back one counted attempt (a right password whose login continues with a second factor):
+/// wrong passwords and wrong codes then share one budget, and the count of wrong codes survives.
+pub async fn release<C: ConnectionTrait>(db: &C, kind: Kind, subject: &str) -> Result<(), DbErr> {
+    Entity::update_many()
+        .col_expr(Column::Count, Expr::col(Column::Count).sub(1i32))
+        .filter(Column::Kind.eq(kind.as_str()))
+        .filter(Column::Subject.eq(subject))
+        .filter(Column::Count.gt(0i32))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// Removes windows of `kind` that ended; they no longer block anything.
 pub async fn purge<C: ConnectionTrait>(db: &C, now: DateTime<Utc>, kind: Kind, window: Duration) -> Result<u64, DbErr> {
     let cutoff = now - chrono_dur(window);

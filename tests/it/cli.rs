@@ -31,9 +31,13 @@ fn db_setup_is_idempotent_and_says_what_it_did() {
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("cli.db").display());
     let first = run(dir.path(), &["--database-url", &url, "db-setup"], "", &[]);
     assert_eq!(first.code, 0, "{}", first.stderr);
-    assert!(first.stdout.contains("applied 4 migration"), "{}", first.stdout);
+    assert!(first.stdout.contains("applied 5 migration"), "{}", first.stdout);
     assert!(first.stdout.contains("m20261129_000001_audit"), "{}", first.stdout);
     assert!(first.stdout.contains("m20261126_000001_initial"), "{}", first.stdout);
+    // Both of 2026-11-30's migrations, second factors before passkeys.
+    let (sf, pk) =
+        (first.stdout.find("m20261130_000003_second_factor"), first.stdout.find("m20261130_000004_passkeys"));
+    assert!(sf.is_some() && pk.is_some() && sf < pk, "{}", first.stdout);
     assert!(dir.path().join("cli.db").exists());
     let second = run(dir.path(), &["--database-url", &url, "db-setup"], "", &[]);
     assert_eq!(second.code, 0, "{}", second.stderr);
@@ -203,7 +207,8 @@ fn user_list_table_and_json() {
     let keys: Vec<&str> = rows[0].as_object().unwrap().keys().map(String::as_str).collect();
     let mut sorted = keys.clone();
     sorted.sort();
-    assert_eq!(sorted, ["active_sessions", "created_at", "email", "id", "last_login_at"]);
+    assert_eq!(sorted, ["active_sessions", "created_at", "email", "factors", "id", "last_login_at"]);
+    assert_eq!(rows[0]["factors"], serde_json::json!(["password"]));
     assert_eq!(rows[0]["email"], "a@example.com");
     assert_eq!(rows[0]["active_sessions"], 0);
     assert!(rows[0]["last_login_at"].is_null());

@@ -3,6 +3,7 @@
 mod attack;
 mod browser;
 mod browser_passkeys;
+mod browser_totp;
 mod cli;
 mod common;
 mod e2e;
@@ -12,8 +13,10 @@ mod operator;
 mod ops;
 mod pages;
 mod passkeys;
+mod passkeys_second_factor;
 mod pg;
 mod scale;
+mod second_factor;
 mod security;
 mod selfservice;
 mod service;
