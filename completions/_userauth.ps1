@@ -64,7 +64,7 @@ Register-ArgumentCompleter -Native -CommandName 'userauth' -ScriptBlock {
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal')
             [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'End every session of a user')
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Import users from CSV (email,password_hash or email,password) or the Flask service''s database')
-            [CompletionResult]::new('factors', 'factors', [CompletionResultType]::ParameterValue, 'List a user''s factors, or remove every second factor (--reset) for a lost device')
+            [CompletionResult]::new('factors', 'factors', [CompletionResultType]::ParameterValue, 'List a user''s factors and passkeys, or remove them all (--reset) for a lost device')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -123,7 +123,7 @@ Register-ArgumentCompleter -Native -CommandName 'userauth' -ScriptBlock {
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'One JSON object')
-            [CompletionResult]::new('--reset', '--reset', [CompletionResultType]::ParameterName, 'Remove every second factor and recovery code and end the user''s sessions')
+            [CompletionResult]::new('--reset', '--reset', [CompletionResultType]::ParameterName, 'Remove every second factor, recovery code and passkey and end the user''s sessions')
             [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'With --reset: do not ask (required when not on a terminal)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -136,7 +136,7 @@ Register-ArgumentCompleter -Native -CommandName 'userauth' -ScriptBlock {
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal')
             [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'End every session of a user')
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Import users from CSV (email,password_hash or email,password) or the Flask service''s database')
-            [CompletionResult]::new('factors', 'factors', [CompletionResultType]::ParameterValue, 'List a user''s factors, or remove every second factor (--reset) for a lost device')
+            [CompletionResult]::new('factors', 'factors', [CompletionResultType]::ParameterValue, 'List a user''s factors and passkeys, or remove them all (--reset) for a lost device')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -255,7 +255,7 @@ Register-ArgumentCompleter -Native -CommandName 'userauth' -ScriptBlock {
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal')
             [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'End every session of a user')
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Import users from CSV (email,password_hash or email,password) or the Flask service''s database')
-            [CompletionResult]::new('factors', 'factors', [CompletionResultType]::ParameterValue, 'List a user''s factors, or remove every second factor (--reset) for a lost device')
+            [CompletionResult]::new('factors', 'factors', [CompletionResultType]::ParameterValue, 'List a user''s factors and passkeys, or remove them all (--reset) for a lost device')
             break
         }
         'userauth;help;user;add' {

@@ -58,7 +58,7 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand delete 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal'
             cand logout 'End every session of a user'
             cand import 'Import users from CSV (email,password_hash or email,password) or the Flask service''s database'
-            cand factors 'List a user''s factors, or remove every second factor (--reset) for a lost device'
+            cand factors 'List a user''s factors and passkeys, or remove them all (--reset) for a lost device'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'userauth;user;add'= {
@@ -110,7 +110,7 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
             cand --log-format 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)'
             cand --json 'One JSON object'
-            cand --reset 'Remove every second factor and recovery code and end the user''s sessions'
+            cand --reset 'Remove every second factor, recovery code and passkey and end the user''s sessions'
             cand --yes 'With --reset: do not ask (required when not on a terminal)'
             cand -h 'Print help'
             cand --help 'Print help'
@@ -122,7 +122,7 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand delete 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal'
             cand logout 'End every session of a user'
             cand import 'Import users from CSV (email,password_hash or email,password) or the Flask service''s database'
-            cand factors 'List a user''s factors, or remove every second factor (--reset) for a lost device'
+            cand factors 'List a user''s factors and passkeys, or remove them all (--reset) for a lost device'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'userauth;user;help;add'= {
@@ -219,7 +219,7 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand delete 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal'
             cand logout 'End every session of a user'
             cand import 'Import users from CSV (email,password_hash or email,password) or the Flask service''s database'
-            cand factors 'List a user''s factors, or remove every second factor (--reset) for a lost device'
+            cand factors 'List a user''s factors and passkeys, or remove them all (--reset) for a lost device'
         }
         &'userauth;help;user;add'= {
         }
