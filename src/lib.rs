@@ -4,6 +4,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod config_keys;
 pub mod entity;
 pub mod logging;
 pub mod service;

@@ -18,6 +18,16 @@ pub fn init(level: &str, json: bool) {
             filter = filter.add_directive(d);
         }
     }
+    // Rocket reports each failed request guard (a request without a session, say) as a warning with
+    // a Debug dump, logged under the route module's target plus `::_`. The request line already
+    // says 401: these are debug detail, shown only when debug is asked for.
+    if !matches!(level, "debug" | "trace") && std::env::var_os("RUST_LOG").is_none() {
+        for module in ["v1", "classic", "pages", "ops", "wayfinding"] {
+            if let Ok(d) = format!("userauth::api::{module}::_=error").parse() {
+                filter = filter.add_directive(d);
+            }
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

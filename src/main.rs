@@ -13,6 +13,10 @@ fn main() -> ExitCode {
             Err(e) => fail(&e),
         };
     }
+    // Misspelled keys would otherwise be ignored in silence (the default applies instead).
+    for warning in userauth::config_keys::unknown_keys() {
+        eprintln!("warning: {warning}");
+    }
     let loaded = match cli.load_config() {
         Ok(l) => l,
         Err(e) => return fail(&e),

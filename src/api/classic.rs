@@ -93,7 +93,12 @@ pub fn profile(me: ClassicUser) -> Json<EmailOnlyResponse> {
 }
 
 #[rocket::post("/reset_password", data = "<body>")]
-pub async fn reset_password(_site: NotCrossSite, svc: Svc, body: Fields) -> Result<ResetAnswer, ApiError> {
+pub async fn reset_password(
+    _site: NotCrossSite,
+    _budget: ClientBudget,
+    svc: Svc,
+    body: Fields,
+) -> Result<ResetAnswer, ApiError> {
     let forbidden = |e: ApiError| e.with_client_status(Status::Forbidden);
     let body: EmailOnly = typed(body, Status::Forbidden)?;
     let done = svc.self_service_reset(&body.email).await.map_err(|e| forbidden(e.into()))?;

@@ -224,9 +224,11 @@ pub(crate) fn remember(req: &Request<'_>, err: ApiError) -> (Status, ApiError) {
 }
 
 #[rocket::catch(default)]
-pub fn default_catcher(status: Status, req: &Request<'_>) -> ApiError {
-    match &req.local_cache(|| CachedError(None)).0 {
+pub fn default_catcher(status: Status, req: &Request<'_>) -> super::page_errors::Caught {
+    let err = match &req.local_cache(|| CachedError(None)).0 {
         Some(err) if err.status == status => err.clone(),
         _ => ApiError::for_status(status),
-    }
+    };
+    // On a page route the same error is a page (api.md §14).
+    super::page_errors::Caught::new(err, req)
 }

@@ -70,21 +70,23 @@ impl<'r> FromRequest<'r> for ClassicUser {
 
 /// The cookie for a new session: opaque, `HttpOnly`, `SameSite=Lax`, `Path=/`, `Secure` when configured.
 pub fn session_cookie(session: &NewSession, settings: &ApiSettings) -> Cookie<'static> {
-    Cookie::build((SESSION_COOKIE, session.token.expose().to_owned()))
+    let cookie = Cookie::build((SESSION_COOKIE, session.token.expose().to_owned()))
         .http_only(true)
         .same_site(SameSite::Lax)
         .path("/")
         .secure(settings.cookie_secure)
         .max_age(rocket::time::Duration::seconds(settings.session_max_age_secs))
-        .build()
+        .build();
+    super::forward::scoped(cookie, settings)
 }
 
 /// What `CookieJar::remove` needs to send a matching removal cookie.
 pub fn removal_cookie(settings: &ApiSettings) -> Cookie<'static> {
-    Cookie::build(SESSION_COOKIE)
+    let cookie = Cookie::build(SESSION_COOKIE)
         .http_only(true)
         .same_site(SameSite::Lax)
         .path("/")
         .secure(settings.cookie_secure)
-        .build()
+        .build();
+    super::forward::scoped(cookie, settings)
 }

@@ -3,10 +3,13 @@
 
 pub mod body;
 pub mod classic;
+pub mod csrf;
 pub mod error;
+pub mod forward;
 pub mod guard;
 pub mod openapi;
 pub mod ops;
+pub mod page_errors;
 pub mod pages;
 pub mod pages_second_factor;
 pub mod passkey_pages;
@@ -16,6 +19,7 @@ pub mod request_log;
 pub mod second_factor;
 pub mod types;
 pub mod v1;
+pub mod wayfinding;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +40,14 @@ pub struct ApiSettings {
     /// Our origin, from `public_url`; `None`: taken from each request's `Host`.
     pub own_origin: Option<String>,
     pub allowed_origins: Vec<String>,
+    /// The key of the pages' CSRF tokens, derived from the server key.
+    pub csrf: csrf::CsrfKey,
+    /// `cookie_domain`, applied to every cookie we set (api.md §12).
+    pub cookie_domain: Option<String>,
+    /// Origins an absolute `next` may lead to: our own and `allowed_redirect_origins`.
+    pub redirect_origins: Vec<String>,
+    /// `{public_url}/login`, where `GET /api/v1/auth?redirect=1` sends the unauthenticated.
+    pub login_url: String,
 }
 
 /// The configured Rocket, ready to launch (or to hand to a local test client).
@@ -43,6 +55,8 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
     let s = &loaded.settings;
     // Validated when the configuration was loaded; an error here cannot happen.
     let (own_origin, allowed_origins) = s.origins().unwrap_or_default();
+    let (cookie_domain, mut redirect_origins) = s.forward_auth().unwrap_or_default();
+    redirect_origins.extend(own_origin.clone());
     let api_settings = ApiSettings {
         cookie_secure: s.cookie_secure,
         max_body_bytes: s.max_body_bytes,
@@ -50,6 +64,10 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
         trusted_proxies: s.trusted_proxies.clone(),
         own_origin,
         allowed_origins,
+        csrf: csrf::CsrfKey::new(service.key()),
+        cookie_domain,
+        redirect_origins,
+        login_url: format!("{}/login", s.public_base_url()),
     };
     let limiter = Arc::new(protect::ClientLimiter::new(s.client_rate_per_minute));
     let service = passkeys_service(service, &s.public_base_url());
@@ -70,6 +88,7 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
         passkeys::remove,
         passkeys::login_start,
         passkeys::login_finish,
+        forward::auth,
         second_factor::enrol,
         second_factor::confirm,
         second_factor::disable,
@@ -94,8 +113,8 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
         .manage(limiter.clone())
         .mount("/api/v1", v1_routes)
         .mount("/", rocket::routes![v1::health])
-        .manage(ops::MetricsToken(s.metrics_token.clone()))
-        .register("/", rocket::catchers![error::default_catcher])
+        .manage(ops::MetricsToken(s.metrics_token.as_ref().map(|t| secrecy::ExposeSecret::expose_secret(t).to_owned())))
+        .register("/", rocket::catchers![error::default_catcher, wayfinding::not_found])
         .attach(request_log::RequestLog::new())
         // Our own headers replace Rocket's default Shield (one place decides every header).
         .attach(rocket::shield::Shield::new())
@@ -135,9 +154,11 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
                 "/",
                 rocket::routes![passkey_pages::script, passkey_pages::add_without_script, passkey_pages::remove],
             )
-            .mount("/", pages_second_factor::routes());
+            .mount("/", pages_second_factor::routes())
+            .mount("/", rocket::routes![wayfinding::logout_page, wayfinding::password_form]);
     }
     let database = loaded.db.url.redacted();
+    let no_public_url = s.public_url.is_none();
     // Only the response mode hands tokens to callers.
     let reset_endpoint = s.reset_endpoint && s.reset_delivery == crate::config::ResetDelivery::Response;
     rocket.attach(AdHoc::on_liftoff("userauth start-up", move |r| {
@@ -158,8 +179,19 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
                     c.address
                 );
             }
+            if no_public_url && !c.address.is_loopback() {
+                tracing::warn!(
+                    "public_url is unset and this server listens on {}: its own origin comes from each request's \
+                     Host header, which a DNS-rebinding attacker chooses. Set public_url to the address users reach.",
+                    c.address
+                );
+            }
             if let Some(svc) = r.state::<AuthService>().cloned() {
                 tokio::spawn(housekeeping(svc));
+            }
+            // Sends what the durable outbox holds (api.md §14), on every instance with mail set up.
+            if let Some(svc) = r.state::<AuthService>().filter(|s| s.mailer().is_some()).cloned() {
+                tokio::spawn(crate::service::outbox::run(svc));
             }
             tokio::spawn(async move { protect::prune_clients(&limiter).await });
             if let Some(metrics) = r.state::<AuthService>().and_then(|s| s.metrics()).cloned() {

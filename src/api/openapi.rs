@@ -32,6 +32,7 @@ use super::types::{
         super::passkeys::remove,
         super::passkeys::login_start,
         super::passkeys::login_finish,
+        super::forward::auth,
         super::second_factor::enrol,
         super::second_factor::confirm,
         super::second_factor::disable,
@@ -66,7 +67,7 @@ use super::types::{
         super::second_factor::RecoveryCodes,
         super::second_factor::LoginAnswer
     )),
-    modifiers(&SessionCookie)
+    modifiers(&SessionCookie, &EveryStatus)
 )]
 pub struct ApiDoc;
 
@@ -81,6 +82,93 @@ impl utoipa::Modify for SessionCookie {
             "session_cookie",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("session_id"))),
         );
+    }
+}
+
+/// Declares the statuses every route really answers besides its own (issue 21): 403
+/// `cross_site_request` on every POST, PUT and DELETE; 413 and 415 wherever there is a body; 429
+/// and 503 on every route that costs a bcrypt computation; 405 is answered (with `Allow`) for
+/// other methods on these paths. Also: `GET /metrics`, the logout cookie optional, and `email`
+/// properties in `format: email`.
+struct EveryStatus;
+
+/// Routes that run bcrypt: per-client limit (429) and hashing queue (503).
+const BCRYPT_ROUTES: &[&str] = &["/api/v1/register", "/api/v1/session", "/api/v1/update_password", "/api/v1/password"];
+
+impl utoipa::Modify for EveryStatus {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem};
+        use utoipa::openapi::security::SecurityRequirement;
+        use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
+
+        let error = |description: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content("application/json", Content::new(Some(Ref::from_schema_name("ErrorBody"))))
+                    .build(),
+            )
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let ops = [
+                (false, item.get.as_mut()),
+                (true, item.post.as_mut()),
+                (true, item.put.as_mut()),
+                (true, item.delete.as_mut()),
+            ];
+            for (unsafe_method, op) in ops {
+                let Some(op) = op else { continue };
+                let mut add = |code: &str, description: &str| {
+                    op.responses.responses.entry(code.to_owned()).or_insert_with(|| error(description));
+                };
+                if unsafe_method {
+                    add("403", "cross_site_request: sent by a browser from another site");
+                }
+                if op.request_body.is_some() {
+                    add("413", "payload_too_large: the body is larger than max_body_bytes");
+                    add("415", "unsupported_media_type: not form-urlencoded or JSON");
+                }
+                if BCRYPT_ROUTES.contains(&path.as_str()) || path == "/api/v1/reset_password" {
+                    add("429", "too_many_requests (this client address) or account_locked, with Retry-After");
+                }
+                if BCRYPT_ROUTES.contains(&path.as_str()) {
+                    add("503", "busy: the hashing queue is full (Retry-After: 1)");
+                }
+            }
+            if path == "/api/v1/logout"
+                && let Some(op) = item.post.as_mut()
+            {
+                // The cookie is optional: logging out without a session answers 200 as well.
+                op.security = Some(vec![
+                    SecurityRequirement::default(),
+                    SecurityRequirement::new("session_cookie", Vec::<String>::new()),
+                ]);
+            }
+        }
+        let metrics = OperationBuilder::new()
+            .summary(Some("Prometheus metrics (when metrics = true)"))
+            .response(
+                "200",
+                ResponseBuilder::new()
+                    .description("Prometheus text format")
+                    .content("text/plain", Content::new(None::<RefOr<utoipa::openapi::schema::Schema>>)),
+            )
+            .response("401", error("unauthorized: metrics_token is set and the bearer token is missing or wrong"))
+            .response("404", error("not_found: metrics = false"))
+            .build();
+        openapi.paths.paths.entry("/metrics".to_owned()).or_insert_with(|| PathItem::new(HttpMethod::Get, metrics));
+        if let Some(components) = openapi.components.as_mut() {
+            for schema in components.schemas.values_mut() {
+                if let RefOr::T(utoipa::openapi::schema::Schema::Object(obj)) = schema
+                    && let Some(RefOr::T(utoipa::openapi::schema::Schema::Object(email))) =
+                        obj.properties.get_mut("email")
+                {
+                    email.format = Some(utoipa::openapi::schema::SchemaFormat::KnownFormat(
+                        utoipa::openapi::schema::KnownFormat::Email,
+                    ));
+                }
+            }
+        }
     }
 }
 

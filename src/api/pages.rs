@@ -2,16 +2,14 @@
 //! log out), forgot and reset. No JavaScript; every form carries a CSRF token; a successful POST
 //! answers 303; errors are shown beside the form with the status the API would give.
 //!
-//! CSRF tokens are derived from a secret the browser holds in an HttpOnly cookie and that a
-//! cross-site page cannot read: the session token once logged in, a random pre-session `csrf`
-//! cookie before. token = SHA-256("userauth csrf" ‖ that secret), compared in constant time. It
-//! needs no server-side state, so it works across instances; the cross-site refusal of §6 runs first.
+//! CSRF tokens (`csrf.rs`) are keyed with the server key and bound to a secret the browser holds
+//! in an HttpOnly cookie: the session token once logged in (and then only that), a random
+//! pre-session `csrf` cookie before. The cross-site refusal of §6 runs first.
 
 use askama::Template;
-use rocket::http::{ContentType, Cookie, CookieJar, Header, SameSite, Status};
+use rocket::http::{ContentType, Cookie, CookieJar, Header, Status};
 use rocket::response::Responder;
 use rocket::{Request, Response, State};
-use sha2::{Digest, Sha256};
 
 use super::ApiSettings;
 use super::body::Fields;
@@ -19,10 +17,9 @@ use super::error::ApiError;
 use super::guard::{SESSION_COOKIE, removal_cookie, session_cookie};
 use super::protect::{ClientBudget, NotCrossSite, Svc};
 use crate::config::ResetDelivery;
-use crate::service::domain::SecretToken;
-use crate::service::{AuthError, AuthService, ResetRequest, rfc3339};
+use crate::service::{AuthError, AuthService, ResetRequest};
 
-const PRE_SESSION_COOKIE: &str = "csrf";
+use super::csrf::PRE_SESSION_COOKIE;
 const STYLESHEET: &str = include_str!("../../static/style.css");
 
 /// What the pages need to know of the configuration.
@@ -39,34 +36,44 @@ pub struct PageSettings {
 pub struct Page {
     status: Status,
     html: String,
+    /// Seconds, for 429 and 503 pages (`Retry-After`).
+    retry_after: Option<u64>,
 }
 
 impl Page {
-    pub(super) fn render(status: Status, template: &impl Template) -> Page {
+    pub(crate) fn render(status: Status, template: &impl Template) -> Page {
         match template.render() {
-            Ok(html) => Page { status, html },
+            Ok(html) => Page { status, html, retry_after: None },
             Err(e) => {
                 tracing::error!(error = %e, "a page failed to render");
                 Page {
                     status: Status::InternalServerError,
                     html: "<!doctype html><title>Error</title><p>Something went wrong.</p>".into(),
+                    retry_after: None,
                 }
             }
         }
     }
 }
 
+impl Page {
+    /// The same page telling the browser when to retry (a locked account, a busy server).
+    fn with_retry_after(mut self, secs: Option<u64>) -> Page {
+        self.retry_after = secs;
+        self
+    }
+}
+
 impl<'r> Responder<'r, 'static> for Page {
     fn respond_to(self, _: &'r Request<'_>) -> rocket::response::Result<'static> {
-        Response::build()
-            .status(self.status)
+        let mut resp = Response::build();
+        resp.status(self.status)
             .header(ContentType::HTML)
-            .header(Header::new(
-                "Content-Security-Policy",
-                "default-src 'self'; script-src 'self'; frame-ancestors 'none'",
-            ))
-            .sized_body(self.html.len(), std::io::Cursor::new(self.html))
-            .ok()
+            .header(Header::new("Content-Security-Policy", "default-src 'self'; script-src 'self'; frame-ancestors 'none'"));
+        if let Some(secs) = self.retry_after {
+            resp.header(Header::new("Retry-After", secs.to_string()));
+        }
+        resp.sized_body(self.html.len(), std::io::Cursor::new(self.html)).ok()
     }
 }
 
@@ -109,14 +116,6 @@ struct RegisterPage<'a> {
     min_length: usize,
 }
 
-struct SessionRow {
-    id: String,
-    created_at: String,
-    last_seen_at: String,
-    user_agent: String,
-    current: bool,
-}
-
 #[derive(Template)]
 #[template(path = "account.html")]
 struct AccountPage<'a> {
@@ -125,12 +124,14 @@ struct AccountPage<'a> {
     error: Option<String>,
     csrf: String,
     email: String,
-    sessions: Vec<SessionRow>,
+    sessions: Vec<super::wayfinding::SessionCard>,
     min_length: usize,
     /// The passkeys section, rendered (and escaped) by `passkey_pages`.
     passkeys: String,
     /// The "Two-factor authentication" section (api.md §10).
     tfa: super::pages_second_factor::TwoFactorView,
+    /// A failed password change, shown beside its form.
+    password_error: Option<String>,
 }
 
 #[derive(Template)]
@@ -156,53 +157,25 @@ struct ResetPage<'a> {
 
 #[derive(Template)]
 #[template(path = "message.html")]
-struct MessagePage<'a> {
-    title: &'a str,
-    notice: Option<&'a str>,
-    error: Option<String>,
-    link: &'a str,
-    link_text: &'a str,
+pub(crate) struct MessagePage<'a> {
+    pub(crate) title: &'a str,
+    pub(crate) notice: Option<&'a str>,
+    pub(crate) error: Option<String>,
+    pub(crate) link: &'a str,
+    pub(crate) link_text: &'a str,
 }
 
 // ---------------------------------------------------------------- CSRF
 
-fn token_for(secret: &str) -> String {
-    hex::encode(Sha256::digest(format!("userauth csrf\0{secret}").as_bytes()))
+/// The token for the forms of this request (see `csrf.rs`: keyed, bound to the session once
+/// logged in, fail closed).
+pub(crate) fn csrf_token(jar: &CookieJar<'_>, settings: &ApiSettings) -> String {
+    super::csrf::form_token(jar, &settings.csrf, settings.cookie_secure, settings.cookie_domain.as_deref())
 }
 
-fn same(a: &str, b: &str) -> bool {
-    let (a, b) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
-    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// The token for the forms of this request: bound to the session when there is one, otherwise to
-/// the pre-session cookie (set now if missing).
-pub(super) fn csrf_token(jar: &CookieJar<'_>, settings: &ApiSettings) -> String {
-    if let Some(session) = jar.get(SESSION_COOKIE) {
-        return token_for(session.value());
-    }
-    if let Some(pre) = jar.get(PRE_SESSION_COOKIE) {
-        return token_for(pre.value());
-    }
-    let secret = SecretToken::generate().map(|t| t.expose().to_owned()).unwrap_or_default();
-    jar.add(
-        Cookie::build((PRE_SESSION_COOKIE, secret.clone()))
-            .http_only(true)
-            .same_site(SameSite::Strict)
-            .path("/")
-            .secure(settings.cookie_secure)
-            .build(),
-    );
-    token_for(&secret)
-}
-
-/// Whether the form's token matches the session (logged in) or the pre-session cookie.
-pub(crate) fn csrf_ok(jar: &CookieJar<'_>, form: &Fields) -> bool {
-    let Some(sent) = form.get("csrf_token") else { return false };
-    [jar.get(SESSION_COOKIE), jar.get(PRE_SESSION_COOKIE)]
-        .into_iter()
-        .flatten()
-        .any(|c| same(&token_for(c.value()), sent))
+/// Whether the form's token is the one for this browser (only the session-bound one once logged in).
+pub(crate) fn csrf_ok(jar: &CookieJar<'_>, settings: &ApiSettings, form: &Fields) -> bool {
+    super::csrf::check(jar, &settings.csrf, form.get("csrf_token"))
 }
 
 pub(crate) fn forbidden() -> PageOr {
@@ -222,8 +195,20 @@ pub(crate) fn forbidden() -> PageOr {
 
 /// An error as the API would answer it: its status and its sentence.
 pub(crate) fn failure(e: AuthError) -> (Status, String) {
+    let words = super::wayfinding::page_message(&e, String::new());
     let api = ApiError::from(e);
-    (api.status, api.message)
+    (api.status, if words.is_empty() { api.message } else { words })
+}
+
+/// The `Retry-After` the API would send with this error (locked, throttled, busy).
+fn retry_after_of(e: &AuthError) -> Option<u64> {
+    match e {
+        AuthError::AccountLocked { retry_after_secs } | AuthError::TooManyResetRequests { retry_after_secs } => {
+            Some(*retry_after_secs)
+        }
+        AuthError::Busy => Some(1),
+        _ => None,
+    }
 }
 
 /// `next` is followed only when it is a path on this site: one leading `/`, no second `/` or `\`
@@ -321,20 +306,28 @@ pub fn stylesheet() -> Stylesheet {
     Stylesheet
 }
 
-#[rocket::get("/login?<next>&<registered>&<reset>")]
-pub fn login_form(
+#[rocket::get("/login?<next>&<registered>&<reset>&<logged_out>")]
+pub async fn login_form(
+    svc: &State<AuthService>,
     jar: &CookieJar<'_>,
     settings: &State<ApiSettings>,
     next: Option<&str>,
     registered: Option<&str>,
     reset: Option<&str>,
-) -> Page {
-    let notice = match (registered, reset) {
-        (Some(_), _) => Some("Your account is ready: log in."),
-        (_, Some(_)) => Some("Your password is set: log in with it."),
+    logged_out: Option<&str>,
+) -> PageOr {
+    // Already logged in: there is nothing to do here.
+    if super::wayfinding::logged_in(svc, jar).await.is_some() {
+        return PageOr::SeeOther(super::forward::login_next(next, settings));
+    }
+    let notice = match (registered, reset, logged_out) {
+        (Some(_), _, _) => Some("Your account is ready: log in."),
+        (_, Some(_), _) => Some("Your password is set: log in with it."),
+        (_, _, Some(_)) => Some("You are logged out."),
         _ => None,
     };
-    login_page(jar, settings, Status::Ok, notice, None, safe_next(next), String::new())
+    let email = super::wayfinding::take_registered_email(jar).unwrap_or_default();
+    PageOr::Page(login_page(jar, settings, Status::Ok, notice, None, super::forward::login_next(next, settings), email))
 }
 
 #[rocket::post("/login", data = "<form>")]
@@ -346,23 +339,24 @@ pub async fn login(
     settings: &State<ApiSettings>,
     form: Fields,
 ) -> PageOr {
-    if !csrf_ok(jar, &form) {
+    if !csrf_ok(jar, settings, &form) {
         return forbidden();
     }
-    let next = safe_next(form.get("next"));
+    let next = super::forward::login_next(form.get("next"), settings);
     let email = form.get("email").unwrap_or_default().to_owned();
     match svc.login(&email, form.get("password").unwrap_or_default()).await {
         Ok(session) => {
             jar.add(session_cookie(&session, settings));
-            jar.remove(Cookie::build(PRE_SESSION_COOKIE).path("/").build());
+            jar.remove(super::forward::scoped(Cookie::build(PRE_SESSION_COOKIE).path("/").build(), settings));
             if !session.second_factor.is_empty() {
                 return super::pages_second_factor::continue_login(&next);
             }
             PageOr::SeeOther(next)
         }
         Err(e) => {
+            let retry = retry_after_of(&e);
             let (status, message) = failure(e);
-            PageOr::Page(login_page(jar, settings, status, None, Some(message), next, email))
+            PageOr::Page(login_page(jar, settings, status, None, Some(message), next, email).with_retry_after(retry))
         }
     }
 }
@@ -382,12 +376,15 @@ pub async fn register(
     pages: &State<PageSettings>,
     form: Fields,
 ) -> PageOr {
-    if !csrf_ok(jar, &form) {
+    if !csrf_ok(jar, settings, &form) {
         return forbidden();
     }
     let email = form.get("email").unwrap_or_default().to_owned();
     match svc.register(&email, form.get("password").unwrap_or_default()).await {
-        Ok(_) => PageOr::SeeOther("/login?registered=1".into()),
+        Ok(_) => {
+            super::wayfinding::remember_registered_email(jar, settings, &email);
+            PageOr::SeeOther("/login?registered=1".into())
+        }
         Err(e) => {
             let (status, message) = failure(e);
             PageOr::Page(register_page(jar, settings, pages, status, Some(message), email))
@@ -403,6 +400,7 @@ pub(crate) async fn account_page(
     status: Status,
     notice: Option<&str>,
     error: Option<String>,
+    password_error: Option<String>,
 ) -> PageOr {
     let Some(token) = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()) else {
         return PageOr::SeeOther("/login?next=/account".into());
@@ -424,16 +422,7 @@ pub(crate) async fn account_page(
             return PageOr::Page(Page::render(status, &page));
         }
     };
-    let sessions = sessions
-        .into_iter()
-        .map(|s| SessionRow {
-            id: s.id.to_string(),
-            created_at: rfc3339(s.created_at),
-            last_seen_at: rfc3339(s.last_seen_at),
-            user_agent: s.user_agent.unwrap_or_else(|| "unknown browser".into()),
-            current: s.current,
-        })
-        .collect();
+    let sessions = super::wayfinding::session_cards(sessions, chrono::Utc::now());
     let csrf = csrf_token(jar, settings);
     let min_length = svc.policy().password_min_length;
     let passkeys = super::passkey_pages::section(svc, &user, &csrf).await;
@@ -448,6 +437,7 @@ pub(crate) async fn account_page(
         min_length,
         passkeys,
         tfa,
+        password_error,
     };
     PageOr::Page(Page::render(status, &page))
 }
@@ -463,12 +453,12 @@ pub async fn account(svc: Svc, jar: &CookieJar<'_>, settings: &State<ApiSettings
         Some("totp-off") => Some("Two-factor authentication is off."),
         _ => None,
     };
-    account_page(&svc, jar, settings, Status::Ok, notice, None).await
+    account_page(&svc, jar, settings, Status::Ok, notice, None, None).await
 }
 
 /// The session token of a logged-in form post whose CSRF token matches, or the page to answer.
-pub(crate) fn session_post(jar: &CookieJar<'_>, form: &Fields) -> Result<String, PageOr> {
-    if !csrf_ok(jar, form) {
+pub(crate) fn session_post(jar: &CookieJar<'_>, settings: &ApiSettings, form: &Fields) -> Result<String, PageOr> {
+    if !csrf_ok(jar, settings, form) {
         return Err(forbidden());
     }
     jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()).ok_or_else(|| PageOr::SeeOther("/login?next=/account".into()))
@@ -490,8 +480,12 @@ pub(crate) async fn after_account_action(
             super::pages_second_factor::not_logged_in(svc, &token, "/account").await
         }
         Err(e) => {
+            let retry = retry_after_of(&e);
             let (status, message) = failure(e);
-            account_page(svc, jar, settings, status, None, Some(message)).await
+            match account_page(svc, jar, settings, status, None, Some(message), None).await {
+                PageOr::Page(p) => PageOr::Page(p.with_retry_after(retry)),
+                other => other,
+            }
         }
     }
 }
@@ -505,14 +499,23 @@ pub async fn change_password(
     settings: &State<ApiSettings>,
     form: Fields,
 ) -> PageOr {
-    let token = match session_post(jar, &form) {
+    let token = match session_post(jar, settings, &form) {
         Ok(t) => t,
         Err(page) => return page,
     };
     let (current, new) =
         (form.get("current_password").unwrap_or_default(), form.get("new_password").unwrap_or_default());
-    let result = svc.change_password(&token, current, new).await.map(|_| ());
-    after_account_action(&svc, jar, settings, result, "/account?done=password").await
+    match svc.change_password(&token, current, new).await {
+        Ok(_) => PageOr::SeeOther("/account?done=password".into()),
+        Err(AuthError::NotAuthenticated) => PageOr::SeeOther("/login?next=/account".into()),
+        // Beside the password form, in words about the password typed there.
+        Err(e) => {
+            let wrong_current = matches!(e, AuthError::InvalidCredentials);
+            let (status, message) = failure(e);
+            let message = if wrong_current { super::wayfinding::WRONG_CURRENT_PASSWORD.to_owned() } else { message };
+            account_page(&svc, jar, settings, status, None, None, Some(message)).await
+        }
+    }
 }
 
 #[rocket::post("/account/sessions/<id>/end", data = "<form>")]
@@ -524,7 +527,7 @@ pub async fn end_session(
     id: &str,
     form: Fields,
 ) -> PageOr {
-    let token = match session_post(jar, &form) {
+    let token = match session_post(jar, settings, &form) {
         Ok(t) => t,
         Err(page) => return page,
     };
@@ -543,7 +546,7 @@ pub async fn end_other_sessions(
     settings: &State<ApiSettings>,
     form: Fields,
 ) -> PageOr {
-    let token = match session_post(jar, &form) {
+    let token = match session_post(jar, settings, &form) {
         Ok(t) => t,
         Err(page) => return page,
     };
@@ -559,17 +562,17 @@ pub async fn logout(
     settings: &State<ApiSettings>,
     form: Fields,
 ) -> PageOr {
-    if !csrf_ok(jar, &form) {
+    if !csrf_ok(jar, settings, &form) {
         return forbidden();
     }
     if let Some(token) = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned())
         && let Err(e) = svc.logout(&token).await
     {
         let (status, message) = failure(e);
-        return account_page(&svc, jar, settings, status, None, Some(message)).await;
+        return account_page(&svc, jar, settings, status, None, Some(message), None).await;
     }
     jar.remove(removal_cookie(settings));
-    PageOr::SeeOther("/login".into())
+    PageOr::SeeOther("/login?logged_out=1".into())
 }
 
 #[rocket::get("/forgot?<sent>")]
@@ -586,13 +589,14 @@ pub fn forgot_form(
 #[rocket::post("/forgot", data = "<form>")]
 pub async fn forgot(
     _site: NotCrossSite,
+    _budget: ClientBudget,
     svc: Svc,
     jar: &CookieJar<'_>,
     settings: &State<ApiSettings>,
     pages: &State<PageSettings>,
     form: Fields,
 ) -> PageOr {
-    if !csrf_ok(jar, &form) {
+    if !csrf_ok(jar, settings, &form) {
         return forbidden();
     }
     if pages.reset_delivery != ResetDelivery::Email {
@@ -602,20 +606,28 @@ pub async fn forgot(
     match svc.self_service_reset(form.get("email").unwrap_or_default()).await {
         Ok(ResetRequest::Emailed | ResetRequest::Token(_)) => PageOr::SeeOther("/forgot?sent=1".into()),
         Err(e) => {
+            let retry = retry_after_of(&e);
             let (status, message) = failure(e);
-            PageOr::Page(forgot_page(jar, settings, pages, status, None, Some(message)))
+            PageOr::Page(forgot_page(jar, settings, pages, status, None, Some(message)).with_retry_after(retry))
         }
     }
 }
 
 #[rocket::get("/reset?<token>")]
-pub fn reset_form(
+pub async fn reset_form(
+    svc: &State<AuthService>,
     jar: &CookieJar<'_>,
     settings: &State<ApiSettings>,
     pages: &State<PageSettings>,
     token: Option<&str>,
 ) -> Page {
     let token = token.filter(|t| t.len() <= 128).unwrap_or_default().to_owned();
+    // A link's token is checked at once, before anyone types a new password.
+    if !token.is_empty()
+        && let Some(stale) = super::wayfinding::stale_reset_link(svc, &token).await
+    {
+        return stale;
+    }
     reset_page(jar, settings, pages, Status::Ok, None, token)
 }
 
@@ -629,7 +641,7 @@ pub async fn reset(
     pages: &State<PageSettings>,
     form: Fields,
 ) -> PageOr {
-    if !csrf_ok(jar, &form) {
+    if !csrf_ok(jar, settings, &form) {
         return forbidden();
     }
     let token = form.get("reset_token").unwrap_or_default().to_owned();

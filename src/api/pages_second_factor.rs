@@ -16,7 +16,7 @@ use rocket::{Request, Response, Route, State};
 use super::ApiSettings;
 use super::body::Fields;
 use super::guard::{SESSION_COOKIE, session_cookie};
-use super::pages::{Page, PageOr, account_page, csrf_ok, csrf_token, failure, forbidden, safe_next};
+use super::pages::{Page, PageOr, account_page, csrf_ok, csrf_token, failure, forbidden};
 use super::protect::{ClientBudget, NotCrossSite, Svc};
 use crate::service::domain::presented_token_digest;
 use crate::service::second_factor::{RECOVERY_CODES_LOW, SecondFactorProof};
@@ -155,12 +155,12 @@ async fn render_setup(
 
 async fn account_error(svc: &AuthService, jar: &CookieJar<'_>, settings: &ApiSettings, e: AuthError) -> PageOr {
     let (status, message) = failure(e);
-    account_page(svc, jar, settings, status, None, Some(message)).await
+    account_page(svc, jar, settings, status, None, Some(message), None).await
 }
 
 /// The session token of a form post whose CSRF token matches.
-fn form_session(jar: &CookieJar<'_>, form: &Fields) -> Result<String, PageOr> {
-    if !csrf_ok(jar, form) {
+fn form_session(jar: &CookieJar<'_>, settings: &ApiSettings, form: &Fields) -> Result<String, PageOr> {
+    if !csrf_ok(jar, settings, form) {
         return Err(forbidden());
     }
     session_token(jar).ok_or_else(|| PageOr::SeeOther("/login?next=/account".into()))
@@ -225,7 +225,7 @@ pub async fn enrol(
     settings: &State<ApiSettings>,
     form: Fields,
 ) -> PageOr {
-    let token = match form_session(jar, &form) {
+    let token = match form_session(jar, settings, &form) {
         Ok(t) => t,
         Err(p) => return p,
     };
@@ -244,7 +244,7 @@ pub async fn confirm(
     settings: &State<ApiSettings>,
     form: Fields,
 ) -> PageOr {
-    let token = match form_session(jar, &form) {
+    let token = match form_session(jar, settings, &form) {
         Ok(t) => t,
         Err(p) => return p,
     };
@@ -271,7 +271,7 @@ pub async fn disable(
     settings: &State<ApiSettings>,
     form: Fields,
 ) -> PageOr {
-    let token = match form_session(jar, &form) {
+    let token = match form_session(jar, settings, &form) {
         Ok(t) => t,
         Err(p) => return p,
     };
@@ -291,7 +291,7 @@ pub async fn regenerate(
     settings: &State<ApiSettings>,
     form: Fields,
 ) -> PageOr {
-    let token = match form_session(jar, &form) {
+    let token = match form_session(jar, settings, &form) {
         Ok(t) => t,
         Err(p) => return p,
     };
@@ -358,8 +358,13 @@ pub async fn codes_download(svc: Svc, jar: &CookieJar<'_>) -> Result<CodesFile, 
 }
 
 #[rocket::post("/account/recovery-codes/done", data = "<form>")]
-pub async fn codes_done(_site: NotCrossSite, jar: &CookieJar<'_>, form: Fields) -> PageOr {
-    if let Err(p) = form_session(jar, &form) {
+pub async fn codes_done(
+    _site: NotCrossSite,
+    jar: &CookieJar<'_>,
+    settings: &State<ApiSettings>,
+    form: Fields,
+) -> PageOr {
+    if let Err(p) = form_session(jar, settings, &form) {
         return p;
     }
     drop_codes(jar);
@@ -397,7 +402,7 @@ pub async fn second_factor_form(
     settings: &State<ApiSettings>,
     next: Option<&str>,
 ) -> PageOr {
-    let next = safe_next(next);
+    let next = super::forward::login_next(next, settings);
     match session_token(jar) {
         Some(token) if svc.is_pending_login(&token).await.unwrap_or(false) => {
             let passkey = offers_passkey(&svc, &token).await;
@@ -415,11 +420,11 @@ pub async fn second_factor(
     settings: &State<ApiSettings>,
     form: Fields,
 ) -> PageOr {
-    let token = match form_session(jar, &form) {
+    let token = match form_session(jar, settings, &form) {
         Ok(t) => t,
         Err(p) => return p,
     };
-    let next = safe_next(form.get("next"));
+    let next = super::forward::login_next(form.get("next"), settings);
     let proof = match (form.get("code"), form.get("recovery_code")) {
         (Some(code), _) => SecondFactorProof::Totp(code),
         (None, Some(code)) => SecondFactorProof::RecoveryCode(code),

@@ -81,11 +81,11 @@ pub async fn add_without_script(
     settings: &State<ApiSettings>,
     form: Fields,
 ) -> PageOr {
-    if !csrf_ok(jar, &form) {
+    if !csrf_ok(jar, settings, &form) {
         return forbidden();
     }
     let message = "Adding a passkey needs JavaScript (your browser's passkey prompt). Turn it on and try again.";
-    account_page(&svc, jar, settings, Status::Ok, None, Some(message.into())).await
+    account_page(&svc, jar, settings, Status::Ok, None, Some(message.into()), None).await
 }
 
 #[rocket::post("/account/passkeys/<id>/remove", data = "<form>")]
@@ -97,7 +97,7 @@ pub async fn remove(
     id: &str,
     form: Fields,
 ) -> PageOr {
-    let token = match session_post(jar, &form) {
+    let token = match session_post(jar, settings, &form) {
         Ok(t) => t,
         Err(page) => return page,
     };

@@ -60,7 +60,8 @@ impl Fairing for RequestLog {
                 status: res.status().code,
             };
             let labels = || {
-                let pattern = route.map_or_else(|| "unmatched".to_owned(), |r| r.uri.as_str().to_owned());
+                // The path pattern alone: the query part (`?<next>&<reset>`) is not a different route.
+                let pattern = route.map_or_else(|| "unmatched".to_owned(), |r| r.uri.path().to_owned());
                 (pattern, req.method().as_str().to_owned())
             };
             m.http_request(key, labels, took);
@@ -70,7 +71,8 @@ impl Fairing for RequestLog {
             method = %req.method(),
             path = %req.uri().path(),
             status = res.status().code,
-            latency_ms = format_args!("{}.{:03}", micros / 1000, micros % 1000),
+            // A number (in JSON logs too), in milliseconds to the microsecond.
+            latency_ms = micros as f64 / 1000.0,
             request_id = %started.id,
         );
         res.set_header(Header::new("X-Request-Id", started.id));

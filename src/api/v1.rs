@@ -83,7 +83,12 @@ pub fn profile(me: AuthUser) -> Json<Profile> {
               (status = 404, description = "No such user (reset_delivery = \"response\" only)", body = ErrorBody),
               (status = 429, description = "Too many reset requests (Retry-After)", body = ErrorBody)))]
 #[rocket::post("/reset_password", data = "<body>")]
-pub async fn reset_password(_site: NotCrossSite, svc: Svc, body: Body<EmailOnly>) -> Result<ResetAnswer, ApiError> {
+pub async fn reset_password(
+    _site: NotCrossSite,
+    _budget: ClientBudget,
+    svc: Svc,
+    body: Body<EmailOnly>,
+) -> Result<ResetAnswer, ApiError> {
     Ok(ResetAnswer::from_request(svc.self_service_reset(&body.0.email).await?, Status::Accepted))
 }
 

@@ -1,15 +1,26 @@
 use anyhow::Context;
 
+/// A connection error as one sentence: our own explanations stand alone, the driver's are prefixed.
+pub(crate) fn db_error(url: &str, e: sea_orm::DbErr) -> anyhow::Error {
+    match e {
+        sea_orm::DbErr::Custom(m) => anyhow::anyhow!(m),
+        e => anyhow::Error::new(e).context(format!("cannot open database {url}")),
+    }
+}
+
 use crate::config::Loaded;
 use crate::service::db::{connect_or_create, known_migrations, migrate};
 
 pub async fn setup(loaded: &Loaded) -> anyhow::Result<()> {
     let url = loaded.db.url.redacted();
-    let (db, created) = connect_or_create(&loaded.db).await.with_context(|| format!("cannot open database {url}"))?;
+    // db-setup is the one command that creates a SQLite file whatever the URL's mode.
+    let opts = crate::service::db::DbOptions { url: loaded.db.url.creating(), ..loaded.db.clone() };
+    let (db, created) = connect_or_create(&opts).await.map_err(|e| db_error(&url, e))?;
     if created {
         println!("created database {url}");
     }
     let applied = migrate(&db).await.context("applying migrations failed")?;
+    let key = super::key::bind(&db, &loaded.settings).await?;
     if applied.is_empty() {
         println!("database {url} is up to date ({} migrations already applied)", known_migrations().len());
     } else {
@@ -18,5 +29,6 @@ pub async fn setup(loaded: &Loaded) -> anyhow::Result<()> {
             println!("  {name}");
         }
     }
+    println!("server key fingerprint {}", key.fingerprint());
     Ok(())
 }

@@ -19,15 +19,25 @@ enum Level {
     Fail,
 }
 
+/// What a line describes: this machine's configuration and database, or the server at `--url`
+/// (which may run with another configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Scope {
+    Local,
+    Server,
+}
+
 #[derive(Debug, serde::Serialize)]
 struct Check {
     check: &'static str,
     status: Level,
     detail: String,
+    scope: Scope,
 }
 
 fn check(check: &'static str, status: Level, detail: impl Into<String>) -> Check {
-    Check { check, status, detail: detail.into() }
+    Check { check, status, detail: detail.into(), scope: Scope::Local }
 }
 
 pub async fn run(loaded: &Loaded, url: Option<&str>, json: bool) -> anyhow::Result<()> {
@@ -35,10 +45,28 @@ pub async fn run(loaded: &Loaded, url: Option<&str>, json: bool) -> anyhow::Resu
     checks.extend(database(loaded).await);
     checks.extend(mail(loaded).await);
     if let Some(url) = url {
-        checks.extend(server(url.trim_end_matches('/')).await);
+        let base = server_base(url)?;
+        checks.extend(server(&base).await.into_iter().map(|c| Check { scope: Scope::Server, ..c }));
     }
     let mut out = std::io::stdout().lock();
+    let mut scope = None;
     for c in &checks {
+        // With --url, say which lines are about this machine and which about the server there.
+        if let (false, Some(url)) = (json, url)
+            && scope != Some(c.scope)
+        {
+            scope = Some(c.scope);
+            match c.scope {
+                Scope::Local => {
+                    writeln!(out, "This machine's configuration (Rocket.toml, ROCKET_*, DATABASE_URL) and database:")?
+                }
+                Scope::Server => writeln!(
+                    out,
+                    "The server at {} (checked over HTTP; it may run with another configuration):",
+                    url.trim_end_matches('/')
+                )?,
+            }
+        }
         if json {
             writeln!(out, "{}", serde_json::to_string(c)?)?;
         } else {
@@ -85,15 +113,21 @@ fn configuration(loaded: &Loaded) -> Vec<Check> {
     });
     let exposed = s.reset_endpoint && s.reset_delivery == ResetDelivery::Response;
     out.push(match (exposed, loopback) {
+        // The contract's default (api.md §1): advice, not a failure of a fresh install.
         (true, false) => check(
             "reset_exposure",
-            Level::Fail,
+            Level::Warn,
             format!(
-                "the reset endpoint hands tokens to anyone who can reach {}: set reset_delivery = \"email\" or reset_endpoint = false",
+                "the reset endpoint hands tokens to anyone who can reach {} (the original service's behaviour, \
+                 the default): set reset_delivery = \"email\" or reset_endpoint = false, or keep the port private",
                 s.address
             ),
         ),
-        (true, true) => check("reset_exposure", Level::Warn, "the reset endpoint hands out tokens; safe only while the port stays private"),
+        (true, true) => check(
+            "reset_exposure",
+            Level::Warn,
+            "the reset endpoint hands out tokens; safe only while the port stays private",
+        ),
         (false, _) if s.reset_endpoint => check("reset_exposure", Level::Pass, "reset links go by email"),
         (false, _) => check("reset_exposure", Level::Pass, "the reset endpoint is not mounted"),
     });
@@ -110,6 +144,20 @@ fn configuration(loaded: &Loaded) -> Vec<Check> {
             format!("{} bcrypt-costing requests per address per minute", s.client_rate_per_minute),
         )
     });
+    // DNS rebinding (api.md §14): without public_url the own origin comes from the Host header.
+    out.push(match (&s.public_url, loopback) {
+        (None, false) => check(
+            "own_origin",
+            Level::Warn,
+            format!(
+                "public_url is unset and serve binds {}: the own origin then comes from the Host header, \
+                 which a DNS-rebinding attacker chooses; set public_url",
+                s.address
+            ),
+        ),
+        (None, true) => check("own_origin", Level::Pass, "loopback address; the own origin comes from Host"),
+        (Some(u), _) => check("own_origin", Level::Pass, format!("own origin from public_url {u}")),
+    });
     out.push(match (s.metrics, s.metrics_token.is_some(), loopback) {
         (true, false, false) => check(
             "metrics_exposure",
@@ -121,6 +169,7 @@ fn configuration(loaded: &Loaded) -> Vec<Check> {
         (false, _, _) => check("metrics_exposure", Level::Pass, "metrics are off"),
     });
     out.push(passkeys(&s.public_base_url()));
+    out.extend(cookie_domain(s));
     out
 }
 
@@ -132,6 +181,44 @@ fn passkeys(public_url: &str) -> Check {
             check("passkeys", Level::Warn, format!("passkeys are unavailable: {e}; set public_url to a domain name"))
         }
     }
+}
+
+/// `cookie_domain` (api.md §12): `public_url`'s host must be inside it (browsers drop a cookie
+/// whose domain does not match the host that sets it), and a public suffix would hand the session
+/// to every site under it. The suffix list is a small built-in one, not the full Public Suffix List.
+fn cookie_domain(s: &crate::config::Settings) -> Option<Check> {
+    use crate::api::forward::{host_in_domain, is_public_suffix};
+    let domain = crate::config::cookie_domain_of(s.cookie_domain.as_deref()?)?;
+    if is_public_suffix(&domain) {
+        return Some(check(
+            "cookie_domain",
+            Level::Warn,
+            format!(
+                "{domain} is a public suffix: every site under it would receive the session cookie (and browsers refuse it)"
+            ),
+        ));
+    }
+    let host =
+        s.public_url.as_deref().and_then(|u| url::Url::parse(u).ok()).and_then(|u| u.host_str().map(str::to_owned));
+    Some(match host {
+        Some(host) if host_in_domain(&host, &domain) => check(
+            "cookie_domain",
+            Level::Pass,
+            format!("cookies for {domain} and its subdomains; public_url's host {host} is inside it"),
+        ),
+        Some(host) => check(
+            "cookie_domain",
+            Level::Fail,
+            format!(
+                "public_url's host {host} is not inside cookie_domain {domain}: browsers would refuse the session cookie"
+            ),
+        ),
+        None => check(
+            "cookie_domain",
+            Level::Pass,
+            format!("cookies for {domain} and its subdomains (public_url is unset)"),
+        ),
+    })
 }
 
 async fn database(loaded: &Loaded) -> Vec<Check> {
@@ -152,7 +239,56 @@ async fn database(loaded: &Loaded) -> Vec<Check> {
             return out;
         }
     }
-    let svc = AuthService::new(db, loaded.settings.policy());
+    let stored = crate::service::key_store::stored_fingerprint(&db).await.ok().flatten();
+    let key = match super::key::configured(&loaded.settings) {
+        Err(e) => {
+            out.push(check("server_key", Level::Fail, e.to_string()));
+            return out;
+        }
+        Ok(super::key::Configured::Missing(path)) => {
+            out.push(match &stored {
+                Some(fp) => check(
+                    "server_key",
+                    Level::Fail,
+                    format!(
+                        "key file {} is missing; the database expects the key with fingerprint {fp}",
+                        path.display()
+                    ),
+                ),
+                None => check(
+                    "server_key",
+                    Level::Warn,
+                    format!("key file {} does not exist yet; `userauth db-setup` creates it", path.display()),
+                ),
+            });
+            return out;
+        }
+        Ok(super::key::Configured::Key { key, source }) => {
+            let ours = key.fingerprint();
+            out.push(match &stored {
+                Some(fp) if *fp == ours => {
+                    check("server_key", Level::Pass, format!("{source}: fingerprint {ours} matches the database"))
+                }
+                Some(fp) => check(
+                    "server_key",
+                    Level::Fail,
+                    format!("{source} has fingerprint {ours}, the database was set up with {fp}"),
+                ),
+                None => check(
+                    "server_key",
+                    Level::Warn,
+                    format!(
+                        "{source} (fingerprint {ours}) is not recorded in the database yet; run `userauth db-setup`"
+                    ),
+                ),
+            });
+            if stored.as_ref().is_some_and(|fp| *fp != ours) {
+                return out;
+            }
+            key
+        }
+    };
+    let svc = AuthService::new(db, loaded.settings.policy()).with_key(std::sync::Arc::new(key));
     out.push(match svc.verify_audit().await {
         Ok(Verified::Intact(n)) => check("audit_chain", Level::Pass, format!("{n} events, chain intact")),
         Ok(Verified::Broken { seq, reason }) => {
@@ -179,6 +315,41 @@ async fn mail(loaded: &Loaded) -> Vec<Check> {
     }]
 }
 
+/// `--url` as an http(s) base URL, or one line saying what to give instead.
+fn server_base(url: &str) -> anyhow::Result<String> {
+    match reqwest::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+            Ok(url.trim_end_matches('/').to_owned())
+        }
+        _ => bail!("--url {url:?} is not an http(s) URL: give the scheme and host, e.g. http://localhost:5000"),
+    }
+}
+
+/// Why a request to the server failed, in words: refused, timed out, or TLS.
+fn unreachable(base: &str, e: &reqwest::Error) -> String {
+    let host = reqwest::Url::parse(base)
+        .ok()
+        .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)))
+        .unwrap_or_else(|| base.to_owned());
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => {
+                    format!("nothing answers at {host}: connection refused (is the server running?)")
+                }
+                _ => format!("cannot reach {host}: {io}"),
+            };
+        }
+        source = err.source();
+    }
+    if e.is_timeout() {
+        format!("{host} did not answer within 10 seconds")
+    } else {
+        format!("cannot reach {host}: {}", e.to_string().trim_end_matches(&format!(" for url ({base}/health)")))
+    }
+}
+
 async fn server(base: &str) -> Vec<Check> {
     let client = match reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build() {
         Ok(c) => c,
@@ -186,7 +357,7 @@ async fn server(base: &str) -> Vec<Check> {
     };
     let health = match client.get(format!("{base}/health")).send().await {
         Ok(r) => r,
-        Err(e) => return vec![check("server_health", Level::Fail, format!("{base}/health: {e}"))],
+        Err(e) => return vec![check("server_health", Level::Fail, unreachable(base, &e))],
     };
     let mut out = vec![if health.status() == reqwest::StatusCode::OK {
         check("server_health", Level::Pass, format!("{base}/health answers 200"))
@@ -217,7 +388,7 @@ async fn server(base: &str) -> Vec<Check> {
         Ok(401) => check("metrics_exposed", Level::Pass, "GET /metrics needs a token"),
         Ok(404) => check("metrics_exposed", Level::Pass, "metrics are not served"),
         Ok(code) => check("metrics_exposed", Level::Warn, format!("GET /metrics answered {code}")),
-        Err(e) => check("metrics_exposed", Level::Warn, format!("GET /metrics: {e}")),
+        Err(e) => check("metrics_exposed", Level::Warn, format!("GET /metrics: {}", unreachable(base, &e))),
     });
     out
 }

@@ -7,6 +7,7 @@ mod db;
 pub mod docs;
 mod doctor;
 mod factors;
+pub mod key;
 mod serve;
 mod user;
 
@@ -74,7 +75,8 @@ pub enum Command {
     },
     /// Print a shell completion script
     Completions {
-        #[arg(value_enum)]
+        /// The shell to print the script for
+        #[arg(value_enum, value_name = "SHELL")]
         shell: clap_complete::Shell,
     },
 }
@@ -89,10 +91,16 @@ pub enum AuditCommand {
         /// Only events of this kind (registered, login_succeeded, login_failed, …)
         #[arg(long, value_name = "K")]
         kind: Option<String>,
-        /// Only events at or after this time (RFC 3339)
-        #[arg(long, value_name = "RFC3339")]
+        /// Only events at or after this time: RFC 3339 (2026-11-29T08:00:00Z) or a date (2026-11-29, midnight UTC)
+        #[arg(long, value_name = "TIME")]
         since: Option<String>,
-        /// At most N events
+        /// Only events before this time: RFC 3339 or a date (2026-11-30 means before that day begins, UTC)
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// Only the last N events (still oldest first)
+        #[arg(long, value_name = "N")]
+        newest: Option<u64>,
+        /// At most N events (the first N)
         #[arg(long, value_name = "N")]
         limit: Option<u64>,
         /// One JSON object per line
@@ -107,6 +115,7 @@ pub enum AuditCommand {
 pub enum UserCommand {
     /// Create a user; asks for the password twice on a terminal, else reads one line from stdin
     Add {
+        /// The new user's email address (trimmed and lower-cased)
         email: String,
         /// Read the password as one line from standard input, even on a terminal
         #[arg(long)]
@@ -114,6 +123,7 @@ pub enum UserCommand {
     },
     /// Issue a password-reset token and print it with its expiry time (or email it with --send)
     Reset {
+        /// The user's email address
         email: String,
         /// Print one JSON object
         #[arg(long)]
@@ -139,13 +149,22 @@ pub enum UserCommand {
     },
     /// Delete a user with its sessions and reset tokens; asks to confirm on a terminal
     Delete {
+        /// The user's email address
         email: String,
         /// Do not ask (required when not on a terminal)
         #[arg(long)]
         yes: bool,
     },
     /// End every session of a user
-    Logout { email: String },
+    Logout {
+        /// The user's email address
+        email: String,
+    },
+    /// Clear a user's failed-login count so they can log in again at once (a completed reset does too)
+    Unlock {
+        /// The user's email address
+        email: String,
+    },
     /// Import users from CSV (email,password_hash or email,password) or the Flask service's database
     #[command(group(clap::ArgGroup::new("source").required(true).args(["file", "from_flask"])))]
     Import {
@@ -239,7 +258,7 @@ where
 /// The service on the configured database, which must be set up already.
 async fn open_service(loaded: &Loaded) -> anyhow::Result<AuthService> {
     let url = loaded.db.url.redacted();
-    let db = connect(&loaded.db).await.with_context(|| format!("cannot open database {url}"))?;
+    let db = connect(&loaded.db).await.map_err(|e| db::db_error(&url, e))?;
     let missing = pending(&db).await?;
     if !missing.is_empty() {
         anyhow::bail!(
@@ -247,12 +266,12 @@ async fn open_service(loaded: &Loaded) -> anyhow::Result<AuthService> {
             missing.len()
         );
     }
-    let svc = AuthService::new(db, loaded.settings.policy()).with_mailer(mailer(loaded)?);
-    Ok(match loaded.settings.server_key()? {
-        Some(key) => svc.with_key(key),
-        None => svc,
-    })
+    let key = key::bind(&db, &loaded.settings).await?;
+    Ok(AuthService::new(db, loaded.settings.policy()).with_key(key).with_mailer(mailer(loaded)?))
 }
+
+/// What `mail-test` and `user reset --send` say when there is no mail server to use.
+pub(crate) const MAIL_NOT_CONFIGURED: &str = "mail is not configured: set smtp_url and mail_from";
 
 /// The mailer, when `smtp_url` and `mail_from` are set.
 fn mailer(loaded: &Loaded) -> anyhow::Result<Option<Mailer>> {
@@ -267,6 +286,8 @@ pub fn print_completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
 /// Runs the command with its configuration (from [`Cli::load_config`]). Errors become one
 /// `error: …` line and exit code 1 in `main`.
 pub async fn dispatch(cli: Cli, loaded: Loaded) -> anyhow::Result<()> {
+    // A key file others can read stops every command (api.md §14), whether or not it needs the key.
+    key::configured(&loaded.settings)?;
     match cli.command {
         Command::DbSetup => db::setup(&loaded).await,
         Command::Serve { .. } => serve::run(loaded).await,
@@ -274,13 +295,16 @@ pub async fn dispatch(cli: Cli, loaded: Loaded) -> anyhow::Result<()> {
             let svc = open_service(&loaded).await?;
             match command {
                 UserCommand::Add { email, password_stdin } => user::add(&svc, &email, password_stdin).await,
-                UserCommand::Reset { email, json, send } => user::reset(&svc, &email, json, send).await,
+                UserCommand::Reset { email, json, send } => {
+                    user::reset(&svc, &email, json, send, &loaded.settings.public_base_url()).await
+                }
                 UserCommand::List { json, limit, offset, email_contains } => {
                     user::list(&svc, json, &ListFilter { limit, offset, email_contains }).await
                 }
                 UserCommand::Delete { email, yes } => user::delete(&svc, &email, yes).await,
                 UserCommand::Logout { email } => user::logout(&svc, &email).await,
                 UserCommand::Factors { email, json, reset, yes } => factors::run(&svc, &email, json, reset, yes).await,
+                UserCommand::Unlock { email } => user::unlock(&svc, &email).await,
                 UserCommand::Import { file, from_flask } => match (file, from_flask) {
                     (_, Some(flask)) => user::import_flask(&svc, &flask).await,
                     (Some(file), None) => user::import_csv(&svc, &file).await,
@@ -291,15 +315,16 @@ pub async fn dispatch(cli: Cli, loaded: Loaded) -> anyhow::Result<()> {
         Command::Audit { command } => {
             let svc = open_service(&loaded).await?;
             match command {
-                AuditCommand::List { email, kind, since, limit, json } => {
-                    audit::list(&svc, email, kind, since, limit, json).await
+                AuditCommand::List { email, kind, since, until, newest, limit, json } => {
+                    let filter = audit::ListArgs { email, kind, since, until, newest, limit };
+                    audit::list(&svc, filter, json).await
                 }
                 AuditCommand::Verify => audit::verify(&svc).await,
             }
         }
         Command::Doctor { url, json } => doctor::run(&loaded, url.as_deref(), json).await,
         Command::MailTest { address } => {
-            let mailer = mailer(&loaded)?.context("mail is not configured: set smtp_url and mail_from")?;
+            let mailer = mailer(&loaded)?.context(MAIL_NOT_CONFIGURED)?;
             let server = mailer.settings().server();
             let message = mailer.test_message(&address)?;
             match mailer.send_now(message).await {

@@ -7,7 +7,7 @@ use crate::service::db::{connect_or_create, migrate};
 
 pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
     let url = loaded.db.url.redacted();
-    let (db, created) = connect_or_create(&loaded.db).await.with_context(|| format!("cannot open database {url}"))?;
+    let (db, created) = connect_or_create(&loaded.db).await.map_err(|e| super::db::db_error(&url, e))?;
     if created {
         tracing::info!("created database {url}");
     }
@@ -15,15 +15,25 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
     if !applied.is_empty() {
         tracing::info!(migrations = ?applied, "applied pending migrations");
     }
+    let key = super::key::bind(&db, &loaded.settings).await?;
     let svc = AuthService::new(db, loaded.settings.policy())
+        .with_key(key)
         .with_fast_session_reads(&loaded.db.url)
         .with_mailer(super::mailer(&loaded)?)
         .with_metrics(loaded.settings.metrics.then(crate::service::metrics::Metrics::new));
-    let svc = match loaded.settings.server_key()? {
-        Some(key) => svc.with_key(key),
-        None => svc,
-    };
     svc.hasher().warm_up().await?;
-    api::build(svc, &loaded).launch().await.map_err(|e| anyhow::anyhow!("server failed: {e}"))?;
+    let shutdown = rocket::fairing::AdHoc::on_shutdown("shutdown log", |_| {
+        Box::pin(async { tracing::info!("shutting down: finishing the requests in flight") })
+    });
+    let (address, port) = (loaded.settings.address, loaded.settings.port);
+    api::build(svc, &loaded).attach(shutdown).launch().await.map_err(|e| match e.kind() {
+        // Rocket's own words name neither the address nor what to do.
+        rocket::error::ErrorKind::Bind(io) if io.kind() == std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
+            "cannot listen on {address}:{port}: the port is in use by another program (choose another with --port or port)"
+        ),
+        rocket::error::ErrorKind::Bind(io) => anyhow::anyhow!("cannot listen on {address}:{port}: {io}"),
+        _ => anyhow::anyhow!("server failed: {e}"),
+    })?;
+    tracing::info!("userauth stopped");
     Ok(())
 }

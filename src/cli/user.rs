@@ -34,24 +34,32 @@ pub async fn add(svc: &AuthService, email: &str, password_stdin: bool) -> anyhow
     Ok(())
 }
 
-pub async fn reset(svc: &AuthService, email: &str, json: bool, send: bool) -> anyhow::Result<()> {
+/// `base` is where the pages are: `public_url`, or the local URL.
+pub async fn reset(svc: &AuthService, email: &str, json: bool, send: bool, base: &str) -> anyhow::Result<()> {
     if send {
+        if svc.mailer().is_none() {
+            bail!("{}", super::MAIL_NOT_CONFIGURED);
+        }
         let (to, reply) = svc.operator_reset_by_email(email).await?;
         println!("emailed a reset link to {to}; the mail server answered: {reply}");
         return Ok(());
     }
     let issued = svc.operator_reset(email).await?;
+    // The link the user can open as it is, the same one the reset email carries.
+    let link = format!("{base}/reset?token={}", issued.token.expose());
     if json {
         let v = serde_json::json!({
             "email": issued.email,
             "reset_token": issued.token.expose(),
             "expires_at": rfc3339(issued.expires_at),
+            "reset_url": link,
         });
         println!("{v}");
     } else {
         println!("email:       {}", issued.email);
         println!("reset_token: {}", issued.token.expose());
         println!("expires_at:  {}", rfc3339(issued.expires_at));
+        println!("reset_url:   {link}");
     }
     Ok(())
 }
@@ -114,6 +122,16 @@ pub async fn logout(svc: &AuthService, email: &str) -> anyhow::Result<()> {
     let user = svc.get_user(email).await?;
     let ended = svc.logout_everywhere(&user.email).await?;
     println!("ended {ended} session(s) of {}", user.email);
+    Ok(())
+}
+
+pub async fn unlock(svc: &AuthService, email: &str) -> anyhow::Result<()> {
+    let (email, was_locked) = svc.unlock(email).await?;
+    if was_locked {
+        println!("cleared the failed-login count of {email}; it can log in again now");
+    } else {
+        println!("{email} had no failed logins counted; nothing to clear");
+    }
     Ok(())
 }
 

@@ -11,6 +11,8 @@ pub struct Model {
     pub hash: String,
     pub pruned_seq: i64,
     pub pruned_hash: String,
+    /// HMAC under the server key of the pruning anchor (api.md §14); `None` before the key.
+    pub pruned_mac: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

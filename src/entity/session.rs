@@ -13,6 +13,8 @@ pub struct Model {
     /// Shown to the owner and used to end this one session; never the token.
     pub public_id: Option<Uuid>,
     pub user_agent: Option<String>,
+    /// The client address the session was opened from, as the audit log records it.
+    pub client: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -11,6 +11,8 @@ pub struct Model {
     pub created_at: ChronoDateTimeUtc,
     pub updated_at: ChronoDateTimeUtc,
     pub last_login_at: Option<ChronoDateTimeUtc>,
+    /// Bumped by every change of the password (not by a re-hash of the same one); guards logins.
+    pub credential_version: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, TransactionTrait};
 use uuid::Uuid;
 
 use super::audit::{EventKind, NewEvent};
@@ -19,6 +19,8 @@ pub struct SessionInfo {
     pub last_seen_at: DateTime<Utc>,
     pub user_agent: Option<String>,
     pub current: bool,
+    /// The client address it was opened from, when known.
+    pub client: Option<String>,
 }
 
 impl AuthService {
@@ -61,6 +63,7 @@ impl AuthService {
                 created_at: row.created_at,
                 last_seen_at: row.last_seen_at,
                 user_agent: row.user_agent,
+                client: row.client,
                 current: row.token_hash == digest,
             });
         }
@@ -131,12 +134,14 @@ impl AuthService {
         throttle::clear(&self.db, Kind::Login, email.as_str()).await?;
         let at = self.now();
         let txn = self.db.begin().await?;
-        // Only over the hash just verified: a change racing another change or a reset loses.
+        // Only over the credential just verified: a change racing another change or a reset loses;
+        // a concurrent hash upgrade (same password, same version) does not make it fail.
         let changed = user::Entity::update_many()
             .col_expr(user::Column::PasswordHash, Expr::value(hash))
             .col_expr(user::Column::UpdatedAt, Expr::value(at))
+            .col_expr(user::Column::CredentialVersion, Expr::col(user::Column::CredentialVersion).add(1i64))
             .filter(user::Column::Id.eq(user.id))
-            .filter(user::Column::PasswordHash.eq(user.password_hash.as_str()))
+            .filter(user::Column::CredentialVersion.eq(user.credential_version))
             .exec(&txn)
             .await?;
         if changed.rows_affected != 1 {

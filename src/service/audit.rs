@@ -1,12 +1,17 @@
-//! The audit log (api.md §9): every account event appended in the same transaction as the change
-//! it records, chained by SHA-256 so that editing, deleting or reordering a row is detected.
+//! The audit log (api.md §9, §14): every account event appended in the same transaction as the
+//! change it records, chained so that editing, deleting or reordering a row is detected.
 //!
-//! An event's hash is SHA-256(previous hash as hex ‖ canonical bytes), the canonical bytes being
-//! the JSON array `[seq, at, kind, user_id, email, actor, client]` (`at` in RFC 3339 with
-//! microseconds, absent values as ""). Appends first bump the one-row head (`UPDATE … RETURNING`),
-//! which holds SQLite's write lock or PostgreSQL's row lock until the transaction ends: appends
-//! from any number of connections and instances are serialised, and `seq` has no gaps because a
-//! rolled-back transaction rolls its increment back too.
+//! An event's link is HMAC-SHA-256 under the server key (purpose `audit`) of (previous hash as hex
+//! ‖ canonical bytes), the canonical bytes being the JSON array `[seq, at, kind, user_id, email,
+//! actor, client]` (`at` in RFC 3339 with microseconds, absent values as ""). Keyed, so that
+//! rewriting the chain needs the key, not only write access to the database. Events written
+//! before the key existed used plain SHA-256; they still verify up to the legacy anchor recorded
+//! when the key was bound (`key_store`), an anchor that is itself MAC'd with the key.
+//!
+//! Appends first bump the one-row head (`UPDATE … RETURNING`), which holds SQLite's write lock or
+//! PostgreSQL's row lock until the transaction ends: appends from any number of connections and
+//! instances are serialised, and `seq` has no gaps because a rolled-back transaction rolls its
+//! increment back too.
 
 use chrono::{DateTime, SubsecRound, Utc};
 use futures_util::{Stream, StreamExt};
@@ -18,8 +23,10 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::domain::Email;
+use super::key::ServerKey;
+use super::key_store::{legacy_anchor_mac, pruned_anchor_mac};
 use super::{Actor, AuthError, AuthService, chrono_dur};
-use crate::entity::{audit_event, audit_head};
+use crate::entity::{audit_event, audit_head, server_key};
 
 /// The kinds of event of api.md §9.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,6 +163,10 @@ pub struct AuditFilter {
     pub kind: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub limit: Option<u64>,
+    /// Only events before this time.
+    pub until: Option<DateTime<Utc>>,
+    /// Only the last N events (still shown oldest first).
+    pub newest: Option<u64>,
 }
 
 /// What `audit verify` found.
@@ -197,14 +208,23 @@ fn canonical(
     serde_json::Value::Array(fields).to_string()
 }
 
-fn chain(prev: &str, canonical: &str) -> String {
+/// The unkeyed link of events written before the server key existed.
+fn legacy_chain(prev: &str, canonical: &str) -> String {
     let mut h = Sha256::new();
     h.update(prev.as_bytes());
     h.update(canonical.as_bytes());
     hex::encode(h.finalize())
 }
 
-fn event_hash(m: &audit_event::Model) -> String {
+/// The keyed link: HMAC-SHA-256 under the server key.
+fn chain(key: &ServerKey, prev: &str, canonical: &str) -> String {
+    let mut data = Vec::with_capacity(prev.len() + canonical.len());
+    data.extend_from_slice(prev.as_bytes());
+    data.extend_from_slice(canonical.as_bytes());
+    hex::encode(key.mac("audit", &data))
+}
+
+fn event_hash(key: Option<&ServerKey>, m: &audit_event::Model) -> String {
     let c = canonical(
         m.seq,
         m.at,
@@ -215,12 +235,16 @@ fn event_hash(m: &audit_event::Model) -> String {
         m.client.as_deref(),
         m.method.as_deref(),
     );
-    chain(&m.prev_hash, &c)
+    match key {
+        Some(key) => chain(key, &m.prev_hash, &c),
+        None => legacy_chain(&m.prev_hash, &c),
+    }
 }
 
 /// Appends `events` in order, in the caller's transaction `db`. Nothing happens for no events.
 pub(super) async fn append<C: ConnectionTrait>(
     db: &C,
+    key: &ServerKey,
     at: DateTime<Utc>,
     actor: Actor,
     login_method: &str,
@@ -260,7 +284,7 @@ pub(super) async fn append<C: ConnectionTrait>(
             client.as_deref(),
             method,
         );
-        let hash = chain(&prev, &c);
+        let hash = chain(key, &prev, &c);
         models.push(audit_event::ActiveModel {
             seq: sea_orm::Set(seq),
             at: sea_orm::Set(at),
@@ -294,7 +318,7 @@ impl AuthService {
             return Ok(());
         }
         let txn = self.db.begin().await?;
-        append(&txn, self.now(), self.actor, self.login_method, events).await?;
+        append(&txn, &self.key, self.now(), self.actor, self.login_method, events).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -304,7 +328,7 @@ impl AuthService {
         if !self.policy.audit {
             return Ok(());
         }
-        append(txn, self.now(), self.actor, self.login_method, events).await
+        append(txn, &self.key, self.now(), self.actor, self.login_method, events).await
     }
 
     /// Streams events in order (oldest first) that match `filter`.
@@ -312,7 +336,7 @@ impl AuthService {
         &self,
         filter: &AuditFilter,
     ) -> Result<impl Stream<Item = Result<AuditEvent, AuthError>> + '_, AuthError> {
-        let mut query = audit_event::Entity::find().order_by_asc(audit_event::Column::Seq);
+        let mut query = audit_event::Entity::find();
         if let Some(email) = &filter.email {
             let email = Email::parse(email)?;
             query = query.filter(audit_event::Column::Email.eq(email.as_str()));
@@ -323,6 +347,27 @@ impl AuthService {
         if let Some(since) = filter.since {
             query = query.filter(audit_event::Column::At.gte(since));
         }
+        if let Some(until) = filter.until {
+            query = query.filter(audit_event::Column::At.lt(until));
+        }
+        if let Some(n) = filter.newest {
+            // The N-th newest matching event's sequence number bounds the stream from below, so
+            // the listing stays oldest first and streamed.
+            let nth = query
+                .clone()
+                .order_by_desc(audit_event::Column::Seq)
+                .offset(n.saturating_sub(1))
+                .limit(1)
+                .one(&self.db)
+                .await?;
+            match (n, nth) {
+                (0, _) => query = query.filter(audit_event::Column::Seq.lt(i64::MIN)),
+                (_, Some(ev)) => query = query.filter(audit_event::Column::Seq.gte(ev.seq)),
+                // Fewer than N events match: all of them.
+                (_, None) => {}
+            }
+        }
+        query = query.order_by_asc(audit_event::Column::Seq);
         if let Some(limit) = filter.limit {
             query = query.limit(limit);
         }
@@ -331,13 +376,37 @@ impl AuthService {
     }
 
     /// Recomputes the chain from the pruning anchor to the head: every event must follow the one
-    /// before it (no gap), carry the previous hash, and hash to what it says; the head must name
-    /// the last event.
+    /// before it (no gap), carry the previous hash, and hash to what it says (keyed after the
+    /// legacy anchor, plain SHA-256 up to it); the head must name the last event; both anchors
+    /// must carry their MAC under this key.
     pub async fn verify_audit(&self) -> Result<Verified, AuthError> {
         let head = audit_head::Entity::find_by_id(1)
             .one(&self.db)
             .await?
             .ok_or_else(|| AuthError::Internal("the audit head row is missing".into()))?;
+        // No row: the database was never bound to a key, so every event must be keyed.
+        let (legacy_seq, legacy_hash) = match server_key::Entity::find_by_id(1).one(&self.db).await? {
+            Some(row) => {
+                let mac = legacy_anchor_mac(&self.key, &row.fingerprint, row.legacy_seq, &row.legacy_hash);
+                if row.fingerprint != self.key.fingerprint() || mac != row.anchor_mac {
+                    return Ok(Verified::Broken {
+                        seq: Ord::max(row.legacy_seq, 1),
+                        reason: "the chain's key anchor was not made with this server key (altered, or another key)"
+                            .into(),
+                    });
+                }
+                (row.legacy_seq, row.legacy_hash)
+            }
+            None => (0, String::new()),
+        };
+        if head.pruned_seq > 0
+            && head.pruned_mac.as_deref() != Some(&pruned_anchor_mac(&self.key, head.pruned_seq, &head.pruned_hash))
+        {
+            return Ok(Verified::Broken {
+                seq: head.pruned_seq + 1,
+                reason: "the pruning anchor was not made with this server key (events removed from the start?)".into(),
+            });
+        }
         let (mut expected_seq, mut running, mut count) = (head.pruned_seq + 1, head.pruned_hash.clone(), 0u64);
         let mut events = audit_event::Entity::find().order_by_asc(audit_event::Column::Seq).stream(&self.db).await?;
         while let Some(ev) = events.next().await {
@@ -352,14 +421,18 @@ impl AuthService {
             if ev.prev_hash != running {
                 return broken("its previous hash does not match the event before it");
             }
-            if event_hash(&ev) != ev.hash {
+            let key = (ev.seq > legacy_seq).then_some(&*self.key);
+            if event_hash(key, &ev) != ev.hash {
                 return broken("its hash does not match its contents");
+            }
+            if ev.seq == legacy_seq && ev.hash != legacy_hash {
+                return broken("it is not the last event written before the key, as the key anchor records");
             }
             running = ev.hash;
             expected_seq += 1;
             count += 1;
         }
-        if head.seq != expected_seq - 1 || head.hash != running {
+        if head.seq != expected_seq - 1 || head.hash != running || head.seq < legacy_seq {
             return Ok(Verified::Broken {
                 seq: head.seq,
                 reason: "the chain head names an event that is not there (events removed from the end?)".into(),
@@ -393,6 +466,7 @@ impl AuthService {
             audit_event::Entity::delete_many().filter(audit_event::Column::Seq.lte(last.seq)).exec(&txn).await?;
         audit_head::Entity::update_many()
             .col_expr(audit_head::Column::PrunedSeq, Expr::value(last.seq))
+            .col_expr(audit_head::Column::PrunedMac, Expr::value(pruned_anchor_mac(&self.key, last.seq, &last.hash)))
             .col_expr(audit_head::Column::PrunedHash, Expr::value(last.hash))
             .filter(audit_head::Column::Id.eq(1))
             .exec(&txn)
@@ -418,9 +492,12 @@ mod tests {
     fn the_hash_covers_every_field_and_the_previous_hash() {
         let at = Utc::now().trunc_subsecs(6);
         let base = canonical(1, at, "registered", None, Some("a@b.c"), "api", Some("127.0.0.1"), None);
-        let h = chain("0", &base);
+        let key = ServerKey::from_bytes([3; 32]);
+        let h = chain(&key, "0", &base);
         assert_eq!(h.len(), 64);
-        assert_ne!(h, chain("1", &base));
+        assert_ne!(h, chain(&key, "1", &base));
+        assert_ne!(h, chain(&ServerKey::from_bytes([4; 32]), "0", &base), "keyed");
+        assert_ne!(h, legacy_chain("0", &base), "not the unkeyed hash");
         for other in [
             canonical(2, at, "registered", None, Some("a@b.c"), "api", Some("127.0.0.1"), None),
             canonical(1, at, "login_failed", None, Some("a@b.c"), "api", Some("127.0.0.1"), None),
@@ -429,7 +506,7 @@ mod tests {
             canonical(1, at, "registered", None, Some("a@b.c"), "api", None, None),
             canonical(1, at, "registered", None, Some("a@b.c"), "api", Some("127.0.0.1"), Some("passkey")),
         ] {
-            assert_ne!(chain("0", &other), h);
+            assert_ne!(chain(&key, "0", &other), h);
         }
     }
 }

@@ -35,9 +35,14 @@ pub struct DatabaseUrl {
 impl DatabaseUrl {
     pub fn parse(raw: &str) -> Result<Self, DbErr> {
         let bad = |e: &dyn std::fmt::Display| DbErr::Custom(format!("invalid database URL {}: {e}", redact_url(raw)));
-        let scheme = url::Url::parse(raw).map(|u| u.scheme().to_owned()).or_else(|e| {
+        let scheme = url::Url::parse(raw).map(|u| u.scheme().to_owned()).or_else(|_| {
             // `sqlite::memory:` has no authority, which `url` accepts; anything else unparseable is refused.
-            raw.split_once(':').map(|(s, _)| s.to_owned()).ok_or_else(|| bad(&e))
+            // Without a `:` there is no scheme and no password: the text can be shown as it is.
+            raw.split_once(':').map(|(s, _)| s.to_owned()).ok_or_else(|| {
+                DbErr::Custom(format!(
+                    "{raw:?} is not a database URL; use sqlite://FILE?mode=rwc or postgres://USER:PASSWORD@HOST/DATABASE"
+                ))
+            })
         })?;
         let kind = match scheme.as_str() {
             "sqlite" => {
@@ -56,7 +61,9 @@ impl DatabaseUrl {
                     DatabaseKind::SqliteFile {
                         path: opts.get_filename().to_path_buf(),
                         read_only: mode.as_deref() == Some("ro"),
-                        create: mode.is_none() || mode.as_deref() == Some("rwc"),
+                        // Only an explicit `mode=rwc` (the default URL has it) creates a missing file:
+                        // a mistyped path must not quietly become a second, empty database.
+                        create: mode.as_deref() == Some("rwc"),
                     }
                 }
             }
@@ -82,6 +89,15 @@ impl DatabaseUrl {
 
     pub fn kind(&self) -> &DatabaseKind {
         &self.kind
+    }
+
+    /// The same URL, allowed to create a missing SQLite file (`db-setup` creates what it is told to).
+    pub fn creating(&self) -> Self {
+        let mut url = self.clone();
+        if let DatabaseKind::SqliteFile { create, read_only: false, .. } = &mut url.kind {
+            *create = true;
+        }
+        url
     }
 
     pub fn as_str(&self) -> &str {
@@ -162,7 +178,76 @@ pub fn redact_url(raw: &str) -> String {
     if changed { url.to_string().replace("%2A%2A%2A", MASK) } else { raw.to_owned() }
 }
 
+/// The text of a database error a person can act on: `DbErr::Custom` without its "Custom Error"
+/// prefix, everything else as it is.
+pub fn error_text(e: &DbErr) -> String {
+    match e {
+        DbErr::Custom(m) => m.clone(),
+        e => e.to_string(),
+    }
+}
+
+/// Connects to the database. Failures a person can act on are one sentence naming the file or the
+/// server (not the driver's "code: 14" or "pool timed out").
 pub async fn connect(opts: &DbOptions) -> Result<DatabaseConnection, DbErr> {
+    if let DatabaseKind::SqliteFile { path, create: false, .. } = opts.url.kind()
+        && !path.exists()
+    {
+        return Err(DbErr::Custom(format!(
+            "no database file at {} (check DATABASE_URL or database_url; `userauth db-setup` creates a new one)",
+            absolute(path).display()
+        )));
+    }
+    match connect_pool(opts).await {
+        Ok(db) => Ok(db),
+        Err(e) => Err(explain_connect_error(opts, e).await),
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// A connection failure, said in terms of the file or server it concerns.
+async fn explain_connect_error(opts: &DbOptions, e: DbErr) -> DbErr {
+    const SQLITE_CANTOPEN: &str = "14";
+    match opts.url.kind() {
+        DatabaseKind::SqliteFile { path, .. } if sqlstate(&e).as_deref() == Some(SQLITE_CANTOPEN) => {
+            let path = absolute(path);
+            let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            let why = if !dir.is_dir() {
+                format!("the directory {} does not exist", dir.display())
+            } else if path.exists() {
+                "the file (or its directory, for the journal) is not writable by this user".to_owned()
+            } else {
+                format!("the directory {} is not writable by this user", dir.display())
+            };
+            DbErr::Custom(format!("cannot open the SQLite database {}: {why}", path.display()))
+        }
+        DatabaseKind::Postgres { .. } if matches!(e, DbErr::Conn(_) | DbErr::ConnectionAcquire(_)) => {
+            let Ok(pg) = PgConnectOptions::from_str(opts.url.as_str()) else { return e };
+            let (host, port) = (pg.get_host().to_owned(), pg.get_port());
+            if host.starts_with('/') {
+                return e;
+            }
+            // The pool only says it timed out: ask the network what happened.
+            let probe =
+                tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect((host.as_str(), port)));
+            let why = match probe.await {
+                Ok(Ok(_)) => return e,
+                Ok(Err(io)) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    "connection refused (is PostgreSQL running, and on this port?)".to_owned()
+                }
+                Ok(Err(io)) => io.to_string(),
+                Err(_) => "no answer within 2 seconds".to_owned(),
+            };
+            DbErr::Custom(format!("cannot reach the PostgreSQL server at {host}:{port}: {why}"))
+        }
+        _ => e,
+    }
+}
+
+async fn connect_pool(opts: &DbOptions) -> Result<DatabaseConnection, DbErr> {
     let kind = opts.url.kind().clone();
     let mut co = ConnectOptions::new(opts.url.as_str());
     let max = match kind {
@@ -269,11 +354,16 @@ mod tests {
     fn urls_are_parsed_as_the_driver_parses_them() {
         let kind = |u: &str| DatabaseUrl::parse(u).unwrap().kind().clone();
         let file = |p: &str, read_only, create| DatabaseKind::SqliteFile { path: p.into(), read_only, create };
-        assert_eq!(kind("sqlite://a.db"), file("a.db", false, true), "created on first use");
+        assert_eq!(kind("sqlite://a.db"), file("a.db", false, false), "only mode=rwc creates");
+        assert_eq!(DatabaseUrl::parse("sqlite://a.db").unwrap().creating().kind(), &file("a.db", false, true));
         assert_eq!(kind("sqlite://a.db?mode=rwc"), file("a.db", false, true));
         assert_eq!(kind("sqlite://a.db?mode=rw"), file("a.db", false, false));
         assert_eq!(kind("sqlite://a.db?mode=ro"), file("a.db", true, false));
-        assert_eq!(kind("sqlite:///tmp/my%20data.db"), file("/tmp/my data.db", false, true), "decoded as sqlx does");
+        assert_eq!(
+            kind("sqlite:///tmp/my%20data.db?mode=rwc"),
+            file("/tmp/my data.db", false, true),
+            "decoded as sqlx does"
+        );
         assert_eq!(kind("sqlite://dir/a%3Fb.db?mode=rwc"), file("dir/a?b.db", false, true));
         assert_eq!(kind("sqlite::memory:"), DatabaseKind::SqliteMemory);
         assert_eq!(kind("sqlite://x?mode=memory"), DatabaseKind::SqliteMemory);

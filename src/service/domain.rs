@@ -124,6 +124,11 @@ impl SecretToken {
         &self.0
     }
 
+    /// A token read back from the (encrypted) mail outbox.
+    pub(crate) fn from_outbox(raw: String) -> Self {
+        Self(raw)
+    }
+
     pub fn digest(&self) -> String {
         token_digest(&self.0)
     }

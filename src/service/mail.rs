@@ -1,12 +1,13 @@
 //! Reset links by email (api.md §7), with lettre over tokio and rustls.
 //!
-//! Requests never wait for the mail server: reset messages go into a bounded queue that a
-//! background task drains. Temporary failures (connection refused, 4xx replies) are retried with
-//! back-off until the token expires; permanent ones (5xx) are logged with the address and the
-//! server's reply. The raw token lives only in memory and in the message; it is never logged.
+//! Requests never wait for the mail server: reset requests are stored in the durable outbox
+//! (`outbox.rs`) and sent from there by whichever instance claims them. Temporary failures
+//! (connection refused, 4xx replies) are retried with back-off until the token expires; permanent
+//! ones (5xx) are logged with the server's reply. The raw token lives only in memory, in the
+//! message and (encrypted with the server key) in the outbox; it is never logged.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -14,7 +15,7 @@ use lettre::message::{Mailbox, MultiPart, header::ContentType};
 use lettre::transport::smtp::response::Response;
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Notify;
 
 use super::db::redact_url;
 use super::domain::SecretToken;
@@ -31,12 +32,7 @@ pub enum ResetDelivery {
     Email,
 }
 
-/// At most this many reset messages wait to be sent; more are dropped (and counted) rather than
-/// let a flood of reset requests grow memory.
-const QUEUE_MAX: usize = 1_000;
-/// Messages being sent at once.
-const SENDERS: usize = 4;
-const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
+pub(crate) const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Where and as whom to send mail.
 #[derive(Clone)]
@@ -60,6 +56,15 @@ impl std::fmt::Debug for MailSettings {
 impl MailSettings {
     /// Checks both values as lettre will read them; errors name the key (never the password).
     pub fn parse(smtp_url: &str, mail_from: &str, public_url: &str) -> Result<Self, String> {
+        // lettre's own message for another scheme names its internals ("tls parameter 'None'").
+        let scheme = smtp_url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        if !matches!(scheme.as_deref(), Some("smtp" | "smtps")) {
+            return Err(format!(
+                "smtp_url {} is not an SMTP URL: use smtp://host:port (plain or ?tls=required for STARTTLS) \
+                 or smtps://host:465 (TLS)",
+                redact_url(smtp_url)
+            ));
+        }
         AsyncSmtpTransport::<Tokio1Executor>::from_url(smtp_url)
             .map_err(|e| format!("smtp_url {} is not a valid SMTP URL: {e}", redact_url(smtp_url)))?;
         let from = mail_from.parse::<Mailbox>().map_err(|e| {
@@ -95,11 +100,11 @@ pub struct MailStats {
     pub retried: AtomicU64,
 }
 
-struct Job {
-    to: Address,
-    token: SecretToken,
-    expires_at: DateTime<Utc>,
-    attempt: u32,
+/// How a send failed: a temporary failure is retried, a permanent one is not.
+#[derive(Debug)]
+pub struct SendFailure {
+    pub permanent: bool,
+    pub error: MailError,
 }
 
 #[derive(Clone)]
@@ -110,9 +115,8 @@ pub struct Mailer {
 struct Inner {
     settings: MailSettings,
     transport: AsyncSmtpTransport<Tokio1Executor>,
-    queue: mpsc::Sender<Job>,
-    /// Taken by the first enqueue, which starts the sending task (it needs a runtime).
-    receiver: Mutex<Option<mpsc::Receiver<Job>>>,
+    /// Wakes this instance's outbox worker when a request was stored here.
+    wake: Notify,
     stats: MailStats,
 }
 
@@ -131,16 +135,7 @@ impl Mailer {
             .map_err(|e| smtp_error(&e))?
             .timeout(Some(SMTP_TIMEOUT))
             .build();
-        let (queue, receiver) = mpsc::channel(QUEUE_MAX);
-        Ok(Self {
-            inner: Arc::new(Inner {
-                settings,
-                transport,
-                queue,
-                receiver: Mutex::new(Some(receiver)),
-                stats: MailStats::default(),
-            }),
-        })
+        Ok(Self { inner: Arc::new(Inner { settings, transport, wake: Notify::new(), stats: MailStats::default() }) })
     }
 
     pub fn settings(&self) -> &MailSettings {
@@ -218,83 +213,28 @@ impl Mailer {
             .map_err(|e| MailError::Build(e.to_string()))
     }
 
-    /// Queues a reset message without waiting. A full queue drops it (logged and counted).
-    pub fn enqueue_reset(&self, to: &str, token: SecretToken, expires_at: DateTime<Utc>) {
-        let Ok(to_addr) = to.parse::<Address>() else {
-            tracing::warn!(to, "reset email not sent: not an address mail can be sent to");
-            self.inner.stats.failed.fetch_add(1, Ordering::Relaxed);
-            return;
-        };
-        self.start();
-        self.push(Job { to: to_addr, token, expires_at, attempt: 0 });
+    /// Tells this instance's outbox worker that something is waiting.
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
     }
 
-    fn push(&self, job: Job) {
-        if let Err(e) = self.inner.queue.try_send(job) {
-            let to = match &e {
-                mpsc::error::TrySendError::Full(j) | mpsc::error::TrySendError::Closed(j) => j.to.to_string(),
-            };
-            self.inner.stats.dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(to, queue = QUEUE_MAX, "reset email dropped: the send queue is full");
-        }
+    /// Waits until [`Mailer::wake`] is called (or a wake-up was pending).
+    pub async fn woken(&self) {
+        self.inner.wake.notified().await;
     }
 
-    /// Starts the sending task on first use.
-    fn start(&self) {
-        let Some(mut receiver) = self.inner.receiver.lock().unwrap_or_else(|p| p.into_inner()).take() else {
-            return;
-        };
-        let mailer = self.clone();
-        tokio::spawn(async move {
-            let senders = Arc::new(Semaphore::new(SENDERS));
-            while let Some(job) = receiver.recv().await {
-                let Ok(permit) = senders.clone().acquire_owned().await else { break };
-                let mailer = mailer.clone();
-                tokio::spawn(async move {
-                    mailer.deliver(job).await;
-                    drop(permit);
-                });
-            }
-        });
-    }
-
-    async fn deliver(&self, job: Job) {
-        let stats = &self.inner.stats;
-        let to = job.to.to_string();
-        let message = match self.reset_message(&to, &job.token, job.expires_at) {
-            Ok(m) => m,
-            Err(e) => {
-                stats.failed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(to, error = %e, "reset email not sent");
-                return;
-            }
-        };
+    /// Sends a reset message, telling a temporary failure (retry) from a permanent one.
+    pub async fn send_reset(
+        &self,
+        to: &str,
+        token: &SecretToken,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), SendFailure> {
+        let message =
+            self.reset_message(to, token, expires_at).map_err(|error| SendFailure { permanent: true, error })?;
         match self.inner.transport.send(message).await {
-            Ok(_) => {
-                stats.sent.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(to, "reset email sent");
-            }
-            Err(e) if e.is_permanent() => {
-                stats.failed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(to, reply = %e, "reset email refused by the mail server");
-            }
-            Err(e) => {
-                // Back-off doubles from 1 s up to a minute, for as long as the token is valid.
-                let wait = Duration::from_secs(1u64 << job.attempt.min(6)).min(Duration::from_secs(60));
-                let retry_at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
-                if retry_at >= job.expires_at {
-                    stats.failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(to, error = %e, "reset email not delivered before the token expired; giving up");
-                    return;
-                }
-                stats.retried.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(to, error = %e, retry_in_secs = wait.as_secs(), "reset email: temporary failure, will retry");
-                let mailer = self.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(wait).await;
-                    mailer.push(Job { attempt: job.attempt + 1, ..job });
-                });
-            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(SendFailure { permanent: e.is_permanent(), error: smtp_error(&e) }),
         }
     }
 }
@@ -334,16 +274,5 @@ mod tests {
         assert!(raw.contains("multipart/alternative") && raw.contains("text/plain") && raw.contains("text/html"));
         assert!(raw.contains("To: bob@example.com"));
         assert!(raw.contains("From: Accounts <no-reply@example.com>"));
-    }
-
-    /// A flood cannot grow the queue: past `QUEUE_MAX` messages are dropped and counted. (The
-    /// single-threaded test runtime does not run the sending task until the test yields.)
-    #[tokio::test(flavor = "current_thread")]
-    async fn a_full_queue_drops_and_counts() {
-        let mailer = Mailer::new(settings()).unwrap();
-        for _ in 0..QUEUE_MAX + 5 {
-            mailer.enqueue_reset("flood@example.com", SecretToken::generate().unwrap(), Utc::now());
-        }
-        assert_eq!(mailer.stats().dropped.load(Ordering::Relaxed), 5);
     }
 }

@@ -26,6 +26,8 @@ pub struct Metrics {
     handle: PrometheusHandle,
     /// Handles of the HTTP series, by route, method and status (a bounded set: routes are fixed).
     http: RwLock<HashMap<HttpKey, (Counter, Histogram)>>,
+    /// The process_* series, read at each scrape.
+    process: metrics_process::Collector,
 }
 
 /// Which HTTP series a request belongs to: the matched route (its address in the router, stable
@@ -51,7 +53,8 @@ impl Metrics {
         // The bucket lists are constants and non-empty: this cannot fail; plain defaults otherwise.
         let recorder = builder.unwrap_or_else(|_| PrometheusBuilder::new()).build_recorder();
         let handle = recorder.handle();
-        let m = Arc::new(Self { recorder, handle, http: RwLock::new(HashMap::new()) });
+        let process = metrics_process::Collector::default();
+        let m = Arc::new(Self { recorder, handle, http: RwLock::new(HashMap::new()), process });
         // Every account series exists from the start, at zero: a rate over a series that appears
         // only on its first event would miss that event.
         m.with(|| {
@@ -86,6 +89,9 @@ impl Metrics {
                     counter!("userauth_second_factor_total", "method" => method, "result" => result).absolute(0);
                 }
             }
+            describe_gauge!("userauth_build_info", "Always 1; the version of the running binary in its label");
+            gauge!("userauth_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+            m.process.describe();
         });
         m
     }
@@ -155,6 +161,7 @@ impl Metrics {
     /// The exposition, with the gauges and mail counts read now.
     pub fn render(&self, queue_depth: usize, emails: Option<(u64, u64)>) -> String {
         self.with(|| {
+            self.process.collect();
             gauge!("userauth_hash_queue_depth").set(queue_depth as f64);
             if let Some((sent, failed)) = emails {
                 counter!("userauth_emails_total", "result" => "sent").absolute(sent);

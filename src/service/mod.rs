@@ -10,10 +10,13 @@ pub mod fast_read;
 pub mod hashing;
 pub mod import;
 pub mod key;
+pub mod key_store;
 pub mod mail;
 pub mod metrics;
 pub mod passkeys;
 pub mod second_factor;
+pub mod reset_link;
+pub mod outbox;
 mod throttle;
 
 use std::net::IpAddr;
@@ -219,8 +222,8 @@ pub struct AuthService {
     db: DatabaseConnection,
     policy: Arc<Policy>,
     hasher: Hasher,
-    /// The synchronous session lookup, for SQLite files (see `fast_read`).
-    fast: Option<Arc<fast_read::FastReader>>,
+    /// The session lookup outside the ORM, for SQLite files and PostgreSQL (see `fast_read`).
+    fast: Option<Arc<fast_read::SessionReader>>,
     clock: Clock,
     /// Who is acting: the operator's CLI, or an HTTP client (set per request by the edge with
     /// [`AuthService::for_client`]). Recorded in the audit log; an HTTP client's share of the
@@ -377,11 +380,19 @@ impl AuthService {
         self.clock.now()
     }
 
-    /// Resolves sessions with a synchronous reader when `url` names a SQLite file (the server's
-    /// hot path); other databases keep the ORM path.
+    /// Resolves sessions with the session reader (`fast_read`, the server's hot path) when `url`
+    /// names a SQLite file or a PostgreSQL database; an in-memory SQLite database keeps the ORM path.
     pub fn with_fast_session_reads(mut self, url: &db::DatabaseUrl) -> Self {
-        if let db::DatabaseKind::SqliteFile { path, .. } = url.kind() {
-            self.fast = Some(Arc::new(fast_read::FastReader::new(path.clone())));
+        match url.kind() {
+            db::DatabaseKind::SqliteFile { path, .. } => {
+                self.fast = Some(Arc::new(fast_read::SessionReader::sqlite(path.clone())));
+            }
+            // The backend is checked too: `get_postgres_connection_pool` panics on any other.
+            db::DatabaseKind::Postgres { .. } if self.db.get_database_backend() == sea_orm::DbBackend::Postgres => {
+                let pool = self.db.get_postgres_connection_pool();
+                self.fast = Some(Arc::new(fast_read::SessionReader::postgres(pool)));
+            }
+            _ => {}
         }
         self
     }
@@ -436,6 +447,7 @@ impl AuthService {
             created_at: Set(at),
             updated_at: Set(at),
             last_login_at: Set(None),
+            credential_version: Set(0),
         };
         let txn = self.db.begin().await?;
         let user = match model.insert(&txn).await {
@@ -491,8 +503,16 @@ impl AuthService {
         if let Some(retry_after_secs) =
             throttle::reserve(&self.db, self.now(), Kind::Login, email.as_str(), max, window).await?
         {
-            let user = self.find_user(&email).await?;
-            self.audit_alone(vec![NewEvent::new(EventKind::LoginLocked, user.map(|u| u.id), email.as_str())]).await?;
+            // One event per account per window: the first refusal marks the window and writes it in
+            // the same transaction; the rest are only counted (metrics) and cost no audit write.
+            let txn = self.db.begin().await?;
+            if throttle::note_refusal(&txn, Kind::Login, email.as_str(), max).await? {
+                // Read in the transaction: a one-connection pool (SQLite in memory) has no other.
+                let user = user::Entity::find().filter(user::Column::Email.eq(email.as_str())).one(&txn).await?;
+                self.audit_in(&txn, vec![NewEvent::new(EventKind::LoginLocked, user.map(|u| u.id), email.as_str())])
+                    .await?;
+            }
+            txn.commit().await?;
             return Err(AuthError::AccountLocked { retry_after_secs });
         }
         let user = self.find_user(&email).await?;
@@ -537,14 +557,16 @@ impl AuthService {
         let txn = self.db.begin().await?;
         // Write first (on SQLite the transaction then holds the write lock from its first statement),
         // and only if the password is still the one just verified: a login racing a password
-        // change must not leave a session behind that the change should have ended.
+        // change must not leave a session behind that the change should have ended. The guard is
+        // the credential version, not the hash text: a concurrent upgrade re-hashes the same
+        // password (and keeps the version), which must not turn this correct login into a 401.
         let mut update = user::Entity::update_many().col_expr(user::Column::LastLoginAt, Expr::value(at));
         if let Some(h) = new_hash {
             update = update.col_expr(user::Column::PasswordHash, Expr::value(h));
         }
         let still_valid = update
             .filter(user::Column::Id.eq(user.id))
-            .filter(user::Column::PasswordHash.eq(user.password_hash.as_str()))
+            .filter(user::Column::CredentialVersion.eq(user.credential_version))
             .exec(&txn)
             .await?;
         if still_valid.rows_affected != 1 {
@@ -558,6 +580,10 @@ impl AuthService {
             expires_at: Set(expires_at),
             public_id: Set(Some(Uuid::new_v4())),
             user_agent: Set(self.user_agent.clone()),
+            client: Set(match self.actor {
+                Actor::Api { client } => client.map(|c| c.to_string()),
+                Actor::Cli => None,
+            }),
         }
         .insert(&txn)
         .await?;
@@ -576,7 +602,11 @@ impl AuthService {
     /// Resolves a presented session token to its user, enforcing the idle and absolute timeouts.
     pub async fn authenticate(&self, presented: &str) -> Result<UserView, AuthError> {
         let digest = presented_token_digest(presented).ok_or(AuthError::NotAuthenticated)?;
-        let found = match self.fast.as_ref().map(|f| f.lookup(&digest)) {
+        let read = match &self.fast {
+            Some(f) => Some(f.lookup(&digest).await.map_err(|e| f.note_fallback(&e))),
+            None => None,
+        };
+        let found = match read {
             Some(Ok(row)) => row.map(|r| ActiveSession {
                 last_seen_at: r.last_seen_at,
                 expires_at: r.expires_at,
@@ -587,13 +617,8 @@ impl AuthService {
                     last_login_at: r.last_login_at,
                 },
             }),
-            Some(Err(e)) => {
-                if let Some(f) = &self.fast {
-                    f.note_fallback(&e);
-                }
-                self.find_session(&digest).await?
-            }
-            None => self.find_session(&digest).await?,
+            // The reader failed (noted): the ORM path answers.
+            Some(Err(())) | None => self.find_session(&digest).await?,
         };
         let Some(sess) = found else {
             return Err(AuthError::NotAuthenticated);
@@ -660,35 +685,18 @@ impl AuthService {
     }
 
     /// A reset request from the API, delivered as configured: in the answer, or by email with the
-    /// same answer for every well-formed address. In email mode both paths do the same work: the
-    /// attempt is counted per normalised address (registered or not), then one write transaction.
+    /// same answer for every well-formed address. In email mode the request is only counted and
+    /// stored (encrypted) in the outbox, the same work for every address; the lookup, the token
+    /// and the email happen after the answer (`outbox.rs`, api.md §14).
     pub async fn self_service_reset(&self, email: &str) -> Result<ResetRequest, AuthError> {
         if self.policy.reset_delivery == mail::ResetDelivery::Response {
             return self.request_reset(email).await.map(ResetRequest::Token);
         }
-        let mailer = self.mailer.as_ref().ok_or_else(|| AuthError::Internal("no mailer configured".into()))?;
+        if self.mailer.is_none() {
+            return Err(AuthError::Internal("no mailer configured".into()));
+        }
         let email = Email::parse(email)?;
-        let (max, window) = (self.policy.reset_max_requests, self.policy.reset_window);
-        if let Some(retry_after_secs) =
-            throttle::reserve(&self.db, self.now(), Kind::Reset, email.as_str(), max, window).await?
-        {
-            return Err(AuthError::TooManyResetRequests { retry_after_secs });
-        }
-        match self.find_user(&email).await? {
-            Some(user) => {
-                let issued = self.store_reset_token(&user).await?;
-                mailer.enqueue_reset(&issued.email, issued.token, issued.expires_at);
-            }
-            None => {
-                // The same transaction shape as issuing a token (void older ones), on no rows.
-                let txn = self.db.begin().await?;
-                reset_token::Entity::delete_many()
-                    .filter(reset_token::Column::UserId.eq(Uuid::nil()))
-                    .exec(&txn)
-                    .await?;
-                txn.commit().await?;
-            }
-        }
+        self.enqueue_reset_request(&email).await?;
         Ok(ResetRequest::Emailed)
     }
 
@@ -705,7 +713,10 @@ impl AuthService {
 
     /// Issues a reset token for the operator (`userauth user reset`): not throttled.
     pub async fn operator_reset(&self, email: &str) -> Result<IssuedResetToken, AuthError> {
-        self.issue_reset(email, false).await
+        let issued = self.issue_reset(email, false).await?;
+        // The operator vouches for the account: its failed-login count starts afresh.
+        throttle::clear(&self.db, Kind::Login, &issued.email).await?;
+        Ok(issued)
     }
 
     async fn issue_reset(&self, email: &str, throttled: bool) -> Result<IssuedResetToken, AuthError> {
@@ -788,10 +799,14 @@ impl AuthService {
         user::Entity::update_many()
             .col_expr(user::Column::PasswordHash, Expr::value(hash))
             .col_expr(user::Column::UpdatedAt, Expr::value(at))
+            // A new password: logins that verified the old one can no longer open a session.
+            .col_expr(user::Column::CredentialVersion, Expr::col(user::Column::CredentialVersion).add(1i64))
             .filter(user::Column::Id.eq(user.id))
             .exec(&txn)
             .await?;
         session::Entity::delete_many().filter(session::Column::UserId.eq(user.id)).exec(&txn).await?;
+        // A completed reset proves control of the mailbox or of the operator's token: the lockout ends.
+        throttle::clear(&txn, Kind::Login, &user.email).await?;
         self.audit_in(&txn, vec![NewEvent::new(EventKind::PasswordReset, Some(user.id), &user.email)]).await?;
         txn.commit().await?;
         self.count(|m| m.password_reset("completed"));
@@ -831,7 +846,8 @@ impl AuthService {
         if let Some(offset) = filter.offset {
             query = query.offset(offset);
         }
-        if let Some(limit) = filter.limit {
+        // SQLite accepts OFFSET only after a LIMIT: "no limit" is the largest one it takes.
+        if let Some(limit) = filter.limit.or(filter.offset.map(|_| i64::MAX as u64)) {
             query = query.limit(limit);
         }
         let stream = query.into_model::<UserSummary>().stream(&self.db).await?;

@@ -250,11 +250,11 @@ impl AuthService {
         }
         throttle::release(&self.db, Kind::Login, &user.email).await?;
         if let Some(h) = new_hash {
-            // Only over the hash just verified, as `open_session` does: a racing change wins.
+            // Only over the credential just verified, as `open_session` does: a racing change wins.
             user::Entity::update_many()
                 .col_expr(user::Column::PasswordHash, Expr::value(h))
                 .filter(user::Column::Id.eq(user.id))
-                .filter(user::Column::PasswordHash.eq(user.password_hash.as_str()))
+                .filter(user::Column::CredentialVersion.eq(user.credential_version))
                 .exec(&self.db)
                 .await?;
         }

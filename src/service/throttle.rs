@@ -74,6 +74,23 @@ pub async fn reserve<C: ConnectionTrait>(
     Ok(Some(Ord::max(millis.div_ceil(1000), 1)))
 }
 
+/// Marks the current window of a refused subject as noted, once: `Ok(true)` for the first caller
+/// after the window filled up, `Ok(false)` for every later one. The count moves from `max` to
+/// `max + 1` (still refused by [`reserve`], which lets through only counts below `max`); the
+/// condition on the count makes racing callers, on any instance, agree on one winner. Refused
+/// logins write one `login_locked` event per account per window this way (api.md §14).
+pub async fn note_refusal<C: ConnectionTrait>(db: &C, kind: Kind, subject: &str, max: u32) -> Result<bool, DbErr> {
+    let max = i32::try_from(max).unwrap_or(i32::MAX - 1);
+    let marked = Entity::update_many()
+        .col_expr(Column::Count, Expr::value(max + 1))
+        .filter(Column::Kind.eq(kind.as_str()))
+        .filter(Column::Subject.eq(subject))
+        .filter(Column::Count.eq(max))
+        .exec(db)
+        .await?;
+    Ok(marked.rows_affected == 1)
+}
+
 /// A successful login starts the count afresh.
 pub async fn clear<C: ConnectionTrait>(db: &C, kind: Kind, subject: &str) -> Result<(), DbErr> {
     Entity::delete_by_id((kind.as_str().to_owned(), subject.to_owned())).exec(db).await?;
@@ -102,4 +119,21 @@ pub async fn purge<C: ConnectionTrait>(db: &C, now: DateTime<Utc>, kind: Kind, w
         .exec(db)
         .await?
         .rows_affected)
+}
+
+impl super::AuthService {
+    /// Clears the account's failed-login count (`userauth user unlock`). Returns whether the
+    /// account had failures counted in a window that is still current, i.e. whether it changed anything
+    /// the operator would notice.
+    pub async fn unlock(&self, email: &str) -> Result<(String, bool), super::AuthError> {
+        let email = super::domain::Email::parse(email)?;
+        let user = self.find_user(&email).await?.ok_or(super::AuthError::UserNotFound)?;
+        let window = self.policy.login_failure_window;
+        let current = Entity::find_by_id((Kind::Login.as_str().to_owned(), user.email.clone()))
+            .one(&self.db)
+            .await?
+            .is_some_and(|row| row.window_start > self.now() - chrono_dur(window));
+        clear(&self.db, Kind::Login, &user.email).await?;
+        Ok((user.email, current))
+    }
 }

@@ -251,6 +251,10 @@ async fn status_and_error(resp: rocket::local::asynchronous::LocalResponse<'_>) 
     let status = resp.status();
     let body = resp.into_string().await.unwrap_or_default();
     let code = serde_json::from_str::<Value>(&body).ok().and_then(|v| v["error"].as_str().map(str::to_owned));
+    // A page route answers the same refusal as a page (api.md §14) carrying the API's sentence.
+    let code = code.or_else(|| {
+        body.contains("Requests from other sites are not accepted.").then(|| "cross_site_request".to_owned())
+    });
     (status, code.unwrap_or_default())
 }
 

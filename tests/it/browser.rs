@@ -20,7 +20,7 @@ const AXE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/support/npm/nod
 /// chromedriver on a free port; stopped on drop.
 pub(crate) struct Driver {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl Driver {
@@ -201,7 +201,7 @@ async fn walk(driver: &Driver, sink: &SmtpSink, base: &str, shots_dir: &Path) {
     press(&b, "form[action='/login'] button").await;
     expect_path(&b, "/account", "").await;
     assert_eq!(text_of(&b, "#account-email").await, "walker@example.com");
-    assert_eq!(b.find_all(Locator::Css("tr.session")).await.unwrap().len(), 1);
+    assert_eq!(b.find_all(Locator::Css("li.session")).await.unwrap().len(), 1);
     assert_accessible(&b, "/account").await;
     shots.take(&b, "account").await;
 
@@ -213,7 +213,7 @@ async fn walk(driver: &Driver, sink: &SmtpSink, base: &str, shots_dir: &Path) {
     press(&other, "form[action='/login'] button").await;
     expect_path(&other, "/account", "").await;
     b.goto(&format!("{base}/account")).await.unwrap();
-    assert_eq!(b.find_all(Locator::Css("tr.session")).await.unwrap().len(), 2);
+    assert_eq!(b.find_all(Locator::Css("li.session")).await.unwrap().len(), 2);
     shots.take(&b, "account-two-sessions").await;
 
     // Change the password: the other device is logged out, this one stays.
@@ -221,7 +221,7 @@ async fn walk(driver: &Driver, sink: &SmtpSink, base: &str, shots_dir: &Path) {
     fill(&b, "new_password", "a browser's new password").await;
     press(&b, "form[action='/account/password'] button").await;
     expect_path(&b, "/account?done=password", "").await;
-    assert_eq!(b.find_all(Locator::Css("tr.session")).await.unwrap().len(), 1);
+    assert_eq!(b.find_all(Locator::Css("li.session")).await.unwrap().len(), 1);
     shots.take(&b, "password-changed").await;
     other.goto(&format!("{base}/account")).await.unwrap();
     expect_path(&other, "/login?next=/account", "the other device was logged out").await;
@@ -229,7 +229,7 @@ async fn walk(driver: &Driver, sink: &SmtpSink, base: &str, shots_dir: &Path) {
 
     // Log out.
     press(&b, "form[action='/logout'] button").await;
-    expect_path(&b, "/login", "").await;
+    expect_path(&b, "/login?logged_out=1", "").await;
 
     // Forgot: the link comes by email.
     b.goto(&format!("{base}/forgot")).await.unwrap();

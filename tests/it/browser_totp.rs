@@ -129,7 +129,7 @@ async fn walk(driver: &Driver, server: &Server, base: &str, shots_dir: &Path) {
 
     // Log out; log in with password + code.
     press(&b, "form[action='/logout'] button").await;
-    expect_path(&b, "/login", "").await;
+    expect_path(&b, "/login?logged_out=1", "").await;
     log_in(&b, base).await;
     expect_path(&b, "/login/second-factor?next=%2Faccount", "the second step").await;
     assert_accessible(&b, "/login/second-factor").await;
@@ -147,7 +147,7 @@ async fn walk(driver: &Driver, server: &Server, base: &str, shots_dir: &Path) {
 
     // Log out; log in with a recovery code.
     press(&b, "form[action='/logout'] button").await;
-    expect_path(&b, "/login", "").await;
+    expect_path(&b, "/login?logged_out=1", "").await;
     log_in(&b, base).await;
     expect_path(&b, "/login/second-factor?next=%2Faccount", "").await;
     fill(&b, "recovery_code", &codes[0]).await;
@@ -163,7 +163,7 @@ async fn walk(driver: &Driver, server: &Server, base: &str, shots_dir: &Path) {
     assert!(text_of(&b, "#two-factor-status").await.contains("off"));
     assert_accessible(&b, "/account after disabling").await;
     press(&b, "form[action='/logout'] button").await;
-    expect_path(&b, "/login", "").await;
+    expect_path(&b, "/login?logged_out=1", "").await;
     log_in(&b, base).await;
     expect_path(&b, "/account", "the password alone again").await;
     b.close().await.unwrap();

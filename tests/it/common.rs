@@ -107,10 +107,21 @@ pub fn settings(url: &str, extra: &[(&str, serde_json::Value)]) -> Loaded {
     config::from_figment(f).expect("valid test configuration")
 }
 
+/// The server key of in-process test services (base64, for `ROCKET_KEY` when the real binary
+/// must open the same database).
+pub const TEST_KEY_B64: &str = "dGVzdCBzZXJ2ZXIga2V5IGZvciB1c2VyYXV0aCB0c3Q=";
+
+pub fn test_key() -> std::sync::Arc<userauth::service::key::ServerKey> {
+    std::sync::Arc::new(userauth::service::key::ServerKey::from_base64(TEST_KEY_B64).expect("a 32-byte test key"))
+}
+
 pub async fn service_for(loaded: &Loaded) -> AuthService {
     let db = connect(&loaded.db).await.expect("connect");
     migrate(&db).await.expect("migrate");
+    let key = test_key();
+    userauth::service::key_store::bind(&db, &key, chrono::Utc::now()).await.expect("bind the test key");
     AuthService::new(db, loaded.settings.policy())
+        .with_key(key)
         .with_fast_session_reads(&loaded.db.url)
         .with_metrics(loaded.settings.metrics.then(userauth::service::metrics::Metrics::new))
         .with_mailer(
@@ -157,6 +168,7 @@ pub async fn insert_user(svc: &AuthService, email: &str, hash: String) {
         created_at: Set(at),
         updated_at: Set(at),
         last_login_at: Set(None),
+        credential_version: Set(0),
     }
     .insert(svc.db())
     .await

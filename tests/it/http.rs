@@ -264,7 +264,10 @@ async fn health_and_unknown_routes(backend: Backend) {
     let (c, _) = client(&db.url).await;
     assert_eq!(json_of(c.get("/health").dispatch().await).await, (Status::Ok, json!({"status": "ok"})));
     assert_error(&json_of(c.get("/nope").dispatch().await).await, Status::NotFound, "not_found");
-    assert_error(&json_of(c.get("/api/v1/register").dispatch().await).await, Status::NotFound, "not_found");
+    // A known path with another method: 405 naming the methods it answers.
+    let wrong = c.get("/api/v1/register").dispatch().await;
+    assert_eq!(wrong.headers().get_one("Allow"), Some("POST"));
+    assert_error(&json_of(wrong).await, Status::MethodNotAllowed, "method_not_allowed");
 }
 
 async fn health_reports_503_when_the_database_is_gone(backend: Backend) {
@@ -284,10 +287,11 @@ async fn reset_endpoint_can_be_turned_off(backend: Backend) {
         Status::NotFound,
         "not_found",
     );
+    // The classic PUT /reset_password is still there: the path is known, POST is not.
     assert_error(
         &post_form(&c, "/reset_password", &[("email", "ann@example.com")]).await,
-        Status::NotFound,
-        "not_found",
+        Status::MethodNotAllowed,
+        "method_not_allowed",
     );
 }
 

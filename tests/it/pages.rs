@@ -50,7 +50,9 @@ async fn every_page_renders_with_its_headers_and_labels() {
     let db = TestDb::sqlite_file();
     let (c, svc) = client_with(&db.url, &[]).await;
     svc.register("look@example.com", PASSWORD).await.unwrap();
-    for path in ["/login", "/register", "/forgot", "/reset?token=abc"] {
+    let issued = svc.operator_reset("look@example.com").await.unwrap();
+    let reset = format!("/reset?token={}", issued.token.expose());
+    for path in ["/login", "/register", "/forgot", reset.as_str()] {
         let resp = c.get(path).dispatch().await;
         assert_eq!(resp.status(), Status::Ok, "{path}");
         assert_eq!(resp.content_type(), Some(ContentType::HTML));
@@ -132,7 +134,7 @@ async fn register_log_in_manage_sessions_change_password_log_out() {
 
     // The account page: email and both sessions; the form token is now bound to the session.
     let account = page(&c, "/account").await;
-    assert_eq!(account.html.matches(r#"<tr class="session">"#).count(), 2);
+    assert_eq!(account.html.matches(r#"<li class="session">"#).count(), 2);
     let csrf = csrf_of(&account.html);
     // End one session by its button: the other browser's.
     let third = svc.login("web@example.com", PASSWORD).await.unwrap();
@@ -177,7 +179,7 @@ async fn register_log_in_manage_sessions_change_password_log_out() {
 
     // Log out → 303 to /login; the account page then sends you to log in.
     let out = submit(&c, "/logout", &[("csrf_token", &csrf)]).await;
-    assert_eq!((out.status, out.location.as_deref()), (Status::SeeOther, Some("/login")));
+    assert_eq!((out.status, out.location.as_deref()), (Status::SeeOther, Some("/login?logged_out=1")));
     let gone = page(&c, "/account").await;
     assert_eq!((gone.status, gone.location.as_deref()), (Status::SeeOther, Some("/login?next=/account")));
 }

@@ -271,25 +271,25 @@ crate::backend_tests!(
 #[tokio::test]
 async fn fast_session_reads_see_commits_immediately() {
     use userauth::service::db::{DatabaseKind, DatabaseUrl};
-    use userauth::service::fast_read::FastReader;
+    use userauth::service::fast_read::SessionReader;
     let db = TestDb::sqlite_file();
     let svc = service(&db.url).await;
     let url = DatabaseUrl::parse(&db.url).unwrap();
     let DatabaseKind::SqliteFile { path, .. } = url.kind() else { panic!("a file") };
-    let reader = FastReader::new(path.clone());
+    let reader = SessionReader::sqlite(path.clone());
     let user = svc.register("fast@example.com", PASSWORD).await.unwrap();
     let s = svc.login("fast@example.com", PASSWORD).await.unwrap();
-    let row = reader.lookup(&s.token.digest()).unwrap().expect("visible right after login");
+    let row = reader.lookup(&s.token.digest()).await.unwrap().expect("visible right after login");
     assert_eq!(row.user_id, user.id);
     assert_eq!(row.email, "fast@example.com");
     assert_eq!(row.created_at.timestamp(), user.created_at.timestamp());
     assert!(row.last_login_at.is_some());
     svc.logout(s.token.expose()).await.unwrap();
-    assert!(reader.lookup(&s.token.digest()).unwrap().is_none(), "gone right after logout");
+    assert!(reader.lookup(&s.token.digest()).await.unwrap().is_none(), "gone right after logout");
     let s2 = svc.login("fast@example.com", PASSWORD).await.unwrap();
-    assert!(reader.lookup(&s2.token.digest()).unwrap().is_some());
+    assert!(reader.lookup(&s2.token.digest()).await.unwrap().is_some());
     assert_eq!(svc.logout_everywhere("fast@example.com").await.unwrap(), 1);
-    assert!(reader.lookup(&s2.token.digest()).unwrap().is_none(), "gone right after revocation");
+    assert!(reader.lookup(&s2.token.digest()).await.unwrap().is_none(), "gone right after revocation");
 }
 
 fn secs(n: u64) -> std::time::Duration {

@@ -1,0 +1,183 @@
+//! The session reader (`service/fast_read.rs`) on both of its backends, a SQLite file and
+//! PostgreSQL: the same answers as the ORM path in every state a session can be in, no fallback
+//! under concurrent load, and `last_seen_at` written at most once per touch interval.
+
+use std::time::Duration;
+
+use sea_orm::EntityTrait;
+use serde_json::json;
+use userauth::entity::{session, user};
+use userauth::service::db::{DatabaseKind, connect};
+use userauth::service::fast_read::{SessionReader, SessionRow};
+use userauth::service::{AuthError, AuthService, NewSession};
+
+use crate::common::{Backend, PASSWORD, TestClock, TestDb, service_with_clock, settings};
+
+const EMAIL: &str = "reader@example.com";
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// A reader of the database `svc` uses, built as `serve` builds its own.
+fn reader_for(svc: &AuthService, db: &TestDb) -> SessionReader {
+    let url = userauth::service::db::DatabaseUrl::parse(&db.url).unwrap();
+    match url.kind() {
+        DatabaseKind::SqliteFile { path, .. } => SessionReader::sqlite(path.clone()),
+        DatabaseKind::Postgres { .. } => SessionReader::postgres(svc.db().get_postgres_connection_pool()),
+        DatabaseKind::SqliteMemory => panic!("the reader serves files and servers"),
+    }
+}
+
+/// The session and its user as the ORM reads them.
+async fn orm_row(svc: &AuthService, digest: &str) -> Option<SessionRow> {
+    let (s, u) =
+        session::Entity::find_by_id(digest.to_owned()).find_also_related(user::Entity).one(svc.db()).await.unwrap()?;
+    let u = u.expect("a session has its user");
+    Some(SessionRow {
+        user_id: s.user_id,
+        last_seen_at: s.last_seen_at,
+        expires_at: s.expires_at,
+        email: u.email,
+        created_at: u.created_at,
+        last_login_at: u.last_login_at,
+    })
+}
+
+/// Another service on the same database with its own connections: the ORM path alone, or
+/// another instance.
+async fn plain_service(db: &TestDb, extra: &[(&str, serde_json::Value)], clock: &TestClock) -> AuthService {
+    let loaded = settings(&db.url, extra);
+    AuthService::new(connect(&loaded.db).await.unwrap(), loaded.settings.policy()).with_clock(clock.clock())
+}
+
+fn is_unauthenticated<T: std::fmt::Debug>(r: &Result<T, AuthError>) -> bool {
+    matches!(r, Err(AuthError::NotAuthenticated))
+}
+
+/// Each state a session can be in is set up twice, for one session resolved through the reader
+/// and one through the ORM path (same database, same clock): the answers and what is left in
+/// the database must be the same.
+async fn reader_answers_as_the_orm_does(backend: Backend) {
+    let db = TestDb::new(backend);
+    let timeouts = [("session_idle_timeout_secs", json!(600)), ("session_absolute_timeout_secs", json!(900))];
+    let (fast, clock) = service_with_clock(&settings(&db.url, &timeouts)).await;
+    assert_eq!(fast.fast_read_fallbacks(), Some(0), "this database has a session reader");
+    let orm = plain_service(&db, &timeouts, &clock).await;
+    assert_eq!(orm.fast_read_fallbacks(), None, "the ORM path alone");
+    let other_instance = plain_service(&db, &timeouts, &clock).await;
+    let reader = reader_for(&fast, &db);
+    fast.register(EMAIL, PASSWORD).await.unwrap();
+    let login = || async { fast.login(EMAIL, PASSWORD).await.unwrap() };
+    let gone = |s: NewSession| {
+        let svc = fast.clone();
+        async move { session::Entity::find_by_id(s.token.digest()).one(svc.db()).await.unwrap().is_none() }
+    };
+
+    // Live: the same user, and the reader decodes exactly the row the ORM reads.
+    let (a, b) = (login().await, login().await);
+    let via_reader = fast.authenticate(a.token.expose()).await.unwrap();
+    assert_eq!(via_reader, orm.authenticate(b.token.expose()).await.unwrap());
+    assert_eq!(via_reader.email, EMAIL);
+    let row = reader.lookup(&a.token.digest()).await.unwrap().expect("a live session");
+    assert_eq!(Some(row), orm_row(&fast, &a.token.digest()).await);
+    assert!(reader.lookup(&"0".repeat(64)).await.unwrap().is_none(), "no such session");
+
+    // Idle for longer than the idle timeout: refused and deleted by both.
+    let (a, b) = (login().await, login().await);
+    clock.advance(secs(601));
+    assert!(is_unauthenticated(&fast.authenticate(a.token.expose()).await));
+    assert!(is_unauthenticated(&orm.authenticate(b.token.expose()).await));
+    assert!(gone(a).await && gone(b).await);
+
+    // Kept alive by use, then past the absolute timeout.
+    let (a, b) = (login().await, login().await);
+    clock.advance(secs(500));
+    assert_eq!(fast.authenticate(a.token.expose()).await.unwrap(), orm.authenticate(b.token.expose()).await.unwrap());
+    clock.advance(secs(450));
+    assert!(is_unauthenticated(&fast.authenticate(a.token.expose()).await), "absolute timeout");
+    assert!(is_unauthenticated(&orm.authenticate(b.token.expose()).await), "absolute timeout");
+    assert!(gone(a).await && gone(b).await);
+
+    // Logged out.
+    let (a, b) = (login().await, login().await);
+    assert!(fast.authenticate(a.token.expose()).await.is_ok());
+    other_instance.logout(a.token.expose()).await.unwrap();
+    other_instance.logout(b.token.expose()).await.unwrap();
+    assert!(is_unauthenticated(&fast.authenticate(a.token.expose()).await));
+    assert!(is_unauthenticated(&orm.authenticate(b.token.expose()).await));
+
+    // Revoked by another instance right after a successful read: the next read refuses it.
+    let (a, b) = (login().await, login().await);
+    assert!(fast.authenticate(a.token.expose()).await.is_ok());
+    assert!(reader.lookup(&a.token.digest()).await.unwrap().is_some());
+    assert_eq!(other_instance.logout_everywhere(EMAIL).await.unwrap(), 2);
+    assert!(reader.lookup(&a.token.digest()).await.unwrap().is_none(), "no cache serves an ended session");
+    assert!(is_unauthenticated(&fast.authenticate(a.token.expose()).await));
+    assert!(is_unauthenticated(&orm.authenticate(b.token.expose()).await));
+
+    // A user deleted with its sessions.
+    let a = login().await;
+    assert!(fast.authenticate(a.token.expose()).await.is_ok());
+    other_instance.delete_user(EMAIL).await.unwrap();
+    assert!(is_unauthenticated(&fast.authenticate(a.token.expose()).await));
+
+    assert_eq!(fast.fast_read_fallbacks(), Some(0), "every answer came from the reader");
+    assert_eq!(reader.fallbacks(), 0);
+}
+
+/// 50 lookups at once (more than the reader's connections on PostgreSQL): all answered by the
+/// reader, none by the ORM fallback.
+async fn no_fallback_under_concurrent_lookups(backend: Backend) {
+    let db = TestDb::new(backend);
+    let (svc, _clock) = service_with_clock(&settings(&db.url, &[])).await;
+    svc.register(EMAIL, PASSWORD).await.unwrap();
+    let s = svc.login(EMAIL, PASSWORD).await.unwrap();
+    for round in 0..3 {
+        let lookups = (0..50).map(|_| {
+            let (svc, token) = (svc.clone(), s.token.expose().to_owned());
+            tokio::spawn(async move { svc.authenticate(&token).await.map(|u| u.email) })
+        });
+        for r in futures_util::future::join_all(lookups).await {
+            assert_eq!(r.unwrap().unwrap(), EMAIL, "round {round}");
+        }
+    }
+    assert_eq!(svc.fast_read_fallbacks(), Some(0));
+}
+
+/// A read touches `last_seen_at` only once a touch interval (a tenth of the idle timeout, at
+/// most 60 s) has passed since the last write, so most reads write nothing.
+async fn last_seen_is_written_once_per_touch_interval(backend: Backend) {
+    let db = TestDb::new(backend);
+    // Idle timeout 600 s: touch interval 60 s.
+    let (svc, clock) = service_with_clock(&settings(&db.url, &[("session_idle_timeout_secs", json!(600))])).await;
+    svc.register(EMAIL, PASSWORD).await.unwrap();
+    let s = svc.login(EMAIL, PASSWORD).await.unwrap();
+    let digest = s.token.digest();
+    let seen = || async { orm_row(&svc, &digest).await.expect("the session").last_seen_at };
+    let t0 = seen().await;
+    for _ in 0..3 {
+        clock.advance(secs(19));
+        svc.authenticate(s.token.expose()).await.unwrap();
+        assert_eq!(seen().await, t0, "within the interval: no write");
+    }
+    clock.advance(secs(4)); // 61 s after the login
+    svc.authenticate(s.token.expose()).await.unwrap();
+    let t1 = seen().await;
+    assert!(t1 - t0 >= chrono::Duration::seconds(61), "touched: {t0} -> {t1}");
+    for _ in 0..5 {
+        clock.advance(secs(10));
+        svc.authenticate(s.token.expose()).await.unwrap();
+        assert_eq!(seen().await, t1, "one write per interval");
+    }
+    clock.advance(secs(10)); // 60 s after the touch
+    svc.authenticate(s.token.expose()).await.unwrap();
+    assert!(seen().await - t1 >= chrono::Duration::seconds(60), "touched again");
+    assert_eq!(svc.fast_read_fallbacks(), Some(0));
+}
+
+crate::backend_tests!(
+    persistent: reader_answers_as_the_orm_does,
+    no_fallback_under_concurrent_lookups,
+    last_seen_is_written_once_per_touch_interval,
+);
