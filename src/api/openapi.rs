@@ -144,6 +144,15 @@ impl utoipa::Modify for EveryStatus {
                     SecurityRequirement::new("session_cookie", Vec::<String>::new()),
                 ]);
             }
+            if path == "/api/v1/auth"
+                && let Some(op) = item.get.as_mut()
+            {
+                // Forward auth answers without a cookie too: 401, or 302 to the login page (api.md §12).
+                op.security = Some(vec![
+                    SecurityRequirement::default(),
+                    SecurityRequirement::new("session_cookie", Vec::<String>::new()),
+                ]);
+            }
         }
         let metrics = OperationBuilder::new()
             .summary(Some("Prometheus metrics (when metrics = true)"))
