@@ -118,7 +118,7 @@ async fn walk(driver: &Driver, base: &str, shots_dir: &Path) {
 
     // Log out, then in with the passkey alone.
     press(&b, "form[action='/logout'] button").await;
-    expect_path(&b, "/login", "").await;
+    expect_path(&b, "/login?logged_out=1", "").await;
     let button = b.find(Locator::Id("passkey-login")).await.expect("the passkey button");
     assert!(button.is_displayed().await.unwrap(), "shown when the script runs");
     assert_accessible(&b, "/login with the passkey button").await;
@@ -144,7 +144,7 @@ async fn walk(driver: &Driver, base: &str, shots_dir: &Path) {
     expect_path(&b, "/account?done=passkey_removed", "the passkey was removed").await;
     assert!(b.find_all(Locator::Css("tr.passkey")).await.unwrap().is_empty());
     press(&b, "form[action='/logout'] button").await;
-    expect_path(&b, "/login", "").await;
+    expect_path(&b, "/login?logged_out=1", "").await;
     press(&b, "#passkey-login").await;
     let said = status_after_prompt(&b, "passkey-login-status").await;
     assert!(said.contains("not accepted"), "{said}");
