@@ -67,9 +67,10 @@ impl Page {
 impl<'r> Responder<'r, 'static> for Page {
     fn respond_to(self, _: &'r Request<'_>) -> rocket::response::Result<'static> {
         let mut resp = Response::build();
-        resp.status(self.status)
-            .header(ContentType::HTML)
-            .header(Header::new("Content-Security-Policy", "default-src 'self'; script-src 'self'; frame-ancestors 'none'"));
+        resp.status(self.status).header(ContentType::HTML).header(Header::new(
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; frame-ancestors 'none'",
+        ));
         if let Some(secs) = self.retry_after {
             resp.header(Header::new("Retry-After", secs.to_string()));
         }

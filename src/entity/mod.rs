@@ -2,11 +2,11 @@
 
 pub mod audit_event;
 pub mod audit_head;
+pub mod outbox;
 pub mod passkey;
 pub mod passkey_challenge;
 pub mod pending_login;
 pub mod recovery_code;
-pub mod outbox;
 pub mod reset_token;
 pub mod server_key;
 pub mod session;

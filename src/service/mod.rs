@@ -13,10 +13,10 @@ pub mod key;
 pub mod key_store;
 pub mod mail;
 pub mod metrics;
-pub mod passkeys;
-pub mod second_factor;
-pub mod reset_link;
 pub mod outbox;
+pub mod passkeys;
+pub mod reset_link;
+pub mod second_factor;
 mod throttle;
 
 use std::net::IpAddr;

@@ -2,15 +2,15 @@
 
 mod attack;
 mod browser;
+mod browser_first_hour;
 mod browser_passkeys;
 mod browser_totp;
-mod browser_first_hour;
 mod cli;
 mod common;
 mod e2e;
 mod first_hour;
-mod hardening;
 mod forward;
+mod hardening;
 mod http;
 mod mail;
 mod operator;
