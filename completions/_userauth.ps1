@@ -66,7 +66,7 @@ Register-ArgumentCompleter -Native -CommandName 'userauth' -ScriptBlock {
             [CompletionResult]::new('unlock', 'unlock', [CompletionResultType]::ParameterValue, 'Clear a user''s failed-login count so they can log in again at once (a completed reset does too)')
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Import users from CSV (email,password_hash or email,password) or the Flask service''s database')
             [CompletionResult]::new('confirm', 'confirm', [CompletionResultType]::ParameterValue, 'Mark a user''s email address as confirmed (email_verification, api.md §13)')
-            [CompletionResult]::new('factors', 'factors', [CompletionResultType]::ParameterValue, 'List a user''s factors, or remove every second factor (--reset) for a lost device')
+            [CompletionResult]::new('factors', 'factors', [CompletionResultType]::ParameterValue, 'List a user''s factors and passkeys, or remove them all (--reset) for a lost device')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -139,7 +139,7 @@ Register-ArgumentCompleter -Native -CommandName 'userauth' -ScriptBlock {
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'One JSON object')
-            [CompletionResult]::new('--reset', '--reset', [CompletionResultType]::ParameterName, 'Remove every second factor and recovery code and end the user''s sessions')
+            [CompletionResult]::new('--reset', '--reset', [CompletionResultType]::ParameterName, 'Remove every second factor, recovery code and passkey and end the user''s sessions')
             [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'With --reset: do not ask (required when not on a terminal)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -154,7 +154,7 @@ Register-ArgumentCompleter -Native -CommandName 'userauth' -ScriptBlock {
             [CompletionResult]::new('unlock', 'unlock', [CompletionResultType]::ParameterValue, 'Clear a user''s failed-login count so they can log in again at once (a completed reset does too)')
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Import users from CSV (email,password_hash or email,password) or the Flask service''s database')
             [CompletionResult]::new('confirm', 'confirm', [CompletionResultType]::ParameterValue, 'Mark a user''s email address as confirmed (email_verification, api.md §13)')
-            [CompletionResult]::new('factors', 'factors', [CompletionResultType]::ParameterValue, 'List a user''s factors, or remove every second factor (--reset) for a lost device')
+            [CompletionResult]::new('factors', 'factors', [CompletionResultType]::ParameterValue, 'List a user''s factors and passkeys, or remove them all (--reset) for a lost device')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -283,7 +283,7 @@ Register-ArgumentCompleter -Native -CommandName 'userauth' -ScriptBlock {
             [CompletionResult]::new('unlock', 'unlock', [CompletionResultType]::ParameterValue, 'Clear a user''s failed-login count so they can log in again at once (a completed reset does too)')
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Import users from CSV (email,password_hash or email,password) or the Flask service''s database')
             [CompletionResult]::new('confirm', 'confirm', [CompletionResultType]::ParameterValue, 'Mark a user''s email address as confirmed (email_verification, api.md §13)')
-            [CompletionResult]::new('factors', 'factors', [CompletionResultType]::ParameterValue, 'List a user''s factors, or remove every second factor (--reset) for a lost device')
+            [CompletionResult]::new('factors', 'factors', [CompletionResultType]::ParameterValue, 'List a user''s factors and passkeys, or remove them all (--reset) for a lost device')
             break
         }
         'userauth;help;user;add' {

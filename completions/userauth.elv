@@ -60,7 +60,7 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand unlock 'Clear a user''s failed-login count so they can log in again at once (a completed reset does too)'
             cand import 'Import users from CSV (email,password_hash or email,password) or the Flask service''s database'
             cand confirm 'Mark a user''s email address as confirmed (email_verification, api.md §13)'
-            cand factors 'List a user''s factors, or remove every second factor (--reset) for a lost device'
+            cand factors 'List a user''s factors and passkeys, or remove them all (--reset) for a lost device'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'userauth;user;add'= {
@@ -124,7 +124,7 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand --database-url 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration'
             cand --log-format 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)'
             cand --json 'One JSON object'
-            cand --reset 'Remove every second factor and recovery code and end the user''s sessions'
+            cand --reset 'Remove every second factor, recovery code and passkey and end the user''s sessions'
             cand --yes 'With --reset: do not ask (required when not on a terminal)'
             cand -h 'Print help'
             cand --help 'Print help'
@@ -138,7 +138,7 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand unlock 'Clear a user''s failed-login count so they can log in again at once (a completed reset does too)'
             cand import 'Import users from CSV (email,password_hash or email,password) or the Flask service''s database'
             cand confirm 'Mark a user''s email address as confirmed (email_verification, api.md §13)'
-            cand factors 'List a user''s factors, or remove every second factor (--reset) for a lost device'
+            cand factors 'List a user''s factors and passkeys, or remove them all (--reset) for a lost device'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'userauth;user;help;add'= {
@@ -243,7 +243,7 @@ set edit:completion:arg-completer[userauth] = {|@words|
             cand unlock 'Clear a user''s failed-login count so they can log in again at once (a completed reset does too)'
             cand import 'Import users from CSV (email,password_hash or email,password) or the Flask service''s database'
             cand confirm 'Mark a user''s email address as confirmed (email_verification, api.md §13)'
-            cand factors 'List a user''s factors, or remove every second factor (--reset) for a lost device'
+            cand factors 'List a user''s factors and passkeys, or remove them all (--reset) for a lost device'
         }
         &'userauth;help;user;add'= {
         }

@@ -59,7 +59,7 @@ complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_s
 complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import confirm factors help" -f -a "unlock" -d 'Clear a user\'s failed-login count so they can log in again at once (a completed reset does too)'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import confirm factors help" -f -a "import" -d 'Import users from CSV (email,password_hash or email,password) or the Flask service\'s database'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import confirm factors help" -f -a "confirm" -d 'Mark a user\'s email address as confirmed (email_verification, api.md §13)'
-complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import confirm factors help" -f -a "factors" -d 'List a user\'s factors, or remove every second factor (--reset) for a lost device'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import confirm factors help" -f -a "factors" -d 'List a user\'s factors and passkeys, or remove them all (--reset) for a lost device'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and not __fish_seen_subcommand_from add reset list delete logout unlock import confirm factors help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from add" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from add" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
@@ -106,7 +106,7 @@ complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from factors" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
 json\t''"
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from factors" -l json -d 'One JSON object'
-complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from factors" -l reset -d 'Remove every second factor and recovery code and end the user\'s sessions'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from factors" -l reset -d 'Remove every second factor, recovery code and passkey and end the user\'s sessions'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from factors" -l yes -d 'With --reset: do not ask (required when not on a terminal)'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from factors" -s h -l help -d 'Print help'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "add" -d 'Create a user; asks for the password twice on a terminal, else reads one line from stdin'
@@ -117,7 +117,7 @@ complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "unlock" -d 'Clear a user\'s failed-login count so they can log in again at once (a completed reset does too)'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "import" -d 'Import users from CSV (email,password_hash or email,password) or the Flask service\'s database'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "confirm" -d 'Mark a user\'s email address as confirmed (email_verification, api.md §13)'
-complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "factors" -d 'List a user\'s factors, or remove every second factor (--reset) for a lost device'
+complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "factors" -d 'List a user\'s factors and passkeys, or remove them all (--reset) for a lost device'
 complete -c userauth -n "__fish_userauth_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c userauth -n "__fish_userauth_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -l database-url -d 'Database URL (sqlite://FILE?mode=rwc or postgres://USER:PASS@HOST/DB); overrides the configuration' -r
 complete -c userauth -n "__fish_userauth_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -l log-format -d 'Log format: human-readable text or JSON lines (also `log_format` in the configuration)' -r -f -a "text\t''
@@ -174,6 +174,6 @@ complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_
 complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "unlock" -d 'Clear a user\'s failed-login count so they can log in again at once (a completed reset does too)'
 complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "import" -d 'Import users from CSV (email,password_hash or email,password) or the Flask service\'s database'
 complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "confirm" -d 'Mark a user\'s email address as confirmed (email_verification, api.md §13)'
-complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "factors" -d 'List a user\'s factors, or remove every second factor (--reset) for a lost device'
+complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "factors" -d 'List a user\'s factors and passkeys, or remove them all (--reset) for a lost device'
 complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "list" -d 'List events, oldest first'
 complete -c userauth -n "__fish_userauth_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "verify" -d 'Recompute the hash chain: exit 0 when intact, 1 naming the first event that does not match'

@@ -8,6 +8,7 @@ mod m20261129_000002_session_ids;
 mod m20261130_000001_server_key_outbox;
 mod m20261130_000002_credential_version;
 mod m20261130_000003_second_factor;
+mod m20261130_000004_passkeys;
 mod m20261130_000005_first_hour;
 mod m20261130_000006_email_verification;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000001_server_key_outbox::Migration),
             Box::new(m20261130_000002_credential_version::Migration),
             Box::new(m20261130_000003_second_factor::Migration),
+            Box::new(m20261130_000004_passkeys::Migration),
             Box::new(m20261130_000005_first_hour::Migration),
             Box::new(m20261130_000006_email_verification::Migration),
         ]

@@ -41,6 +41,7 @@ pub enum ErrorCode {
     InternalError,
     Error,
     EmailNotConfirmed,
+    InvalidCredential,
     SecondFactorRequired,
     InvalidCode,
     AlreadyEnabled,
@@ -156,6 +157,21 @@ impl From<AuthError> for ApiError {
                 retry_after: Some(1),
                 ..Self::new(Status::ServiceUnavailable, ErrorCode::Busy, "The server is busy; try again in a second.")
             },
+            InvalidPasskey => Self::new(
+                Status::BadRequest,
+                ErrorCode::InvalidCredential,
+                "The passkey credential was not accepted (bad attestation, wrong origin, or an unknown or used challenge).",
+            ),
+            PasskeyLoginFailed => {
+                Self::new(Status::Unauthorized, ErrorCode::InvalidCredentials, "The passkey was not accepted.")
+            }
+            PasskeyNotFound => Self::new(Status::NotFound, ErrorCode::NotFound, "You have no passkey with this id."),
+            InvalidPasskeyName(_) => Self::new(Status::BadRequest, ErrorCode::InvalidField, capitalise(&msg)),
+            PasskeysUnavailable => Self::new(
+                Status::ServiceUnavailable,
+                ErrorCode::Unavailable,
+                "Passkeys are unavailable: public_url must name a domain, not an IP address.",
+            ),
             SecondFactorRequired => Self::new(
                 Status::Unauthorized,
                 ErrorCode::SecondFactorRequired,

@@ -12,6 +12,8 @@ pub mod ops;
 pub mod page_errors;
 pub mod pages;
 pub mod pages_second_factor;
+pub mod passkey_pages;
+pub mod passkeys;
 pub mod protect;
 pub mod request_log;
 pub mod second_factor;
@@ -70,6 +72,7 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
         login_url: format!("{}/login", s.public_base_url()),
     };
     let limiter = Arc::new(protect::ClientLimiter::new(s.client_rate_per_minute));
+    let service = passkeys_service(service, &s.public_base_url());
     let mut v1_routes = rocket::routes![
         v1::register,
         v1::login,
@@ -81,6 +84,12 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
         v1::end_session,
         v1::end_other_sessions,
         v1::openapi_json,
+        passkeys::register_start,
+        passkeys::register_finish,
+        passkeys::list,
+        passkeys::remove,
+        passkeys::login_start,
+        passkeys::login_finish,
         forward::auth,
         second_factor::enrol,
         second_factor::confirm,
@@ -146,6 +155,10 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
                 ],
             )
             .mount("/", rocket::routes![verify_pages::verify_form, verify_pages::verify, verify_pages::resend])
+            .mount(
+                "/",
+                rocket::routes![passkey_pages::script, passkey_pages::add_without_script, passkey_pages::remove],
+            )
             .mount("/", pages_second_factor::routes())
             .mount("/", rocket::routes![wayfinding::logout_page, wayfinding::password_form]);
     }
@@ -197,6 +210,18 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
             }
         })
     }))
+}
+
+/// The service with the WebAuthn relying party of `public_url` (api.md §11); without a usable one
+/// (an IP-literal host), passkeys answer 503 and the rest works.
+fn passkeys_service(service: AuthService, public_url: &str) -> AuthService {
+    match crate::service::passkeys::RelyingParty::from_public_url(public_url) {
+        Ok(rp) => service.with_relying_party(Some(Arc::new(rp))),
+        Err(e) => {
+            tracing::warn!("passkeys are unavailable: {e}");
+            service
+        }
+    }
 }
 
 /// Removes expired sessions, tokens and throttle windows, and audit events past their retention,

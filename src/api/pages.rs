@@ -69,9 +69,10 @@ impl Page {
 impl<'r> Responder<'r, 'static> for Page {
     fn respond_to(self, _: &'r Request<'_>) -> rocket::response::Result<'static> {
         let mut resp = Response::build();
-        resp.status(self.status)
-            .header(ContentType::HTML)
-            .header(Header::new("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'"));
+        resp.status(self.status).header(ContentType::HTML).header(Header::new(
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; frame-ancestors 'none'",
+        ));
         if let Some(secs) = self.retry_after {
             resp.header(Header::new("Retry-After", secs.to_string()));
         }
@@ -128,6 +129,8 @@ struct AccountPage<'a> {
     email: String,
     sessions: Vec<super::wayfinding::SessionCard>,
     min_length: usize,
+    /// The passkeys section, rendered (and escaped) by `passkey_pages`.
+    passkeys: String,
     /// The "Two-factor authentication" section (api.md §10).
     tfa: super::pages_second_factor::TwoFactorView,
     /// A failed password change, shown beside its form.
@@ -174,11 +177,11 @@ pub(crate) fn csrf_token(jar: &CookieJar<'_>, settings: &ApiSettings) -> String 
 }
 
 /// Whether the form's token is the one for this browser (only the session-bound one once logged in).
-pub(super) fn csrf_ok(jar: &CookieJar<'_>, settings: &ApiSettings, form: &Fields) -> bool {
+pub(crate) fn csrf_ok(jar: &CookieJar<'_>, settings: &ApiSettings, form: &Fields) -> bool {
     super::csrf::check(jar, &settings.csrf, form.get("csrf_token"))
 }
 
-pub(super) fn forbidden() -> PageOr {
+pub(crate) fn forbidden() -> PageOr {
     PageOr::Page(Page::render(
         Status::Forbidden,
         &MessagePage {
@@ -194,7 +197,7 @@ pub(super) fn forbidden() -> PageOr {
 }
 
 /// An error as the API would answer it: its status and its sentence.
-pub(super) fn failure(e: AuthError) -> (Status, String) {
+pub(crate) fn failure(e: AuthError) -> (Status, String) {
     let words = super::wayfinding::page_message(&e, String::new());
     let api = ApiError::from(e);
     (api.status, if words.is_empty() { api.message } else { words })
@@ -402,7 +405,7 @@ pub async fn register(
 }
 
 /// The account page for the session in the cookie, or a redirect to log in.
-pub(super) async fn account_page(
+pub(crate) async fn account_page(
     svc: &AuthService,
     jar: &CookieJar<'_>,
     settings: &ApiSettings,
@@ -434,6 +437,7 @@ pub(super) async fn account_page(
     let sessions = super::wayfinding::session_cards(sessions, chrono::Utc::now());
     let csrf = csrf_token(jar, settings);
     let min_length = svc.policy().password_min_length;
+    let passkeys = super::passkey_pages::section(svc, &user, &csrf).await;
     let tfa = super::pages_second_factor::TwoFactorView::load(svc, &token).await;
     let page = AccountPage {
         title: "Your account",
@@ -443,6 +447,7 @@ pub(super) async fn account_page(
         email: user.email,
         sessions,
         min_length,
+        passkeys,
         tfa,
         password_error,
     };
@@ -455,6 +460,8 @@ pub async fn account(svc: Svc, jar: &CookieJar<'_>, settings: &State<ApiSettings
         Some("password") => Some("Your password is changed; your other sessions have ended."),
         Some("ended") => Some("The session has ended."),
         Some("others") => Some("Your other sessions have ended."),
+        Some("passkey_added") => Some("Your passkey is added: you can log in with it."),
+        Some("passkey_removed") => Some("The passkey is removed."),
         Some("totp-off") => Some("Two-factor authentication is off."),
         _ => None,
     };
@@ -462,7 +469,7 @@ pub async fn account(svc: Svc, jar: &CookieJar<'_>, settings: &State<ApiSettings
 }
 
 /// The session token of a logged-in form post whose CSRF token matches, or the page to answer.
-fn session_post(jar: &CookieJar<'_>, settings: &ApiSettings, form: &Fields) -> Result<String, PageOr> {
+pub(crate) fn session_post(jar: &CookieJar<'_>, settings: &ApiSettings, form: &Fields) -> Result<String, PageOr> {
     if !csrf_ok(jar, settings, form) {
         return Err(forbidden());
     }
@@ -471,7 +478,7 @@ fn session_post(jar: &CookieJar<'_>, settings: &ApiSettings, form: &Fields) -> R
 
 /// After a form on the account page: 303 to `done`, to log in when the session is gone, or the
 /// account page again with the error and the API's status.
-async fn after_account_action(
+pub(crate) async fn after_account_action(
     svc: &AuthService,
     jar: &CookieJar<'_>,
     settings: &ApiSettings,

@@ -114,6 +114,8 @@ struct SecondFactorPage<'a> {
     error: Option<String>,
     csrf: String,
     next: String,
+    /// The pending login's user has a passkey: offer "Log in with a passkey" (api.md §11).
+    passkey: bool,
 }
 
 fn session_token(jar: &CookieJar<'_>) -> Option<String> {
@@ -369,17 +371,27 @@ pub async fn codes_done(
     PageOr::SeeOther("/account".into())
 }
 
+/// Whether the pending login `token` belongs to a user with a passkey. A failure to tell only
+/// hides the passkey button: the code forms still work.
+async fn offers_passkey(svc: &AuthService, token: &str) -> bool {
+    match svc.pending_login_user(token).await {
+        Ok(Some(user)) => svc.has_passkeys(user).await.unwrap_or(false),
+        _ => false,
+    }
+}
+
 fn second_factor_page(
     jar: &CookieJar<'_>,
     settings: &ApiSettings,
     status: Status,
     error: Option<String>,
     next: String,
+    passkey: bool,
 ) -> PageOr {
     let csrf = csrf_token(jar, settings);
     PageOr::Page(Page::render(
         status,
-        &SecondFactorPage { title: "Two-factor authentication", notice: None, error, csrf, next },
+        &SecondFactorPage { title: "Two-factor authentication", notice: None, error, csrf, next, passkey },
     ))
 }
 
@@ -393,7 +405,8 @@ pub async fn second_factor_form(
     let next = super::forward::login_next(next, settings);
     match session_token(jar) {
         Some(token) if svc.is_pending_login(&token).await.unwrap_or(false) => {
-            second_factor_page(jar, settings, Status::Ok, None, next)
+            let passkey = offers_passkey(&svc, &token).await;
+            second_factor_page(jar, settings, Status::Ok, None, next, passkey)
         }
         _ => PageOr::SeeOther("/login".into()),
     }
@@ -417,7 +430,8 @@ pub async fn second_factor(
         (None, Some(code)) => SecondFactorProof::RecoveryCode(code),
         (None, None) => {
             let message = "Enter the code from your app, or a recovery code.".to_owned();
-            return second_factor_page(jar, settings, Status::BadRequest, Some(message), next);
+            let passkey = offers_passkey(&svc, &token).await;
+            return second_factor_page(jar, settings, Status::BadRequest, Some(message), next, passkey);
         }
     };
     match svc.complete_second_factor(&token, proof).await {
@@ -428,7 +442,8 @@ pub async fn second_factor(
         Err(AuthError::NotAuthenticated) => PageOr::SeeOther("/login".into()),
         Err(e) => {
             let (status, message) = failure(e);
-            second_factor_page(jar, settings, status, Some(message), next)
+            let passkey = offers_passkey(&svc, &token).await;
+            second_factor_page(jar, settings, status, Some(message), next, passkey)
         }
     }
 }

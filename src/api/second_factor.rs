@@ -62,6 +62,8 @@ pub struct RecoveryCodes {
 pub struct LoginAnswer {
     pub email: String,
     pub message: String,
+    /// With "second factor required": `totp`, `recovery_code`, then `passkey` when the user has
+    /// one (api.md §10, §11). Absent when logged in.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub second_factor: Vec<&'static str>,
 }

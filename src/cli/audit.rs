@@ -48,13 +48,14 @@ pub async fn list(svc: &AuthService, args: ListArgs, json: bool) -> anyhow::Resu
         } else {
             writeln!(
                 out,
-                "{:>8}  {}  {:<17}  {:<32}  {}{}",
+                "{:>8}  {}  {:<17}  {:<32}  {}{}{}",
                 ev.id,
                 ev.at,
                 ev.kind,
                 ev.email.as_deref().unwrap_or("-"),
                 ev.actor,
-                ev.client.map(|c| format!(" {c}")).unwrap_or_default()
+                ev.client.map(|c| format!(" {c}")).unwrap_or_default(),
+                ev.method.map(|m| format!("  method={m}")).unwrap_or_default()
             )
         }
     })

@@ -182,8 +182,19 @@ fn configuration(loaded: &Loaded) -> Vec<Check> {
             format!("{built_in} built-in common passwords (no password_blocklist_file)"),
         ),
     });
+    out.push(passkeys(&s.public_base_url()));
     out.extend(cookie_domain(s));
     out
+}
+
+/// Passkeys (api.md §11) need a relying-party id that is a domain: browsers refuse IP addresses.
+fn passkeys(public_url: &str) -> Check {
+    match crate::service::passkeys::RelyingParty::from_public_url(public_url) {
+        Ok(rp) => check("passkeys", Level::Pass, format!("relying party {} at {}", rp.id(), rp.origin())),
+        Err(e) => {
+            check("passkeys", Level::Warn, format!("passkeys are unavailable: {e}; set public_url to a domain name"))
+        }
+    }
 }
 
 /// `cookie_domain` (api.md §12): `public_url`'s host must be inside it (browsers drop a cookie

@@ -19,6 +19,15 @@ pub async fn run(svc: &AuthService, email: &str, json: bool, reset: bool, yes: b
             if found.status.totp_pending {
                 println!("note:           a TOTP enrolment was started and not confirmed");
             }
+            println!("passkeys:       {}", found.passkeys.len());
+            for p in &found.passkeys {
+                println!(
+                    "  {}  created {}  last used {}",
+                    p.name,
+                    p.created_at,
+                    p.last_used_at.as_deref().unwrap_or("never")
+                );
+            }
         }
         return Ok(());
     }
@@ -28,7 +37,7 @@ pub async fn run(svc: &AuthService, email: &str, json: bool, reset: bool, yes: b
         }
         let confirmed = dialoguer::Confirm::new()
             .with_prompt(format!(
-                "Remove every second factor and recovery code of {} and end all its sessions?",
+                "Remove every second factor, recovery code and passkey of {} and end all its sessions?",
                 found.email
             ))
             .default(false)
@@ -44,8 +53,8 @@ pub async fn run(svc: &AuthService, email: &str, json: bool, reset: bool, yes: b
         println!("{}", serde_json::json!({ "email": found.email, "removed": removed }));
     } else {
         println!(
-            "removed {} TOTP secret(s) and {} recovery code(s) of {}; ended {} session(s). The password alone logs in now.",
-            removed.totp, removed.recovery_codes, found.email, removed.sessions
+            "removed {} TOTP secret(s), {} recovery code(s) and {} passkey(s) of {}; ended {} session(s). The password alone logs in now.",
+            removed.totp, removed.recovery_codes, removed.passkeys, found.email, removed.sessions
         );
     }
     Ok(())

@@ -176,13 +176,13 @@ pub enum UserCommand {
     },
     /// Mark a user's email address as confirmed (email_verification, api.md §13)
     Confirm { email: String },
-    /// List a user's factors, or remove every second factor (--reset) for a lost device
+    /// List a user's factors and passkeys, or remove them all (--reset) for a lost device
     Factors {
         email: String,
         /// One JSON object
         #[arg(long)]
         json: bool,
-        /// Remove every second factor and recovery code and end the user's sessions
+        /// Remove every second factor, recovery code and passkey and end the user's sessions
         #[arg(long)]
         reset: bool,
         /// With --reset: do not ask (required when not on a terminal)

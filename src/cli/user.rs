@@ -238,11 +238,14 @@ fn write_json(out: &mut dyn Write, row: &UserSummary) -> std::io::Result<()> {
     writeln!(out, "{v}")
 }
 
-/// `factors` of api.md §10: the password, then each second factor that is on.
+/// `factors` of api.md §10: the password, then each other factor that is on (TOTP, passkeys).
 fn factor_names(row: &UserSummary) -> Vec<&'static str> {
     let mut out = vec!["password"];
     if row.totp_factors > 0 {
         out.push("totp");
+    }
+    if row.passkeys > 0 {
+        out.push("passkey");
     }
     out
 }

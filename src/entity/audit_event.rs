@@ -14,6 +14,9 @@ pub struct Model {
     pub client: Option<String>,
     pub prev_hash: String,
     pub hash: String,
+    /// How a `login_succeeded` logged in (`password`, `passkey`); null for every other event and
+    /// for events written before it existed.
+    pub method: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -4,6 +4,8 @@ pub mod audit_event;
 pub mod audit_head;
 pub mod email_verification_token;
 pub mod outbox;
+pub mod passkey;
+pub mod passkey_challenge;
 pub mod pending_login;
 pub mod recovery_code;
 pub mod reset_token;

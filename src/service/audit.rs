@@ -51,10 +51,12 @@ pub enum EventKind {
     RecoveryCodesRegenerated,
     FactorsReset,
     EmailConfirmed,
+    PasskeyAdded,
+    PasskeyRemoved,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 20] = [
+    pub const ALL: [EventKind; 22] = [
         EventKind::Registered,
         EventKind::LoginSucceeded,
         EventKind::LoginFailed,
@@ -75,6 +77,8 @@ impl EventKind {
         EventKind::RecoveryCodesRegenerated,
         EventKind::FactorsReset,
         EventKind::EmailConfirmed,
+        EventKind::PasskeyAdded,
+        EventKind::PasskeyRemoved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -99,6 +103,8 @@ impl EventKind {
             EventKind::RecoveryCodesRegenerated => "recovery_codes_regenerated",
             EventKind::FactorsReset => "factors_reset",
             EventKind::EmailConfirmed => "email_confirmed",
+            EventKind::PasskeyAdded => "passkey_added",
+            EventKind::PasskeyRemoved => "passkey_removed",
         }
     }
 
@@ -132,6 +138,9 @@ pub struct AuditEvent {
     pub actor: String,
     pub client: Option<String>,
     pub hash: String,
+    /// `login_succeeded` only: `password` or `passkey`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
 }
 
 impl From<audit_event::Model> for AuditEvent {
@@ -145,6 +154,7 @@ impl From<audit_event::Model> for AuditEvent {
             actor: m.actor,
             client: m.client,
             hash: m.hash,
+            method: m.method,
         }
     }
 }
@@ -171,6 +181,8 @@ pub enum Verified {
     Broken { seq: i64, reason: String },
 }
 
+// One argument per hashed field: the canonical form is exactly this list.
+#[allow(clippy::too_many_arguments)]
 fn canonical(
     seq: i64,
     at: DateTime<Utc>,
@@ -179,10 +191,24 @@ fn canonical(
     email: Option<&str>,
     actor: &str,
     client: Option<&str>,
+    method: Option<&str>,
 ) -> String {
     let at = at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let user = user_id.map(|u| u.to_string()).unwrap_or_default();
-    serde_json::json!([seq, at, kind, user, email.unwrap_or(""), actor, client.unwrap_or("")]).to_string()
+    let mut fields = vec![
+        serde_json::json!(seq),
+        at.into(),
+        kind.into(),
+        user.into(),
+        email.unwrap_or("").into(),
+        actor.into(),
+        client.unwrap_or("").into(),
+    ];
+    // Only events that carry a method hash it: older chains keep verifying.
+    if let Some(m) = method {
+        fields.push(m.into());
+    }
+    serde_json::Value::Array(fields).to_string()
 }
 
 /// The unkeyed link of events written before the server key existed.
@@ -202,7 +228,16 @@ fn chain(key: &ServerKey, prev: &str, canonical: &str) -> String {
 }
 
 fn event_hash(key: Option<&ServerKey>, m: &audit_event::Model) -> String {
-    let c = canonical(m.seq, m.at, &m.kind, m.user_id, m.email.as_deref(), &m.actor, m.client.as_deref());
+    let c = canonical(
+        m.seq,
+        m.at,
+        &m.kind,
+        m.user_id,
+        m.email.as_deref(),
+        &m.actor,
+        m.client.as_deref(),
+        m.method.as_deref(),
+    );
     match key {
         Some(key) => chain(key, &m.prev_hash, &c),
         None => legacy_chain(&m.prev_hash, &c),
@@ -215,6 +250,7 @@ pub(super) async fn append<C: ConnectionTrait>(
     key: &ServerKey,
     at: DateTime<Utc>,
     actor: Actor,
+    login_method: &str,
     events: Vec<NewEvent>,
 ) -> Result<(), DbErr> {
     let n = i64::try_from(events.len()).unwrap_or(i64::MAX);
@@ -240,7 +276,17 @@ pub(super) async fn append<C: ConnectionTrait>(
     let mut models = Vec::with_capacity(events.len());
     for (i, ev) in (0..).zip(events) {
         let seq = last_seq - n + 1 + i;
-        let c = canonical(seq, at, ev.kind.as_str(), ev.user_id, ev.email.as_deref(), actor_name, client.as_deref());
+        let method = (ev.kind == EventKind::LoginSucceeded).then_some(login_method);
+        let c = canonical(
+            seq,
+            at,
+            ev.kind.as_str(),
+            ev.user_id,
+            ev.email.as_deref(),
+            actor_name,
+            client.as_deref(),
+            method,
+        );
         let hash = chain(key, &prev, &c);
         models.push(audit_event::ActiveModel {
             seq: sea_orm::Set(seq),
@@ -252,6 +298,7 @@ pub(super) async fn append<C: ConnectionTrait>(
             client: sea_orm::Set(client.clone()),
             prev_hash: sea_orm::Set(std::mem::replace(&mut prev, hash.clone())),
             hash: sea_orm::Set(hash),
+            method: sea_orm::Set(method.map(str::to_owned)),
         });
     }
     // Insert in chunks: each row binds 9 values, and SQLite allows 32,766 per statement.
@@ -274,7 +321,7 @@ impl AuthService {
             return Ok(());
         }
         let txn = self.db.begin().await?;
-        append(&txn, &self.key, self.now(), self.actor, events).await?;
+        append(&txn, &self.key, self.now(), self.actor, self.login_method, events).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -284,7 +331,7 @@ impl AuthService {
         if !self.policy.audit {
             return Ok(());
         }
-        append(txn, &self.key, self.now(), self.actor, events).await
+        append(txn, &self.key, self.now(), self.actor, self.login_method, events).await
     }
 
     /// Streams events in order (oldest first) that match `filter`.
@@ -447,7 +494,7 @@ mod tests {
     #[test]
     fn the_hash_covers_every_field_and_the_previous_hash() {
         let at = Utc::now().trunc_subsecs(6);
-        let base = canonical(1, at, "registered", None, Some("a@b.c"), "api", Some("127.0.0.1"));
+        let base = canonical(1, at, "registered", None, Some("a@b.c"), "api", Some("127.0.0.1"), None);
         let key = ServerKey::from_bytes([3; 32]);
         let h = chain(&key, "0", &base);
         assert_eq!(h.len(), 64);
@@ -455,11 +502,12 @@ mod tests {
         assert_ne!(h, chain(&ServerKey::from_bytes([4; 32]), "0", &base), "keyed");
         assert_ne!(h, legacy_chain("0", &base), "not the unkeyed hash");
         for other in [
-            canonical(2, at, "registered", None, Some("a@b.c"), "api", Some("127.0.0.1")),
-            canonical(1, at, "login_failed", None, Some("a@b.c"), "api", Some("127.0.0.1")),
-            canonical(1, at, "registered", None, Some("x@b.c"), "api", Some("127.0.0.1")),
-            canonical(1, at, "registered", None, Some("a@b.c"), "cli", Some("127.0.0.1")),
-            canonical(1, at, "registered", None, Some("a@b.c"), "api", None),
+            canonical(2, at, "registered", None, Some("a@b.c"), "api", Some("127.0.0.1"), None),
+            canonical(1, at, "login_failed", None, Some("a@b.c"), "api", Some("127.0.0.1"), None),
+            canonical(1, at, "registered", None, Some("x@b.c"), "api", Some("127.0.0.1"), None),
+            canonical(1, at, "registered", None, Some("a@b.c"), "cli", Some("127.0.0.1"), None),
+            canonical(1, at, "registered", None, Some("a@b.c"), "api", None, None),
+            canonical(1, at, "registered", None, Some("a@b.c"), "api", Some("127.0.0.1"), Some("passkey")),
         ] {
             assert_ne!(chain(&key, "0", &other), h);
         }

@@ -14,6 +14,7 @@ pub mod key_store;
 pub mod mail;
 pub mod metrics;
 pub mod outbox;
+pub mod passkeys;
 pub mod password_policy;
 pub mod reset_link;
 pub mod second_factor;
@@ -74,6 +75,16 @@ pub enum AuthError {
     Database(#[from] DbErr),
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("the passkey credential was not accepted")]
+    InvalidPasskey,
+    #[error("the passkey was not accepted")]
+    PasskeyLoginFailed,
+    #[error("no such passkey among yours")]
+    PasskeyNotFound,
+    #[error("invalid passkey name: {0}")]
+    InvalidPasskeyName(String),
+    #[error("passkeys need public_url with a domain name")]
+    PasskeysUnavailable,
     #[error("this login needs its second factor first")]
     SecondFactorRequired,
     #[error("the code is wrong, expired or already used")]
@@ -224,6 +235,8 @@ pub struct UserSummary {
     pub email_confirmed_at: Option<DateTime<Utc>>,
     /// 1 when TOTP is on (api.md §10's `factors`).
     pub totp_factors: i64,
+    /// How many passkeys the user has (api.md §11; `factors` shows `passkey`).
+    pub passkeys: i64,
 }
 
 #[derive(Clone)]
@@ -245,6 +258,10 @@ pub struct AuthService {
     /// The server key (api.md §14). `new` starts with a random one so the service is always keyed;
     /// every command sets the configured key with [`AuthService::with_key`].
     key: Arc<key::ServerKey>,
+    /// The WebAuthn relying party (api.md §11); `None`: passkeys are unavailable.
+    passkeys: Option<Arc<passkeys::RelyingParty>>,
+    /// How the sessions this service opens log in, as `login_succeeded` records it.
+    login_method: &'static str,
 }
 
 /// A live session as `authenticate` sees it.
@@ -303,6 +320,8 @@ impl AuthService {
             metrics: None,
             // A failing OS random source leaves nothing safe to do: fail loudly rather than run unkeyed.
             key: Arc::new(key::ServerKey::generate().expect("the operating system's random source failed")),
+            passkeys: None,
+            login_method: "password",
         }
     }
 
@@ -847,6 +866,7 @@ impl AuthService {
             .expr_as(Expr::from(active_sessions), "active_sessions")
             .column(user::Column::EmailConfirmedAt)
             .expr_as(Expr::from(second_factor::totp_count_query()), "totp_factors")
+            .expr_as(Expr::from(passkeys::passkey_count_query()), "passkeys")
             .order_by_asc(user::Column::CreatedAt)
             .order_by_asc(user::Column::Id);
         if let Some(needle) = filter.email_contains.as_deref().filter(|n| !n.is_empty()) {
@@ -888,6 +908,7 @@ impl AuthService {
             .rows_affected;
         removed += throttle::purge(&self.db, at, Kind::Login, self.policy.login_failure_window).await?;
         removed += throttle::purge(&self.db, at, Kind::Reset, self.policy.reset_window).await?;
+        removed += self.purge_passkey_challenges().await?;
         removed += self.purge_pending_logins().await?;
         Ok(removed)
     }

@@ -22,7 +22,7 @@ use zeroize::Zeroizing;
 use super::audit::{EventKind, NewEvent};
 use super::domain::{Email, SecretToken, presented_token_digest};
 use super::throttle::{self, Kind};
-use super::{AuthError, AuthService, NewSession, UserView, chrono_dur};
+use super::{AuthError, AuthService, NewSession, UserView, chrono_dur, rfc3339};
 use crate::entity::{pending_login, recovery_code, session, totp_factor, user};
 
 /// RFC 6238 time step, seconds.
@@ -75,7 +75,7 @@ impl SecondFactorProof<'_> {
 /// What a user has set up, for the account page and `user factors`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FactorStatus {
-    /// `password`, then each second factor that is on (`totp`; passkeys add theirs).
+    /// `password`, then each other factor that is on (`totp`, `passkey`).
     pub factors: Vec<&'static str>,
     /// An enrolment was started and not confirmed.
     pub totp_pending: bool,
@@ -88,6 +88,17 @@ pub struct UserFactors {
     pub email: String,
     #[serde(flatten)]
     pub status: FactorStatus,
+    /// The user's passkeys, oldest first (api.md §11).
+    pub passkeys: Vec<PasskeyListing>,
+}
+
+/// One passkey as the operator sees it: never the key material.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PasskeyListing {
+    pub id: Uuid,
+    pub name: String,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
 }
 
 /// What `user factors --reset` removed.
@@ -95,6 +106,7 @@ pub struct UserFactors {
 pub struct FactorsRemoved {
     pub totp: u64,
     pub recovery_codes: u64,
+    pub passkeys: u64,
     pub sessions: u64,
 }
 
@@ -197,11 +209,15 @@ impl AuthService {
     }
 
     /// The second factors a login of this user may finish with, in the order the login answer
-    /// lists them (api.md §10). Empty: the password alone logs in. Passkeys (§11) add a line here.
+    /// lists them (api.md §10): `totp` and `recovery_code` when TOTP is on, then `passkey` when the
+    /// user has one (§11).
     pub async fn available_second_factors(&self, user_id: Uuid) -> Result<Vec<&'static str>, AuthError> {
         let mut out = Vec::new();
         if self.totp_enabled(&self.db, user_id).await? {
             out.extend(["totp", "recovery_code"]);
+        }
+        if self.has_passkeys(user_id).await? {
+            out.push("passkey");
         }
         Ok(out)
     }
@@ -226,7 +242,10 @@ impl AuthService {
         new_hash: Option<&str>,
     ) -> Result<Option<NewSession>, AuthError> {
         let factors = self.available_second_factors(user.id).await?;
-        if factors.is_empty() {
+        // Only TOTP makes the password a first factor. A passkey is a whole login of its own
+        // (§11: both factors), not a second step the password needs: a user with passkeys and no
+        // TOTP still logs in with the password alone.
+        if !factors.contains(&"totp") {
             return Ok(None);
         }
         throttle::release(&self.db, Kind::Login, &user.email).await?;
@@ -268,6 +287,50 @@ impl AuthService {
             .one(&self.db)
             .await?
             .is_some())
+    }
+
+    /// The user of a live pending login, if `presented` is one.
+    pub async fn pending_login_user(&self, presented: &str) -> Result<Option<Uuid>, AuthError> {
+        let Some(digest) = presented_token_digest(presented) else { return Ok(None) };
+        Ok(pending_login::Entity::find_by_id(digest)
+            .filter(pending_login::Column::ExpiresAt.gt(self.now()))
+            .one(&self.db)
+            .await?
+            .map(|p| p.user_id))
+    }
+
+    /// `POST /api/v1/passkeys/login/finish` with the caller's cookie, if any (api.md §10, §11).
+    /// When `presented` is a live pending login, the passkey must be its user's (another user's is
+    /// `PasskeyLoginFailed`, and the pending login stays); success spends the pending login and
+    /// opens a full session with a new token. Otherwise it is a plain passkey login.
+    pub async fn finish_passkey_login_from(
+        &self,
+        presented: Option<&str>,
+        challenge_id: &str,
+        credential: &serde_json::Value,
+    ) -> Result<NewSession, AuthError> {
+        let pending = match presented {
+            Some(token) => self.pending_login_user(token).await?.map(|user| (token, user)),
+            None => None,
+        };
+        let result = self.finish_passkey_login(challenge_id, credential, pending.map(|(_, user)| user)).await;
+        let Some((token, _)) = pending else { return result };
+        match &result {
+            Ok(session) => {
+                self.count_second_factor("passkey", "success");
+                // Spent: the new full session replaces it. (A racing request that also proved a
+                // passkey of this user gets a session of its own, as a plain passkey login would.)
+                if let Some(digest) = presented_token_digest(token) {
+                    pending_login::Entity::delete_by_id(digest).exec(&self.db).await?;
+                }
+                // The wrong passwords and codes before a passkey proved the user stop counting,
+                // as after a second step with a code.
+                throttle::clear(&self.db, Kind::Login, &session.user.email).await?;
+            }
+            Err(AuthError::PasskeyLoginFailed) => self.count_second_factor("passkey", "invalid"),
+            Err(_) => {}
+        }
+        result
     }
 
     /// The caller's user (a full session) and the digest of their token.
@@ -581,6 +644,9 @@ impl AuthService {
         if totp_on {
             factors.push("totp");
         }
+        if self.has_passkeys(user_id).await? {
+            factors.push("passkey");
+        }
         let recovery_codes_left =
             recovery_code::Entity::find().filter(recovery_code::Column::UserId.eq(user_id)).count(&self.db).await?;
         Ok(FactorStatus { factors, totp_pending: totp.is_some() && !totp_on, recovery_codes_left })
@@ -596,22 +662,35 @@ impl AuthService {
     pub async fn user_factors(&self, email: &str) -> Result<UserFactors, AuthError> {
         let email = Email::parse(email)?;
         let user = self.find_user(&email).await?.ok_or(AuthError::UserNotFound)?;
-        Ok(UserFactors { status: self.factor_status_of(user.id).await?, email: user.email })
+        let passkeys = self
+            .list_passkeys(user.id)
+            .await?
+            .into_iter()
+            .map(|p| PasskeyListing {
+                id: p.id,
+                name: p.name,
+                created_at: rfc3339(p.created_at),
+                last_used_at: p.last_used_at.map(rfc3339),
+            })
+            .collect();
+        Ok(UserFactors { status: self.factor_status_of(user.id).await?, email: user.email, passkeys })
     }
 
     /// For a user who lost their device (`userauth user factors EMAIL --reset`): removes every
-    /// second factor and recovery code, and ends the user's sessions and pending logins.
+    /// second factor, recovery code and passkey (with its registrations in progress), and ends the
+    /// user's sessions and pending logins, in one transaction.
     pub async fn reset_factors(&self, email: &str) -> Result<FactorsRemoved, AuthError> {
         let email = Email::parse(email)?;
         let user = self.find_user(&email).await?.ok_or(AuthError::UserNotFound)?;
         let txn = self.db.begin().await?;
         let (totp, recovery_codes) = self.remove_totp(&txn, user.id).await?;
+        let passkeys = self.remove_all_passkeys(&txn, user.id).await?;
         pending_login::Entity::delete_many().filter(pending_login::Column::UserId.eq(user.id)).exec(&txn).await?;
         let sessions =
             session::Entity::delete_many().filter(session::Column::UserId.eq(user.id)).exec(&txn).await?.rows_affected;
         self.audit_in(&txn, vec![NewEvent::new(EventKind::FactorsReset, Some(user.id), &user.email)]).await?;
         txn.commit().await?;
-        Ok(FactorsRemoved { totp, recovery_codes, sessions })
+        Ok(FactorsRemoved { totp, recovery_codes, passkeys, sessions })
     }
 
     /// Deletes expired pending logins. Returns rows removed.

@@ -35,6 +35,10 @@ fn db_setup_is_idempotent_and_says_what_it_did() {
     assert!(first.stdout.contains(&applied), "{}", first.stdout);
     assert!(first.stdout.contains("m20261129_000001_audit"), "{}", first.stdout);
     assert!(first.stdout.contains("m20261126_000001_initial"), "{}", first.stdout);
+    // Both of 2026-11-30's migrations, second factors before passkeys.
+    let (sf, pk) =
+        (first.stdout.find("m20261130_000003_second_factor"), first.stdout.find("m20261130_000004_passkeys"));
+    assert!(sf.is_some() && pk.is_some() && sf < pk, "{}", first.stdout);
     assert!(dir.path().join("cli.db").exists());
     let second = run(dir.path(), &["--database-url", &url, "db-setup"], "", &[]);
     assert_eq!(second.code, 0, "{}", second.stderr);

@@ -3,6 +3,7 @@
 mod attack;
 mod browser;
 mod browser_first_hour;
+mod browser_passkeys;
 mod browser_totp;
 mod browser_verify;
 mod cli;
@@ -16,6 +17,8 @@ mod mail;
 mod operator;
 mod ops;
 mod pages;
+mod passkeys;
+mod passkeys_second_factor;
 mod pg;
 mod registration;
 mod scale;

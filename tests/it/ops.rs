@@ -318,7 +318,8 @@ fn two_instances_keep_one_chain() {
         assert_eq!(e["client"], "127.0.0.1");
         let mut keys: Vec<&str> = e.as_object().unwrap().keys().map(String::as_str).collect();
         keys.sort_unstable();
-        assert_eq!(keys, ["actor", "at", "client", "email", "hash", "id", "kind", "user_id"]);
+        assert_eq!(keys, ["actor", "at", "client", "email", "hash", "id", "kind", "method", "user_id"]);
+        assert_eq!(e["method"], "password");
     }
 }
 

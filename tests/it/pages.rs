@@ -57,12 +57,21 @@ async fn every_page_renders_with_its_headers_and_labels() {
         assert_eq!(resp.status(), Status::Ok, "{path}");
         assert_eq!(resp.content_type(), Some(ContentType::HTML));
         let h = resp.headers();
-        assert_eq!(h.get_one("Content-Security-Policy"), Some("default-src 'self'; frame-ancestors 'none'"), "{path}");
+        assert_eq!(
+            h.get_one("Content-Security-Policy"),
+            Some("default-src 'self'; script-src 'self'; frame-ancestors 'none'"),
+            "{path}"
+        );
         assert_eq!(h.get_one("X-Frame-Options"), Some("DENY"));
         assert_eq!(h.get_one("Cache-Control"), Some("no-store"));
         let html = resp.into_string().await.unwrap();
         assert_labelled(&html, path);
-        assert!(!html.contains("<script"), "{path}: no JavaScript");
+        // No inline script: at most the passkeys script file (api.md §11).
+        let scripts: Vec<&str> = html.match_indices("<script").map(|(i, _)| &html[i..]).collect();
+        assert!(
+            scripts.iter().all(|t| t.starts_with(r#"<script src="/static/passkeys.js" defer></script>"#)),
+            "{path}: only the passkeys script file"
+        );
     }
     let css = c.get("/static/style.css").dispatch().await;
     assert_eq!(css.content_type(), Some(ContentType::CSS));

@@ -642,7 +642,13 @@ async fn the_operator_lists_and_resets_factors() {
     let v: Value = serde_json::from_str(out.stdout.trim()).unwrap();
     assert_eq!(
         v,
-        json!({"email": EMAIL, "factors": ["password", "totp"], "totp_pending": false, "recovery_codes_left": 10})
+        json!({
+            "email": EMAIL,
+            "factors": ["password", "totp"],
+            "totp_pending": false,
+            "recovery_codes_left": 10,
+            "passkeys": []
+        })
     );
     let out = run_cli(&["user", "factors", EMAIL]).await;
     assert!(out.stdout.contains("factors:        password, totp"), "{}", out.stdout);
@@ -663,7 +669,7 @@ async fn the_operator_lists_and_resets_factors() {
 
     let out = run_cli(&["user", "factors", EMAIL, "--reset", "--yes"]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stdout.contains("removed 1 TOTP secret(s) and 10 recovery code(s)"), "{}", out.stdout);
+    assert!(out.stdout.contains("removed 1 TOTP secret(s), 10 recovery code(s) and 0 passkey(s)"), "{}", out.stdout);
     assert!(svc.authenticate(&token).await.is_err(), "the user's sessions ended");
     let after = svc.login(EMAIL, PASSWORD).await.unwrap();
     assert!(after.second_factor.is_empty(), "the password alone logs in again");
