@@ -73,7 +73,7 @@ pub async fn login(
 ) -> Result<Json<super::second_factor::LoginAnswer>, ApiError> {
     let creds: Credentials = typed(body, Status::Unauthorized)?;
     let session = svc
-        .login(&creds.email, &creds.password)
+        .login(&svc.ctx, &creds.email, &creds.password)
         .await
         .map_err(|e| ApiError::from(e).with_client_status(Status::Unauthorized))?;
     jar.add(session_cookie(&session, settings));
@@ -88,14 +88,14 @@ pub async fn logout(
     jar: &CookieJar<'_>,
     me: ClassicUser,
 ) -> Result<Redirect, ApiError> {
-    svc.logout(&me.0.token).await?;
+    svc.logout(&svc.ctx, &me.0.token).await?;
     jar.remove(removal_cookie(settings));
     Ok(Redirect::found("/"))
 }
 
 #[rocket::get("/profile")]
 pub fn profile(me: ClassicUser) -> Json<EmailOnlyResponse> {
-    Json(EmailOnlyResponse { email: me.0.user.email })
+    Json(EmailOnlyResponse { email: me.0.auth.user.email })
 }
 
 #[rocket::post("/reset_password", data = "<body>")]
@@ -107,7 +107,7 @@ pub async fn reset_password(
 ) -> Result<ResetAnswer, ApiError> {
     let forbidden = |e: ApiError| e.with_client_status(Status::Forbidden);
     let body: EmailOnly = typed(body, Status::Forbidden)?;
-    let done = svc.self_service_reset(&body.email).await.map_err(|e| forbidden(e.into()))?;
+    let done = svc.self_service_reset(&svc.ctx, &body.email).await.map_err(|e| forbidden(e.into()))?;
     Ok(ResetAnswer::from_request(done, Status::Ok))
 }
 
@@ -120,7 +120,7 @@ pub async fn update_password(
 ) -> Result<Json<EmailMessage>, ApiError> {
     let body: ClassicUpdatePassword = typed(body, Status::Forbidden)?;
     let user = svc
-        .update_password(&body.reset_token, &body.new_password, Some(&body.email))
+        .update_password(&svc.ctx, &body.reset_token, &body.new_password, Some(&body.email))
         .await
         .map_err(|e| ApiError::from(e).with_client_status(Status::Forbidden))?;
     Ok(Json(EmailMessage::new(user.email, "Password updated")))

@@ -50,7 +50,7 @@ pub enum AuthAnswer {
 #[rocket::get("/auth")]
 pub fn auth(me: Result<AuthUser, ApiError>) -> AuthAnswer {
     match me {
-        Ok(me) => AuthAnswer::Allowed(me.user),
+        Ok(me) => AuthAnswer::Allowed(me.auth.user),
         Err(e) => AuthAnswer::Refused(e),
     }
 }

@@ -7,13 +7,14 @@ use rocket::request::{self, FromRequest, Request};
 
 use super::ApiSettings;
 use super::error::{ApiError, ErrorCode, remember};
-use crate::service::{AuthError, AuthService, NewSession, UserView};
+use crate::service::{AuthError, AuthService, Authenticated, NewSession};
 
 pub const SESSION_COOKIE: &str = "session_id";
 
-/// The user behind a valid session cookie. Fails with 401 (v1 routes).
+/// The user behind a valid session cookie, resolved once for the whole request. Fails with 401
+/// (v1 routes).
 pub struct AuthUser {
-    pub user: UserView,
+    pub auth: Authenticated,
     /// The presented cookie value, for logout.
     pub token: String,
 }
@@ -30,14 +31,14 @@ async fn resolve(req: &Request<'_>) -> Result<AuthUser, ApiError> {
         .await
         .succeeded()
         .ok_or_else(|| ApiError::for_status(Status::InternalServerError))?;
-    let user = match svc.authenticate(&token).await {
+    let auth = match svc.authenticate(&token).await {
         // Only on the failure path: a pending login (api.md §10) is told what it still owes.
         Err(AuthError::NotAuthenticated) if svc.is_pending_login(&token).await? => {
             return Err(AuthError::SecondFactorRequired.into());
         }
         other => other?,
     };
-    Ok(AuthUser { user, token })
+    Ok(AuthUser { auth, token })
 }
 
 #[rocket::async_trait]

@@ -350,7 +350,7 @@ pub async fn login(
     }
     let next = super::forward::login_next(form.get("next"), settings);
     let email = form.get("email").unwrap_or_default().to_owned();
-    match svc.login(&email, form.get("password").unwrap_or_default()).await {
+    match svc.login(&svc.ctx, &email, form.get("password").unwrap_or_default()).await {
         Ok(session) => {
             jar.add(session_cookie(&session, settings));
             jar.remove(super::forward::scoped(Cookie::build(PRE_SESSION_COOKIE).path("/").build(), settings));
@@ -417,12 +417,16 @@ pub(crate) async fn account_page(
     let Some(token) = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()) else {
         return PageOr::SeeOther("/login?next=/account".into());
     };
-    let (user, sessions) = match (svc.authenticate(&token).await, svc.list_sessions(&token).await) {
-        (Ok(u), Ok(s)) => (u, s),
-        (Err(AuthError::NotAuthenticated), _) | (_, Err(AuthError::NotAuthenticated)) => {
+    let listed = match svc.authenticate(&token).await {
+        Ok(me) => svc.list_sessions(&me).await.map(|s| (me.user, s)),
+        Err(e) => Err(e),
+    };
+    let (user, sessions) = match listed {
+        Ok(found) => found,
+        Err(AuthError::NotAuthenticated) => {
             return super::pages_second_factor::not_logged_in(svc, &token, "/account").await;
         }
-        (Err(e), _) | (_, Err(e)) => {
+        Err(e) => {
             let (status, message) = failure(e);
             let page = MessagePage {
                 title: "Your account",
@@ -517,7 +521,11 @@ pub async fn change_password(
     };
     let (current, new) =
         (form.get("current_password").unwrap_or_default(), form.get("new_password").unwrap_or_default());
-    match svc.change_password(&token, current, new).await {
+    let result = match svc.authenticate(&token).await {
+        Ok(me) => svc.change_password(&svc.ctx, &me, current, new).await,
+        Err(e) => Err(e),
+    };
+    match result {
         Ok(_) => PageOr::SeeOther("/account?done=password".into()),
         Err(AuthError::NotAuthenticated) => PageOr::SeeOther("/login?next=/account".into()),
         // Beside the password form, in words about the password typed there.
@@ -544,7 +552,10 @@ pub async fn end_session(
         Err(page) => return page,
     };
     let result = match uuid::Uuid::parse_str(id) {
-        Ok(id) => svc.end_session(&token, id).await,
+        Ok(id) => match svc.authenticate(&token).await {
+            Ok(me) => svc.end_session(&svc.ctx, &me, id).await,
+            Err(e) => Err(e),
+        },
         Err(_) => Err(AuthError::SessionNotFound),
     };
     after_account_action(&svc, jar, settings, result, "/account?done=ended").await
@@ -562,7 +573,10 @@ pub async fn end_other_sessions(
         Ok(t) => t,
         Err(page) => return page,
     };
-    let result = svc.end_other_sessions(&token).await.map(|_| ());
+    let result = match svc.authenticate(&token).await {
+        Ok(me) => svc.end_other_sessions(&svc.ctx, &me).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
     after_account_action(&svc, jar, settings, result, "/account?done=others").await
 }
 
@@ -578,7 +592,7 @@ pub async fn logout(
         return forbidden();
     }
     if let Some(token) = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned())
-        && let Err(e) = svc.logout(&token).await
+        && let Err(e) = svc.logout(&svc.ctx, &token).await
     {
         let (status, message) = failure(e);
         return account_page(&svc, jar, settings, status, None, Some(message), None).await;
@@ -615,7 +629,7 @@ pub async fn forgot(
         // Pages never show reset tokens: in response mode the operator issues them.
         return PageOr::SeeOther("/forgot".into());
     }
-    match svc.self_service_reset(form.get("email").unwrap_or_default()).await {
+    match svc.self_service_reset(&svc.ctx, form.get("email").unwrap_or_default()).await {
         Ok(ResetRequest::Emailed | ResetRequest::Token(_)) => PageOr::SeeOther("/forgot?sent=1".into()),
         Err(e) => {
             let retry = retry_after_of(&e);
@@ -657,7 +671,7 @@ pub async fn reset(
         return forbidden();
     }
     let token = form.get("reset_token").unwrap_or_default().to_owned();
-    match svc.update_password(&token, form.get("new_password").unwrap_or_default(), None).await {
+    match svc.update_password(&svc.ctx, &token, form.get("new_password").unwrap_or_default(), None).await {
         Ok(_) => PageOr::SeeOther("/login?reset=1".into()),
         Err(e) => {
             let (status, message) = failure(e);

@@ -72,14 +72,17 @@ impl<'r> FromRequest<'r> for ClientAddr {
     }
 }
 
-/// The service, acting for this request's client (recorded in the audit log; its share of the
-/// hashing queue is bounded).
-pub struct Svc(pub crate::service::AuthService);
+/// The shared service, and this request's context (its client, recorded in the audit log, whose
+/// share of the hashing queue is bounded; its `User-Agent`, recorded with the sessions it opens).
+pub struct Svc {
+    svc: crate::service::AuthService,
+    pub ctx: crate::service::RequestContext,
+}
 
 impl std::ops::Deref for Svc {
     type Target = crate::service::AuthService;
     fn deref(&self) -> &Self::Target {
-        &self.0
+        &self.svc
     }
 }
 
@@ -88,10 +91,13 @@ impl<'r> FromRequest<'r> for Svc {
     type Error = ApiError;
 
     async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, ApiError> {
+        let client = ClientAddr::of(req).0;
+        let user_agent = req.headers().get_one("User-Agent");
         match req.rocket().state::<crate::service::AuthService>() {
-            Some(svc) => Outcome::Success(Svc(svc
-                .for_client(ClientAddr::of(req).0)
-                .with_user_agent(req.headers().get_one("User-Agent")))),
+            Some(svc) => Outcome::Success(Svc {
+                svc: svc.for_client(client).with_user_agent(user_agent),
+                ctx: crate::service::RequestContext::http(client, user_agent),
+            }),
             None => Outcome::Error(remember(req, ApiError::for_status(Status::InternalServerError))),
         }
     }

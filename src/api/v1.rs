@@ -50,7 +50,7 @@ pub async fn login(
     jar: &CookieJar<'_>,
     body: Body<Credentials>,
 ) -> Result<Json<super::second_factor::LoginAnswer>, ApiError> {
-    let session = svc.login(&body.0.email, &body.0.password).await?;
+    let session = svc.login(&svc.ctx, &body.0.email, &body.0.password).await?;
     jar.add(session_cookie(&session, settings));
     Ok(Json(super::second_factor::LoginAnswer::of(&session)))
 }
@@ -65,7 +65,7 @@ pub async fn logout(
     jar: &CookieJar<'_>,
 ) -> Result<Json<Message>, ApiError> {
     if let Some(token) = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()) {
-        svc.logout(&token).await?;
+        svc.logout(&svc.ctx, &token).await?;
     }
     jar.remove(removal_cookie(settings));
     Ok(Json(Message::new("logged out")))
@@ -76,7 +76,7 @@ pub async fn logout(
               (status = 401, description = "No valid session", body = ErrorBody)))]
 #[rocket::get("/profile")]
 pub fn profile(me: AuthUser) -> Json<Profile> {
-    Json(Profile { id: me.user.id, email: me.user.email, created_at: rfc3339(me.user.created_at) })
+    Json(Profile { id: me.auth.user.id, email: me.auth.user.email, created_at: rfc3339(me.auth.user.created_at) })
 }
 
 #[utoipa::path(post, path = "/api/v1/reset_password", tag = "v1",
@@ -93,7 +93,7 @@ pub async fn reset_password(
     svc: Svc,
     body: Body<EmailOnly>,
 ) -> Result<ResetAnswer, ApiError> {
-    Ok(ResetAnswer::from_request(svc.self_service_reset(&body.0.email).await?, Status::Accepted))
+    Ok(ResetAnswer::from_request(svc.self_service_reset(&svc.ctx, &body.0.email).await?, Status::Accepted))
 }
 
 #[utoipa::path(post, path = "/api/v1/update_password", tag = "v1",
@@ -107,7 +107,7 @@ pub async fn update_password(
     svc: Svc,
     body: Body<UpdatePassword>,
 ) -> Result<Json<EmailMessage>, ApiError> {
-    let user = svc.update_password(&body.0.reset_token, &body.0.new_password, None).await?;
+    let user = svc.update_password(&svc.ctx, &body.0.reset_token, &body.0.new_password, None).await?;
     Ok(Json(EmailMessage::new(user.email, "password updated")))
 }
 
@@ -125,7 +125,7 @@ pub async fn change_password(
     me: AuthUser,
     body: Body<PasswordChange>,
 ) -> Result<Json<EmailMessage>, ApiError> {
-    let user = svc.change_password(&me.token, &body.0.current_password, &body.0.new_password).await?;
+    let user = svc.change_password(&svc.ctx, &me.auth, &body.0.current_password, &body.0.new_password).await?;
     Ok(Json(EmailMessage::new(user.email, "password changed")))
 }
 
@@ -135,7 +135,7 @@ pub async fn change_password(
 #[rocket::get("/sessions")]
 pub async fn sessions(svc: Svc, me: AuthUser) -> Result<Json<SessionList>, ApiError> {
     let sessions = svc
-        .list_sessions(&me.token)
+        .list_sessions(&me.auth)
         .await?
         .into_iter()
         .map(|s| SessionItem {
@@ -158,7 +158,7 @@ pub async fn sessions(svc: Svc, me: AuthUser) -> Result<Json<SessionList>, ApiEr
 pub async fn end_session(_site: NotCrossSite, svc: Svc, me: AuthUser, id: &str) -> Result<Json<Message>, ApiError> {
     // A malformed id names no session of the caller's.
     let id = uuid::Uuid::parse_str(id).map_err(|_| AuthError::SessionNotFound)?;
-    svc.end_session(&me.token, id).await?;
+    svc.end_session(&svc.ctx, &me.auth, id).await?;
     Ok(Json(Message::new("session ended")))
 }
 
@@ -167,7 +167,7 @@ pub async fn end_session(_site: NotCrossSite, svc: Svc, me: AuthUser, id: &str) 
               (status = 401, description = "No valid session", body = ErrorBody)))]
 #[rocket::delete("/sessions")]
 pub async fn end_other_sessions(_site: NotCrossSite, svc: Svc, me: AuthUser) -> Result<Json<OthersEnded>, ApiError> {
-    let ended = svc.end_other_sessions(&me.token).await?;
+    let ended = svc.end_other_sessions(&svc.ctx, &me.auth).await?;
     Ok(Json(OthersEnded { message: "other sessions ended".into(), ended }))
 }
 

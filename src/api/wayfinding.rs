@@ -160,7 +160,7 @@ pub fn password_form() -> PageOr {
 /// The email of the session in the cookie, when it is valid.
 pub async fn logged_in(svc: &AuthService, jar: &CookieJar<'_>) -> Option<String> {
     let token = jar.get(SESSION_COOKIE)?.value().to_owned();
-    svc.authenticate(&token).await.ok().map(|u| u.email)
+    svc.authenticate(&token).await.ok().map(|a| a.user.email)
 }
 
 // ---------------------------------------------------------------- the login page remembers

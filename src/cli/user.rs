@@ -29,7 +29,7 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
 
 pub async fn add(svc: &AuthService, email: &str, password_stdin: bool) -> anyhow::Result<()> {
     let password = read_password(password_stdin)?;
-    let user = svc.register(email, &password).await?;
+    let user = svc.register(&crate::service::RequestContext::operator(), email, &password).await?;
     println!("created user {} ({})", user.email, user.id);
     Ok(())
 }

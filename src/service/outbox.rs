@@ -231,7 +231,7 @@ impl AuthService {
                     self.outbox_done(row.id).await?;
                     return Ok(());
                 };
-                let issued = self.store_reset_token(&user).await?;
+                let issued = self.store_reset_token(&super::RequestContext::system(), &user).await?;
                 let sealed = Payload::Email {
                     to: issued.email.clone(),
                     token: issued.token.expose().to_owned(),

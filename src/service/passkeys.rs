@@ -217,7 +217,7 @@ impl AuthService {
         current_password: &str,
     ) -> Result<Challenge, AuthError> {
         let rp = self.rp()?;
-        let caller = self.authenticate(session).await?;
+        let caller = self.authenticate(session).await?.user;
         let user = self.confirm_password(&caller, current_password).await?;
         let existing = passkey::Entity::find().filter(passkey::Column::UserId.eq(user.id)).all(&self.db).await?;
         let exclude: Vec<_> = existing
@@ -249,7 +249,7 @@ impl AuthService {
         credential: &serde_json::Value,
     ) -> Result<PasskeyInfo, AuthError> {
         let rp = self.rp()?;
-        let caller = self.authenticate(session).await?;
+        let caller = self.authenticate(session).await?.user;
         let name = parse_name(name)?;
         // Claimed before anything else is checked: a challenge is spent by any attempt.
         let state =
@@ -305,13 +305,13 @@ impl AuthService {
 
     /// The caller's passkeys.
     pub async fn my_passkeys(&self, session: &str) -> Result<Vec<PasskeyInfo>, AuthError> {
-        let caller = self.authenticate(session).await?;
+        let caller = self.authenticate(session).await?.user;
         self.list_passkeys(caller.id).await
     }
 
     /// Removes one of the caller's passkeys (`PasskeyNotFound` for anyone else's).
     pub async fn remove_passkey(&self, session: &str, id: Uuid) -> Result<(), AuthError> {
-        let caller = self.authenticate(session).await?;
+        let caller = self.authenticate(session).await?.user;
         let txn = self.db.begin().await?;
         let removed = passkey::Entity::delete_many()
             .filter(passkey::Column::UserId.eq(caller.id))
@@ -413,7 +413,7 @@ impl AuthService {
             update = update.col_expr(passkey::Column::Credential, Expr::value(json));
         }
         update.filter(passkey::Column::Id.eq(stored.id)).exec(&self.db).await?;
-        Self { login_method: "passkey", ..self.clone() }.open_session(user, None).await
+        self.open_session(&self.legacy_ctx(), user, None, super::LoginMethod::Passkey).await
     }
 
     /// Deletes expired passkey challenges. Returns rows removed.

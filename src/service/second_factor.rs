@@ -335,7 +335,7 @@ impl AuthService {
 
     /// The caller's user (a full session) and the digest of their token.
     async fn full_session_user(&self, presented: &str) -> Result<(UserView, String), AuthError> {
-        let user = self.authenticate(presented).await?;
+        let user = self.authenticate(presented).await?.user;
         let digest = presented_token_digest(presented).ok_or(AuthError::NotAuthenticated)?;
         Ok((user, digest))
     }
@@ -594,7 +594,7 @@ impl AuthService {
         if matches!(proof, SecondFactorProof::RecoveryCode(_)) {
             self.audit_alone(vec![NewEvent::new(EventKind::RecoveryCodeUsed, Some(user.id), &user.email)]).await?;
         }
-        self.open_session(user, None).await
+        self.open_session(&self.legacy_ctx(), user, None, super::LoginMethod::Password).await
     }
 
     /// Checks a TOTP code and, when it matches a step later than the last accepted one, records

@@ -1,5 +1,6 @@
 //! Fixed-window counters in the database, so every `serve` instance sees the same counts and
-//! they survive restarts.
+//! they survive restarts; and [`AuthService::reserve`], the one way an operation counts an
+//! attempt against an account before doing the work the counter guards.
 
 use std::time::Duration;
 
@@ -7,7 +8,9 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, ExprTrait, QueryFilter};
 
-use super::chrono_dur;
+use super::domain::Email;
+use super::policy::Policy;
+use super::{AuthError, AuthService, chrono_dur};
 use crate::entity::throttle::{self, Column, Entity};
 
 #[derive(Debug, Clone, Copy)]
@@ -23,6 +26,22 @@ impl Kind {
         match self {
             Kind::Login => "login",
             Kind::Reset => "reset",
+        }
+    }
+
+    /// How many attempts a window lets through, and how long a window is, as configured.
+    pub fn limits(self, policy: &Policy) -> (u32, Duration) {
+        match self {
+            Kind::Login => (policy.login_max_failures, policy.login_failure_window),
+            Kind::Reset => (policy.reset_max_requests, policy.reset_window),
+        }
+    }
+
+    /// The answer to an attempt refused because the window is used up.
+    fn refusal(self, retry_after_secs: u64) -> AuthError {
+        match self {
+            Kind::Login => AuthError::AccountLocked { retry_after_secs },
+            Kind::Reset => AuthError::TooManyResetRequests { retry_after_secs },
         }
     }
 }
@@ -64,11 +83,11 @@ pub async fn reserve<C: ConnectionTrait>(
     if db.query_one(&insert).await?.is_some() {
         return Ok(None);
     }
-    let Some(row) = Entity::find_by_id((kind.as_str().to_owned(), subject.to_owned())).one(db).await? else {
+    let Some(start) = window_start(db, kind, subject).await? else {
         // The row vanished in between (a success cleared it): refuse this one attempt anyway.
         return Ok(Some(1));
     };
-    let ends = row.window_start + chrono_dur(window);
+    let ends = start + chrono_dur(window);
     // Round up: a client that waits exactly Retry-After seconds must find the window over.
     let millis = u64::try_from((ends - now).num_milliseconds()).unwrap_or(0);
     Ok(Some(Ord::max(millis.div_ceil(1000), 1)))
@@ -110,6 +129,11 @@ pub async fn release<C: ConnectionTrait>(db: &C, kind: Kind, subject: &str) -> R
     Ok(())
 }
 
+/// When the current window of `subject` started, if it has one.
+pub async fn window_start<C: ConnectionTrait>(db: &C, kind: Kind, subject: &str) -> Result<Option<DateTime<Utc>>, DbErr> {
+    Ok(Entity::find_by_id((kind.as_str().to_owned(), subject.to_owned())).one(db).await?.map(|row| row.window_start))
+}
+
 /// Removes windows of `kind` that ended; they no longer block anything.
 pub async fn purge<C: ConnectionTrait>(db: &C, now: DateTime<Utc>, kind: Kind, window: Duration) -> Result<u64, DbErr> {
     let cutoff = now - chrono_dur(window);
@@ -121,19 +145,19 @@ pub async fn purge<C: ConnectionTrait>(db: &C, now: DateTime<Utc>, kind: Kind, w
         .rows_affected)
 }
 
-impl super::AuthService {
-    /// Clears the account's failed-login count (`userauth user unlock`). Returns whether the
-    /// account had failures counted in a window that is still current, i.e. whether it changed anything
-    /// the operator would notice.
-    pub async fn unlock(&self, email: &str) -> Result<(String, bool), super::AuthError> {
-        let email = super::domain::Email::parse(email)?;
-        let user = self.find_user(&email).await?.ok_or(super::AuthError::UserNotFound)?;
-        let window = self.policy.login_failure_window;
-        let current = Entity::find_by_id((Kind::Login.as_str().to_owned(), user.email.clone()))
-            .one(&self.db)
-            .await?
-            .is_some_and(|row| row.window_start > self.now() - chrono_dur(window));
-        clear(&self.db, Kind::Login, &user.email).await?;
-        Ok((user.email, current))
+impl AuthService {
+    /// Counts one attempt of `kind` against the account `email` before the work it guards (see
+    /// [`reserve`]): `AccountLocked` or `TooManyResetRequests` once the window is used up.
+    pub(super) async fn reserve(&self, kind: Kind, email: &Email) -> Result<(), AuthError> {
+        self.reserve_in(&self.db, kind, email).await
+    }
+
+    /// The same, in the caller's transaction `db`.
+    pub(super) async fn reserve_in<C: ConnectionTrait>(&self, db: &C, kind: Kind, email: &Email) -> Result<(), AuthError> {
+        let (max, window) = kind.limits(&self.policy);
+        match reserve(db, self.now(), kind, email.as_str(), max, window).await? {
+            None => Ok(()),
+            Some(retry_after_secs) => Err(kind.refusal(retry_after_secs)),
+        }
     }
 }

@@ -64,7 +64,7 @@ impl AuthService {
     /// answered uniformly and completed after the answer.
     pub async fn sign_up(&self, email: &str, password: &str) -> Result<SignUp, AuthError> {
         if self.policy.email_verification != EmailVerification::Required || self.actor == Actor::Cli {
-            return self.register(email, password).await.map(SignUp::Created);
+            return self.register(&self.legacy_ctx(), email, password).await.map(SignUp::Created);
         }
         if self.mailer.is_none() {
             return Err(AuthError::Internal("email_verification = \"required\" needs smtp_url and mail_from".into()));

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use userauth::entity::user;
 use userauth::service::{AuthError, AuthService};
 
+use userauth::service::RequestContext;
 use crate::common::{
     Backend, PASSWORD, Server, TestDb, client_with, form_body, http_from, insert_user, run, service_for, settings,
 };
@@ -20,18 +21,18 @@ async fn lockout_holds_under_concurrency(backend: Backend) {
     let db = TestDb::new(backend);
     let cfg = settings(&db.url, &[("login_max_failures", json!(5))]);
     let svc = service_for(&cfg).await;
-    svc.register("target@example.com", PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), "target@example.com", PASSWORD).await.unwrap();
     let before = svc.hasher().verifications();
     let attempts = (0..60).map(|i| {
         let svc = svc.clone();
-        tokio::spawn(async move { svc.login("Target@Example.com", &format!("guess number {i}")).await })
+        tokio::spawn(async move { svc.login(&RequestContext::operator(), "Target@Example.com", &format!("guess number {i}")).await })
     });
     let results: Vec<_> = join_all(attempts).await.into_iter().map(|r| r.unwrap()).collect();
     let invalid = results.iter().filter(|r| matches!(r, Err(AuthError::InvalidCredentials))).count();
     let locked = results.iter().filter(|r| matches!(r, Err(AuthError::AccountLocked { .. }))).count();
     assert_eq!((invalid, locked), (5, 55), "{results:?}");
     assert_eq!(svc.hasher().verifications() - before, 5, "bcrypt ran only for the reserved attempts");
-    let right = svc.login("target@example.com", PASSWORD).await;
+    let right = svc.login(&RequestContext::operator(), "target@example.com", PASSWORD).await;
     assert!(matches!(right, Err(AuthError::AccountLocked { retry_after_secs }) if retry_after_secs > 0), "{right:?}");
     assert_eq!(svc.hasher().verifications() - before, 5, "a locked login costs no bcrypt");
 }
@@ -40,10 +41,10 @@ async fn lockout_holds_under_concurrency(backend: Backend) {
 async fn reset_limit_holds_under_concurrency(backend: Backend) {
     let db = TestDb::new(backend);
     let svc = service_for(&settings(&db.url, &[("reset_max_requests", json!(3))])).await;
-    svc.register("resets@example.com", PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), "resets@example.com", PASSWORD).await.unwrap();
     let attempts = (0..20).map(|_| {
         let svc = svc.clone();
-        tokio::spawn(async move { svc.request_reset("resets@example.com").await })
+        tokio::spawn(async move { svc.request_reset(&RequestContext::operator(), "resets@example.com").await })
     });
     let results: Vec<_> = join_all(attempts).await.into_iter().map(|r| r.unwrap()).collect();
     let issued = results.iter().filter(|r| r.is_ok()).count();
@@ -95,18 +96,18 @@ async fn full_hashing_queue_refuses_without_hashing(backend: Backend) {
     let db = TestDb::new(backend);
     let cfg = settings(&db.url, &[("hash_concurrency", json!(1)), ("hash_queue_max", json!(2))]);
     let svc = service_for(&cfg).await;
-    svc.register("queued@example.com", PASSWORD).await.unwrap();
-    let token = svc.request_reset("queued@example.com").await.unwrap().token;
+    svc.register(&RequestContext::operator(), "queued@example.com", PASSWORD).await.unwrap();
+    let token = svc.request_reset(&RequestContext::operator(), "queued@example.com").await.unwrap().token;
     let held: Vec<_> = (0..3).map(|_| svc.hasher().admit(None).unwrap()).collect();
     let before = svc.hasher().verifications();
-    assert!(matches!(svc.login("queued@example.com", PASSWORD).await, Err(AuthError::Busy)));
-    assert!(matches!(svc.login("not an email", PASSWORD).await, Err(AuthError::Busy)));
-    assert!(matches!(svc.register("new@example.com", PASSWORD).await, Err(AuthError::Busy)));
-    assert!(matches!(svc.update_password(token.expose(), "a brand new password", None).await, Err(AuthError::Busy)));
+    assert!(matches!(svc.login(&RequestContext::operator(), "queued@example.com", PASSWORD).await, Err(AuthError::Busy)));
+    assert!(matches!(svc.login(&RequestContext::operator(), "not an email", PASSWORD).await, Err(AuthError::Busy)));
+    assert!(matches!(svc.register(&RequestContext::operator(), "new@example.com", PASSWORD).await, Err(AuthError::Busy)));
+    assert!(matches!(svc.update_password(&RequestContext::operator(), token.expose(), "a brand new password", None).await, Err(AuthError::Busy)));
     assert_eq!(svc.hasher().verifications(), before, "nothing was hashed");
     drop(held);
-    assert!(svc.login("queued@example.com", PASSWORD).await.is_ok(), "a busy answer counted no failure");
-    assert!(svc.update_password(token.expose(), "a brand new password", None).await.is_ok(), "token not used up");
+    assert!(svc.login(&RequestContext::operator(), "queued@example.com", PASSWORD).await.is_ok(), "a busy answer counted no failure");
+    assert!(svc.update_password(&RequestContext::operator(), token.expose(), "a brand new password", None).await.is_ok(), "token not used up");
 }
 
 /// Over HTTP: 503 `busy` with `Retry-After: 1`, on the v1 and classic routes.
@@ -141,7 +142,7 @@ async fn a_flood_is_shed_not_queued() {
     let before = svc.hasher().verifications();
     let flood = (0..40).map(|i| {
         let svc = svc.clone();
-        tokio::spawn(async move { svc.login(&format!("nobody{i}@example.com"), "whatever it is").await })
+        tokio::spawn(async move { svc.login(&RequestContext::operator(), &format!("nobody{i}@example.com"), "whatever it is").await })
     });
     let results: Vec<_> = join_all(flood).await.into_iter().map(|r| r.unwrap()).collect();
     let busy = results.iter().filter(|r| matches!(r, Err(AuthError::Busy))).count();
@@ -320,7 +321,7 @@ async fn cross_site_requests_are_refused(backend: Backend) {
 async fn own_origin_from_the_host_header() {
     let db = TestDb::sqlite_file();
     let (c, svc) = client_with(&db.url, &[]).await;
-    svc.register("host@example.com", PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), "host@example.com", PASSWORD).await.unwrap();
     let creds = form_body(&[("email", "host@example.com"), ("password", PASSWORD)]);
     let send = |origin: &'static str| {
         c.post("/api/v1/session")
@@ -344,7 +345,7 @@ async fn security_headers_on_every_response() {
     for secure in [false, true] {
         let db = TestDb::sqlite_file();
         let (c, svc) = client_with(&db.url, &[("cookie_secure", json!(secure))]).await;
-        svc.register("hdr@example.com", PASSWORD).await.unwrap();
+        svc.register(&RequestContext::operator(), "hdr@example.com", PASSWORD).await.unwrap();
         let creds = form_body(&[("email", "hdr@example.com"), ("password", PASSWORD)]);
         let login = c.post("/api/v1/session").header(ContentType::Form).body(creds.clone()).dispatch().await;
         assert_eq!(login.status(), Status::Ok);
@@ -401,13 +402,13 @@ async fn hashes_are_upgraded_on_login(backend: Backend) {
     insert_user(&svc, "php@example.com", cost4.replacen("$2b$", "$2y$", 1)).await;
     let php5 = bcrypt::hash("old password here", 5).unwrap().replacen("$2b$", "$2y$", 1);
     insert_user(&svc, "php5@example.com", php5).await;
-    assert!(svc.login("cheap@example.com", "wrong password here").await.is_err());
+    assert!(svc.login(&RequestContext::operator(), "cheap@example.com", "wrong password here").await.is_err());
     assert_eq!(stored_hash(&svc, "cheap@example.com").await, cost4, "a failed login changes nothing");
     for email in ["cheap@example.com", "php@example.com", "php5@example.com"] {
-        svc.login(email, "old password here").await.unwrap();
+        svc.login(&RequestContext::operator(), email, "old password here").await.unwrap();
         let h = stored_hash(&svc, email).await;
         assert!(h.starts_with("$2b$05$"), "{email}: {h}");
-        assert!(svc.login(email, "old password here").await.is_ok(), "{email} still logs in");
+        assert!(svc.login(&RequestContext::operator(), email, "old password here").await.is_ok(), "{email} still logs in");
         assert_eq!(stored_hash(&svc, email).await, h, "{email}: no second upgrade");
     }
 }
@@ -420,7 +421,7 @@ async fn absurd_stored_costs_are_not_verified(backend: Backend) {
     let real = bcrypt::hash("the password here", 4).unwrap();
     insert_user(&svc, "slow@example.com", real.replacen("$04$", "$31$", 1)).await;
     let before = svc.hasher().verifications();
-    assert!(matches!(svc.login("slow@example.com", "the password here").await, Err(AuthError::InvalidCredentials)));
+    assert!(matches!(svc.login(&RequestContext::operator(), "slow@example.com", "the password here").await, Err(AuthError::InvalidCredentials)));
     assert_eq!(svc.hasher().verifications() - before, 1);
 }
 
@@ -492,7 +493,7 @@ async fn largest_allowed_values_work(backend: Backend) {
         ("reset_window_secs", json!(604_800)),
     ];
     let (c, svc) = client_with(&db.url, &big).await;
-    svc.register("big@example.com", PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), "big@example.com", PASSWORD).await.unwrap();
     let resp = c
         .post("/api/v1/session")
         .header(ContentType::Form)
@@ -501,9 +502,9 @@ async fn largest_allowed_values_work(backend: Backend) {
         .await;
     assert_eq!(resp.status(), Status::Ok);
     assert_eq!(c.get("/api/v1/profile").dispatch().await.status(), Status::Ok);
-    assert!(svc.login("big@example.com", "wrong password!!").await.is_err());
-    let token = svc.request_reset("big@example.com").await.unwrap().token;
-    svc.update_password(token.expose(), "another long password", None).await.unwrap();
+    assert!(svc.login(&RequestContext::operator(), "big@example.com", "wrong password!!").await.is_err());
+    let token = svc.request_reset(&RequestContext::operator(), "big@example.com").await.unwrap().token;
+    svc.update_password(&RequestContext::operator(), token.expose(), "another long password", None).await.unwrap();
     svc.purge_expired().await.unwrap();
 }
 
@@ -535,8 +536,8 @@ async fn csv_import_keeps_plain_passwords_byte_exact() {
     let out = run(dir.path(), &["--database-url", &url, "user", "import", "-"], csv, &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let svc = crate::common::service(&url).await;
-    assert!(svc.login("spaced@example.com", "  padded password  ").await.is_ok(), "spaces kept");
-    assert!(svc.login("spaced@example.com", "padded password").await.is_err(), "not trimmed");
+    assert!(svc.login(&RequestContext::operator(), "spaced@example.com", "  padded password  ").await.is_ok(), "spaces kept");
+    assert!(svc.login(&RequestContext::operator(), "spaced@example.com", "padded password").await.is_err(), "not trimmed");
 }
 
 crate::backend_tests!(

@@ -7,6 +7,7 @@ use rocket::http::{ContentType, Status};
 use serde_json::Value;
 
 use crate::common::{Backend, PASSWORD, TestDb, client_with, form_body, run};
+use userauth::service::RequestContext;
 
 /// A migrated SQLite database in `dir`, as a URL.
 fn db_url(dir: &Path) -> String {
@@ -448,7 +449,7 @@ mod pages {
     async fn locked_and_wrong_current_password_messages() {
         let db = TestDb::sqlite_file();
         let (c, svc) = client_with(&db.url, &[("login_max_failures", 2.into())]).await;
-        svc.register("pat@example.com", PASSWORD).await.unwrap();
+        svc.register(&RequestContext::operator(), "pat@example.com", PASSWORD).await.unwrap();
         let ok = log_in(&c, "pat@example.com", PASSWORD).await;
         assert_eq!(ok.status, Status::SeeOther);
 
@@ -488,7 +489,7 @@ mod pages {
     async fn a_stale_reset_link_says_so_at_once() {
         let db = TestDb::sqlite_file();
         let (c, svc) = client_with(&db.url, &[]).await;
-        svc.register("ray@example.com", PASSWORD).await.unwrap();
+        svc.register(&RequestContext::operator(), "ray@example.com", PASSWORD).await.unwrap();
         let unknown = browse(&c, &format!("/reset?token={}", "a".repeat(43))).await;
         assert_eq!(unknown.status, Status::BadRequest);
         assert!(unknown.body.contains("unknown, has expired or was already used"), "{}", unknown.body);
@@ -499,7 +500,7 @@ mod pages {
         let fresh = browse(&c, &path).await;
         assert_eq!(fresh.status, Status::Ok);
         assert!(fresh.body.contains(r#"name="new_password""#));
-        svc.update_password(issued.token.expose(), "a new password here", None).await.unwrap();
+        svc.update_password(&RequestContext::operator(), issued.token.expose(), "a new password here", None).await.unwrap();
         let used = browse(&c, &path).await;
         assert_eq!(used.status, Status::BadRequest, "used once: the link says so before any typing");
         assert!(used.body.contains(r#"href="/forgot""#));
@@ -509,7 +510,7 @@ mod pages {
     async fn the_session_list_reads_as_words() {
         let db = TestDb::sqlite_file();
         let (c, svc) = client_with(&db.url, &[]).await;
-        svc.register("sue@example.com", PASSWORD).await.unwrap();
+        svc.register(&RequestContext::operator(), "sue@example.com", PASSWORD).await.unwrap();
         let chrome =
             "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
         let form = browse(&c, "/login").await;

@@ -13,6 +13,7 @@ use rocket::http::{ContentType, Cookie, Header, Status};
 use rocket::local::asynchronous::{Client, LocalResponse};
 use serde_json::{Value, json};
 
+use userauth::service::RequestContext;
 use crate::common::{
     Backend, PASSWORD, Server, TestDb, form_body, free_port, run, service_with_clock, settings, untracked_client_with,
 };
@@ -84,10 +85,10 @@ fn assert_unauthorized(a: &Answer, what: &str) {
 async fn allowed_with_the_users_headers_and_no_body(backend: Backend) {
     let db = TestDb::new(backend);
     let (c, svc) = untracked_client_with(&db.url, &deployment()).await;
-    let user = svc.register(EMAIL, PASSWORD).await.unwrap();
-    let session = svc.login(EMAIL, PASSWORD).await.unwrap();
+    let user = svc.register(&RequestContext::operator(), EMAIL, PASSWORD).await.unwrap();
+    let session = svc.login(&RequestContext::operator(), EMAIL, PASSWORD).await.unwrap();
     let token = session.token.expose();
-    let seen_before = svc.list_sessions(token).await.unwrap()[0].last_seen_at;
+    let seen_before = svc.list_sessions(&svc.authenticate(token).await.unwrap()).await.unwrap()[0].last_seen_at;
     for path in ["/api/v1/auth", "/api/v1/auth?redirect=1"] {
         let a = auth(&c, path, Some(token)).await;
         assert_eq!(a.status, Status::Ok, "{path}: {}", a.body);
@@ -98,7 +99,7 @@ async fn allowed_with_the_users_headers_and_no_body(backend: Backend) {
         assert!(a.set_cookies().is_empty(), "{path}: sets no cookie");
     }
     // The same read as /api/v1/profile: no write while the idle timer is fresh.
-    let seen_after = svc.list_sessions(token).await.unwrap()[0].last_seen_at;
+    let seen_after = svc.list_sessions(&svc.authenticate(token).await.unwrap()).await.unwrap()[0].last_seen_at;
     assert_eq!(seen_before, seen_after);
     // HEAD (some proxies probe with it) answers the same way.
     let head = c.head("/api/v1/auth").cookie(Cookie::new("session_id", token.to_owned())).dispatch().await;
@@ -112,13 +113,13 @@ async fn refused_without_a_live_session(backend: Backend) {
     extra.push(("session_idle_timeout_secs", json!(600)));
     extra.push(("session_absolute_timeout_secs", json!(3600)));
     let (c, svc, clock) = client_with_clock(&db, &extra).await;
-    svc.register(EMAIL, PASSWORD).await.unwrap();
-    let live = svc.login(EMAIL, PASSWORD).await.unwrap().token.expose().to_owned();
+    svc.register(&RequestContext::operator(), EMAIL, PASSWORD).await.unwrap();
+    let live = svc.login(&RequestContext::operator(), EMAIL, PASSWORD).await.unwrap().token.expose().to_owned();
     let mut unknown = live.clone();
     let last = if unknown.ends_with('0') { "1" } else { "0" };
     unknown.replace_range(63.., last);
-    let ended = svc.login(EMAIL, PASSWORD).await.unwrap().token.expose().to_owned();
-    svc.logout(&ended).await.unwrap();
+    let ended = svc.login(&RequestContext::operator(), EMAIL, PASSWORD).await.unwrap().token.expose().to_owned();
+    svc.logout(&RequestContext::operator(), &ended).await.unwrap();
 
     let cases: Vec<(&str, Option<String>)> = vec![
         ("no cookie", None),
@@ -135,12 +136,12 @@ async fn refused_without_a_live_session(backend: Backend) {
     }
     assert_eq!(auth(&c, "/api/v1/auth", Some(&live)).await.status, Status::Ok);
     // Idle past session_idle_timeout_secs (test clock): refused, and stays refused.
-    let idle = svc.login(EMAIL, PASSWORD).await.unwrap().token.expose().to_owned();
+    let idle = svc.login(&RequestContext::operator(), EMAIL, PASSWORD).await.unwrap().token.expose().to_owned();
     clock.advance(Duration::from_secs(601));
     assert_unauthorized(&auth(&c, "/api/v1/auth", Some(&idle)).await, "idle session");
     assert_unauthorized(&auth(&c, "/api/v1/auth", Some(&idle)).await, "idle session again");
     // Kept in use, a session still ends at session_absolute_timeout_secs.
-    let used = svc.login(EMAIL, PASSWORD).await.unwrap().token.expose().to_owned();
+    let used = svc.login(&RequestContext::operator(), EMAIL, PASSWORD).await.unwrap().token.expose().to_owned();
     for _ in 0..8 {
         assert_eq!(auth(&c, "/api/v1/auth", Some(&used)).await.status, Status::Ok);
         clock.advance(Duration::from_secs(500));
@@ -290,7 +291,7 @@ fn csrf_of(html: &str) -> String {
 async fn cookie_domain_on_every_cookie(backend: Backend) {
     let db = TestDb::new(backend);
     let (c, svc) = untracked_client_with(&db.url, &deployment()).await;
-    svc.register(EMAIL, PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), EMAIL, PASSWORD).await.unwrap();
     let cookies = cookies_set_along_the_way(&c, &svc).await;
     // API login + removal, classic login + removal, CSRF, session + CSRF removal, removal.
     assert_eq!(cookies.len(), 8, "{cookies:#?}");
@@ -303,7 +304,7 @@ async fn cookie_domain_on_every_cookie(backend: Backend) {
     // Unset: host-only cookies, no Domain at all.
     let db = TestDb::new(backend);
     let (c, svc) = untracked_client_with(&db.url, &[]).await;
-    svc.register(EMAIL, PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), EMAIL, PASSWORD).await.unwrap();
     let cookies = cookies_set_along_the_way(&c, &svc).await;
     assert_eq!(cookies.len(), 8, "{cookies:#?}");
     assert!(cookies.iter().all(|k| !k.to_ascii_lowercase().contains("domain=")), "{cookies:#?}");
@@ -314,7 +315,7 @@ async fn login_follows_next_only_to_allowed_origins(backend: Backend) {
     let mut extra = deployment();
     extra.push(("client_rate_per_minute", json!(0)));
     let (c, svc) = untracked_client_with(&db.url, &extra).await;
-    svc.register(EMAIL, PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), EMAIL, PASSWORD).await.unwrap();
     let form = answer(c.get("/login").dispatch().await).await;
     let pre = form
         .set_cookies()
@@ -919,12 +920,12 @@ fn a_unicode_email_reaches_the_header_as_utf8() {
 async fn a_pending_second_factor_login_is_refused(backend: Backend) {
     let db = TestDb::new(backend);
     let (c, svc) = untracked_client_with(&db.url, &deployment()).await;
-    svc.register(EMAIL, PASSWORD).await.unwrap();
-    let full = svc.login(EMAIL, PASSWORD).await.unwrap().token.expose().to_owned();
+    svc.register(&RequestContext::operator(), EMAIL, PASSWORD).await.unwrap();
+    let full = svc.login(&RequestContext::operator(), EMAIL, PASSWORD).await.unwrap().token.expose().to_owned();
     let enrolment = svc.totp_enrol(&full, PASSWORD).await.unwrap();
     let code = crate::second_factor::code_at(&enrolment.secret, chrono::Utc::now());
     svc.totp_confirm(&full, &code).await.unwrap();
-    let pending = svc.login(EMAIL, PASSWORD).await.unwrap();
+    let pending = svc.login(&RequestContext::operator(), EMAIL, PASSWORD).await.unwrap();
     assert!(!pending.second_factor.is_empty(), "the login waits for its second factor");
     let token = pending.token.expose();
     assert!(svc.is_pending_login(token).await.unwrap());

@@ -14,6 +14,7 @@ use userauth::service::audit::{AuditFilter, Verified};
 
 use crate::backend_tests;
 use crate::common::*;
+use userauth::service::RequestContext;
 
 /// The stored hash's bcrypt cost.
 async fn stored_cost(svc: &userauth::service::AuthService, email: &str) -> u32 {
@@ -47,7 +48,7 @@ async fn concurrent_logins_during_an_upgrade_all_succeed(backend: Backend) {
     let svc = service_for(&settings(&db.url, &[])).await;
     insert_user(&svc, "upgrade@example.com", bcrypt::hash(PASSWORD, 4).unwrap()).await;
     let served = sibling(&svc, &db.url, 5);
-    let results = futures_util::future::join_all((0..8).map(|_| served.login("upgrade@example.com", PASSWORD))).await;
+    let results = futures_util::future::join_all((0..8).map(|_| served.login(&RequestContext::operator(), "upgrade@example.com", PASSWORD))).await;
     let failed: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).map(|e| e.to_string()).collect();
     assert!(failed.is_empty(), "every correct login opens a session: {failed:?}");
     assert_eq!(stored_cost(&served, "upgrade@example.com").await, 5, "the hash was upgraded");
@@ -65,20 +66,21 @@ async fn password_change_during_upgrades_succeeds(backend: Backend) {
     let svc = service_for(&settings(&db.url, &[])).await;
     insert_user(&svc, "flip@example.com", bcrypt::hash(PASSWORD, 4).unwrap()).await;
     let (four, five) = (sibling(&svc, &db.url, 4), sibling(&svc, &db.url, 5));
-    let session = four.login("flip@example.com", PASSWORD).await.unwrap();
+    let session = four.login(&RequestContext::operator(), "flip@example.com", PASSWORD).await.unwrap();
     let new_password = "a new password entirely";
     let logins = futures_util::future::join_all((0..6).map(|i| {
         let s = if i % 2 == 0 { &five } else { &four };
-        s.login("flip@example.com", PASSWORD)
+        s.login(&RequestContext::operator(), "flip@example.com", PASSWORD)
     }));
-    let change = four.change_password(session.token.expose(), PASSWORD, new_password);
+    let me = four.authenticate(session.token.expose()).await.unwrap();
+    let change = four.change_password(&RequestContext::operator(), &me, PASSWORD, new_password);
     let (logins, change) = tokio::join!(logins, change);
     assert!(change.is_ok(), "the right current password changes it: {change:?}");
     for r in &logins {
         assert!(matches!(r, Ok(_) | Err(AuthError::InvalidCredentials)), "{r:?}");
     }
-    assert!(five.login("flip@example.com", new_password).await.is_ok());
-    assert!(matches!(four.login("flip@example.com", PASSWORD).await, Err(AuthError::InvalidCredentials)));
+    assert!(five.login(&RequestContext::operator(), "flip@example.com", new_password).await.is_ok());
+    assert!(matches!(four.login(&RequestContext::operator(), "flip@example.com", PASSWORD).await, Err(AuthError::InvalidCredentials)));
     // Sessions opened with the old password before the change ended with it (all but the changer's).
     for r in logins.into_iter().flatten() {
         assert!(svc.authenticate(r.token.expose()).await.is_err(), "an old-password session survived the change");
@@ -114,18 +116,19 @@ async fn a_change_or_reset_committed_during_a_login_wins(backend: Backend) {
         insert_user(&svc, &email, bcrypt::hash(PASSWORD, 4).unwrap()).await;
         let fast = sibling(&svc, &db.url, 4);
         let slow = sibling(&svc, &db.url, 12);
-        let changer = fast.login(&email, PASSWORD).await.unwrap();
+        let changer = fast.login(&RequestContext::operator(), &email, PASSWORD).await.unwrap();
         let reset = fast.operator_reset(&email).await.unwrap();
         let login = tokio::spawn({
             let (slow, email) = (slow.clone(), email.clone());
-            async move { slow.login(&email, PASSWORD).await }
+            async move { slow.login(&RequestContext::operator(), &email, PASSWORD).await }
         });
         wait_for_attempt(&svc, &email).await;
         let new_password = "the password after the race";
         if via_reset {
-            fast.update_password(reset.token.expose(), new_password, None).await.unwrap();
+            fast.update_password(&RequestContext::operator(), reset.token.expose(), new_password, None).await.unwrap();
         } else {
-            fast.change_password(changer.token.expose(), PASSWORD, new_password).await.unwrap();
+            let me = fast.authenticate(changer.token.expose()).await.unwrap();
+            fast.change_password(&RequestContext::operator(), &me, PASSWORD, new_password).await.unwrap();
         }
         match login.await.unwrap() {
             Err(AuthError::InvalidCredentials) => {}
@@ -136,7 +139,7 @@ async fn a_change_or_reset_committed_during_a_login_wins(backend: Backend) {
             Err(e) => panic!("unexpected {e}"),
         }
         assert_eq!(stored_cost(&svc, &email).await, 4, "the losing login's upgrade was not written");
-        assert!(fast.login(&email, new_password).await.is_ok());
+        assert!(fast.login(&RequestContext::operator(), &email, new_password).await.is_ok());
     }
 }
 
@@ -190,13 +193,13 @@ async fn one_locked_event_per_window(backend: Backend) {
     let db = TestDb::new(backend);
     let loaded = settings(&db.url, &[("login_max_failures", json!(3))]);
     let (svc, clock) = service_with_clock(&loaded).await;
-    svc.register("locked@example.com", PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), "locked@example.com", PASSWORD).await.unwrap();
     for _ in 0..3 {
-        assert!(matches!(svc.login("locked@example.com", "wrong password").await, Err(AuthError::InvalidCredentials)));
+        assert!(matches!(svc.login(&RequestContext::operator(), "locked@example.com", "wrong password").await, Err(AuthError::InvalidCredentials)));
     }
     let mut refused = 0;
     for chunk in 0..50 {
-        let results = futures_util::future::join_all((0..20).map(|_| svc.login("locked@example.com", PASSWORD))).await;
+        let results = futures_util::future::join_all((0..20).map(|_| svc.login(&RequestContext::operator(), "locked@example.com", PASSWORD))).await;
         for r in results {
             assert!(matches!(r, Err(AuthError::AccountLocked { .. })), "chunk {chunk}: {r:?}");
             refused += 1;
@@ -209,10 +212,10 @@ async fn one_locked_event_per_window(backend: Backend) {
     // A new window: three more failures lock it again, and that lock is noted once more.
     clock.advance(Duration::from_secs(901));
     for _ in 0..3 {
-        assert!(svc.login("locked@example.com", "wrong again").await.is_err());
+        assert!(svc.login(&RequestContext::operator(), "locked@example.com", "wrong again").await.is_err());
     }
     for _ in 0..10 {
-        assert!(matches!(svc.login("locked@example.com", PASSWORD).await, Err(AuthError::AccountLocked { .. })));
+        assert!(matches!(svc.login(&RequestContext::operator(), "locked@example.com", PASSWORD).await, Err(AuthError::AccountLocked { .. })));
     }
     assert_eq!(count_events(&svc, "login_locked").await, 2);
     assert!(matches!(svc.verify_audit().await.unwrap(), Verified::Intact(_)));
@@ -294,7 +297,7 @@ async fn post_form(c: &Client, path: &str, cookie: &str, pairs: &[(&str, &str)])
 async fn csrf_tokens_are_keyed_and_bound_to_the_session(backend: Backend) {
     let db = TestDb::new(backend);
     let (c, svc) = untracked_client_with(&db.url, &[]).await;
-    svc.register("csrf@example.com", PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), "csrf@example.com", PASSWORD).await.unwrap();
     // The attacker's own pre-session pair, fetched from the real server.
     let attacker = get_with(&c, "/login", "").await;
     let (att_cookie, att_token) = (attacker.cookie("csrf").expect("a pre-session cookie"), attacker.csrf());
@@ -357,7 +360,7 @@ async fn page_errors_are_pages_and_api_errors_stay_json(backend: Backend) {
     let extra =
         [("max_body_bytes", json!(256)), ("login_max_failures", json!(1)), ("client_rate_per_minute", json!(0))];
     let (c, svc) = untracked_client_with(&db.url, &extra).await;
-    svc.register("pages@example.com", PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), "pages@example.com", PASSWORD).await.unwrap();
     // 403 cross-site.
     for (path, page) in [("/login", true), ("/api/v1/session", false)] {
         let r = got(c

@@ -6,6 +6,7 @@ use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use serde_json::Value;
 
 use crate::common::{PASSWORD, Server, run, service};
+use userauth::service::RequestContext;
 
 /// PHP's documented example hash of "rasmuslerdorf".
 const PHP_HASH: &str = "$2y$10$.vGA1O9wmRjrwAVXD98HNOgsNpDczlqm3Jq7KnEd1rVAGv3Fykk1a";
@@ -43,9 +44,9 @@ async fn import_csv_hashes_skips_existing_and_logs_in_with_old_passwords() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.contains("imported 2 / skipped 2"), "{}", out.stdout);
     let svc = service(&url).await;
-    assert!(svc.login("old1@example.com", "rasmuslerdorf").await.is_ok());
-    assert!(svc.login("old2@example.com", "rasmuslerdorf").await.is_ok());
-    assert!(svc.login("taken@example.com", PASSWORD).await.is_ok(), "existing account untouched");
+    assert!(svc.login(&RequestContext::operator(), "old1@example.com", "rasmuslerdorf").await.is_ok());
+    assert!(svc.login(&RequestContext::operator(), "old2@example.com", "rasmuslerdorf").await.is_ok());
+    assert!(svc.login(&RequestContext::operator(), "taken@example.com", PASSWORD).await.is_ok(), "existing account untouched");
 }
 
 #[test]
@@ -80,8 +81,8 @@ async fn import_csv_plain_passwords_from_stdin() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.contains("imported 2 / skipped 0"), "{}", out.stdout);
     let svc = service(&url).await;
-    assert!(svc.login("plain1@example.com", PASSWORD).await.is_ok());
-    assert!(svc.login("plain2@example.com", "with, comma and more").await.is_ok());
+    assert!(svc.login(&RequestContext::operator(), "plain1@example.com", PASSWORD).await.is_ok());
+    assert!(svc.login(&RequestContext::operator(), "plain2@example.com", "with, comma and more").await.is_ok());
     let short =
         run(dir.path(), &["--database-url", &url, "user", "import", "-"], "email,password\nx@example.com,short\n", &[]);
     assert_eq!(short.code, 1);
@@ -117,8 +118,8 @@ async fn import_from_the_flask_database() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.contains("imported 2 / skipped 0"), "{}", out.stdout);
     let svc = service(&url).await;
-    assert!(svc.login("bob@flask.io", "flask password 1").await.is_ok());
-    assert!(svc.login("amy@flask.io", "flask password 2").await.is_ok());
+    assert!(svc.login(&RequestContext::operator(), "bob@flask.io", "flask password 1").await.is_ok());
+    assert!(svc.login(&RequestContext::operator(), "amy@flask.io", "flask password 2").await.is_ok());
     let again = run(dir.path(), &["--database-url", &url, "user", "import", "--from-flask", "a.db"], "", &[]);
     assert!(again.stdout.contains("imported 0 / skipped 2"), "{}", again.stdout);
     let missing = run(dir.path(), &["--database-url", &url, "user", "import", "--from-flask", "nope.db"], "", &[]);
@@ -150,10 +151,10 @@ async fn delete_and_logout() {
         assert_eq!(run(dir.path(), &["--database-url", &url, "user", "add", e], &format!("{PASSWORD}\n"), &[]).code, 0);
     }
     let svc = service(&url).await;
-    let s1 = svc.login("del@example.com", PASSWORD).await.unwrap();
-    let s2 = svc.login("keep@example.com", PASSWORD).await.unwrap();
-    let s3 = svc.login("keep@example.com", PASSWORD).await.unwrap();
-    svc.request_reset("del@example.com").await.unwrap();
+    let s1 = svc.login(&RequestContext::operator(), "del@example.com", PASSWORD).await.unwrap();
+    let s2 = svc.login(&RequestContext::operator(), "keep@example.com", PASSWORD).await.unwrap();
+    let s3 = svc.login(&RequestContext::operator(), "keep@example.com", PASSWORD).await.unwrap();
+    svc.request_reset(&RequestContext::operator(), "del@example.com").await.unwrap();
 
     let out = run(dir.path(), &["--database-url", &url, "user", "logout", "KEEP@example.com"], "", &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);

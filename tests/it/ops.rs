@@ -10,6 +10,7 @@ use userauth::service::audit::{AuditFilter, Verified};
 use userauth::service::{AuthService, ListFilter};
 
 use crate::common::{Backend, PASSWORD, Server, TestDb, client_with, form_body, run, service_with_clock, settings};
+use userauth::service::RequestContext;
 
 async fn post(c: &Client, path: &str, pairs: &[(&str, &str)]) -> Status {
     c.post(path).header(ContentType::Form).body(form_body(pairs)).dispatch().await.status()
@@ -177,7 +178,7 @@ async fn audit_records_the_sequence_in_order(backend: Backend) {
     );
     assert_eq!(svc.verify_audit().await.unwrap(), Verified::Intact(8));
     // The CLI adds its own events, as the operator.
-    svc.register("cli@example.com", PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), "cli@example.com", PASSWORD).await.unwrap();
     svc.logout_everywhere("ops@example.com").await.unwrap();
     svc.delete_user("cli@example.com").await.unwrap();
     let all = kinds(&svc).await;
@@ -257,9 +258,9 @@ async fn deleting_the_newest_events_is_detected() {
 async fn events_share_the_fate_of_their_change() {
     let db = TestDb::sqlite_file();
     let (_c, svc) = client_with(&db.url, &[]).await;
-    svc.register("twice@example.com", PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), "twice@example.com", PASSWORD).await.unwrap();
     // The duplicate's insert fails inside the transaction: no event.
-    assert!(svc.register("twice@example.com", PASSWORD).await.is_err());
+    assert!(svc.register(&RequestContext::operator(), "twice@example.com", PASSWORD).await.is_err());
     assert_eq!(kinds(&svc).await, ["user_added"]);
     let users: Vec<_> = {
         use futures_util::StreamExt;
@@ -273,10 +274,10 @@ async fn concurrent_appends_keep_the_chain(backend: Backend) {
     let db = TestDb::new(backend);
     let cfg = settings(&db.url, &[("login_max_failures", json!(1000))]);
     let svc = crate::common::service_for(&cfg).await;
-    svc.register("many@example.com", PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), "many@example.com", PASSWORD).await.unwrap();
     let logins = (0..40).map(|_| {
         let svc = svc.clone();
-        tokio::spawn(async move { svc.login("many@example.com", PASSWORD).await.map(|_| ()) })
+        tokio::spawn(async move { svc.login(&RequestContext::operator(), "many@example.com", PASSWORD).await.map(|_| ()) })
     });
     for r in futures_util::future::join_all(logins).await {
         r.unwrap().unwrap();
@@ -326,14 +327,14 @@ fn two_instances_keep_one_chain() {
 async fn pruning_keeps_the_rest_verifiable(backend: Backend) {
     let db = TestDb::new(backend);
     let (svc, clock) = service_with_clock(&settings(&db.url, &[("audit_retention_days", json!(30))])).await;
-    svc.register("old@example.com", PASSWORD).await.unwrap();
-    svc.login("old@example.com", PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), "old@example.com", PASSWORD).await.unwrap();
+    svc.login(&RequestContext::operator(), "old@example.com", PASSWORD).await.unwrap();
     clock.advance(std::time::Duration::from_secs(40 * 86_400));
-    svc.login("old@example.com", PASSWORD).await.unwrap();
+    svc.login(&RequestContext::operator(), "old@example.com", PASSWORD).await.unwrap();
     assert_eq!(svc.prune_audit().await.unwrap(), 2);
     assert_eq!(kinds(&svc).await, ["login_succeeded"]);
     assert_eq!(svc.verify_audit().await.unwrap(), Verified::Intact(1));
-    svc.login("old@example.com", PASSWORD).await.unwrap();
+    svc.login(&RequestContext::operator(), "old@example.com", PASSWORD).await.unwrap();
     assert_eq!(svc.verify_audit().await.unwrap(), Verified::Intact(2));
     assert_eq!(svc.prune_audit().await.unwrap(), 0);
     // Deleting the first remaining event is still caught after pruning.

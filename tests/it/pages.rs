@@ -6,6 +6,7 @@ use rocket::local::asynchronous::{Client, LocalResponse};
 use serde_json::json;
 
 use crate::common::{PASSWORD, TestDb, client_with, form_body, untracked_client_with};
+use userauth::service::RequestContext;
 
 struct Got {
     status: Status,
@@ -49,7 +50,7 @@ fn assert_labelled(html: &str, path: &str) {
 async fn every_page_renders_with_its_headers_and_labels() {
     let db = TestDb::sqlite_file();
     let (c, svc) = client_with(&db.url, &[]).await;
-    svc.register("look@example.com", PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), "look@example.com", PASSWORD).await.unwrap();
     let issued = svc.operator_reset("look@example.com").await.unwrap();
     let reset = format!("/reset?token={}", issued.token.expose());
     for path in ["/login", "/register", "/forgot", reset.as_str()] {
@@ -123,7 +124,7 @@ async fn register_log_in_manage_sessions_change_password_log_out() {
     .await;
     assert_eq!(wrong.status, Status::Unauthorized);
     assert!(wrong.html.contains("Invalid email or password"), "{}", wrong.html);
-    let other = svc.login("web@example.com", PASSWORD).await.unwrap(); // another browser
+    let other = svc.login(&RequestContext::operator(), "web@example.com", PASSWORD).await.unwrap(); // another browser
     let ok = submit(
         &c,
         "/login",
@@ -137,7 +138,7 @@ async fn register_log_in_manage_sessions_change_password_log_out() {
     assert_eq!(account.html.matches(r#"<li class="session">"#).count(), 2);
     let csrf = csrf_of(&account.html);
     // End one session by its button: the other browser's.
-    let third = svc.login("web@example.com", PASSWORD).await.unwrap();
+    let third = svc.login(&RequestContext::operator(), "web@example.com", PASSWORD).await.unwrap();
     let account = page(&c, "/account").await;
     let ids: Vec<&str> = account
         .html
@@ -155,7 +156,7 @@ async fn register_log_in_manage_sessions_change_password_log_out() {
     assert!(svc.authenticate(other.token.expose()).await.is_err());
     let again = submit(&c, &format!("/account/sessions/{}/end", ids[0]), &[("csrf_token", &csrf)]).await;
     assert_eq!(again.status, Status::NotFound, "already ended: the page shows the API's 404");
-    let other = svc.login("web@example.com", PASSWORD).await.unwrap(); // yet another browser
+    let other = svc.login(&RequestContext::operator(), "web@example.com", PASSWORD).await.unwrap(); // yet another browser
     let ended = submit(&c, "/account/sessions/end-others", &[("csrf_token", &csrf)]).await;
     assert_eq!((ended.status, ended.location.as_deref()), (Status::SeeOther, Some("/account?done=others")));
     assert!(svc.authenticate(other.token.expose()).await.is_err(), "the other browser is logged out");
@@ -175,7 +176,7 @@ async fn register_log_in_manage_sessions_change_password_log_out() {
     )
     .await;
     assert_eq!((changed.status, changed.location.as_deref()), (Status::SeeOther, Some("/account?done=password")));
-    assert!(svc.login("web@example.com", "the web password").await.is_ok());
+    assert!(svc.login(&RequestContext::operator(), "web@example.com", "the web password").await.is_ok());
 
     // Log out → 303 to /login; the account page then sends you to log in.
     let out = submit(&c, "/logout", &[("csrf_token", &csrf)]).await;
@@ -188,7 +189,7 @@ async fn register_log_in_manage_sessions_change_password_log_out() {
 async fn posts_without_a_valid_csrf_token_get_403() {
     let db = TestDb::sqlite_file();
     let (c, svc) = client_with(&db.url, &[]).await;
-    svc.register("csrf@example.com", PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), "csrf@example.com", PASSWORD).await.unwrap();
     let form = page(&c, "/login").await;
     let creds = |token: &str| {
         vec![("csrf_token", token.to_owned()), ("email", "csrf@example.com".into()), ("password", PASSWORD.into())]
@@ -231,7 +232,7 @@ async fn posts_without_a_valid_csrf_token_get_403() {
 async fn next_is_followed_only_on_this_site() {
     let db = TestDb::sqlite_file();
     let (c, svc) = untracked_client_with(&db.url, &[("login_max_failures", json!(100))]).await;
-    svc.register("next@example.com", PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), "next@example.com", PASSWORD).await.unwrap();
     for (next, expected) in [
         ("/account?tab=sessions", "/account?tab=sessions"),
         ("//evil.example", "/account"),
@@ -264,7 +265,7 @@ async fn forgot_and_reset_pages() {
     let db = TestDb::sqlite_file();
     // Response mode: /forgot explains what the operator does; it never shows a token.
     let (c, svc) = client_with(&db.url, &[]).await;
-    svc.register("fr@example.com", PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), "fr@example.com", PASSWORD).await.unwrap();
     let forgot = page(&c, "/forgot").await;
     assert!(forgot.html.contains("userauth user reset"), "{}", forgot.html);
     // The reset page takes the operator's token.
@@ -283,7 +284,7 @@ async fn forgot_and_reset_pages() {
     )
     .await;
     assert_eq!((ok.status, ok.location.as_deref()), (Status::SeeOther, Some("/login?reset=1")));
-    assert!(svc.login("fr@example.com", "the reset password").await.is_ok());
+    assert!(svc.login(&RequestContext::operator(), "fr@example.com", "the reset password").await.is_ok());
 
     // Email mode: the form posts and answers alike for any address.
     let db = TestDb::sqlite_file();

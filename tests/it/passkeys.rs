@@ -17,6 +17,7 @@ use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_rs_proto::{AllowCredentials, PublicKeyCredentialCreationOptions, PublicKeyCredentialRequestOptions};
 
 use crate::common::{Backend, PASSWORD, Server, TestClock, TestDb, form_body, http, service_for, settings};
+use userauth::service::RequestContext;
 
 /// The relying party's origin in these tests: `public_url` unset, port 5000.
 pub const ORIGIN: &str = "http://localhost:5000";
@@ -168,7 +169,7 @@ fn keys(v: &Value) -> Vec<&str> {
 
 async fn register_list_login_remove(backend: Backend) {
     let (_db, c, svc, _clock) = setup(backend).await;
-    svc.register("me@example.com", PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), "me@example.com", PASSWORD).await.unwrap();
     let cookie = login(&c, "me@example.com").await;
 
     // The start needs a full session and the current password (a wrong one is a failed login).
@@ -285,8 +286,8 @@ fn refused((s, e, set): (Status, Value, Option<String>)) {
 
 async fn failures_answer_as_the_contract_says(backend: Backend) {
     let (_db, c, svc, clock) = setup(backend).await;
-    svc.register("me@example.com", PASSWORD).await.unwrap();
-    svc.register("other@example.com", PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), "me@example.com", PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), "other@example.com", PASSWORD).await.unwrap();
     let cookie = login(&c, "me@example.com").await;
     let other = login(&c, "other@example.com").await;
     let mut auth = Authenticator::new();
@@ -405,8 +406,8 @@ async fn svc_user(svc: &AuthService, email: &str) -> uuid::Uuid {
 
 async fn passkeys_are_their_owners_alone(backend: Backend) {
     let (_db, c, svc, _clock) = setup(backend).await;
-    svc.register("me@example.com", PASSWORD).await.unwrap();
-    svc.register("other@example.com", PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), "me@example.com", PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), "other@example.com", PASSWORD).await.unwrap();
     let mine = login(&c, "me@example.com").await;
     let theirs = login(&c, "other@example.com").await;
     let mut auth = Authenticator::new();
@@ -550,7 +551,7 @@ fn csrf_in(html: &str) -> String {
 async fn the_account_page_lists_and_removes_passkeys_without_javascript() {
     let db = TestDb::sqlite_file();
     let (c, svc) = crate::common::client_with(&db.url, &[]).await;
-    svc.register("pages@example.com", PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), "pages@example.com", PASSWORD).await.unwrap();
     let login_page = c.get("/login").dispatch().await.into_string().await.unwrap();
     assert!(
         login_page.contains(r#"id="passkey-login""#) && login_page.contains(" hidden>"),

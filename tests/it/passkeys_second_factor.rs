@@ -13,6 +13,7 @@ use userauth::service::audit::AuditFilter;
 use crate::common::{Backend, PASSWORD, TestClock, TestDb, service_with_clock, settings};
 use crate::passkeys::{Authenticator, ORIGIN};
 use crate::second_factor::code_at;
+use userauth::service::RequestContext;
 
 const ME: &str = "me@example.com";
 const OTHER: &str = "other@example.com";
@@ -68,7 +69,7 @@ impl Env {
 
     /// A registered user's full session (the password alone logs them in).
     async fn full_session(&self, email: &str) -> String {
-        self.svc.register(email, PASSWORD).await.unwrap();
+        self.svc.register(&RequestContext::operator(), email, PASSWORD).await.unwrap();
         let (status, body, cookie) = self.login(email).await;
         assert_eq!((status, body), (Status::Ok, json!({"email": email, "message": "logged in"})));
         cookie.unwrap()
@@ -201,7 +202,7 @@ async fn passkeys_alone_keep_the_password_a_whole_login(backend: Backend) {
     let cookie = cookie.unwrap();
     assert!(!e.svc.is_pending_login(&cookie).await.unwrap());
     assert_eq!(e.call(Get, "/api/v1/profile", Some(&cookie), None).await.0, Status::Ok);
-    let user = e.svc.authenticate(&cookie).await.unwrap().id;
+    let user = e.svc.authenticate(&cookie).await.unwrap().user.id;
     assert_eq!(e.svc.available_second_factors(user).await.unwrap(), ["passkey"]);
 
     // With TOTP on, the login answer lists the passkey; once it is removed, it no longer does.
@@ -258,9 +259,9 @@ async fn the_operator_sees_and_resets_passkeys() {
     assert_eq!(run_cli(&["db-setup"]).await.code, 0);
     let rp = userauth::service::passkeys::RelyingParty::from_public_url(ORIGIN).unwrap();
     let svc = crate::common::service(&url).await.with_relying_party(Some(std::sync::Arc::new(rp)));
-    svc.register(ME, PASSWORD).await.unwrap();
-    svc.register(OTHER, PASSWORD).await.unwrap();
-    let token = svc.login(ME, PASSWORD).await.unwrap().token.expose().to_owned();
+    svc.register(&RequestContext::operator(), ME, PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), OTHER, PASSWORD).await.unwrap();
+    let token = svc.login(&RequestContext::operator(), ME, PASSWORD).await.unwrap().token.expose().to_owned();
     let mut key = Authenticator::new();
     for name in ["Work laptop", "Phone"] {
         let start = svc.start_passkey_registration(&token, PASSWORD).await.unwrap();
@@ -275,7 +276,7 @@ async fn the_operator_sees_and_resets_passkeys() {
     svc.totp_confirm(&token, &code_at(&enrolment.secret, chrono::Utc::now())).await.unwrap();
     // A registration in progress, which the reset removes with the passkeys.
     svc.start_passkey_registration(&token, PASSWORD).await.unwrap();
-    let user = svc.authenticate(&token).await.unwrap().id;
+    let user = svc.authenticate(&token).await.unwrap().user.id;
     let listed = svc.list_passkeys(user).await.unwrap();
     let named = |name: &str| listed.iter().find(|p| p.name == name).expect("listed").clone();
     let (laptop, phone) = (named("Work laptop"), named("Phone"));
@@ -338,5 +339,5 @@ async fn the_operator_sees_and_resets_passkeys() {
     assert_eq!(row["factors"], json!(["password"]));
     let out = run_cli(&["user", "factors", ME]).await;
     assert!(out.stdout.contains("passkeys:       0"), "{}", out.stdout);
-    assert!(svc.login(ME, PASSWORD).await.unwrap().second_factor.is_empty(), "the password alone logs in");
+    assert!(svc.login(&RequestContext::operator(), ME, PASSWORD).await.unwrap().second_factor.is_empty(), "the password alone logs in");
 }

@@ -14,6 +14,7 @@ use userauth::service::AuthService;
 
 use crate::common::{Backend, PASSWORD, TestDb, client_with, form_body, run, service_for, settings};
 use crate::mail::SmtpSink;
+use userauth::service::RequestContext;
 
 const FROM: &str = "Accounts <no-reply@example.com>";
 const CHECK: &str = "check your email to confirm your address";
@@ -73,7 +74,7 @@ async fn confirmation_flow_through_the_api(backend: Backend) {
     let (c, svc) = client_with(&db.url, &verification_settings(&sink)).await;
     let owner = "owner@example.com";
     // Added by the operator: confirmed at once.
-    svc.register(owner, PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), owner, PASSWORD).await.unwrap();
 
     let newbie = "newbie@example.com";
     let first = post(&c, "/api/v1/register", &[("email", "NewBie@Example.com "), ("password", PASSWORD)]).await;
@@ -162,7 +163,7 @@ async fn expired_tokens_and_resend(backend: Backend) {
     let clock = crate::common::TestClock::default();
     let svc = service_for(&loaded).await.with_clock(clock.clock());
     let c = Client::tracked(userauth::api::build(svc.clone(), &loaded)).await.unwrap();
-    svc.register("confirmed@example.com", PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), "confirmed@example.com", PASSWORD).await.unwrap();
 
     let waiting = "waiting@example.com";
     assert_eq!(post(&c, "/api/v1/register", &[("email", waiting), ("password", PASSWORD)]).await.0, Status::Created);
@@ -258,11 +259,11 @@ async fn common_passwords_are_refused_on_every_route(backend: Backend) {
 
     // `user add` (the operator's path) and import rows with plain passwords.
     for p in &refused {
-        let err_local = svc.register(email, p).await.map(|_| ()).unwrap_err().to_string();
+        let err_local = svc.register(&RequestContext::operator(), email, p).await.map(|_| ()).unwrap_err().to_string();
         assert!(err_local.contains("too common"), "{p}: {err_local}");
         // Ada's account may take Margaret's address as its password: it is not Ada's.
         if !p.to_lowercase().contains("hamilton") {
-            let err = svc.register("ada@example.com", p).await.map(|_| ()).unwrap_err().to_string();
+            let err = svc.register(&RequestContext::operator(), "ada@example.com", p).await.map(|_| ()).unwrap_err().to_string();
             assert!(err.contains("too common"), "{p}: {err}");
         }
     }
@@ -307,7 +308,7 @@ async fn registration_does_the_same_work_for_any_address(backend: Backend) {
     let mailer = userauth::service::mail::Mailer::new(loaded.settings.mail_settings().unwrap().unwrap()).unwrap();
     let svc = AuthService::new(conn, loaded.settings.policy()).with_key(key).with_mailer(Some(mailer));
     let (known, fresh) = ("known@example.com", "fresh@example.com");
-    svc.register(known, PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), known, PASSWORD).await.unwrap();
     let api = svc.for_client(None);
     let mut runs = Vec::new();
     for email in [known, fresh] {

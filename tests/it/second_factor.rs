@@ -12,6 +12,7 @@ use rocket::local::asynchronous::Client;
 use serde_json::{Value, json};
 
 use crate::common::{Backend, PASSWORD, Server, TestClock, TestDb, form_body, service_with_clock, settings};
+use userauth::service::RequestContext;
 
 const EMAIL: &str = "two@example.com";
 
@@ -75,7 +76,7 @@ impl Env {
 
     /// A user with TOTP on: (full session, base32 secret, recovery codes).
     async fn enabled(&self) -> (String, String, Vec<String>) {
-        self.svc.register(EMAIL, PASSWORD).await.unwrap();
+        self.svc.register(&RequestContext::operator(), EMAIL, PASSWORD).await.unwrap();
         let (_, _, full) = self.login(PASSWORD).await;
         let full = full.unwrap();
         let (status, body) =
@@ -130,7 +131,7 @@ fn keys(v: &Value) -> BTreeSet<&str> {
 
 async fn enrol_confirm_disable_regenerate_exact_bodies(backend: Backend) {
     let e = Env::new(backend, &[]).await;
-    e.svc.register(EMAIL, PASSWORD).await.unwrap();
+    e.svc.register(&RequestContext::operator(), EMAIL, PASSWORD).await.unwrap();
     let (status, body, full) = e.login(PASSWORD).await;
     assert_eq!((status, body), (Status::Ok, json!({"email": EMAIL, "message": "logged in"})), "no factor yet");
     let full = full.unwrap();
@@ -585,8 +586,8 @@ async fn account_html(c: &Client, cookie: &str) -> String {
 
 async fn account_page_shows_factors_and_warns_when_few_codes_remain(backend: Backend) {
     let e = Env::new(backend, &[]).await;
-    e.svc.register("off@example.com", PASSWORD).await.unwrap();
-    let off = e.svc.login("off@example.com", PASSWORD).await.unwrap();
+    e.svc.register(&RequestContext::operator(), "off@example.com", PASSWORD).await.unwrap();
+    let off = e.svc.login(&RequestContext::operator(), "off@example.com", PASSWORD).await.unwrap();
     let html = account_html(&e.c, off.token.expose()).await;
     assert!(html.contains("Two-factor authentication is <strong>off</strong>"), "{html}");
     assert!(html.contains("action=\"/account/totp\""));
@@ -631,8 +632,8 @@ async fn the_operator_lists_and_resets_factors() {
     };
     assert_eq!(run_cli(&["db-setup"]).await.code, 0);
     let svc = crate::common::service(&url).await;
-    svc.register(EMAIL, PASSWORD).await.unwrap();
-    let session = svc.login(EMAIL, PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), EMAIL, PASSWORD).await.unwrap();
+    let session = svc.login(&RequestContext::operator(), EMAIL, PASSWORD).await.unwrap();
     let token = session.token.expose().to_owned();
     let enrolment = svc.totp_enrol(&token, PASSWORD).await.unwrap();
     svc.totp_confirm(&token, &code_at(&enrolment.secret, Utc::now())).await.unwrap();
@@ -671,7 +672,7 @@ async fn the_operator_lists_and_resets_factors() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.contains("removed 1 TOTP secret(s), 10 recovery code(s) and 0 passkey(s)"), "{}", out.stdout);
     assert!(svc.authenticate(&token).await.is_err(), "the user's sessions ended");
-    let after = svc.login(EMAIL, PASSWORD).await.unwrap();
+    let after = svc.login(&RequestContext::operator(), EMAIL, PASSWORD).await.unwrap();
     assert!(after.second_factor.is_empty(), "the password alone logs in again");
     let kinds = audit_kinds(&svc).await;
     assert!(kinds.iter().any(|k| k == "factors_reset"), "{kinds:?}");

@@ -9,6 +9,7 @@ use serde_json::json;
 use userauth::entity::user;
 use userauth::service::AuthError;
 
+use userauth::service::RequestContext;
 use crate::common::{
     Backend, PASSWORD, Server, TestDb, client, client_with, form_body, insert_user, service, service_for, settings,
 };
@@ -20,9 +21,9 @@ use crate::common::{
 async fn raw_tokens_never_reach_the_sqlite_file() {
     let db = TestDb::sqlite_file();
     let svc = service(&db.url).await;
-    svc.register("vault@example.com", PASSWORD).await.unwrap();
-    let session = svc.login("vault@example.com", PASSWORD).await.unwrap();
-    let reset = svc.request_reset("vault@example.com").await.unwrap();
+    svc.register(&RequestContext::operator(), "vault@example.com", PASSWORD).await.unwrap();
+    let session = svc.login(&RequestContext::operator(), "vault@example.com", PASSWORD).await.unwrap();
+    let reset = svc.request_reset(&RequestContext::operator(), "vault@example.com").await.unwrap();
     let path = db.path().unwrap();
     let mut bytes = std::fs::read(&path).unwrap();
     bytes.extend(std::fs::read(path.with_extension("db-wal")).unwrap_or_default());
@@ -37,7 +38,7 @@ async fn raw_tokens_never_reach_the_sqlite_file() {
 async fn planted_cookie_is_never_adopted(backend: Backend) {
     let db = TestDb::new(backend);
     let (c, svc) = client(&db.url).await;
-    svc.register("plant@example.com", PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), "plant@example.com", PASSWORD).await.unwrap();
     let planted = "a".repeat(64);
     let resp = c
         .post("/api/v1/session")
@@ -53,7 +54,7 @@ async fn planted_cookie_is_never_adopted(backend: Backend) {
     assert!(svc.authenticate(&planted).await.is_err());
     assert!(svc.authenticate(&issued).await.is_ok());
     // And every login issues a new token.
-    let again = svc.login("plant@example.com", PASSWORD).await.unwrap();
+    let again = svc.login(&RequestContext::operator(), "plant@example.com", PASSWORD).await.unwrap();
     assert_ne!(again.token.expose(), issued);
 }
 
@@ -64,12 +65,12 @@ async fn no_truncation_at_72_bytes(backend: Backend) {
     let db = TestDb::new(backend);
     let svc = service(&db.url).await;
     let p72 = "x".repeat(72);
-    svc.register("long@example.com", &p72).await.unwrap();
-    assert!(svc.login("long@example.com", &p72).await.is_ok());
+    svc.register(&RequestContext::operator(), "long@example.com", &p72).await.unwrap();
+    assert!(svc.login(&RequestContext::operator(), "long@example.com", &p72).await.is_ok());
     for extra in ["y", "x", "é"] {
         let p73 = format!("{p72}{extra}");
-        assert!(matches!(svc.login("long@example.com", &p73).await, Err(AuthError::InvalidCredentials)));
-        assert!(matches!(svc.register("long2@example.com", &p73).await, Err(AuthError::InvalidPassword(_))));
+        assert!(matches!(svc.login(&RequestContext::operator(), "long@example.com", &p73).await, Err(AuthError::InvalidCredentials)));
+        assert!(matches!(svc.register(&RequestContext::operator(), "long2@example.com", &p73).await, Err(AuthError::InvalidPassword(_))));
     }
 }
 
@@ -81,8 +82,8 @@ async fn foreign_bcrypt_hashes_verify(backend: Backend) {
     for (i, prefix) in ["$2y$", "$2a$", "$2b$"].iter().enumerate() {
         let email = format!("php{i}@example.com");
         insert_user(&svc, &email, format!("{prefix}{body}")).await;
-        assert!(svc.login(&email, "rasmuslerdorf").await.is_ok(), "{prefix} hash verifies");
-        assert!(svc.login(&email, "rasmuslerdorF").await.is_err());
+        assert!(svc.login(&RequestContext::operator(), &email, "rasmuslerdorf").await.is_ok(), "{prefix} hash verifies");
+        assert!(svc.login(&RequestContext::operator(), &email, "rasmuslerdorF").await.is_err());
     }
 }
 
@@ -93,7 +94,7 @@ fn stored_hashes_use_the_configured_cost() {
         let db = TestDb::sqlite_file();
         let loaded = settings(&db.url, &[("bcrypt_cost", json!(5))]);
         let svc = service_for(&loaded).await;
-        svc.register("cost@example.com", PASSWORD).await.unwrap();
+        svc.register(&RequestContext::operator(), "cost@example.com", PASSWORD).await.unwrap();
         let row = user::Entity::find().one(svc.db()).await.unwrap().unwrap();
         assert!(row.password_hash.starts_with("$2b$05$"), "{}", row.password_hash);
     });
@@ -110,10 +111,10 @@ async fn lockout_survives_restarts_and_spans_instances(backend: Backend) {
     let b = service_for(&cfg).await;
     a.register("shared@example.com", PASSWORD).await.unwrap();
     for svc in [&a, &b, &a, &b] {
-        assert!(matches!(svc.login("shared@example.com", "wrong password").await, Err(AuthError::InvalidCredentials)));
+        assert!(matches!(svc.login(&RequestContext::operator(), "shared@example.com", "wrong password").await, Err(AuthError::InvalidCredentials)));
     }
     let restarted = service_for(&cfg).await;
-    assert!(matches!(restarted.login("shared@example.com", PASSWORD).await, Err(AuthError::AccountLocked { .. })));
+    assert!(matches!(restarted.login(&RequestContext::operator(), "shared@example.com", PASSWORD).await, Err(AuthError::AccountLocked { .. })));
 }
 
 // ------------------------------------------------------------------ 8. nothing lost
@@ -146,16 +147,16 @@ async fn concurrent_registrations_of_one_email(backend: Backend) {
 async fn concurrent_logins_logouts_and_password_change(backend: Backend) {
     let db = TestDb::new(backend);
     let svc = service_for(&settings(&db.url, &[("login_max_failures", json!(1000))])).await;
-    svc.register("busy@example.com", PASSWORD).await.unwrap();
-    let reset = svc.request_reset("busy@example.com").await.unwrap();
+    svc.register(&RequestContext::operator(), "busy@example.com", PASSWORD).await.unwrap();
+    let reset = svc.request_reset(&RequestContext::operator(), "busy@example.com").await.unwrap();
     let mut tasks = Vec::new();
     for i in 0..24 {
         let svc = svc.clone();
         tasks.push(tokio::spawn(async move {
-            match svc.login("busy@example.com", PASSWORD).await {
+            match svc.login(&RequestContext::operator(), "busy@example.com", PASSWORD).await {
                 Ok(s) => {
                     if i % 3 == 0 {
-                        svc.logout(s.token.expose()).await.unwrap();
+                        svc.logout(&RequestContext::operator(), s.token.expose()).await.unwrap();
                     }
                     Some(s.token)
                 }
@@ -167,7 +168,7 @@ async fn concurrent_logins_logouts_and_password_change(backend: Backend) {
     let updater = {
         let svc = svc.clone();
         let token = reset.token.expose().to_owned();
-        tokio::spawn(async move { svc.update_password(&token, "the new password!", None).await })
+        tokio::spawn(async move { svc.update_password(&RequestContext::operator(), &token, "the new password!", None).await })
     };
     let mut tokens = Vec::new();
     for t in tasks {
@@ -177,8 +178,8 @@ async fn concurrent_logins_logouts_and_password_change(backend: Backend) {
     for t in &tokens {
         assert!(svc.authenticate(t.expose()).await.is_err(), "a session from the old password survived");
     }
-    assert!(svc.login("busy@example.com", PASSWORD).await.is_err());
-    assert!(svc.login("busy@example.com", "the new password!").await.is_ok());
+    assert!(svc.login(&RequestContext::operator(), "busy@example.com", PASSWORD).await.is_err());
+    assert!(svc.login(&RequestContext::operator(), "busy@example.com", "the new password!").await.is_ok());
 }
 
 /// SIGKILL in the middle of a registration load: every 201 is on disk and the file is intact.
@@ -237,7 +238,7 @@ fn sigkill_during_registrations_loses_nothing() {
             .unwrap();
         assert_eq!(check.try_get_by_index::<String>(0).unwrap(), "ok");
         for email in &created {
-            let found = svc.request_reset(email).await;
+            let found = svc.request_reset(&RequestContext::operator(), email).await;
             assert!(!matches!(found, Err(AuthError::UserNotFound)), "{email} got 201 but is missing");
         }
     });

@@ -41,12 +41,13 @@ async fn call(
 }
 
 use rocket::http::Method::{Delete, Get, Post};
+use userauth::service::RequestContext;
 
 async fn sessions_are_listed_and_ended(backend: Backend) {
     let db = TestDb::new(backend);
     let (c, svc) = untracked_client_with(&db.url, &[]).await;
-    svc.register("me@example.com", PASSWORD).await.unwrap();
-    svc.register("other@example.com", PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), "me@example.com", PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), "other@example.com", PASSWORD).await.unwrap();
     let a = login_as(&c, "me@example.com", PASSWORD, "Browser A").await;
     let b = login_as(&c, "me@example.com", PASSWORD, "Browser B").await;
     let third = login_as(&c, "me@example.com", PASSWORD, "Browser C").await;
@@ -97,7 +98,7 @@ async fn sessions_are_listed_and_ended(backend: Backend) {
 async fn password_change(backend: Backend) {
     let db = TestDb::new(backend);
     let (c, svc) = untracked_client_with(&db.url, &[("login_max_failures", json!(3))]).await;
-    svc.register("pw@example.com", PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), "pw@example.com", PASSWORD).await.unwrap();
     let here = login_as(&c, "pw@example.com", PASSWORD, "here").await;
     let there = login_as(&c, "pw@example.com", PASSWORD, "there").await;
     let change = |current: &str, new: &str| json!({"current_password": current, "new_password": new});
@@ -119,8 +120,8 @@ async fn password_change(backend: Backend) {
     assert_eq!((status, body), (Status::Ok, json!({"email": "pw@example.com", "message": "password changed"})));
     assert_eq!(call(&c, Get, "/api/v1/profile", Some(&here), None).await.0, Status::Ok, "this session stays");
     assert_eq!(call(&c, Get, "/api/v1/profile", Some(&there), None).await.0, Status::Unauthorized, "the other ends");
-    assert!(matches!(svc.login("pw@example.com", PASSWORD).await, Err(AuthError::InvalidCredentials)));
-    assert!(svc.login("pw@example.com", "a new long password").await.is_ok());
+    assert!(matches!(svc.login(&RequestContext::operator(), "pw@example.com", PASSWORD).await, Err(AuthError::InvalidCredentials)));
+    assert!(svc.login(&RequestContext::operator(), "pw@example.com", "a new long password").await.is_ok());
 
     // Wrong current passwords count toward the lockout, then 429 even with the right one.
     for _ in 0..3 {
@@ -138,13 +139,16 @@ async fn password_change_lockout_holds_under_concurrency(backend: Backend) {
     let db = TestDb::new(backend);
     let cfg = crate::common::settings(&db.url, &[("login_max_failures", json!(3))]);
     let svc = crate::common::service_for(&cfg).await;
-    svc.register("race@example.com", PASSWORD).await.unwrap();
-    let session = svc.login("race@example.com", PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), "race@example.com", PASSWORD).await.unwrap();
+    let session = svc.login(&RequestContext::operator(), "race@example.com", PASSWORD).await.unwrap();
     let before = svc.hasher().verifications();
     let tries = (0..30).map(|i| {
         let (svc, token) = (svc.clone(), session.token.expose().to_owned());
         tokio::spawn(
-            async move { svc.change_password(&token, &format!("guess {i} guess"), "the newer password").await },
+            async move {
+                let me = svc.authenticate(&token).await?;
+                svc.change_password(&RequestContext::operator(), &me, &format!("guess {i} guess"), "the newer password").await
+            },
         )
     });
     let results: Vec<_> = futures_util::future::join_all(tries).await.into_iter().map(|r| r.unwrap()).collect();
@@ -189,9 +193,10 @@ async fn sessions_from_before_the_migration_keep_working() {
     .unwrap();
     drop(conn);
     let svc = crate::common::service_for(&loaded).await; // applies the rest
-    assert_eq!(svc.authenticate(&token).await.unwrap().email, "old@example.com");
-    let sessions = svc.list_sessions(&token).await.unwrap();
+    assert_eq!(svc.authenticate(&token).await.unwrap().user.email, "old@example.com");
+    let me = svc.authenticate(&token).await.unwrap();
+    let sessions = svc.list_sessions(&me).await.unwrap();
     assert_eq!(sessions.len(), 1);
     assert!(sessions[0].current && sessions[0].user_agent.is_none());
-    assert_eq!(svc.list_sessions(&token).await.unwrap()[0].id, sessions[0].id, "the id stays");
+    assert_eq!(svc.list_sessions(&me).await.unwrap()[0].id, sessions[0].id, "the id stays");
 }

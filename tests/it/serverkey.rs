@@ -18,6 +18,7 @@ use userauth::service::{AuthService, ResetRequest};
 
 use crate::common::{Backend, PASSWORD, Server, TestDb, form_body, free_port, http_from, run, service_for, settings};
 use crate::mail::SmtpSink;
+use userauth::service::RequestContext;
 
 const FROM: &str = "Accounts <no-reply@example.com>";
 
@@ -226,10 +227,10 @@ const GENESIS: &str = "000000000000000000000000000000000000000000000000000000000
 
 async fn some_history(svc: &AuthService) {
     for i in 0..3 {
-        svc.register(&format!("h{i}@example.com"), PASSWORD).await.unwrap();
+        svc.register(&RequestContext::operator(), &format!("h{i}@example.com"), PASSWORD).await.unwrap();
     }
-    svc.login("h0@example.com", PASSWORD).await.unwrap();
-    assert!(svc.login("h1@example.com", "wrong password here").await.is_err());
+    svc.login(&RequestContext::operator(), "h0@example.com", PASSWORD).await.unwrap();
+    assert!(svc.login(&RequestContext::operator(), "h1@example.com", "wrong password here").await.is_err());
     assert_eq!(svc.verify_audit().await.unwrap(), Verified::Intact(5));
 }
 
@@ -335,7 +336,7 @@ async fn a_chain_from_before_the_key_keeps_verifying(backend: Backend) {
     let svc = service_for(&loaded).await;
     let anchor = server_key::Entity::find_by_id(1).one(svc.db()).await.unwrap().unwrap();
     assert_eq!((anchor.legacy_seq, anchor.legacy_hash.as_str()), (2, prev.as_str()));
-    svc.register("new@example.com", PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), "new@example.com", PASSWORD).await.unwrap();
     assert_eq!(svc.verify_audit().await.unwrap(), Verified::Intact(3));
     let evs = events(&svc).await;
     assert_ne!(evs[2]["hash"].as_str().unwrap(), sha256_link(&prev, &canonical(&evs[2])), "new links are keyed");
@@ -381,14 +382,14 @@ async fn reset_requests_do_the_same_work_for_any_address(backend: Backend) {
     let svc = AuthService::new(conn, loaded.settings.policy()).with_key(key).with_mailer(Some(mailer));
     // Same length on purpose: the encrypted rows then have the same size too.
     let (known, ghost) = ("known@example.com", "ghost@example.com");
-    svc.register(known, PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), known, PASSWORD).await.unwrap();
     let audit_before = audit_event::Entity::find().count(svc.db()).await.unwrap();
 
     let mut runs = Vec::new();
     for email in [known, ghost] {
         statements.lock().unwrap().clear();
         recording.store(true, Ordering::SeqCst);
-        let answer = svc.self_service_reset(email).await.unwrap();
+        let answer = svc.self_service_reset(&RequestContext::operator(), email).await.unwrap();
         recording.store(false, Ordering::SeqCst);
         assert!(matches!(answer, ResetRequest::Emailed));
         runs.push(statements.lock().unwrap().clone());

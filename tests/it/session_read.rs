@@ -12,6 +12,7 @@ use userauth::service::fast_read::{SessionReader, SessionRow};
 use userauth::service::{AuthError, AuthService, NewSession};
 
 use crate::common::{Backend, PASSWORD, TestClock, TestDb, service_with_clock, settings};
+use userauth::service::RequestContext;
 
 const EMAIL: &str = "reader@example.com";
 
@@ -67,8 +68,8 @@ async fn reader_answers_as_the_orm_does(backend: Backend) {
     assert_eq!(orm.fast_read_fallbacks(), None, "the ORM path alone");
     let other_instance = plain_service(&db, &timeouts, &clock).await;
     let reader = reader_for(&fast, &db);
-    fast.register(EMAIL, PASSWORD).await.unwrap();
-    let login = || async { fast.login(EMAIL, PASSWORD).await.unwrap() };
+    fast.register(&RequestContext::operator(), EMAIL, PASSWORD).await.unwrap();
+    let login = || async { fast.login(&RequestContext::operator(), EMAIL, PASSWORD).await.unwrap() };
     let gone = |s: NewSession| {
         let svc = fast.clone();
         async move { session::Entity::find_by_id(s.token.digest()).one(svc.db()).await.unwrap().is_none() }
@@ -77,7 +78,7 @@ async fn reader_answers_as_the_orm_does(backend: Backend) {
     // Live: the same user, and the reader decodes exactly the row the ORM reads.
     let (a, b) = (login().await, login().await);
     let via_reader = fast.authenticate(a.token.expose()).await.unwrap();
-    assert_eq!(via_reader, orm.authenticate(b.token.expose()).await.unwrap());
+    assert_eq!(via_reader.user, orm.authenticate(b.token.expose()).await.unwrap().user);
     assert_eq!(via_reader.email, EMAIL);
     let row = reader.lookup(&a.token.digest()).await.unwrap().expect("a live session");
     assert_eq!(Some(row), orm_row(&fast, &a.token.digest()).await);
@@ -93,7 +94,7 @@ async fn reader_answers_as_the_orm_does(backend: Backend) {
     // Kept alive by use, then past the absolute timeout.
     let (a, b) = (login().await, login().await);
     clock.advance(secs(500));
-    assert_eq!(fast.authenticate(a.token.expose()).await.unwrap(), orm.authenticate(b.token.expose()).await.unwrap());
+    assert_eq!(fast.authenticate(a.token.expose()).await.unwrap().user, orm.authenticate(b.token.expose()).await.unwrap().user);
     clock.advance(secs(450));
     assert!(is_unauthenticated(&fast.authenticate(a.token.expose()).await), "absolute timeout");
     assert!(is_unauthenticated(&orm.authenticate(b.token.expose()).await), "absolute timeout");
@@ -102,8 +103,8 @@ async fn reader_answers_as_the_orm_does(backend: Backend) {
     // Logged out.
     let (a, b) = (login().await, login().await);
     assert!(fast.authenticate(a.token.expose()).await.is_ok());
-    other_instance.logout(a.token.expose()).await.unwrap();
-    other_instance.logout(b.token.expose()).await.unwrap();
+    other_instance.logout(&RequestContext::operator(), a.token.expose()).await.unwrap();
+    other_instance.logout(&RequestContext::operator(), b.token.expose()).await.unwrap();
     assert!(is_unauthenticated(&fast.authenticate(a.token.expose()).await));
     assert!(is_unauthenticated(&orm.authenticate(b.token.expose()).await));
 
@@ -131,12 +132,12 @@ async fn reader_answers_as_the_orm_does(backend: Backend) {
 async fn no_fallback_under_concurrent_lookups(backend: Backend) {
     let db = TestDb::new(backend);
     let (svc, _clock) = service_with_clock(&settings(&db.url, &[])).await;
-    svc.register(EMAIL, PASSWORD).await.unwrap();
-    let s = svc.login(EMAIL, PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), EMAIL, PASSWORD).await.unwrap();
+    let s = svc.login(&RequestContext::operator(), EMAIL, PASSWORD).await.unwrap();
     for round in 0..3 {
         let lookups = (0..50).map(|_| {
             let (svc, token) = (svc.clone(), s.token.expose().to_owned());
-            tokio::spawn(async move { svc.authenticate(&token).await.map(|u| u.email) })
+            tokio::spawn(async move { svc.authenticate(&token).await.map(|a| a.user.email) })
         });
         for r in futures_util::future::join_all(lookups).await {
             assert_eq!(r.unwrap().unwrap(), EMAIL, "round {round}");
@@ -151,8 +152,8 @@ async fn last_seen_is_written_once_per_touch_interval(backend: Backend) {
     let db = TestDb::new(backend);
     // Idle timeout 600 s: touch interval 60 s.
     let (svc, clock) = service_with_clock(&settings(&db.url, &[("session_idle_timeout_secs", json!(600))])).await;
-    svc.register(EMAIL, PASSWORD).await.unwrap();
-    let s = svc.login(EMAIL, PASSWORD).await.unwrap();
+    svc.register(&RequestContext::operator(), EMAIL, PASSWORD).await.unwrap();
+    let s = svc.login(&RequestContext::operator(), EMAIL, PASSWORD).await.unwrap();
     let digest = s.token.digest();
     let seen = || async { orm_row(&svc, &digest).await.expect("the session").last_seen_at };
     let t0 = seen().await;
