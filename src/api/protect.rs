@@ -175,9 +175,9 @@ impl<'r> FromRequest<'r> for ClientBudget {
             Ok(()) => Outcome::Success(ClientBudget),
             Err(wait) => {
                 if req.route().is_some_and(|r| r.name.as_deref() == Some("login"))
-                    && let Some(m) = req.rocket().state::<crate::service::AuthService>().and_then(|s| s.metrics())
+                    && let Some(svc) = req.rocket().state::<crate::service::AuthService>()
                 {
-                    m.login("throttled");
+                    svc.count_throttled_login();
                 }
                 let secs = wait.as_millis().div_ceil(1000).max(1);
                 let err = ApiError {

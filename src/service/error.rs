@@ -79,6 +79,44 @@ pub enum InternalError {
     /// The operator asked to mail a reset link, and the mail settings are missing.
     #[error("smtp_url and mail_from are not set")]
     MailNotConfigured,
+    /// Confirmation is required and no mailer is configured (the configuration refuses this).
+    #[error("email_verification = \"required\" needs smtp_url and mail_from")]
+    VerificationNeedsMail,
+    /// The outbox holds mail and no mailer is configured.
+    #[error("the outbox holds mail but smtp_url and mail_from are not set")]
+    OutboxWithoutMailer,
+    /// The hashing queue's semaphore closed (never while the service lives).
+    #[error("{0}")]
+    HashingQueue(#[from] tokio::sync::AcquireError),
+    #[error("hashing task failed: {0}")]
+    HashingTask(#[from] tokio::task::JoinError),
+    #[error("bcrypt: {0}")]
+    Bcrypt(#[from] bcrypt::BcryptError),
+    /// bcrypt would silently truncate it.
+    #[error("refusing to hash a secret longer than 72 bytes")]
+    SecretTooLong,
+    /// Encrypting or decrypting with the server key.
+    #[error("{0}")]
+    Key(#[from] super::key::KeyError),
+    /// Serialising what the service stores (outbox payloads, passkey state).
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    #[error("totp: {0}")]
+    Totp(#[from] totp_rs::TotpError),
+    #[error("qr code: {0:?}")]
+    QrCode(#[from] qrcodegen::DataTooLong),
+    #[error("a stored TOTP secret does not open with this server key")]
+    TotpSecretUnreadable,
+    #[error("the audit head row is missing")]
+    AuditHeadMissing,
+    #[error("starting a passkey registration: {0}")]
+    PasskeyRegistration(#[source] webauthn_rs::prelude::WebauthnError),
+    #[error("starting a passkey login: {0}")]
+    PasskeyLogin(#[source] webauthn_rs::prelude::WebauthnError),
+    #[error("stored passkey state: {0}")]
+    StoredPasskeyState(#[source] serde_json::Error),
+    #[error("stored passkey {id}: {source}")]
+    StoredPasskey { id: uuid::Uuid, source: serde_json::Error },
 }
 
 impl AuthError {

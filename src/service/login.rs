@@ -50,6 +50,12 @@ impl AuthService {
         result
     }
 
+    /// A login the edge refused before it reached the service (the client's per-minute budget was
+    /// used up): counted with every other login result.
+    pub fn count_throttled_login(&self) {
+        self.count(|m| m.login("throttled"));
+    }
+
     async fn login_checked(&self, ctx: &RequestContext, email: &str, password: &str) -> Result<NewSession, AuthError> {
         let ticket = self.hasher.admit(self.hash_client_of(ctx))?;
         let Ok(email) = Email::parse(email) else {
