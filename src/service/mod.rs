@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod passkeys;
 pub mod password_policy;
+mod reauth;
 pub mod reset_link;
 pub mod second_factor;
 mod throttle;
