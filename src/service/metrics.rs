@@ -13,47 +13,26 @@ use metrics::{
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
-/// Declares a metric label as an enum whose `as_str()` is the label's value, with `ALL` its
-/// values in order (the series created at zero when the recorder starts).
-macro_rules! label {
-    ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $($variant),+
-        }
+use super::names::names;
 
-        impl $name {
-            pub const ALL: &[$name] = &[$($name::$variant),+];
-
-            /// The label value in the exposition.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text),+
-                }
-            }
-        }
-    };
-}
-
-label! {
+names! {
     /// `userauth_logins_total{result=…}`.
-    LoginResult { Success => "success", Invalid => "invalid", Locked => "locked", Throttled => "throttled", Busy => "busy" }
+    pub enum LoginResult { Success => "success", Invalid => "invalid", Locked => "locked", Throttled => "throttled", Busy => "busy" }
 }
 
-label! {
+names! {
     /// `userauth_password_resets_total{stage=…}`.
-    ResetStage { Issued => "issued", Completed => "completed" }
+    pub enum ResetStage { Issued => "issued", Completed => "completed" }
 }
 
-label! {
+names! {
     /// `userauth_second_factor_total{method=…}`.
-    SecondFactorMethod { Totp => "totp", RecoveryCode => "recovery_code", Passkey => "passkey" }
+    pub enum SecondFactorMethod { Totp => "totp", RecoveryCode => "recovery_code", Passkey => "passkey" }
 }
 
-label! {
+names! {
     /// `userauth_second_factor_total{result=…}`.
-    SecondFactorResult { Success => "success", Invalid => "invalid", Locked => "locked" }
+    pub enum SecondFactorResult { Success => "success", Invalid => "invalid", Locked => "locked" }
 }
 
 /// Histogram buckets for request latencies (seconds).

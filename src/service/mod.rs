@@ -13,6 +13,7 @@ pub mod key;
 pub mod key_store;
 pub mod mail;
 pub mod metrics;
+mod names;
 pub mod outbox;
 pub mod passkeys;
 pub mod password_policy;
