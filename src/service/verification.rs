@@ -15,8 +15,6 @@
 //! the button posts the token. A resend request is stored the same way for every address and
 //! leads to a new link only for an account still waiting for confirmation.
 
-use std::sync::atomic::Ordering;
-
 use chrono::{DateTime, Utc};
 use lettre::Address;
 use lettre::message::{Mailbox, MultiPart};
@@ -29,7 +27,7 @@ use super::audit::{EventKind, NewEvent};
 use super::domain::{Email, Password, SecretToken, presented_token_digest};
 use super::hashing::HashTicket;
 use super::mail::{MailError, Mailer, SendFailure, html_escape};
-use super::outbox::{KIND_EMAIL, Payload, backoff};
+use super::outbox::{MailKind, Payload};
 use super::{Actor, AuthError, AuthService, UserView, chrono_dur, rfc3339};
 use crate::entity::email_verification_token as evt;
 use crate::entity::outbox as outbox_entity;
@@ -189,24 +187,6 @@ impl AuthService {
         Ok((token, expires_at))
     }
 
-    /// Turns the outbox row into `next` (still under this instance's lease) in `txn`.
-    async fn stage(
-        &self,
-        txn: &sea_orm::DatabaseTransaction,
-        row: Uuid,
-        next: &Payload,
-        expires_at: DateTime<Utc>,
-    ) -> Result<(), AuthError> {
-        outbox_entity::Entity::update_many()
-            .col_expr(outbox_entity::Column::Kind, Expr::value(KIND_EMAIL))
-            .col_expr(outbox_entity::Column::Payload, Expr::value(next.seal(self)?))
-            .col_expr(outbox_entity::Column::ExpiresAt, Expr::value(expires_at))
-            .filter(outbox_entity::Column::Id.eq(row))
-            .exec(txn)
-            .await?;
-        Ok(())
-    }
-
     /// The worker's part for confirmation rows: everything that depends on the account.
     pub(super) async fn handle_verification(
         &self,
@@ -262,38 +242,7 @@ impl AuthService {
             Ok(m) => mailer.send_message(m).await,
             Err(error) => Err(SendFailure { permanent: true, error }),
         };
-        let stats = mailer.stats();
-        match sent {
-            Ok(()) => {
-                self.outbox_done(row.id).await?;
-                stats.sent.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(to = %to, "confirmation email sent");
-            }
-            Err(f) if f.permanent => {
-                self.outbox_done(row.id).await?;
-                stats.failed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(to = %to, reply = %f.error, "confirmation email refused by the mail server");
-            }
-            Err(f) => {
-                let wait = backoff(row.attempts);
-                let retry_at = self.now() + chrono_dur(wait);
-                if retry_at >= row.expires_at {
-                    self.outbox_done(row.id).await?;
-                    stats.failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(to = %to, error = %f.error, "confirmation email not delivered in time; giving up");
-                    return Ok(());
-                }
-                stats.retried.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(to = %to, error = %f.error, retry_in_secs = wait.as_secs(), "confirmation email: temporary failure, will retry");
-                outbox_entity::Entity::update_many()
-                    .col_expr(outbox_entity::Column::NotBefore, Expr::value(retry_at))
-                    .col_expr(outbox_entity::Column::ClaimedUntil, Expr::value(Option::<DateTime<Utc>>::None))
-                    .filter(outbox_entity::Column::Id.eq(row.id))
-                    .exec(&self.db)
-                    .await?;
-            }
-        }
-        Ok(())
+        self.settle(&row, sent, mailer.stats(), MailKind::Confirmation, &to, row.expires_at).await
     }
 
     async fn stage_notice(&self, row: &outbox_entity::Model, to: &str) -> Result<(), AuthError> {
