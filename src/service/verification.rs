@@ -245,11 +245,9 @@ impl AuthService {
         self.settle(&row, sent, mailer.stats(), MailKind::Confirmation, &to, row.expires_at).await
     }
 
+    /// Turns the row into the notice to `to` (one statement, under this instance's lease).
     async fn stage_notice(&self, row: &outbox_entity::Model, to: &str) -> Result<(), AuthError> {
-        let txn = self.db.begin().await?;
-        self.stage(&txn, row.id, &Payload::Notice { to: to.to_owned() }, row.expires_at).await?;
-        txn.commit().await?;
-        Ok(())
+        self.stage(&self.db, row.id, &Payload::Notice { to: to.to_owned() }, row.expires_at).await
     }
 
     /// Creates the unconfirmed account with its first token, its `registered` event, and turns the

@@ -13,7 +13,8 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Que
 use uuid::Uuid;
 
 pub use kind::EventKind;
-pub(super) use chain::{append, lock_head};
+pub(super) use chain::lock_head;
+use chain::append;
 
 use super::domain::Email;
 use super::{AuthError, AuthService};
