@@ -49,7 +49,7 @@ pub async fn users(
     svc: Svc,
     body: Body<Credentials>,
 ) -> Result<UsersResponse, ApiError> {
-    match svc.sign_up(&body.0.email, &body.0.password).await {
+    match svc.sign_up(&svc.ctx, &body.0.email, &body.0.password).await {
         Ok(crate::service::verification::SignUp::Created(user)) => {
             Ok(UsersResponse::Created(EmailMessage::new(user.email, "user created")))
         }

@@ -390,7 +390,7 @@ pub async fn register(
         return forbidden();
     }
     let email = form.get("email").unwrap_or_default().to_owned();
-    match svc.sign_up(&email, form.get("password").unwrap_or_default()).await {
+    match svc.sign_up(&svc.ctx, &email, form.get("password").unwrap_or_default()).await {
         Ok(crate::service::verification::SignUp::Created(_)) => {
             super::wayfinding::remember_registered_email(jar, settings, &email);
             PageOr::SeeOther("/login?registered=1".into())
@@ -418,10 +418,10 @@ pub(crate) async fn account_page(
         return PageOr::SeeOther("/login?next=/account".into());
     };
     let listed = match svc.authenticate(&token).await {
-        Ok(me) => svc.list_sessions(&me).await.map(|s| (me.user, s)),
+        Ok(me) => svc.list_sessions(&me).await.map(|s| (me, s)),
         Err(e) => Err(e),
     };
-    let (user, sessions) = match listed {
+    let (me, sessions) = match listed {
         Ok(found) => found,
         Err(AuthError::NotAuthenticated) => {
             return super::pages_second_factor::not_logged_in(svc, &token, "/account").await;
@@ -441,14 +441,14 @@ pub(crate) async fn account_page(
     let sessions = super::wayfinding::session_cards(sessions, chrono::Utc::now());
     let csrf = csrf_token(jar, settings);
     let min_length = svc.policy().password_min_length;
-    let passkeys = super::passkey_pages::section(svc, &user, &csrf).await;
-    let tfa = super::pages_second_factor::TwoFactorView::load(svc, &token).await;
+    let passkeys = super::passkey_pages::section(svc, &me.user, &csrf).await;
+    let tfa = super::pages_second_factor::TwoFactorView::load(svc, &me).await;
     let page = AccountPage {
         title: "Your account",
         notice,
         error,
         csrf,
-        email: user.email,
+        email: me.user.email,
         sessions,
         min_length,
         passkeys,

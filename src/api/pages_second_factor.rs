@@ -20,7 +20,7 @@ use super::pages::{Page, PageOr, account_page, csrf_ok, csrf_token, failure, for
 use super::protect::{ClientBudget, NotCrossSite, Svc};
 use crate::service::domain::presented_token_digest;
 use crate::service::second_factor::{RECOVERY_CODES_LOW, SecondFactorProof};
-use crate::service::{AuthError, AuthService};
+use crate::service::{AuthError, AuthService, Authenticated};
 
 const CODES_COOKIE: &str = "recovery_codes";
 const CODES_PURPOSE: &str = "recovery-codes-display";
@@ -51,8 +51,8 @@ pub struct TwoFactorView {
 }
 
 impl TwoFactorView {
-    pub async fn load(svc: &AuthService, token: &str) -> Self {
-        match svc.my_factors(token).await {
+    pub async fn load(svc: &AuthService, me: &Authenticated) -> Self {
+        match svc.my_factors(me).await {
             Ok(s) => {
                 let totp = s.factors.contains(&"totp");
                 Self {
@@ -135,7 +135,11 @@ async fn render_setup(
     status: Status,
     error: Option<String>,
 ) -> PageOr {
-    match svc.pending_enrolment(token).await {
+    let enrolment = match svc.authenticate(token).await {
+        Ok(me) => svc.pending_enrolment(&me).await,
+        Err(e) => Err(e),
+    };
+    match enrolment {
         Ok(Some(e)) => {
             let page = SetupPage {
                 title: "Set up your authenticator app",
@@ -229,7 +233,11 @@ pub async fn enrol(
         Ok(t) => t,
         Err(p) => return p,
     };
-    match svc.totp_enrol(&token, form.get("current_password").unwrap_or_default()).await {
+    let result = match svc.authenticate(&token).await {
+        Ok(me) => svc.totp_enrol(&svc.ctx, &me, form.get("current_password").unwrap_or_default()).await,
+        Err(e) => Err(e),
+    };
+    match result {
         Ok(_) => PageOr::SeeOther("/account/two-factor".into()),
         Err(AuthError::NotAuthenticated) => not_logged_in(&svc, &token, "/account").await,
         Err(e) => account_error(&svc, jar, settings, e).await,
@@ -248,7 +256,11 @@ pub async fn confirm(
         Ok(t) => t,
         Err(p) => return p,
     };
-    match svc.totp_confirm(&token, form.get("code").unwrap_or_default()).await {
+    let result = match svc.authenticate(&token).await {
+        Ok(me) => svc.totp_confirm(&svc.ctx, &me, form.get("code").unwrap_or_default()).await,
+        Err(e) => Err(e),
+    };
+    match result {
         Ok(codes) => {
             carry_codes(&svc, jar, settings, &token, codes.iter().map(|c| c.as_str().to_owned()).collect());
             PageOr::SeeOther("/account/recovery-codes".into())
@@ -275,7 +287,11 @@ pub async fn disable(
         Ok(t) => t,
         Err(p) => return p,
     };
-    match svc.totp_disable(&token, form.get("current_password").unwrap_or_default()).await {
+    let result = match svc.authenticate(&token).await {
+        Ok(me) => svc.totp_disable(&svc.ctx, &me, form.get("current_password").unwrap_or_default()).await,
+        Err(e) => Err(e),
+    };
+    match result {
         Ok(()) => PageOr::SeeOther("/account?done=totp-off".into()),
         Err(AuthError::NotAuthenticated) => not_logged_in(&svc, &token, "/account").await,
         Err(e) => account_error(&svc, jar, settings, e).await,
@@ -295,7 +311,11 @@ pub async fn regenerate(
         Ok(t) => t,
         Err(p) => return p,
     };
-    match svc.regenerate_recovery_codes(&token, form.get("current_password").unwrap_or_default()).await {
+    let result = match svc.authenticate(&token).await {
+        Ok(me) => svc.regenerate_recovery_codes(&svc.ctx, &me, form.get("current_password").unwrap_or_default()).await,
+        Err(e) => Err(e),
+    };
+    match result {
         Ok(codes) => {
             carry_codes(&svc, jar, settings, &token, codes.iter().map(|c| c.as_str().to_owned()).collect());
             PageOr::SeeOther("/account/recovery-codes".into())
@@ -434,7 +454,7 @@ pub async fn second_factor(
             return second_factor_page(jar, settings, Status::BadRequest, Some(message), next, passkey);
         }
     };
-    match svc.complete_second_factor(&token, proof).await {
+    match svc.complete_second_factor(&svc.ctx, &token, proof).await {
         Ok(session) => {
             jar.add(session_cookie(&session, settings));
             PageOr::SeeOther(next)

@@ -102,7 +102,10 @@ pub async fn remove(
         Err(page) => return page,
     };
     let result = match uuid::Uuid::parse_str(id) {
-        Ok(id) => svc.remove_passkey(&token, id).await,
+        Ok(id) => match svc.authenticate(&token).await {
+            Ok(me) => svc.remove_passkey(&svc.ctx, &me, id).await,
+            Err(e) => Err(e),
+        },
         Err(_) => Err(AuthError::PasskeyNotFound),
     };
     after_account_action(&svc, jar, settings, result, "/account?done=passkey_removed").await

@@ -74,20 +74,20 @@ impl<'r> FromRequest<'r> for ClientAddr {
 
 /// The shared service, and this request's context (its client, recorded in the audit log, whose
 /// share of the hashing queue is bounded; its `User-Agent`, recorded with the sessions it opens).
-pub struct Svc {
-    svc: crate::service::AuthService,
+pub struct Svc<'r> {
+    svc: &'r crate::service::AuthService,
     pub ctx: crate::service::RequestContext,
 }
 
-impl std::ops::Deref for Svc {
+impl std::ops::Deref for Svc<'_> {
     type Target = crate::service::AuthService;
     fn deref(&self) -> &Self::Target {
-        &self.svc
+        self.svc
     }
 }
 
 #[rocket::async_trait]
-impl<'r> FromRequest<'r> for Svc {
+impl<'r> FromRequest<'r> for Svc<'r> {
     type Error = ApiError;
 
     async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, ApiError> {
@@ -95,7 +95,7 @@ impl<'r> FromRequest<'r> for Svc {
         let user_agent = req.headers().get_one("User-Agent");
         match req.rocket().state::<crate::service::AuthService>() {
             Some(svc) => Outcome::Success(Svc {
-                svc: svc.for_client(client).with_user_agent(user_agent),
+                svc,
                 ctx: crate::service::RequestContext::http(client, user_agent),
             }),
             None => Outcome::Error(remember(req, ApiError::for_status(Status::InternalServerError))),

@@ -28,7 +28,7 @@ pub async fn register(
     svc: Svc,
     body: Body<Credentials>,
 ) -> Result<(Status, Json<EmailMessage>), ApiError> {
-    Ok(match svc.sign_up(&body.0.email, &body.0.password).await? {
+    Ok(match svc.sign_up(&svc.ctx, &body.0.email, &body.0.password).await? {
         SignUp::Created(user) => (Status::Created, Json(EmailMessage::new(user.email, "user created"))),
         // The same bytes for a new and an existing address (api.md §13).
         SignUp::Pending { email } => (Status::Created, Json(EmailMessage::new(email, CHECK_YOUR_EMAIL))),

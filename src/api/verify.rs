@@ -28,7 +28,7 @@ pub async fn verify_email(
     svc: Svc,
     body: Body<VerifyEmail>,
 ) -> Result<Json<EmailMessage>, ApiError> {
-    let user = svc.verify_email(&body.0.token).await?;
+    let user = svc.verify_email(&svc.ctx, &body.0.token).await?;
     Ok(Json(EmailMessage::new(user.email, "email confirmed")))
 }
 

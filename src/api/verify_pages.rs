@@ -70,7 +70,7 @@ pub async fn verify(
     if !csrf_ok(jar, settings, &form) {
         return forbidden();
     }
-    match svc.verify_email(form.get("token").unwrap_or_default()).await {
+    match svc.verify_email(&svc.ctx, form.get("token").unwrap_or_default()).await {
         Ok(_) => PageOr::SeeOther("/login?registered=1".into()),
         Err(e) => {
             let (status, message) = failure(e);

@@ -72,7 +72,7 @@ impl AuthService {
         if ended.rows_affected == 0 {
             return Err(AuthError::SessionNotFound);
         }
-        self.record_in(&txn, ctx, vec![NewEvent::new(EventKind::SessionEnded, Some(me.user.id), &me.user.email)])
+        self.audit_in(&txn, ctx, vec![NewEvent::new(EventKind::SessionEnded, Some(me.user.id), &me.user.email)])
             .await?;
         txn.commit().await?;
         Ok(())
@@ -88,7 +88,7 @@ impl AuthService {
             .await?;
         if ended.rows_affected > 0 {
             let event = NewEvent::new(EventKind::SessionsRevoked, Some(me.user.id), &me.user.email);
-            self.record_in(&txn, ctx, vec![event]).await?;
+            self.audit_in(&txn, ctx, vec![event]).await?;
         }
         txn.commit().await?;
         Ok(ended.rows_affected)

@@ -5,10 +5,7 @@
 
 use std::net::IpAddr;
 
-use sea_orm::{ConnectionTrait, DbErr, TransactionTrait};
-
-use super::audit::{self, NewEvent};
-use super::{AuthError, AuthService};
+use super::AuthService;
 
 /// Who performs an operation, as the audit log records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,43 +64,7 @@ impl RequestContext {
 impl AuthService {
     /// The address whose share of the hashing queue an operation counts against: the HTTP
     /// client's, when per-client limits are on.
-    pub(super) fn hash_client_of(&self, ctx: &RequestContext) -> Option<IpAddr> {
+    pub(super) fn hash_client(&self, ctx: &RequestContext) -> Option<IpAddr> {
         if self.policy.client_limits { ctx.client() } else { None }
-    }
-
-    /// Appends `events` in the caller's transaction `db`, when the audit log is on.
-    pub(super) async fn record_in<C: ConnectionTrait>(
-        &self,
-        db: &C,
-        ctx: &RequestContext,
-        events: Vec<NewEvent>,
-    ) -> Result<(), DbErr> {
-        self.record_login_in(db, ctx, super::LoginMethod::Password, events).await
-    }
-
-    /// The same, for a transaction that opens a session: `login_succeeded` records `method`.
-    pub(super) async fn record_login_in<C: ConnectionTrait>(
-        &self,
-        db: &C,
-        ctx: &RequestContext,
-        method: super::LoginMethod,
-        events: Vec<NewEvent>,
-    ) -> Result<(), DbErr> {
-        if !self.policy.audit {
-            return Ok(());
-        }
-        audit::append(db, &self.key, self.now(), ctx.actor, method.as_str(), events).await
-    }
-
-    /// Appends `events` in their own transaction (for events that change nothing else: failed or
-    /// locked logins).
-    pub(super) async fn record_alone(&self, ctx: &RequestContext, events: Vec<NewEvent>) -> Result<(), AuthError> {
-        if !self.policy.audit || events.is_empty() {
-            return Ok(());
-        }
-        let txn = self.db.begin().await?;
-        self.record_in(&txn, ctx, events).await?;
-        txn.commit().await?;
-        Ok(())
     }
 }

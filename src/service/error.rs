@@ -40,9 +40,8 @@ pub enum AuthError {
     Mail(#[from] mail::MailError),
     #[error("database error: {0}")]
     Database(#[from] DbErr),
-    // A `String` until the other service files are typed (they build it with `to_string()`).
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(#[from] InternalError),
     #[error("the passkey credential was not accepted")]
     InvalidPasskey,
     #[error("the passkey was not accepted")]
@@ -135,14 +134,3 @@ impl AuthError {
     }
 }
 
-impl From<InternalError> for AuthError {
-    fn from(e: InternalError) -> Self {
-        AuthError::Internal(e.to_string())
-    }
-}
-
-impl From<getrandom::Error> for AuthError {
-    fn from(e: getrandom::Error) -> Self {
-        InternalError::from(e).into()
-    }
-}

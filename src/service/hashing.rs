@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 
-use super::AuthError;
+use super::{AuthError, InternalError};
 use super::domain::{PASSWORD_MAX_BYTES, Password};
 
 /// The bcrypt costs we store, accept in configuration and accept on import (api.md §6). Above 17
@@ -126,7 +126,7 @@ impl Hasher {
 
     /// A place in the queue, waiting for one: for operator commands (imports), never for requests.
     pub async fn admit_waiting(&self) -> Result<HashTicket, AuthError> {
-        let place = self.admission.clone().acquire_owned().await.map_err(|e| AuthError::Internal(e.to_string()))?;
+        let place = self.admission.clone().acquire_owned().await.map_err(InternalError::from)?;
         Ok(HashTicket { hasher: self.clone(), client: None, _place: place })
     }
 
@@ -146,7 +146,7 @@ impl Hasher {
         self.dummy
             .get_or_try_init(|| async move {
                 let mut seed = [0u8; 16];
-                getrandom::fill(&mut seed).map_err(|e| AuthError::Internal(e.to_string()))?;
+                getrandom::fill(&mut seed).map_err(InternalError::from)?;
                 self.run(move || bcrypt::hash(hex::encode(seed), cost)).await
             })
             .await
@@ -158,12 +158,12 @@ impl Hasher {
         F: FnOnce() -> Result<T, bcrypt::BcryptError> + Send + 'static,
         T: Send + 'static,
     {
-        let _permit = self.workers.acquire().await.map_err(|e| AuthError::Internal(e.to_string()))?;
+        let _permit = self.workers.acquire().await.map_err(InternalError::from)?;
         let started = std::time::Instant::now();
         let result = tokio::task::spawn_blocking(work)
             .await
-            .map_err(|e| AuthError::Internal(format!("hashing task failed: {e}")))?
-            .map_err(|e| AuthError::Internal(format!("bcrypt: {e}")));
+            .map_err(InternalError::from)?
+            .map_err(|e| InternalError::from(e).into());
         if let Some(m) = &self.metrics {
             m.hash_time(started.elapsed());
         }
@@ -182,7 +182,7 @@ impl HashTicket {
         // `non_truncating_hash` would refuse exactly 72 bytes, which the policy allows; longer
         // secrets never get here (they are refused, or never verify).
         if secret.len() > PASSWORD_MAX_BYTES {
-            return Err(AuthError::Internal("refusing to hash a secret longer than 72 bytes".into()));
+            return Err(InternalError::SecretTooLong.into());
         }
         let (secret, cost) = (secret.to_owned(), self.hasher.cost);
         self.hasher.run(move || bcrypt::hash(secret, cost)).await

@@ -12,7 +12,7 @@ use super::audit::{EventKind, NewEvent};
 use super::db::{DatabaseUrl, DbOptions, connect};
 use super::domain::{Email, EmailError, Password, PasswordError};
 use super::hashing::{COST_MAX, COST_MIN, parse_stored_hash};
-use super::{AuthError, AuthService};
+use super::{AuthError, AuthService, RequestContext};
 use crate::entity::user;
 
 /// A bcrypt hash we are willing to store: bcrypt's own parser accepts it, with a `$2a$`, `$2b$`
@@ -168,7 +168,7 @@ impl AuthService {
             })
             .collect::<Result<Vec<_>, sea_orm::DbErr>>()?;
         let imported = events.len() as u64;
-        self.audit_in(&txn, events).await?;
+        self.audit_in(&txn, &RequestContext::operator(), events).await?;
         txn.commit().await?;
         Ok((imported, total - imported))
     }

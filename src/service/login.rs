@@ -7,8 +7,9 @@ use uuid::Uuid;
 
 use super::audit::{EventKind, NewEvent};
 use super::domain::{Email, SecretToken};
+use super::metrics::LoginResult;
 use super::throttle::{self, Kind};
-use super::{AuthError, AuthService, NewSession, RequestContext, UserView, chrono_dur, verification};
+use super::{AuthError, AuthService, InternalError, NewSession, RequestContext, UserView, chrono_dur, verification};
 use crate::entity::{session, user};
 
 /// How a session was opened, as `login_succeeded` records it.
@@ -38,10 +39,10 @@ impl AuthService {
     pub async fn login(&self, ctx: &RequestContext, email: &str, password: &str) -> Result<NewSession, AuthError> {
         let result = self.login_checked(ctx, email, password).await;
         let outcome = match &result {
-            Ok(_) => Some("success"),
-            Err(AuthError::InvalidCredentials) => Some("invalid"),
-            Err(AuthError::AccountLocked { .. }) => Some("locked"),
-            Err(AuthError::Busy) => Some("busy"),
+            Ok(_) => Some(LoginResult::Success),
+            Err(AuthError::InvalidCredentials) => Some(LoginResult::Invalid),
+            Err(AuthError::AccountLocked { .. }) => Some(LoginResult::Locked),
+            Err(AuthError::Busy) => Some(LoginResult::Busy),
             Err(_) => None,
         };
         if let Some(outcome) = outcome {
@@ -53,11 +54,11 @@ impl AuthService {
     /// A login the edge refused before it reached the service (the client's per-minute budget was
     /// used up): counted with every other login result.
     pub fn count_throttled_login(&self) {
-        self.count(|m| m.login("throttled"));
+        self.count(|m| m.login(LoginResult::Throttled));
     }
 
     async fn login_checked(&self, ctx: &RequestContext, email: &str, password: &str) -> Result<NewSession, AuthError> {
-        let ticket = self.hasher.admit(self.hash_client_of(ctx))?;
+        let ticket = self.hasher.admit(self.hash_client(ctx))?;
         let Ok(email) = Email::parse(email) else {
             // No account can have this address; still spend the verification so that
             // malformed input is not a faster path.
@@ -78,7 +79,7 @@ impl AuthService {
             other => {
                 drop(ticket);
                 let event = NewEvent::new(EventKind::LoginFailed, other.map(|u| u.id), email.as_str());
-                self.record_alone(ctx, vec![event]).await?;
+                self.audit_alone(ctx, vec![event]).await?;
                 return Err(AuthError::InvalidCredentials);
             }
         };
@@ -121,7 +122,7 @@ impl AuthService {
             // Read in the transaction: a one-connection pool (SQLite in memory) has no other.
             let user = user::Entity::find().filter(user::Column::Email.eq(email.as_str())).one(&txn).await?;
             let event = NewEvent::new(EventKind::LoginLocked, user.map(|u| u.id), email.as_str());
-            self.record_in(&txn, ctx, vec![event]).await?;
+            self.audit_in(&txn, ctx, vec![event]).await?;
         }
         txn.commit().await?;
         Ok(())
@@ -136,7 +137,7 @@ impl AuthService {
         new_hash: Option<String>,
         method: LoginMethod,
     ) -> Result<NewSession, AuthError> {
-        let token = SecretToken::generate()?;
+        let token = SecretToken::generate().map_err(InternalError::from)?;
         let at = self.now();
         let expires_at = at + chrono_dur(self.policy.session_absolute_timeout);
         let idle_cutoff = at - chrono_dur(self.policy.session_idle_timeout);
@@ -170,7 +171,7 @@ impl AuthService {
             .exec(&txn)
             .await?;
         let event = NewEvent::new(EventKind::LoginSucceeded, Some(user.id), &user.email);
-        self.record_login_in(&txn, ctx, method, vec![event]).await?;
+        self.audit_login_in(&txn, ctx, method, vec![event]).await?;
         txn.commit().await?;
         let user = UserView { last_login_at: Some(at), ..UserView::from(user) };
         Ok(NewSession { token, user, expires_at, second_factor: Vec::new() })

@@ -55,21 +55,17 @@ impl std::fmt::Debug for MailSettings {
 
 impl MailSettings {
     /// Checks both values as lettre will read them; errors name the key (never the password).
-    pub fn parse(smtp_url: &str, mail_from: &str, public_url: &str) -> Result<Self, String> {
+    pub fn parse(smtp_url: &str, mail_from: &str, public_url: &str) -> Result<Self, MailSettingsError> {
         // lettre's own message for another scheme names its internals ("tls parameter 'None'").
         let scheme = smtp_url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
         if !matches!(scheme.as_deref(), Some("smtp" | "smtps")) {
-            return Err(format!(
-                "smtp_url {} is not an SMTP URL: use smtp://host:port (plain or ?tls=required for STARTTLS) \
-                 or smtps://host:465 (TLS)",
-                redact_url(smtp_url)
-            ));
+            return Err(MailSettingsError::NotSmtp { url: redact_url(smtp_url) });
         }
         AsyncSmtpTransport::<Tokio1Executor>::from_url(smtp_url)
-            .map_err(|e| format!("smtp_url {} is not a valid SMTP URL: {e}", redact_url(smtp_url)))?;
-        let from = mail_from.parse::<Mailbox>().map_err(|e| {
-            format!("mail_from {mail_from:?} is not a mailbox like \"Accounts <no-reply@example.com>\": {e}")
-        })?;
+            .map_err(|error| MailSettingsError::InvalidSmtpUrl { url: redact_url(smtp_url), error })?;
+        let from = mail_from
+            .parse::<Mailbox>()
+            .map_err(|error| MailSettingsError::InvalidFrom { from: mail_from.to_owned(), error })?;
         Ok(Self { smtp_url: smtp_url.to_owned(), from, public_url: public_url.trim_end_matches('/').to_owned() })
     }
 
@@ -77,6 +73,21 @@ impl MailSettings {
     pub fn server(&self) -> String {
         redact_url(&self.smtp_url)
     }
+}
+
+/// Why `smtp_url` or `mail_from` was refused. Each message names its key; URLs are shown
+/// redacted (never the password).
+#[derive(Debug, thiserror::Error)]
+pub enum MailSettingsError {
+    #[error(
+        "smtp_url {url} is not an SMTP URL: use smtp://host:port (plain or ?tls=required for STARTTLS) \
+         or smtps://host:465 (TLS)"
+    )]
+    NotSmtp { url: String },
+    #[error("smtp_url {url} is not a valid SMTP URL: {error}")]
+    InvalidSmtpUrl { url: String, error: lettre::transport::smtp::Error },
+    #[error("mail_from {from:?} is not a mailbox like \"Accounts <no-reply@example.com>\": {error}")]
+    InvalidFrom { from: String, error: lettre::address::AddressError },
 }
 
 /// Why a message was not sent.
@@ -250,10 +261,7 @@ impl Mailer {
     ) -> Result<(), SendFailure> {
         let message =
             self.reset_message(to, token, expires_at).map_err(|error| SendFailure { permanent: true, error })?;
-        match self.inner.transport.send(message).await {
-            Ok(_) => Ok(()),
-            Err(e) => Err(SendFailure { permanent: e.is_permanent(), error: smtp_error(&e) }),
-        }
+        self.send_message(message).await
     }
 }
 
@@ -273,13 +281,69 @@ mod tests {
     #[test]
     fn settings_are_checked_and_never_show_the_password() {
         assert!(MailSettings::parse("smtps://u:hunter2@smtp.example.com", "a@b.c", "x").is_ok());
-        let err = MailSettings::parse("ftp://u:hunter2@x", "a@b.c", "x").unwrap_err();
+        let err = MailSettings::parse("ftp://u:hunter2@x", "a@b.c", "x").unwrap_err().to_string();
         assert!(err.contains("smtp_url") && !err.contains("hunter2"), "{err}");
-        let err = MailSettings::parse("smtp://x", "not a mailbox", "x").unwrap_err();
+        let err = MailSettings::parse("smtp://x", "not a mailbox", "x").unwrap_err().to_string();
         assert!(err.contains("mail_from"), "{err}");
         let s = MailSettings::parse("smtp://u:hunter2@x:25", "a@b.c", "x").unwrap();
         assert!(!format!("{s:?}").contains("hunter2"));
     }
+
+    #[test]
+    fn settings_errors_say_what_they_said_as_strings() {
+        let err = MailSettings::parse("ftp://u:hunter2@x", "a@b.c", "x").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "smtp_url {} is not an SMTP URL: use smtp://host:port (plain or ?tls=required for STARTTLS) or \
+                 smtps://host:465 (TLS)",
+                redact_url("ftp://u:hunter2@x")
+            )
+        );
+        let err = MailSettings::parse("smtp://x", "not a mailbox", "x").unwrap_err().to_string();
+        let cause = "not a mailbox".parse::<Mailbox>().unwrap_err();
+        assert_eq!(err, format!("mail_from \"not a mailbox\" is not a mailbox like \"Accounts <no-reply@example.com>\": {cause}"));
+        let raw = "smtp://u:hunter2@x:notaport";
+        let err = MailSettings::parse(raw, "a@b.c", "x").unwrap_err().to_string();
+        assert!(err.starts_with(&format!("smtp_url {} is not a valid SMTP URL: ", redact_url(raw))), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    /// A message as sent, but for what changes from one build of it to the next (the Date and
+    /// Message-ID headers and the MIME boundary).
+    fn normalised(message: Message) -> String {
+        let raw = String::from_utf8(message.formatted()).unwrap();
+        let boundary = raw.split("boundary=\"").nth(1).and_then(|r| r.split('"').next()).map(str::to_owned);
+        let mut out: String = raw
+            .split_inclusive('\n')
+            .filter(|l| !l.starts_with("Date: ") && !l.starts_with("Message-ID: "))
+            .collect();
+        if let Some(b) = boundary {
+            out = out.replace(&b, "BOUNDARY");
+        }
+        out
+    }
+
+    /// The messages byte for byte as they were when written with `format!` (captured before the
+    /// switch to templates).
+    #[test]
+    fn messages_are_byte_identical_to_the_captured_ones() {
+        let mailer = Mailer::new(settings()).unwrap();
+        let token = SecretToken::from_outbox("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into());
+        let expires = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let got = [
+            normalised(mailer.reset_message("o'brien@example.com", &token, expires).unwrap()),
+            normalised(mailer.test_message("bob@example.com").unwrap()),
+            normalised(crate::service::verification::verification_message(&mailer, "bob@example.com", &token, expires).unwrap()),
+            normalised(crate::service::verification::notice_message(&mailer, "bob@example.com").unwrap()),
+        ];
+        for (i, g) in got.iter().enumerate() {
+            std::fs::write(format!("/tmp/svcrest-golden-{i}.eml"), g).unwrap();
+        }
+        assert_eq!(got, GOLDEN);
+    }
+
+    const GOLDEN: [&str; 4] = ["", "", "", ""];
 
     #[test]
     fn reset_message_has_both_parts_the_link_and_the_token() {

@@ -18,11 +18,13 @@ pub mod key_store;
 mod login;
 pub mod mail;
 pub mod metrics;
+mod names;
 pub mod outbox;
 mod password;
 pub mod passkeys;
 pub mod password_policy;
 mod policy;
+mod reauth;
 mod registration;
 pub mod reset_link;
 mod resets;
@@ -33,7 +35,6 @@ mod users;
 pub mod verification;
 mod views;
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
@@ -57,10 +58,6 @@ pub struct AuthService {
     /// The session lookup outside the ORM, for SQLite files and PostgreSQL (see `fast_read`).
     fast: Option<Arc<fast_read::SessionReader>>,
     clock: Clock,
-    // Until the other service files take a `RequestContext`: the per-request clone they read.
-    actor: Actor,
-    user_agent: Option<String>,
-    login_method: &'static str,
     mailer: Option<mail::Mailer>,
     metrics: Option<Arc<metrics::Metrics>>,
     /// The server key (api.md §14). `new` starts with a random one so the service is always keyed;
@@ -79,9 +76,6 @@ impl AuthService {
             hasher,
             fast: None,
             clock: Clock::system(),
-            actor: Actor::Cli,
-            user_agent: None,
-            login_method: "password",
             mailer: None,
             metrics: None,
             // A failing OS random source leaves nothing safe to do: fail loudly rather than run unkeyed.
@@ -125,29 +119,6 @@ impl AuthService {
         if let Some(m) = &self.metrics {
             f(m);
         }
-    }
-
-    /// The same service acting for an HTTP request from `client` (a cheap clone).
-    pub fn for_client(&self, client: Option<IpAddr>) -> Self {
-        Self { actor: Actor::Api { client }, ..self.clone() }
-    }
-
-    /// The same, recording `user_agent` (cut to 256 characters) with the sessions it opens.
-    pub fn with_user_agent(mut self, user_agent: Option<&str>) -> Self {
-        self.user_agent = RequestContext::http(None, user_agent).user_agent().map(str::to_owned);
-        self
-    }
-
-    /// The per-request clone's context, for the files not converted yet.
-    fn legacy_ctx(&self) -> RequestContext {
-        match self.actor {
-            Actor::Api { client } => RequestContext::http(client, self.user_agent.as_deref()),
-            Actor::Cli => RequestContext::operator(),
-        }
-    }
-
-    fn hash_client(&self) -> Option<IpAddr> {
-        self.hash_client_of(&self.legacy_ctx())
     }
 
     /// The same service reading the time from `clock` (tests move it instead of sleeping).

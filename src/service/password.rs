@@ -8,7 +8,8 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, ExprTrait, Query
 
 use super::audit::{EventKind, NewEvent};
 use super::domain::{Email, presented_token_digest};
-use super::hashing::HashTicket;
+use super::reauth::OnRightPassword;
+use super::metrics::ResetStage;
 use super::throttle::{self, Kind};
 use super::{AuthError, AuthService, Authenticated, RequestContext, UserView};
 use crate::entity::{reset_token, session, user};
@@ -41,29 +42,8 @@ fn new_password_update(hash: String, at: DateTime<Utc>) -> UpdateMany<user::Enti
 }
 
 impl AuthService {
-    /// The caller's current password, checked as a login checks one (api.md §6): the attempt is
-    /// reserved against the account's lockout before bcrypt runs (429 once locked), and a wrong
-    /// one stays counted. On success the caller gets the ticket back and decides what becomes of
-    /// the attempt (cleared, or given back).
-    pub(super) async fn verify_current_password(
-        &self,
-        ctx: &RequestContext,
-        ticket: HashTicket,
-        me: &Authenticated,
-        password: &str,
-    ) -> Result<(user::Model, HashTicket), AuthError> {
-        self.reserve(Kind::Login, &Email::parse(&me.user.email)?).await?;
-        let user = user::Entity::find_by_id(me.user.id).one(&self.db).await?.ok_or(AuthError::NotAuthenticated)?;
-        if !ticket.verify(password, Some(&user.password_hash)).await? {
-            drop(ticket);
-            self.record_alone(ctx, vec![NewEvent::new(EventKind::LoginFailed, Some(user.id), &user.email)]).await?;
-            return Err(AuthError::InvalidCredentials);
-        }
-        Ok((user, ticket))
-    }
-
-    /// Changes the caller's password. The current password is checked like a login (see
-    /// [`Self::verify_current_password`]). Every other session ends; this one stays.
+    /// Changes the caller's password. The current password is checked like a login (`reauth.rs`).
+    /// Every other session ends; this one stays.
     pub async fn change_password(
         &self,
         ctx: &RequestContext,
@@ -71,13 +51,13 @@ impl AuthService {
         current_password: &str,
         new_password: &str,
     ) -> Result<UserView, AuthError> {
-        let ticket = self.hasher.admit(self.hash_client_of(ctx))?;
+        let ticket = self.hasher.admit(self.hash_client(ctx))?;
         // The policy first: a new password that could never be accepted costs no attempt.
         let new_password = self.policy.parse_new_password(new_password, &me.user.email)?;
-        let (user, ticket) = self.verify_current_password(ctx, ticket, me, current_password).await?;
+        let (user, ticket) =
+            self.confirm_current_password(ctx, ticket, me, current_password, OnRightPassword::Clear).await?;
         let hash = ticket.hash(&new_password).await?;
         drop(ticket);
-        throttle::clear(&self.db, Kind::Login, &user.email).await?;
         let at = self.now();
         let txn = self.db.begin().await?;
         // Only over the credential just verified: a change racing another change or a reset loses.
@@ -89,7 +69,7 @@ impl AuthService {
             .filter(session::Column::TokenHash.ne(me.session_digest()))
             .exec(&txn)
             .await?;
-        self.record_in(&txn, ctx, vec![NewEvent::new(EventKind::PasswordChanged, Some(user.id), &user.email)])
+        self.audit_in(&txn, ctx, vec![NewEvent::new(EventKind::PasswordChanged, Some(user.id), &user.email)])
             .await?;
         txn.commit().await?;
         self.count(|m| m.password_change());
@@ -105,7 +85,7 @@ impl AuthService {
         new_password: &str,
         expected_email: Option<&str>,
     ) -> Result<UserView, AuthError> {
-        let ticket = self.hasher.admit(self.hash_client_of(ctx))?;
+        let ticket = self.hasher.admit(self.hash_client(ctx))?;
         let digest = presented_token_digest(presented).ok_or(AuthError::InvalidResetToken)?;
         let at = self.now();
         let found =
@@ -142,10 +122,10 @@ impl AuthService {
         session::Entity::delete_many().filter(session::Column::UserId.eq(user.id)).exec(&txn).await?;
         // A completed reset proves control of the mailbox or of the operator's token: the lockout ends.
         throttle::clear(&txn, Kind::Login, &user.email).await?;
-        self.record_in(&txn, ctx, vec![NewEvent::new(EventKind::PasswordReset, Some(user.id), &user.email)])
+        self.audit_in(&txn, ctx, vec![NewEvent::new(EventKind::PasswordReset, Some(user.id), &user.email)])
             .await?;
         txn.commit().await?;
-        self.count(|m| m.password_reset("completed"));
+        self.count(|m| m.password_reset(ResetStage::Completed));
         Ok(user.into())
     }
 }

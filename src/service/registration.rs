@@ -14,7 +14,7 @@ use crate::entity::user;
 impl AuthService {
     pub async fn register(&self, ctx: &RequestContext, email: &str, password: &str) -> Result<UserView, AuthError> {
         // A place in the hashing queue first: a flood is refused before it costs anything else.
-        let ticket = self.hasher.admit(self.hash_client_of(ctx))?;
+        let ticket = self.hasher.admit(self.hash_client(ctx))?;
         let email = Email::parse(email)?;
         let password = self.policy.parse_new_password(password, email.as_str())?;
         self.create_user(ctx, &ticket, &email, &password).await
@@ -54,7 +54,7 @@ impl AuthService {
         };
         // Through the API an account is registered; from the CLI the operator adds it.
         let kind = if ctx.is_operator() { EventKind::UserAdded } else { EventKind::Registered };
-        self.record_in(&txn, ctx, vec![NewEvent::new(kind, Some(user.id), &user.email)]).await?;
+        self.audit_in(&txn, ctx, vec![NewEvent::new(kind, Some(user.id), &user.email)]).await?;
         txn.commit().await?;
         self.count(|m| m.registration());
         Ok(user.into())

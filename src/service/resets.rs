@@ -6,6 +6,7 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, Quer
 
 use super::audit::{EventKind, NewEvent};
 use super::domain::{Email, SecretToken};
+use super::metrics::ResetStage;
 use super::throttle::{self, Kind};
 use super::{AuthError, AuthService, InternalError, IssuedResetToken, RequestContext, ResetRequest, chrono_dur, mail};
 use crate::entity::{reset_token, user};
@@ -60,7 +61,7 @@ impl AuthService {
         ctx: &RequestContext,
         user: &user::Model,
     ) -> Result<IssuedResetToken, AuthError> {
-        let token = SecretToken::generate()?;
+        let token = SecretToken::generate().map_err(InternalError::from)?;
         let at = self.now();
         let expires_at = at + chrono_dur(self.policy.reset_token_ttl);
         let txn = self.db.begin().await?;
@@ -75,9 +76,9 @@ impl AuthService {
         }
         .insert(&txn)
         .await?;
-        self.record_in(&txn, ctx, vec![NewEvent::new(EventKind::ResetIssued, Some(user.id), &user.email)]).await?;
+        self.audit_in(&txn, ctx, vec![NewEvent::new(EventKind::ResetIssued, Some(user.id), &user.email)]).await?;
         txn.commit().await?;
-        self.count(|m| m.password_reset("issued"));
+        self.count(|m| m.password_reset(ResetStage::Issued));
         Ok(IssuedResetToken { email: user.email.clone(), token, expires_at })
     }
 }

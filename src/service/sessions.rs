@@ -98,7 +98,7 @@ impl AuthService {
         if let Some(s) = ended.first() {
             let email = user::Entity::find_by_id(s.user_id).one(&txn).await?.map(|u| u.email);
             let event = NewEvent { kind: EventKind::LoggedOut, user_id: Some(s.user_id), email };
-            self.record_in(&txn, ctx, vec![event]).await?;
+            self.audit_in(&txn, ctx, vec![event]).await?;
         }
         txn.commit().await?;
         Ok(())

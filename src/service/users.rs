@@ -34,7 +34,7 @@ impl AuthService {
         let txn = self.db.begin().await?;
         user::Entity::delete_many().filter(user::Column::Id.eq(user.id)).exec(&txn).await?;
         let event = NewEvent::new(EventKind::UserDeleted, Some(user.id), &user.email);
-        self.record_in(&txn, &RequestContext::operator(), vec![event]).await?;
+        self.audit_in(&txn, &RequestContext::operator(), vec![event]).await?;
         txn.commit().await?;
         Ok(user.into())
     }
@@ -45,7 +45,7 @@ impl AuthService {
         let txn = self.db.begin().await?;
         let res = session::Entity::delete_many().filter(session::Column::UserId.eq(user.id)).exec(&txn).await?;
         let event = NewEvent::new(EventKind::SessionsRevoked, Some(user.id), &user.email);
-        self.record_in(&txn, &RequestContext::operator(), vec![event]).await?;
+        self.audit_in(&txn, &RequestContext::operator(), vec![event]).await?;
         txn.commit().await?;
         Ok(res.rows_affected)
     }

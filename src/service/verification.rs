@@ -15,8 +15,6 @@
 //! the button posts the token. A resend request is stored the same way for every address and
 //! leads to a new link only for an account still waiting for confirmation.
 
-use std::sync::atomic::Ordering;
-
 use chrono::{DateTime, Utc};
 use lettre::Address;
 use lettre::message::{Mailbox, MultiPart};
@@ -29,8 +27,8 @@ use super::audit::{EventKind, NewEvent};
 use super::domain::{Email, Password, SecretToken, presented_token_digest};
 use super::hashing::HashTicket;
 use super::mail::{MailError, Mailer, SendFailure, html_escape};
-use super::outbox::{KIND_EMAIL, Payload, backoff};
-use super::{Actor, AuthError, AuthService, UserView, chrono_dur, rfc3339};
+use super::outbox::{MailKind, Payload};
+use super::{AuthError, AuthService, InternalError, RequestContext, UserView, chrono_dur, rfc3339};
 use crate::entity::email_verification_token as evt;
 use crate::entity::outbox as outbox_entity;
 use crate::entity::user;
@@ -62,14 +60,14 @@ pub enum SignUp {
 impl AuthService {
     /// A registration from the API or the pages: created at once, or (confirmation required)
     /// answered uniformly and completed after the answer.
-    pub async fn sign_up(&self, email: &str, password: &str) -> Result<SignUp, AuthError> {
-        if self.policy.email_verification != EmailVerification::Required || self.actor == Actor::Cli {
-            return self.register(&self.legacy_ctx(), email, password).await.map(SignUp::Created);
+    pub async fn sign_up(&self, ctx: &RequestContext, email: &str, password: &str) -> Result<SignUp, AuthError> {
+        if self.policy.email_verification != EmailVerification::Required || ctx.is_operator() {
+            return self.register(ctx, email, password).await.map(SignUp::Created);
         }
         if self.mailer.is_none() {
-            return Err(AuthError::Internal("email_verification = \"required\" needs smtp_url and mail_from".into()));
+            return Err(InternalError::VerificationNeedsMail.into());
         }
-        let ticket = self.hasher.admit(self.hash_client())?;
+        let ticket = self.hasher.admit(self.hash_client(ctx))?;
         let email = Email::parse(email)?;
         let password = self.policy.parse_new_password(password, email.as_str())?;
         self.register_pending(ticket, &email, &password).await?;
@@ -94,11 +92,11 @@ impl AuthService {
             return Ok(());
         }
         let payload = Payload::Resend { email: email.as_str().to_owned() };
-        self.enqueue_payload(&payload, self.policy.verification_ttl, Some(email.as_str())).await
+        self.enqueue_payload(&payload, self.policy.verification_ttl, Some(&email)).await
     }
 
     /// Confirms the address a token was issued for: single use, within `verification_ttl_secs`.
-    pub async fn verify_email(&self, presented: &str) -> Result<UserView, AuthError> {
+    pub async fn verify_email(&self, ctx: &RequestContext, presented: &str) -> Result<UserView, AuthError> {
         let digest = presented_token_digest(presented).ok_or(AuthError::InvalidVerificationToken)?;
         let at = self.now();
         let found = evt::Entity::find_by_id(digest.clone()).find_also_related(user::Entity).one(&self.db).await?;
@@ -120,7 +118,7 @@ impl AuthService {
         if claimed.rows_affected != 1 {
             return Err(AuthError::InvalidVerificationToken);
         }
-        let confirmed_at = self.mark_confirmed(&txn, &found_user, at).await?;
+        let confirmed_at = self.mark_confirmed(&txn, ctx, &found_user, at).await?;
         txn.commit().await?;
         Ok(UserView::from(user::Model { email_confirmed_at: Some(confirmed_at), ..found_user }))
     }
@@ -133,7 +131,7 @@ impl AuthService {
             return Ok(false);
         }
         let txn = self.db.begin().await?;
-        self.mark_confirmed(&txn, &found, self.now()).await?;
+        self.mark_confirmed(&txn, &RequestContext::operator(), &found, self.now()).await?;
         txn.commit().await?;
         Ok(true)
     }
@@ -149,6 +147,7 @@ impl AuthService {
     async fn mark_confirmed(
         &self,
         txn: &sea_orm::DatabaseTransaction,
+        ctx: &RequestContext,
         target: &user::Model,
         at: DateTime<Utc>,
     ) -> Result<DateTime<Utc>, AuthError> {
@@ -163,7 +162,7 @@ impl AuthService {
             .filter(evt::Column::UsedAt.is_null())
             .exec(txn)
             .await?;
-        self.audit_in(txn, vec![NewEvent::new(EventKind::EmailConfirmed, Some(target.id), &target.email)]).await?;
+        self.audit_in(txn, ctx, vec![NewEvent::new(EventKind::EmailConfirmed, Some(target.id), &target.email)]).await?;
         Ok(target.email_confirmed_at.unwrap_or(at))
     }
 
@@ -173,7 +172,7 @@ impl AuthService {
         txn: &sea_orm::DatabaseTransaction,
         user_id: Uuid,
     ) -> Result<(SecretToken, DateTime<Utc>), AuthError> {
-        let token = SecretToken::generate().map_err(|e| AuthError::Internal(e.to_string()))?;
+        let token = SecretToken::generate().map_err(InternalError::from)?;
         let at = self.now();
         let expires_at = at + chrono_dur(self.policy.verification_ttl);
         evt::Entity::delete_many().filter(evt::Column::UserId.eq(user_id)).exec(txn).await?;
@@ -187,24 +186,6 @@ impl AuthService {
         .insert(txn)
         .await?;
         Ok((token, expires_at))
-    }
-
-    /// Turns the outbox row into `next` (still under this instance's lease) in `txn`.
-    async fn stage(
-        &self,
-        txn: &sea_orm::DatabaseTransaction,
-        row: Uuid,
-        next: &Payload,
-        expires_at: DateTime<Utc>,
-    ) -> Result<(), AuthError> {
-        outbox_entity::Entity::update_many()
-            .col_expr(outbox_entity::Column::Kind, Expr::value(KIND_EMAIL))
-            .col_expr(outbox_entity::Column::Payload, Expr::value(next.seal(self)?))
-            .col_expr(outbox_entity::Column::ExpiresAt, Expr::value(expires_at))
-            .filter(outbox_entity::Column::Id.eq(row))
-            .exec(txn)
-            .await?;
-        Ok(())
     }
 
     /// The worker's part for confirmation rows: everything that depends on the account.
@@ -262,45 +243,12 @@ impl AuthService {
             Ok(m) => mailer.send_message(m).await,
             Err(error) => Err(SendFailure { permanent: true, error }),
         };
-        let stats = mailer.stats();
-        match sent {
-            Ok(()) => {
-                self.outbox_done(row.id).await?;
-                stats.sent.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(to = %to, "confirmation email sent");
-            }
-            Err(f) if f.permanent => {
-                self.outbox_done(row.id).await?;
-                stats.failed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(to = %to, reply = %f.error, "confirmation email refused by the mail server");
-            }
-            Err(f) => {
-                let wait = backoff(row.attempts);
-                let retry_at = self.now() + chrono_dur(wait);
-                if retry_at >= row.expires_at {
-                    self.outbox_done(row.id).await?;
-                    stats.failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(to = %to, error = %f.error, "confirmation email not delivered in time; giving up");
-                    return Ok(());
-                }
-                stats.retried.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(to = %to, error = %f.error, retry_in_secs = wait.as_secs(), "confirmation email: temporary failure, will retry");
-                outbox_entity::Entity::update_many()
-                    .col_expr(outbox_entity::Column::NotBefore, Expr::value(retry_at))
-                    .col_expr(outbox_entity::Column::ClaimedUntil, Expr::value(Option::<DateTime<Utc>>::None))
-                    .filter(outbox_entity::Column::Id.eq(row.id))
-                    .exec(&self.db)
-                    .await?;
-            }
-        }
-        Ok(())
+        self.settle(&row, sent, mailer.stats(), MailKind::Confirmation, &to, row.expires_at).await
     }
 
+    /// Turns the row into the notice to `to` (one statement, under this instance's lease).
     async fn stage_notice(&self, row: &outbox_entity::Model, to: &str) -> Result<(), AuthError> {
-        let txn = self.db.begin().await?;
-        self.stage(&txn, row.id, &Payload::Notice { to: to.to_owned() }, row.expires_at).await?;
-        txn.commit().await?;
-        Ok(())
+        self.stage(&self.db, row.id, &Payload::Notice { to: to.to_owned() }, row.expires_at).await
     }
 
     /// Creates the unconfirmed account with its first token, its `registered` event, and turns the
@@ -331,7 +279,8 @@ impl AuthService {
             Err(e) => return Err(e.into()),
         };
         let (token, expires_at) = self.insert_verification_token(&txn, created.id).await?;
-        self.audit_in(&txn, vec![NewEvent::new(EventKind::Registered, Some(created.id), &created.email)]).await?;
+        let event = NewEvent::new(EventKind::Registered, Some(created.id), &created.email);
+        self.audit_in(&txn, &RequestContext::system(), vec![event]).await?;
         let next = Payload::Verify { to: created.email.clone(), token: token.expose().to_owned(), expires_at };
         self.stage(&txn, row.id, &next, expires_at).await?;
         txn.commit().await?;

@@ -922,9 +922,10 @@ async fn a_pending_second_factor_login_is_refused(backend: Backend) {
     let (c, svc) = untracked_client_with(&db.url, &deployment()).await;
     svc.register(&RequestContext::operator(), EMAIL, PASSWORD).await.unwrap();
     let full = svc.login(&RequestContext::operator(), EMAIL, PASSWORD).await.unwrap().token.expose().to_owned();
-    let enrolment = svc.totp_enrol(&full, PASSWORD).await.unwrap();
+    let me = svc.authenticate(&full).await.unwrap();
+    let enrolment = svc.totp_enrol(&RequestContext::operator(), &me, PASSWORD).await.unwrap();
     let code = crate::second_factor::code_at(&enrolment.secret, chrono::Utc::now());
-    svc.totp_confirm(&full, &code).await.unwrap();
+    svc.totp_confirm(&RequestContext::operator(), &me, &code).await.unwrap();
     let pending = svc.login(&RequestContext::operator(), EMAIL, PASSWORD).await.unwrap();
     assert!(!pending.second_factor.is_empty(), "the login waits for its second factor");
     let token = pending.token.expose();

@@ -262,21 +262,22 @@ async fn the_operator_sees_and_resets_passkeys() {
     svc.register(&RequestContext::operator(), ME, PASSWORD).await.unwrap();
     svc.register(&RequestContext::operator(), OTHER, PASSWORD).await.unwrap();
     let token = svc.login(&RequestContext::operator(), ME, PASSWORD).await.unwrap().token.expose().to_owned();
+    let me = svc.authenticate(&token).await.unwrap();
     let mut key = Authenticator::new();
     for name in ["Work laptop", "Phone"] {
-        let start = svc.start_passkey_registration(&token, PASSWORD).await.unwrap();
+        let start = svc.start_passkey_registration(&RequestContext::operator(), &me, PASSWORD).await.unwrap();
         let credential = key.create(ORIGIN, &start.options);
-        svc.finish_passkey_registration(&token, &start.challenge_id, name, &credential).await.unwrap();
+        svc.finish_passkey_registration(&RequestContext::operator(), &me, &start.challenge_id, name, &credential).await.unwrap();
     }
     // The newest one ("Phone") is used once.
     let start = svc.start_passkey_login().await.unwrap();
     let credential = key.get(ORIGIN, &start.options);
-    svc.finish_passkey_login(&start.challenge_id, &credential, None).await.unwrap();
-    let enrolment = svc.totp_enrol(&token, PASSWORD).await.unwrap();
-    svc.totp_confirm(&token, &code_at(&enrolment.secret, chrono::Utc::now())).await.unwrap();
+    svc.finish_passkey_login(&RequestContext::operator(), &start.challenge_id, &credential, None).await.unwrap();
+    let enrolment = svc.totp_enrol(&RequestContext::operator(), &me, PASSWORD).await.unwrap();
+    svc.totp_confirm(&RequestContext::operator(), &me, &code_at(&enrolment.secret, chrono::Utc::now())).await.unwrap();
     // A registration in progress, which the reset removes with the passkeys.
-    svc.start_passkey_registration(&token, PASSWORD).await.unwrap();
-    let user = svc.authenticate(&token).await.unwrap().user.id;
+    svc.start_passkey_registration(&RequestContext::operator(), &me, PASSWORD).await.unwrap();
+    let user = me.user.id;
     let listed = svc.list_passkeys(user).await.unwrap();
     let named = |name: &str| listed.iter().find(|p| p.name == name).expect("listed").clone();
     let (laptop, phone) = (named("Work laptop"), named("Phone"));
@@ -333,7 +334,7 @@ async fn the_operator_sees_and_resets_passkeys() {
     assert_eq!(userauth::entity::passkey_challenge::Entity::find().count(svc.db()).await.unwrap(), 0);
     let start = svc.start_passkey_login().await.unwrap();
     let credential = key.get(ORIGIN, &start.options);
-    assert!(svc.finish_passkey_login(&start.challenge_id, &credential, None).await.is_err(), "the passkey is gone");
+    assert!(svc.finish_passkey_login(&RequestContext::operator(), &start.challenge_id, &credential, None).await.is_err(), "the passkey is gone");
     let out = run_cli(&["user", "list", "--json"]).await;
     let row: Value = serde_json::from_str(out.stdout.lines().next().unwrap()).unwrap();
     assert_eq!(row["factors"], json!(["password"]));

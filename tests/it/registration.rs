@@ -309,12 +309,12 @@ async fn registration_does_the_same_work_for_any_address(backend: Backend) {
     let svc = AuthService::new(conn, loaded.settings.policy()).with_key(key).with_mailer(Some(mailer));
     let (known, fresh) = ("known@example.com", "fresh@example.com");
     svc.register(&RequestContext::operator(), known, PASSWORD).await.unwrap();
-    let api = svc.for_client(None);
+    let api = RequestContext::http(None, None);
     let mut runs = Vec::new();
     for email in [known, fresh] {
         statements.lock().unwrap().clear();
         recording.store(true, Ordering::SeqCst);
-        let answer = api.sign_up(email, PASSWORD).await.unwrap();
+        let answer = svc.sign_up(&api, email, PASSWORD).await.unwrap();
         recording.store(false, Ordering::SeqCst);
         assert!(matches!(answer, userauth::service::verification::SignUp::Pending { .. }));
         runs.push(statements.lock().unwrap().clone());

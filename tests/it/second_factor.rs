@@ -635,8 +635,9 @@ async fn the_operator_lists_and_resets_factors() {
     svc.register(&RequestContext::operator(), EMAIL, PASSWORD).await.unwrap();
     let session = svc.login(&RequestContext::operator(), EMAIL, PASSWORD).await.unwrap();
     let token = session.token.expose().to_owned();
-    let enrolment = svc.totp_enrol(&token, PASSWORD).await.unwrap();
-    svc.totp_confirm(&token, &code_at(&enrolment.secret, Utc::now())).await.unwrap();
+    let me = svc.authenticate(&token).await.unwrap();
+    let enrolment = svc.totp_enrol(&RequestContext::operator(), &me, PASSWORD).await.unwrap();
+    svc.totp_confirm(&RequestContext::operator(), &me, &code_at(&enrolment.secret, Utc::now())).await.unwrap();
 
     let out = run_cli(&["user", "factors", EMAIL, "--json"]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
