@@ -89,8 +89,7 @@ impl AuthService {
             .filter(session::Column::TokenHash.ne(me.session_digest()))
             .exec(&txn)
             .await?;
-        self.record_in(&txn, ctx, vec![NewEvent::new(EventKind::PasswordChanged, Some(user.id), &user.email)])
-            .await?;
+        self.record_in(&txn, ctx, vec![NewEvent::new(EventKind::PasswordChanged, Some(user.id), &user.email)]).await?;
         txn.commit().await?;
         self.count(|m| m.password_change());
         Ok(me.user.clone())
@@ -142,8 +141,7 @@ impl AuthService {
         session::Entity::delete_many().filter(session::Column::UserId.eq(user.id)).exec(&txn).await?;
         // A completed reset proves control of the mailbox or of the operator's token: the lockout ends.
         throttle::clear(&txn, Kind::Login, &user.email).await?;
-        self.record_in(&txn, ctx, vec![NewEvent::new(EventKind::PasswordReset, Some(user.id), &user.email)])
-            .await?;
+        self.record_in(&txn, ctx, vec![NewEvent::new(EventKind::PasswordReset, Some(user.id), &user.email)]).await?;
         txn.commit().await?;
         self.count(|m| m.password_reset("completed"));
         Ok(user.into())
