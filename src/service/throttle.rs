@@ -130,7 +130,11 @@ pub async fn release<C: ConnectionTrait>(db: &C, kind: Kind, subject: &str) -> R
 }
 
 /// When the current window of `subject` started, if it has one.
-pub async fn window_start<C: ConnectionTrait>(db: &C, kind: Kind, subject: &str) -> Result<Option<DateTime<Utc>>, DbErr> {
+pub async fn window_start<C: ConnectionTrait>(
+    db: &C,
+    kind: Kind,
+    subject: &str,
+) -> Result<Option<DateTime<Utc>>, DbErr> {
     Ok(Entity::find_by_id((kind.as_str().to_owned(), subject.to_owned())).one(db).await?.map(|row| row.window_start))
 }
 
@@ -153,7 +157,12 @@ impl AuthService {
     }
 
     /// The same, in the caller's transaction `db`.
-    pub(super) async fn reserve_in<C: ConnectionTrait>(&self, db: &C, kind: Kind, email: &Email) -> Result<(), AuthError> {
+    pub(super) async fn reserve_in<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        kind: Kind,
+        email: &Email,
+    ) -> Result<(), AuthError> {
         let (max, window) = kind.limits(&self.policy);
         match reserve(db, self.now(), kind, email.as_str(), max, window).await? {
             None => Ok(()),

@@ -8,10 +8,10 @@ use serde_json::{Value, json};
 use userauth::entity::user;
 use userauth::service::{AuthError, AuthService};
 
-use userauth::service::RequestContext;
 use crate::common::{
     Backend, PASSWORD, Server, TestDb, client_with, form_body, http_from, insert_user, run, service_for, settings,
 };
+use userauth::service::RequestContext;
 
 // ------------------------------------------------------------------ 1. lockout reservation
 
@@ -25,7 +25,9 @@ async fn lockout_holds_under_concurrency(backend: Backend) {
     let before = svc.hasher().verifications();
     let attempts = (0..60).map(|i| {
         let svc = svc.clone();
-        tokio::spawn(async move { svc.login(&RequestContext::operator(), "Target@Example.com", &format!("guess number {i}")).await })
+        tokio::spawn(async move {
+            svc.login(&RequestContext::operator(), "Target@Example.com", &format!("guess number {i}")).await
+        })
     });
     let results: Vec<_> = join_all(attempts).await.into_iter().map(|r| r.unwrap()).collect();
     let invalid = results.iter().filter(|r| matches!(r, Err(AuthError::InvalidCredentials))).count();
@@ -100,14 +102,29 @@ async fn full_hashing_queue_refuses_without_hashing(backend: Backend) {
     let token = svc.request_reset(&RequestContext::operator(), "queued@example.com").await.unwrap().token;
     let held: Vec<_> = (0..3).map(|_| svc.hasher().admit(None).unwrap()).collect();
     let before = svc.hasher().verifications();
-    assert!(matches!(svc.login(&RequestContext::operator(), "queued@example.com", PASSWORD).await, Err(AuthError::Busy)));
+    assert!(matches!(
+        svc.login(&RequestContext::operator(), "queued@example.com", PASSWORD).await,
+        Err(AuthError::Busy)
+    ));
     assert!(matches!(svc.login(&RequestContext::operator(), "not an email", PASSWORD).await, Err(AuthError::Busy)));
-    assert!(matches!(svc.register(&RequestContext::operator(), "new@example.com", PASSWORD).await, Err(AuthError::Busy)));
-    assert!(matches!(svc.update_password(&RequestContext::operator(), token.expose(), "a brand new password", None).await, Err(AuthError::Busy)));
+    assert!(matches!(
+        svc.register(&RequestContext::operator(), "new@example.com", PASSWORD).await,
+        Err(AuthError::Busy)
+    ));
+    assert!(matches!(
+        svc.update_password(&RequestContext::operator(), token.expose(), "a brand new password", None).await,
+        Err(AuthError::Busy)
+    ));
     assert_eq!(svc.hasher().verifications(), before, "nothing was hashed");
     drop(held);
-    assert!(svc.login(&RequestContext::operator(), "queued@example.com", PASSWORD).await.is_ok(), "a busy answer counted no failure");
-    assert!(svc.update_password(&RequestContext::operator(), token.expose(), "a brand new password", None).await.is_ok(), "token not used up");
+    assert!(
+        svc.login(&RequestContext::operator(), "queued@example.com", PASSWORD).await.is_ok(),
+        "a busy answer counted no failure"
+    );
+    assert!(
+        svc.update_password(&RequestContext::operator(), token.expose(), "a brand new password", None).await.is_ok(),
+        "token not used up"
+    );
 }
 
 /// Over HTTP: 503 `busy` with `Retry-After: 1`, on the v1 and classic routes.
@@ -142,7 +159,9 @@ async fn a_flood_is_shed_not_queued() {
     let before = svc.hasher().verifications();
     let flood = (0..40).map(|i| {
         let svc = svc.clone();
-        tokio::spawn(async move { svc.login(&RequestContext::operator(), &format!("nobody{i}@example.com"), "whatever it is").await })
+        tokio::spawn(async move {
+            svc.login(&RequestContext::operator(), &format!("nobody{i}@example.com"), "whatever it is").await
+        })
     });
     let results: Vec<_> = join_all(flood).await.into_iter().map(|r| r.unwrap()).collect();
     let busy = results.iter().filter(|r| matches!(r, Err(AuthError::Busy))).count();
@@ -408,7 +427,10 @@ async fn hashes_are_upgraded_on_login(backend: Backend) {
         svc.login(&RequestContext::operator(), email, "old password here").await.unwrap();
         let h = stored_hash(&svc, email).await;
         assert!(h.starts_with("$2b$05$"), "{email}: {h}");
-        assert!(svc.login(&RequestContext::operator(), email, "old password here").await.is_ok(), "{email} still logs in");
+        assert!(
+            svc.login(&RequestContext::operator(), email, "old password here").await.is_ok(),
+            "{email} still logs in"
+        );
         assert_eq!(stored_hash(&svc, email).await, h, "{email}: no second upgrade");
     }
 }
@@ -421,7 +443,10 @@ async fn absurd_stored_costs_are_not_verified(backend: Backend) {
     let real = bcrypt::hash("the password here", 4).unwrap();
     insert_user(&svc, "slow@example.com", real.replacen("$04$", "$31$", 1)).await;
     let before = svc.hasher().verifications();
-    assert!(matches!(svc.login(&RequestContext::operator(), "slow@example.com", "the password here").await, Err(AuthError::InvalidCredentials)));
+    assert!(matches!(
+        svc.login(&RequestContext::operator(), "slow@example.com", "the password here").await,
+        Err(AuthError::InvalidCredentials)
+    ));
     assert_eq!(svc.hasher().verifications() - before, 1);
 }
 
@@ -536,8 +561,14 @@ async fn csv_import_keeps_plain_passwords_byte_exact() {
     let out = run(dir.path(), &["--database-url", &url, "user", "import", "-"], csv, &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let svc = crate::common::service(&url).await;
-    assert!(svc.login(&RequestContext::operator(), "spaced@example.com", "  padded password  ").await.is_ok(), "spaces kept");
-    assert!(svc.login(&RequestContext::operator(), "spaced@example.com", "padded password").await.is_err(), "not trimmed");
+    assert!(
+        svc.login(&RequestContext::operator(), "spaced@example.com", "  padded password  ").await.is_ok(),
+        "spaces kept"
+    );
+    assert!(
+        svc.login(&RequestContext::operator(), "spaced@example.com", "padded password").await.is_err(),
+        "not trimmed"
+    );
 }
 
 crate::backend_tests!(

@@ -7,7 +7,6 @@ use rocket::http::{ContentType, Status};
 use serde_json::Value;
 
 use crate::common::{Backend, PASSWORD, TestDb, client_with, form_body, run};
-use userauth::service::RequestContext;
 
 /// A migrated SQLite database in `dir`, as a URL.
 fn db_url(dir: &Path) -> String {
@@ -337,6 +336,7 @@ mod pages {
     use rocket::local::asynchronous::{Client, LocalResponse};
 
     use crate::common::{PASSWORD, TestDb, client_with, form_body};
+    use userauth::service::RequestContext;
 
     struct Got {
         status: Status,
@@ -500,7 +500,9 @@ mod pages {
         let fresh = browse(&c, &path).await;
         assert_eq!(fresh.status, Status::Ok);
         assert!(fresh.body.contains(r#"name="new_password""#));
-        svc.update_password(&RequestContext::operator(), issued.token.expose(), "a new password here", None).await.unwrap();
+        svc.update_password(&RequestContext::operator(), issued.token.expose(), "a new password here", None)
+            .await
+            .unwrap();
         let used = browse(&c, &path).await;
         assert_eq!(used.status, Status::BadRequest, "used once: the link says so before any typing");
         assert!(used.body.contains(r#"href="/forgot""#));

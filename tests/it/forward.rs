@@ -13,10 +13,10 @@ use rocket::http::{ContentType, Cookie, Header, Status};
 use rocket::local::asynchronous::{Client, LocalResponse};
 use serde_json::{Value, json};
 
-use userauth::service::RequestContext;
 use crate::common::{
     Backend, PASSWORD, Server, TestDb, form_body, free_port, run, service_with_clock, settings, untracked_client_with,
 };
+use userauth::service::RequestContext;
 
 const EMAIL: &str = "fwd@example.com";
 

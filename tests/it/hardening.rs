@@ -48,7 +48,9 @@ async fn concurrent_logins_during_an_upgrade_all_succeed(backend: Backend) {
     let svc = service_for(&settings(&db.url, &[])).await;
     insert_user(&svc, "upgrade@example.com", bcrypt::hash(PASSWORD, 4).unwrap()).await;
     let served = sibling(&svc, &db.url, 5);
-    let results = futures_util::future::join_all((0..8).map(|_| served.login(&RequestContext::operator(), "upgrade@example.com", PASSWORD))).await;
+    let op = RequestContext::operator();
+    let results =
+        futures_util::future::join_all((0..8).map(|_| served.login(&op, "upgrade@example.com", PASSWORD))).await;
     let failed: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).map(|e| e.to_string()).collect();
     assert!(failed.is_empty(), "every correct login opens a session: {failed:?}");
     assert_eq!(stored_cost(&served, "upgrade@example.com").await, 5, "the hash was upgraded");
@@ -68,19 +70,23 @@ async fn password_change_during_upgrades_succeeds(backend: Backend) {
     let (four, five) = (sibling(&svc, &db.url, 4), sibling(&svc, &db.url, 5));
     let session = four.login(&RequestContext::operator(), "flip@example.com", PASSWORD).await.unwrap();
     let new_password = "a new password entirely";
+    let op = RequestContext::operator();
     let logins = futures_util::future::join_all((0..6).map(|i| {
         let s = if i % 2 == 0 { &five } else { &four };
-        s.login(&RequestContext::operator(), "flip@example.com", PASSWORD)
+        s.login(&op, "flip@example.com", PASSWORD)
     }));
     let me = four.authenticate(session.token.expose()).await.unwrap();
-    let change = four.change_password(&RequestContext::operator(), &me, PASSWORD, new_password);
+    let change = four.change_password(&op, &me, PASSWORD, new_password);
     let (logins, change) = tokio::join!(logins, change);
     assert!(change.is_ok(), "the right current password changes it: {change:?}");
     for r in &logins {
         assert!(matches!(r, Ok(_) | Err(AuthError::InvalidCredentials)), "{r:?}");
     }
     assert!(five.login(&RequestContext::operator(), "flip@example.com", new_password).await.is_ok());
-    assert!(matches!(four.login(&RequestContext::operator(), "flip@example.com", PASSWORD).await, Err(AuthError::InvalidCredentials)));
+    assert!(matches!(
+        four.login(&RequestContext::operator(), "flip@example.com", PASSWORD).await,
+        Err(AuthError::InvalidCredentials)
+    ));
     // Sessions opened with the old password before the change ended with it (all but the changer's).
     for r in logins.into_iter().flatten() {
         assert!(svc.authenticate(r.token.expose()).await.is_err(), "an old-password session survived the change");
@@ -195,11 +201,16 @@ async fn one_locked_event_per_window(backend: Backend) {
     let (svc, clock) = service_with_clock(&loaded).await;
     svc.register(&RequestContext::operator(), "locked@example.com", PASSWORD).await.unwrap();
     for _ in 0..3 {
-        assert!(matches!(svc.login(&RequestContext::operator(), "locked@example.com", "wrong password").await, Err(AuthError::InvalidCredentials)));
+        assert!(matches!(
+            svc.login(&RequestContext::operator(), "locked@example.com", "wrong password").await,
+            Err(AuthError::InvalidCredentials)
+        ));
     }
     let mut refused = 0;
     for chunk in 0..50 {
-        let results = futures_util::future::join_all((0..20).map(|_| svc.login(&RequestContext::operator(), "locked@example.com", PASSWORD))).await;
+        let op = RequestContext::operator();
+        let results =
+            futures_util::future::join_all((0..20).map(|_| svc.login(&op, "locked@example.com", PASSWORD))).await;
         for r in results {
             assert!(matches!(r, Err(AuthError::AccountLocked { .. })), "chunk {chunk}: {r:?}");
             refused += 1;
@@ -215,7 +226,10 @@ async fn one_locked_event_per_window(backend: Backend) {
         assert!(svc.login(&RequestContext::operator(), "locked@example.com", "wrong again").await.is_err());
     }
     for _ in 0..10 {
-        assert!(matches!(svc.login(&RequestContext::operator(), "locked@example.com", PASSWORD).await, Err(AuthError::AccountLocked { .. })));
+        assert!(matches!(
+            svc.login(&RequestContext::operator(), "locked@example.com", PASSWORD).await,
+            Err(AuthError::AccountLocked { .. })
+        ));
     }
     assert_eq!(count_events(&svc, "login_locked").await, 2);
     assert!(matches!(svc.verify_audit().await.unwrap(), Verified::Intact(_)));

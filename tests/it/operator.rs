@@ -46,7 +46,10 @@ async fn import_csv_hashes_skips_existing_and_logs_in_with_old_passwords() {
     let svc = service(&url).await;
     assert!(svc.login(&RequestContext::operator(), "old1@example.com", "rasmuslerdorf").await.is_ok());
     assert!(svc.login(&RequestContext::operator(), "old2@example.com", "rasmuslerdorf").await.is_ok());
-    assert!(svc.login(&RequestContext::operator(), "taken@example.com", PASSWORD).await.is_ok(), "existing account untouched");
+    assert!(
+        svc.login(&RequestContext::operator(), "taken@example.com", PASSWORD).await.is_ok(),
+        "existing account untouched"
+    );
 }
 
 #[test]

@@ -277,7 +277,9 @@ async fn concurrent_appends_keep_the_chain(backend: Backend) {
     svc.register(&RequestContext::operator(), "many@example.com", PASSWORD).await.unwrap();
     let logins = (0..40).map(|_| {
         let svc = svc.clone();
-        tokio::spawn(async move { svc.login(&RequestContext::operator(), "many@example.com", PASSWORD).await.map(|_| ()) })
+        tokio::spawn(
+            async move { svc.login(&RequestContext::operator(), "many@example.com", PASSWORD).await.map(|_| ()) },
+        )
     });
     for r in futures_util::future::join_all(logins).await {
         r.unwrap().unwrap();

@@ -340,5 +340,8 @@ async fn the_operator_sees_and_resets_passkeys() {
     assert_eq!(row["factors"], json!(["password"]));
     let out = run_cli(&["user", "factors", ME]).await;
     assert!(out.stdout.contains("passkeys:       0"), "{}", out.stdout);
-    assert!(svc.login(&RequestContext::operator(), ME, PASSWORD).await.unwrap().second_factor.is_empty(), "the password alone logs in");
+    assert!(
+        svc.login(&RequestContext::operator(), ME, PASSWORD).await.unwrap().second_factor.is_empty(),
+        "the password alone logs in"
+    );
 }

@@ -263,7 +263,12 @@ async fn common_passwords_are_refused_on_every_route(backend: Backend) {
         assert!(err_local.contains("too common"), "{p}: {err_local}");
         // Ada's account may take Margaret's address as its password: it is not Ada's.
         if !p.to_lowercase().contains("hamilton") {
-            let err = svc.register(&RequestContext::operator(), "ada@example.com", p).await.map(|_| ()).unwrap_err().to_string();
+            let err = svc
+                .register(&RequestContext::operator(), "ada@example.com", p)
+                .await
+                .map(|_| ())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("too common"), "{p}: {err}");
         }
     }

@@ -9,10 +9,10 @@ use serde_json::json;
 use userauth::entity::user;
 use userauth::service::AuthError;
 
-use userauth::service::RequestContext;
 use crate::common::{
     Backend, PASSWORD, Server, TestDb, client, client_with, form_body, insert_user, service, service_for, settings,
 };
+use userauth::service::RequestContext;
 
 // ------------------------------------------------------------------ 1. tokens
 
@@ -69,8 +69,14 @@ async fn no_truncation_at_72_bytes(backend: Backend) {
     assert!(svc.login(&RequestContext::operator(), "long@example.com", &p72).await.is_ok());
     for extra in ["y", "x", "é"] {
         let p73 = format!("{p72}{extra}");
-        assert!(matches!(svc.login(&RequestContext::operator(), "long@example.com", &p73).await, Err(AuthError::InvalidCredentials)));
-        assert!(matches!(svc.register(&RequestContext::operator(), "long2@example.com", &p73).await, Err(AuthError::InvalidPassword(_))));
+        assert!(matches!(
+            svc.login(&RequestContext::operator(), "long@example.com", &p73).await,
+            Err(AuthError::InvalidCredentials)
+        ));
+        assert!(matches!(
+            svc.register(&RequestContext::operator(), "long2@example.com", &p73).await,
+            Err(AuthError::InvalidPassword(_))
+        ));
     }
 }
 
@@ -82,7 +88,10 @@ async fn foreign_bcrypt_hashes_verify(backend: Backend) {
     for (i, prefix) in ["$2y$", "$2a$", "$2b$"].iter().enumerate() {
         let email = format!("php{i}@example.com");
         insert_user(&svc, &email, format!("{prefix}{body}")).await;
-        assert!(svc.login(&RequestContext::operator(), &email, "rasmuslerdorf").await.is_ok(), "{prefix} hash verifies");
+        assert!(
+            svc.login(&RequestContext::operator(), &email, "rasmuslerdorf").await.is_ok(),
+            "{prefix} hash verifies"
+        );
         assert!(svc.login(&RequestContext::operator(), &email, "rasmuslerdorF").await.is_err());
     }
 }
@@ -109,12 +118,18 @@ async fn lockout_survives_restarts_and_spans_instances(backend: Backend) {
     let cfg = settings(&db.url, &[("login_max_failures", json!(4))]);
     let a = service_for(&cfg).await;
     let b = service_for(&cfg).await;
-    a.register("shared@example.com", PASSWORD).await.unwrap();
+    a.register(&RequestContext::operator(), "shared@example.com", PASSWORD).await.unwrap();
     for svc in [&a, &b, &a, &b] {
-        assert!(matches!(svc.login(&RequestContext::operator(), "shared@example.com", "wrong password").await, Err(AuthError::InvalidCredentials)));
+        assert!(matches!(
+            svc.login(&RequestContext::operator(), "shared@example.com", "wrong password").await,
+            Err(AuthError::InvalidCredentials)
+        ));
     }
     let restarted = service_for(&cfg).await;
-    assert!(matches!(restarted.login(&RequestContext::operator(), "shared@example.com", PASSWORD).await, Err(AuthError::AccountLocked { .. })));
+    assert!(matches!(
+        restarted.login(&RequestContext::operator(), "shared@example.com", PASSWORD).await,
+        Err(AuthError::AccountLocked { .. })
+    ));
 }
 
 // ------------------------------------------------------------------ 8. nothing lost
@@ -168,7 +183,9 @@ async fn concurrent_logins_logouts_and_password_change(backend: Backend) {
     let updater = {
         let svc = svc.clone();
         let token = reset.token.expose().to_owned();
-        tokio::spawn(async move { svc.update_password(&RequestContext::operator(), &token, "the new password!", None).await })
+        tokio::spawn(async move {
+            svc.update_password(&RequestContext::operator(), &token, "the new password!", None).await
+        })
     };
     let mut tokens = Vec::new();
     for t in tasks {

@@ -120,7 +120,10 @@ async fn password_change(backend: Backend) {
     assert_eq!((status, body), (Status::Ok, json!({"email": "pw@example.com", "message": "password changed"})));
     assert_eq!(call(&c, Get, "/api/v1/profile", Some(&here), None).await.0, Status::Ok, "this session stays");
     assert_eq!(call(&c, Get, "/api/v1/profile", Some(&there), None).await.0, Status::Unauthorized, "the other ends");
-    assert!(matches!(svc.login(&RequestContext::operator(), "pw@example.com", PASSWORD).await, Err(AuthError::InvalidCredentials)));
+    assert!(matches!(
+        svc.login(&RequestContext::operator(), "pw@example.com", PASSWORD).await,
+        Err(AuthError::InvalidCredentials)
+    ));
     assert!(svc.login(&RequestContext::operator(), "pw@example.com", "a new long password").await.is_ok());
 
     // Wrong current passwords count toward the lockout, then 429 even with the right one.
@@ -144,12 +147,11 @@ async fn password_change_lockout_holds_under_concurrency(backend: Backend) {
     let before = svc.hasher().verifications();
     let tries = (0..30).map(|i| {
         let (svc, token) = (svc.clone(), session.token.expose().to_owned());
-        tokio::spawn(
-            async move {
-                let me = svc.authenticate(&token).await?;
-                svc.change_password(&RequestContext::operator(), &me, &format!("guess {i} guess"), "the newer password").await
-            },
-        )
+        tokio::spawn(async move {
+            let me = svc.authenticate(&token).await?;
+            svc.change_password(&RequestContext::operator(), &me, &format!("guess {i} guess"), "the newer password")
+                .await
+        })
     });
     let results: Vec<_> = futures_util::future::join_all(tries).await.into_iter().map(|r| r.unwrap()).collect();
     let wrong = results.iter().filter(|r| matches!(r, Err(AuthError::InvalidCredentials))).count();

@@ -35,16 +35,28 @@ async fn duplicate_emails_are_refused_case_insensitively(backend: Backend) {
     let (_db, svc) = setup(backend).await;
     {
         svc.register(&RequestContext::operator(), "bob@example.com", PASSWORD).await.unwrap();
-        assert!(matches!(svc.register(&RequestContext::operator(), "BOB@example.com ", PASSWORD).await, Err(AuthError::UserExists)));
+        assert!(matches!(
+            svc.register(&RequestContext::operator(), "BOB@example.com ", PASSWORD).await,
+            Err(AuthError::UserExists)
+        ));
     }
 }
 
 async fn bad_emails_and_passwords_are_refused(backend: Backend) {
     let (_db, svc) = setup(backend).await;
     {
-        assert!(matches!(svc.register(&RequestContext::operator(), "nope", PASSWORD).await, Err(AuthError::InvalidEmail(_))));
-        assert!(matches!(svc.register(&RequestContext::operator(), "a@b.c", "short").await, Err(AuthError::InvalidPassword(_))));
-        assert!(matches!(svc.register(&RequestContext::operator(), "a@b.c", &"x".repeat(73)).await, Err(AuthError::InvalidPassword(_))));
+        assert!(matches!(
+            svc.register(&RequestContext::operator(), "nope", PASSWORD).await,
+            Err(AuthError::InvalidEmail(_))
+        ));
+        assert!(matches!(
+            svc.register(&RequestContext::operator(), "a@b.c", "short").await,
+            Err(AuthError::InvalidPassword(_))
+        ));
+        assert!(matches!(
+            svc.register(&RequestContext::operator(), "a@b.c", &"x".repeat(73)).await,
+            Err(AuthError::InvalidPassword(_))
+        ));
         let users: Vec<_> = svc.list_users(&ListFilter::default()).await.unwrap().collect().await;
         assert!(users.is_empty(), "nothing stored after refused registrations");
     }
@@ -97,7 +109,10 @@ async fn reset_token_flow(backend: Backend) {
             svc.update_password(&RequestContext::operator(), new.token.expose(), "short", None).await,
             Err(AuthError::InvalidPassword(_))
         ));
-        let user = svc.update_password(&RequestContext::operator(), new.token.expose(), "a brand new password", None).await.unwrap();
+        let user = svc
+            .update_password(&RequestContext::operator(), new.token.expose(), "a brand new password", None)
+            .await
+            .unwrap();
         assert_eq!(user.email, "erin@example.com");
         // Single use.
         assert!(matches!(
@@ -108,7 +123,10 @@ async fn reset_token_flow(backend: Backend) {
         assert!(svc.authenticate(session.token.expose()).await.is_err());
         assert!(svc.login(&RequestContext::operator(), "erin@example.com", PASSWORD).await.is_err());
         assert!(svc.login(&RequestContext::operator(), "erin@example.com", "a brand new password").await.is_ok());
-        assert!(matches!(svc.request_reset(&RequestContext::operator(), "nobody@example.com").await, Err(AuthError::UserNotFound)));
+        assert!(matches!(
+            svc.request_reset(&RequestContext::operator(), "nobody@example.com").await,
+            Err(AuthError::UserNotFound)
+        ));
     }
 }
 
@@ -119,10 +137,23 @@ async fn classic_update_checks_the_token_owner(backend: Backend) {
     svc.register(&RequestContext::operator(), "grace@example.com", PASSWORD).await.unwrap();
     let t = svc.request_reset(&RequestContext::operator(), "frank@example.com").await.unwrap();
     assert!(matches!(
-        svc.update_password(&RequestContext::operator(), t.token.expose(), "a brand new password", Some("grace@example.com")).await,
+        svc.update_password(
+            &RequestContext::operator(),
+            t.token.expose(),
+            "a brand new password",
+            Some("grace@example.com")
+        )
+        .await,
         Err(AuthError::InvalidResetToken)
     ));
-    svc.update_password(&RequestContext::operator(), t.token.expose(), "a brand new password", Some("FRANK@example.com")).await.unwrap();
+    svc.update_password(
+        &RequestContext::operator(),
+        t.token.expose(),
+        "a brand new password",
+        Some("FRANK@example.com"),
+    )
+    .await
+    .unwrap();
 }
 
 async fn list_users_streams_with_session_counts(backend: Backend) {
@@ -192,7 +223,10 @@ async fn login_failures_lock_the_account_for_the_window(backend: Backend) {
     svc.register(&RequestContext::operator(), "lock@example.com", PASSWORD).await.unwrap();
     svc.register(&RequestContext::operator(), "other@example.com", PASSWORD).await.unwrap();
     for _ in 0..3 {
-        assert!(matches!(svc.login(&RequestContext::operator(), "lock@example.com", "wrong password!").await, Err(AuthError::InvalidCredentials)));
+        assert!(matches!(
+            svc.login(&RequestContext::operator(), "lock@example.com", "wrong password!").await,
+            Err(AuthError::InvalidCredentials)
+        ));
     }
     // Locked: even the right password gets the lockout, with a wait hint.
     match svc.login(&RequestContext::operator(), "lock@example.com", PASSWORD).await {
@@ -204,9 +238,15 @@ async fn login_failures_lock_the_account_for_the_window(backend: Backend) {
     for _ in 0..3 {
         let _ = svc.login(&RequestContext::operator(), "ghost@example.com", "whatever it is").await;
     }
-    assert!(matches!(svc.login(&RequestContext::operator(), "ghost@example.com", "whatever").await, Err(AuthError::AccountLocked { .. })));
+    assert!(matches!(
+        svc.login(&RequestContext::operator(), "ghost@example.com", "whatever").await,
+        Err(AuthError::AccountLocked { .. })
+    ));
     clock.advance(secs(899));
-    assert!(matches!(svc.login(&RequestContext::operator(), "lock@example.com", PASSWORD).await, Err(AuthError::AccountLocked { .. })));
+    assert!(matches!(
+        svc.login(&RequestContext::operator(), "lock@example.com", PASSWORD).await,
+        Err(AuthError::AccountLocked { .. })
+    ));
     clock.advance(secs(2));
     assert!(svc.login(&RequestContext::operator(), "lock@example.com", PASSWORD).await.is_ok());
 }
@@ -232,7 +272,10 @@ async fn reset_requests_are_throttled_per_account(backend: Backend) {
     svc.register(&RequestContext::operator(), "few@example.com", PASSWORD).await.unwrap();
     svc.request_reset(&RequestContext::operator(), "many@example.com").await.unwrap();
     svc.request_reset(&RequestContext::operator(), "many@example.com").await.unwrap();
-    assert!(matches!(svc.request_reset(&RequestContext::operator(), "many@example.com").await, Err(AuthError::TooManyResetRequests { .. })));
+    assert!(matches!(
+        svc.request_reset(&RequestContext::operator(), "many@example.com").await,
+        Err(AuthError::TooManyResetRequests { .. })
+    ));
     assert!(svc.request_reset(&RequestContext::operator(), "few@example.com").await.is_ok());
     // The operator is not throttled.
     assert!(svc.operator_reset("many@example.com").await.is_ok());

@@ -79,7 +79,7 @@ async fn reader_answers_as_the_orm_does(backend: Backend) {
     let (a, b) = (login().await, login().await);
     let via_reader = fast.authenticate(a.token.expose()).await.unwrap();
     assert_eq!(via_reader.user, orm.authenticate(b.token.expose()).await.unwrap().user);
-    assert_eq!(via_reader.email, EMAIL);
+    assert_eq!(via_reader.user.email, EMAIL);
     let row = reader.lookup(&a.token.digest()).await.unwrap().expect("a live session");
     assert_eq!(Some(row), orm_row(&fast, &a.token.digest()).await);
     assert!(reader.lookup(&"0".repeat(64)).await.unwrap().is_none(), "no such session");
@@ -94,7 +94,10 @@ async fn reader_answers_as_the_orm_does(backend: Backend) {
     // Kept alive by use, then past the absolute timeout.
     let (a, b) = (login().await, login().await);
     clock.advance(secs(500));
-    assert_eq!(fast.authenticate(a.token.expose()).await.unwrap().user, orm.authenticate(b.token.expose()).await.unwrap().user);
+    assert_eq!(
+        fast.authenticate(a.token.expose()).await.unwrap().user,
+        orm.authenticate(b.token.expose()).await.unwrap().user
+    );
     clock.advance(secs(450));
     assert!(is_unauthenticated(&fast.authenticate(a.token.expose()).await), "absolute timeout");
     assert!(is_unauthenticated(&orm.authenticate(b.token.expose()).await), "absolute timeout");
