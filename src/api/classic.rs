@@ -46,7 +46,7 @@ fn typed<T: serde::de::DeserializeOwned + utoipa::ToSchema>(body: Fields, status
 pub async fn users(
     _site: NotCrossSite,
     _budget: ClientBudget,
-    svc: Svc,
+    svc: Svc<'_>,
     body: Body<Credentials>,
 ) -> Result<UsersResponse, ApiError> {
     match svc.sign_up(&svc.ctx, &body.0.email, &body.0.password).await {
@@ -66,7 +66,7 @@ pub async fn users(
 pub async fn login(
     _site: NotCrossSite,
     _budget: ClientBudget,
-    svc: Svc,
+    svc: Svc<'_>,
     settings: &State<ApiSettings>,
     jar: &CookieJar<'_>,
     body: Fields,
@@ -83,7 +83,7 @@ pub async fn login(
 #[rocket::delete("/sessions")]
 pub async fn logout(
     _site: NotCrossSite,
-    svc: Svc,
+    svc: Svc<'_>,
     settings: &State<ApiSettings>,
     jar: &CookieJar<'_>,
     me: ClassicUser,
@@ -102,7 +102,7 @@ pub fn profile(me: ClassicUser) -> Json<EmailOnlyResponse> {
 pub async fn reset_password(
     _site: NotCrossSite,
     _budget: ClientBudget,
-    svc: Svc,
+    svc: Svc<'_>,
     body: Fields,
 ) -> Result<ResetAnswer, ApiError> {
     let forbidden = |e: ApiError| e.with_client_status(Status::Forbidden);
@@ -115,7 +115,7 @@ pub async fn reset_password(
 pub async fn update_password(
     _site: NotCrossSite,
     _budget: ClientBudget,
-    svc: Svc,
+    svc: Svc<'_>,
     body: Fields,
 ) -> Result<Json<EmailMessage>, ApiError> {
     let body: ClassicUpdatePassword = typed(body, Status::Forbidden)?;

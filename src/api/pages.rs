@@ -340,7 +340,7 @@ pub async fn login_form(
 pub async fn login(
     _site: NotCrossSite,
     _budget: ClientBudget,
-    svc: Svc,
+    svc: Svc<'_>,
     jar: &CookieJar<'_>,
     settings: &State<ApiSettings>,
     form: Fields,
@@ -380,7 +380,7 @@ pub fn register_form(jar: &CookieJar<'_>, settings: &State<ApiSettings>, pages: 
 pub async fn register(
     _site: NotCrossSite,
     _budget: ClientBudget,
-    svc: Svc,
+    svc: Svc<'_>,
     jar: &CookieJar<'_>,
     settings: &State<ApiSettings>,
     pages: &State<PageSettings>,
@@ -459,7 +459,7 @@ pub(crate) async fn account_page(
 }
 
 #[rocket::get("/account?<done>")]
-pub async fn account(svc: Svc, jar: &CookieJar<'_>, settings: &State<ApiSettings>, done: Option<&str>) -> PageOr {
+pub async fn account(svc: Svc<'_>, jar: &CookieJar<'_>, settings: &State<ApiSettings>, done: Option<&str>) -> PageOr {
     let notice = match done {
         Some("password") => Some("Your password is changed; your other sessions have ended."),
         Some("ended") => Some("The session has ended."),
@@ -510,7 +510,7 @@ pub(crate) async fn after_account_action(
 pub async fn change_password(
     _site: NotCrossSite,
     _budget: ClientBudget,
-    svc: Svc,
+    svc: Svc<'_>,
     jar: &CookieJar<'_>,
     settings: &State<ApiSettings>,
     form: Fields,
@@ -541,7 +541,7 @@ pub async fn change_password(
 #[rocket::post("/account/sessions/<id>/end", data = "<form>")]
 pub async fn end_session(
     _site: NotCrossSite,
-    svc: Svc,
+    svc: Svc<'_>,
     jar: &CookieJar<'_>,
     settings: &State<ApiSettings>,
     id: &str,
@@ -564,7 +564,7 @@ pub async fn end_session(
 #[rocket::post("/account/sessions/end-others", data = "<form>")]
 pub async fn end_other_sessions(
     _site: NotCrossSite,
-    svc: Svc,
+    svc: Svc<'_>,
     jar: &CookieJar<'_>,
     settings: &State<ApiSettings>,
     form: Fields,
@@ -583,7 +583,7 @@ pub async fn end_other_sessions(
 #[rocket::post("/logout", data = "<form>")]
 pub async fn logout(
     _site: NotCrossSite,
-    svc: Svc,
+    svc: Svc<'_>,
     jar: &CookieJar<'_>,
     settings: &State<ApiSettings>,
     form: Fields,
@@ -616,7 +616,7 @@ pub fn forgot_form(
 pub async fn forgot(
     _site: NotCrossSite,
     _budget: ClientBudget,
-    svc: Svc,
+    svc: Svc<'_>,
     jar: &CookieJar<'_>,
     settings: &State<ApiSettings>,
     pages: &State<PageSettings>,
@@ -661,7 +661,7 @@ pub async fn reset_form(
 pub async fn reset(
     _site: NotCrossSite,
     _budget: ClientBudget,
-    svc: Svc,
+    svc: Svc<'_>,
     jar: &CookieJar<'_>,
     settings: &State<ApiSettings>,
     pages: &State<PageSettings>,

@@ -215,7 +215,7 @@ fn drop_codes(jar: &CookieJar<'_>) {
 // ---------------------------------------------------------------- routes
 
 #[rocket::get("/account/two-factor")]
-pub async fn setup_page(svc: Svc, jar: &CookieJar<'_>, settings: &State<ApiSettings>) -> PageOr {
+pub async fn setup_page(svc: Svc<'_>, jar: &CookieJar<'_>, settings: &State<ApiSettings>) -> PageOr {
     let Some(token) = session_token(jar) else { return PageOr::SeeOther("/login?next=/account".into()) };
     render_setup(&svc, jar, settings, &token, Status::Ok, None).await
 }
@@ -224,7 +224,7 @@ pub async fn setup_page(svc: Svc, jar: &CookieJar<'_>, settings: &State<ApiSetti
 pub async fn enrol(
     _site: NotCrossSite,
     _budget: ClientBudget,
-    svc: Svc,
+    svc: Svc<'_>,
     jar: &CookieJar<'_>,
     settings: &State<ApiSettings>,
     form: Fields,
@@ -247,7 +247,7 @@ pub async fn enrol(
 #[rocket::post("/account/totp/confirm", data = "<form>")]
 pub async fn confirm(
     _site: NotCrossSite,
-    svc: Svc,
+    svc: Svc<'_>,
     jar: &CookieJar<'_>,
     settings: &State<ApiSettings>,
     form: Fields,
@@ -278,7 +278,7 @@ pub async fn confirm(
 pub async fn disable(
     _site: NotCrossSite,
     _budget: ClientBudget,
-    svc: Svc,
+    svc: Svc<'_>,
     jar: &CookieJar<'_>,
     settings: &State<ApiSettings>,
     form: Fields,
@@ -302,7 +302,7 @@ pub async fn disable(
 pub async fn regenerate(
     _site: NotCrossSite,
     _budget: ClientBudget,
-    svc: Svc,
+    svc: Svc<'_>,
     jar: &CookieJar<'_>,
     settings: &State<ApiSettings>,
     form: Fields,
@@ -326,7 +326,7 @@ pub async fn regenerate(
 }
 
 #[rocket::get("/account/recovery-codes")]
-pub async fn codes_page(svc: Svc, jar: &CookieJar<'_>, settings: &State<ApiSettings>) -> PageOr {
+pub async fn codes_page(svc: Svc<'_>, jar: &CookieJar<'_>, settings: &State<ApiSettings>) -> PageOr {
     let Some(token) = session_token(jar) else { return PageOr::SeeOther("/login?next=/account".into()) };
     // The codes belong to a full session; anything else sees nothing.
     if svc.authenticate(&token).await.is_err() {
@@ -363,7 +363,7 @@ impl<'r> Responder<'r, 'static> for CodesFile {
 }
 
 #[rocket::get("/account/recovery-codes.txt")]
-pub async fn codes_download(svc: Svc, jar: &CookieJar<'_>) -> Result<CodesFile, PageOr> {
+pub async fn codes_download(svc: Svc<'_>, jar: &CookieJar<'_>) -> Result<CodesFile, PageOr> {
     let Some(token) = session_token(jar) else { return Err(PageOr::SeeOther("/login?next=/account".into())) };
     if svc.authenticate(&token).await.is_err() {
         return Err(not_logged_in(&svc, &token, "/account").await);
@@ -417,7 +417,7 @@ fn second_factor_page(
 
 #[rocket::get("/login/second-factor?<next>")]
 pub async fn second_factor_form(
-    svc: Svc,
+    svc: Svc<'_>,
     jar: &CookieJar<'_>,
     settings: &State<ApiSettings>,
     next: Option<&str>,
@@ -435,7 +435,7 @@ pub async fn second_factor_form(
 #[rocket::post("/login/second-factor", data = "<form>")]
 pub async fn second_factor(
     _site: NotCrossSite,
-    svc: Svc,
+    svc: Svc<'_>,
     jar: &CookieJar<'_>,
     settings: &State<ApiSettings>,
     form: Fields,

@@ -76,7 +76,7 @@ pub fn script() -> Script {
 #[rocket::post("/account/passkeys", data = "<form>")]
 pub async fn add_without_script(
     _site: NotCrossSite,
-    svc: Svc,
+    svc: Svc<'_>,
     jar: &CookieJar<'_>,
     settings: &State<ApiSettings>,
     form: Fields,
@@ -91,7 +91,7 @@ pub async fn add_without_script(
 #[rocket::post("/account/passkeys/<id>/remove", data = "<form>")]
 pub async fn remove(
     _site: NotCrossSite,
-    svc: Svc,
+    svc: Svc<'_>,
     jar: &CookieJar<'_>,
     settings: &State<ApiSettings>,
     id: &str,

@@ -156,7 +156,7 @@ impl<'r> FromData<'r> for FinishBody {
 pub async fn register_start(
     _site: NotCrossSite,
     _budget: ClientBudget,
-    svc: Svc,
+    svc: Svc<'_>,
     me: AuthUser,
     body: Body<CurrentPassword>,
 ) -> Result<Json<ChallengeAnswer>, ApiError> {
@@ -171,12 +171,13 @@ pub async fn register_start(
 #[rocket::post("/passkeys/register/finish", data = "<body>")]
 pub async fn register_finish(
     _site: NotCrossSite,
-    svc: Svc,
+    svc: Svc<'_>,
     me: AuthUser,
     body: FinishBody,
 ) -> Result<(Status, Json<PasskeyAdded>), ApiError> {
     let name = body.name.ok_or_else(|| ApiError::missing_field("name"))?;
-    let added = svc.finish_passkey_registration(&svc.ctx, &me.auth, &body.challenge_id, &name, &body.credential).await?;
+    let added =
+        svc.finish_passkey_registration(&svc.ctx, &me.auth, &body.challenge_id, &name, &body.credential).await?;
     Ok((Status::Created, Json(PasskeyAdded { id: added.id, name: added.name, created_at: rfc3339(added.created_at) })))
 }
 
@@ -184,7 +185,7 @@ pub async fn register_finish(
     responses((status = 200, description = "The caller's passkeys", body = PasskeyList),
               (status = 401, description = "No valid session", body = ErrorBody)))]
 #[rocket::get("/passkeys")]
-pub async fn list(svc: Svc, me: AuthUser) -> Result<Json<PasskeyList>, ApiError> {
+pub async fn list(svc: Svc<'_>, me: AuthUser) -> Result<Json<PasskeyList>, ApiError> {
     let passkeys = svc.my_passkeys(&me.auth).await?.into_iter().map(PasskeyItem::from).collect();
     Ok(Json(PasskeyList { passkeys }))
 }
@@ -195,7 +196,7 @@ pub async fn list(svc: Svc, me: AuthUser) -> Result<Json<PasskeyList>, ApiError>
               (status = 401, description = "No valid session", body = ErrorBody),
               (status = 404, description = "Not one of the caller's passkeys", body = ErrorBody)))]
 #[rocket::delete("/passkeys/<id>")]
-pub async fn remove(_site: NotCrossSite, svc: Svc, me: AuthUser, id: &str) -> Result<Json<Message>, ApiError> {
+pub async fn remove(_site: NotCrossSite, svc: Svc<'_>, me: AuthUser, id: &str) -> Result<Json<Message>, ApiError> {
     // A malformed id names none of the caller's passkeys.
     let id = uuid::Uuid::parse_str(id).map_err(|_| AuthError::PasskeyNotFound)?;
     svc.remove_passkey(&svc.ctx, &me.auth, id).await?;
@@ -208,7 +209,7 @@ pub async fn remove(_site: NotCrossSite, svc: Svc, me: AuthUser, id: &str) -> Re
 pub async fn login_start(
     _site: NotCrossSite,
     _budget: ClientBudget,
-    svc: Svc,
+    svc: Svc<'_>,
 ) -> Result<Json<ChallengeAnswer>, ApiError> {
     Ok(Json(svc.start_passkey_login().await?.into()))
 }
@@ -221,7 +222,7 @@ pub async fn login_start(
 #[rocket::post("/passkeys/login/finish", data = "<body>")]
 pub async fn login_finish(
     _site: NotCrossSite,
-    svc: Svc,
+    svc: Svc<'_>,
     settings: &State<ApiSettings>,
     jar: &CookieJar<'_>,
     body: FinishBody,
@@ -229,7 +230,8 @@ pub async fn login_finish(
     // With a pending login's cookie (api.md §10) the passkey must be that user's; it then ends
     // the pending login. A wrong user's passkey leaves the pending login (and its cookie) as is.
     let presented = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned());
-    let session = svc.finish_passkey_login_from(&svc.ctx, presented.as_deref(), &body.challenge_id, &body.credential).await?;
+    let session =
+        svc.finish_passkey_login_from(&svc.ctx, presented.as_deref(), &body.challenge_id, &body.credential).await?;
     jar.add(session_cookie(&session, settings));
     Ok(Json(EmailMessage::new(session.user.email, "logged in")))
 }

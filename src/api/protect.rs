@@ -94,10 +94,7 @@ impl<'r> FromRequest<'r> for Svc<'r> {
         let client = ClientAddr::of(req).0;
         let user_agent = req.headers().get_one("User-Agent");
         match req.rocket().state::<crate::service::AuthService>() {
-            Some(svc) => Outcome::Success(Svc {
-                svc,
-                ctx: crate::service::RequestContext::http(client, user_agent),
-            }),
+            Some(svc) => Outcome::Success(Svc { svc, ctx: crate::service::RequestContext::http(client, user_agent) }),
             None => Outcome::Error(remember(req, ApiError::for_status(Status::InternalServerError))),
         }
     }

@@ -94,7 +94,7 @@ fn plain(codes: Vec<zeroize::Zeroizing<String>>) -> Vec<String> {
 pub async fn enrol(
     _site: NotCrossSite,
     _budget: ClientBudget,
-    svc: Svc,
+    svc: Svc<'_>,
     me: AuthUser,
     body: Body<CurrentPassword>,
 ) -> Result<Json<TotpSecret>, ApiError> {
@@ -115,7 +115,7 @@ pub async fn enrol(
 #[rocket::post("/totp/confirm", data = "<body>")]
 pub async fn confirm(
     _site: NotCrossSite,
-    svc: Svc,
+    svc: Svc<'_>,
     me: AuthUser,
     body: Body<CodeOnly>,
 ) -> Result<Json<TotpEnabled>, ApiError> {
@@ -142,7 +142,7 @@ pub async fn confirm(
 pub async fn disable(
     _site: NotCrossSite,
     _budget: ClientBudget,
-    svc: Svc,
+    svc: Svc<'_>,
     me: AuthUser,
     body: Body<CurrentPassword>,
 ) -> Result<Json<Message>, ApiError> {
@@ -160,7 +160,7 @@ pub async fn disable(
 pub async fn regenerate(
     _site: NotCrossSite,
     _budget: ClientBudget,
-    svc: Svc,
+    svc: Svc<'_>,
     me: AuthUser,
     body: Body<CurrentPassword>,
 ) -> Result<Json<RecoveryCodes>, ApiError> {
@@ -177,7 +177,7 @@ pub async fn regenerate(
 #[rocket::post("/session/second_factor", data = "<body>")]
 pub async fn second_step(
     _site: NotCrossSite,
-    svc: Svc,
+    svc: Svc<'_>,
     settings: &State<ApiSettings>,
     jar: &CookieJar<'_>,
     body: Body<SecondFactorBody>,

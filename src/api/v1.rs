@@ -25,7 +25,7 @@ use crate::service::{AuthError, rfc3339};
 pub async fn register(
     _site: NotCrossSite,
     _budget: ClientBudget,
-    svc: Svc,
+    svc: Svc<'_>,
     body: Body<Credentials>,
 ) -> Result<(Status, Json<EmailMessage>), ApiError> {
     Ok(match svc.sign_up(&svc.ctx, &body.0.email, &body.0.password).await? {
@@ -45,7 +45,7 @@ pub async fn register(
 pub async fn login(
     _site: NotCrossSite,
     _budget: ClientBudget,
-    svc: Svc,
+    svc: Svc<'_>,
     settings: &State<ApiSettings>,
     jar: &CookieJar<'_>,
     body: Body<Credentials>,
@@ -60,7 +60,7 @@ pub async fn login(
 #[rocket::post("/logout")]
 pub async fn logout(
     _site: NotCrossSite,
-    svc: Svc,
+    svc: Svc<'_>,
     settings: &State<ApiSettings>,
     jar: &CookieJar<'_>,
 ) -> Result<Json<Message>, ApiError> {
@@ -90,7 +90,7 @@ pub fn profile(me: AuthUser) -> Json<Profile> {
 pub async fn reset_password(
     _site: NotCrossSite,
     _budget: ClientBudget,
-    svc: Svc,
+    svc: Svc<'_>,
     body: Body<EmailOnly>,
 ) -> Result<ResetAnswer, ApiError> {
     Ok(ResetAnswer::from_request(svc.self_service_reset(&svc.ctx, &body.0.email).await?, Status::Accepted))
@@ -104,7 +104,7 @@ pub async fn reset_password(
 pub async fn update_password(
     _site: NotCrossSite,
     _budget: ClientBudget,
-    svc: Svc,
+    svc: Svc<'_>,
     body: Body<UpdatePassword>,
 ) -> Result<Json<EmailMessage>, ApiError> {
     let user = svc.update_password(&svc.ctx, &body.0.reset_token, &body.0.new_password, None).await?;
@@ -121,7 +121,7 @@ pub async fn update_password(
 pub async fn change_password(
     _site: NotCrossSite,
     _budget: ClientBudget,
-    svc: Svc,
+    svc: Svc<'_>,
     me: AuthUser,
     body: Body<PasswordChange>,
 ) -> Result<Json<EmailMessage>, ApiError> {
@@ -133,7 +133,7 @@ pub async fn change_password(
     responses((status = 200, description = "The caller's live sessions", body = SessionList),
               (status = 401, description = "No valid session", body = ErrorBody)))]
 #[rocket::get("/sessions")]
-pub async fn sessions(svc: Svc, me: AuthUser) -> Result<Json<SessionList>, ApiError> {
+pub async fn sessions(svc: Svc<'_>, me: AuthUser) -> Result<Json<SessionList>, ApiError> {
     let sessions = svc
         .list_sessions(&me.auth)
         .await?
@@ -155,7 +155,7 @@ pub async fn sessions(svc: Svc, me: AuthUser) -> Result<Json<SessionList>, ApiEr
               (status = 401, description = "No valid session", body = ErrorBody),
               (status = 404, description = "Not one of the caller's sessions", body = ErrorBody)))]
 #[rocket::delete("/sessions/<id>")]
-pub async fn end_session(_site: NotCrossSite, svc: Svc, me: AuthUser, id: &str) -> Result<Json<Message>, ApiError> {
+pub async fn end_session(_site: NotCrossSite, svc: Svc<'_>, me: AuthUser, id: &str) -> Result<Json<Message>, ApiError> {
     // A malformed id names no session of the caller's.
     let id = uuid::Uuid::parse_str(id).map_err(|_| AuthError::SessionNotFound)?;
     svc.end_session(&svc.ctx, &me.auth, id).await?;
@@ -166,7 +166,11 @@ pub async fn end_session(_site: NotCrossSite, svc: Svc, me: AuthUser, id: &str) 
     responses((status = 200, description = "Every other session of the caller ended", body = OthersEnded),
               (status = 401, description = "No valid session", body = ErrorBody)))]
 #[rocket::delete("/sessions")]
-pub async fn end_other_sessions(_site: NotCrossSite, svc: Svc, me: AuthUser) -> Result<Json<OthersEnded>, ApiError> {
+pub async fn end_other_sessions(
+    _site: NotCrossSite,
+    svc: Svc<'_>,
+    me: AuthUser,
+) -> Result<Json<OthersEnded>, ApiError> {
     let ended = svc.end_other_sessions(&svc.ctx, &me.auth).await?;
     Ok(Json(OthersEnded { message: "other sessions ended".into(), ended }))
 }
@@ -175,7 +179,7 @@ pub async fn end_other_sessions(_site: NotCrossSite, svc: Svc, me: AuthUser) -> 
     responses((status = 200, description = "The database answers", body = Health),
               (status = 503, description = "The database does not answer", body = ErrorBody)))]
 #[rocket::get("/health")]
-pub async fn health(svc: Svc) -> Result<Json<Health>, ApiError> {
+pub async fn health(svc: Svc<'_>) -> Result<Json<Health>, ApiError> {
     match svc.health().await {
         Ok(()) => Ok(Json(Health { status: "ok".into() })),
         Err(e) => {

@@ -25,7 +25,7 @@ pub struct VerifyEmail {
 #[rocket::post("/verify_email", data = "<body>")]
 pub async fn verify_email(
     _site: NotCrossSite,
-    svc: Svc,
+    svc: Svc<'_>,
     body: Body<VerifyEmail>,
 ) -> Result<Json<EmailMessage>, ApiError> {
     let user = svc.verify_email(&svc.ctx, &body.0.token).await?;
@@ -38,7 +38,11 @@ pub async fn verify_email(
               (status = 400, description = "Missing or malformed email", body = ErrorBody),
               (status = 429, description = "Too many requests for this address (Retry-After)", body = ErrorBody)))]
 #[rocket::post("/verify_email/resend", data = "<body>")]
-pub async fn resend(_site: NotCrossSite, svc: Svc, body: Body<EmailOnly>) -> Result<(Status, Json<Message>), ApiError> {
+pub async fn resend(
+    _site: NotCrossSite,
+    svc: Svc<'_>,
+    body: Body<EmailOnly>,
+) -> Result<(Status, Json<Message>), ApiError> {
     svc.resend_verification(&body.0.email).await?;
     Ok((Status::Accepted, Json(Message::new(RESEND_MESSAGE))))
 }

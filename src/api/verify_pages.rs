@@ -62,7 +62,7 @@ pub fn verify_form(
 #[rocket::post("/verify", data = "<form>")]
 pub async fn verify(
     _site: NotCrossSite,
-    svc: Svc,
+    svc: Svc<'_>,
     jar: &CookieJar<'_>,
     settings: &State<ApiSettings>,
     form: Fields,
@@ -92,7 +92,7 @@ pub async fn verify(
 #[rocket::post("/verify/resend", data = "<form>")]
 pub async fn resend(
     _site: NotCrossSite,
-    svc: Svc,
+    svc: Svc<'_>,
     jar: &CookieJar<'_>,
     settings: &State<ApiSettings>,
     form: Fields,

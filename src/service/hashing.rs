@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 
-use super::{AuthError, InternalError};
 use super::domain::{PASSWORD_MAX_BYTES, Password};
+use super::{AuthError, InternalError};
 
 /// The bcrypt costs we store, accept in configuration and accept on import (api.md §6). Above 17
 /// one verification takes many seconds on today's machines; a hash of cost 31 would take days.

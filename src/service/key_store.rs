@@ -4,9 +4,9 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait, TransactionTrait};
 
-use super::{AuthError, InternalError};
 use super::audit::lock_head;
 use super::key::ServerKey;
+use super::{AuthError, InternalError};
 use crate::entity::{audit_head, server_key};
 
 /// What binding a key to a database found.
@@ -51,10 +51,7 @@ pub async fn bind(db: &DatabaseConnection, key: &ServerKey, at: DateTime<Utc>) -
         txn.commit().await?;
         return Ok(if stored == fingerprint { Binding::Matches } else { Binding::Mismatch { stored } });
     }
-    let head = audit_head::Entity::find_by_id(1)
-        .one(&txn)
-        .await?
-        .ok_or(InternalError::AuditHeadMissing)?;
+    let head = audit_head::Entity::find_by_id(1).one(&txn).await?.ok_or(InternalError::AuditHeadMissing)?;
     server_key::ActiveModel {
         id: Set(1),
         fingerprint: Set(fingerprint.clone()),

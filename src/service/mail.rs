@@ -302,7 +302,10 @@ mod tests {
         );
         let err = MailSettings::parse("smtp://x", "not a mailbox", "x").unwrap_err().to_string();
         let cause = "not a mailbox".parse::<Mailbox>().unwrap_err();
-        assert_eq!(err, format!("mail_from \"not a mailbox\" is not a mailbox like \"Accounts <no-reply@example.com>\": {cause}"));
+        assert_eq!(
+            err,
+            format!("mail_from \"not a mailbox\" is not a mailbox like \"Accounts <no-reply@example.com>\": {cause}")
+        );
         let raw = "smtp://u:hunter2@x:notaport";
         let err = MailSettings::parse(raw, "a@b.c", "x").unwrap_err().to_string();
         assert!(err.starts_with(&format!("smtp_url {} is not a valid SMTP URL: ", redact_url(raw))), "{err}");
@@ -314,10 +317,8 @@ mod tests {
     fn normalised(message: Message) -> String {
         let raw = String::from_utf8(message.formatted()).unwrap();
         let boundary = raw.split("boundary=\"").nth(1).and_then(|r| r.split('"').next()).map(str::to_owned);
-        let mut out: String = raw
-            .split_inclusive('\n')
-            .filter(|l| !l.starts_with("Date: ") && !l.starts_with("Message-ID: "))
-            .collect();
+        let mut out: String =
+            raw.split_inclusive('\n').filter(|l| !l.starts_with("Date: ") && !l.starts_with("Message-ID: ")).collect();
         if let Some(b) = boundary {
             out = out.replace(&b, "BOUNDARY");
         }
@@ -334,7 +335,10 @@ mod tests {
         let got = [
             normalised(mailer.reset_message("o'brien@example.com", &token, expires).unwrap()),
             normalised(mailer.test_message("bob@example.com").unwrap()),
-            normalised(crate::service::verification::verification_message(&mailer, "bob@example.com", &token, expires).unwrap()),
+            normalised(
+                crate::service::verification::verification_message(&mailer, "bob@example.com", &token, expires)
+                    .unwrap(),
+            ),
             normalised(crate::service::verification::notice_message(&mailer, "bob@example.com").unwrap()),
         ];
         for (i, g) in got.iter().enumerate() {

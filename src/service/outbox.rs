@@ -34,7 +34,7 @@ use zeroize::Zeroizing;
 
 use super::domain::{Email, SecretToken};
 use super::mail::{MailStats, SendFailure};
-use super::throttle::{self, Kind};
+use super::throttle::Kind;
 use super::{AuthError, AuthService, InternalError, chrono_dur};
 use crate::entity::outbox::{self, Column, Entity};
 

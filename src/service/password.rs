@@ -8,8 +8,8 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, ExprTrait, Query
 
 use super::audit::{EventKind, NewEvent};
 use super::domain::{Email, presented_token_digest};
-use super::reauth::OnRightPassword;
 use super::metrics::ResetStage;
+use super::reauth::OnRightPassword;
 use super::throttle::{self, Kind};
 use super::{AuthError, AuthService, Authenticated, RequestContext, UserView};
 use crate::entity::{reset_token, session, user};
@@ -69,8 +69,7 @@ impl AuthService {
             .filter(session::Column::TokenHash.ne(me.session_digest()))
             .exec(&txn)
             .await?;
-        self.audit_in(&txn, ctx, vec![NewEvent::new(EventKind::PasswordChanged, Some(user.id), &user.email)])
-            .await?;
+        self.audit_in(&txn, ctx, vec![NewEvent::new(EventKind::PasswordChanged, Some(user.id), &user.email)]).await?;
         txn.commit().await?;
         self.count(|m| m.password_change());
         Ok(me.user.clone())
@@ -122,8 +121,7 @@ impl AuthService {
         session::Entity::delete_many().filter(session::Column::UserId.eq(user.id)).exec(&txn).await?;
         // A completed reset proves control of the mailbox or of the operator's token: the lockout ends.
         throttle::clear(&txn, Kind::Login, &user.email).await?;
-        self.audit_in(&txn, ctx, vec![NewEvent::new(EventKind::PasswordReset, Some(user.id), &user.email)])
-            .await?;
+        self.audit_in(&txn, ctx, vec![NewEvent::new(EventKind::PasswordReset, Some(user.id), &user.email)]).await?;
         txn.commit().await?;
         self.count(|m| m.password_reset(ResetStage::Completed));
         Ok(user.into())

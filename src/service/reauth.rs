@@ -3,6 +3,8 @@
 //! queue, the attempt counted against the account's lockout before bcrypt runs, a wrong one stays
 //! counted.
 
+use sea_orm::EntityTrait;
+
 use super::audit::{EventKind, NewEvent};
 use super::domain::Email;
 use super::hashing::HashTicket;

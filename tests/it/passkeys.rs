@@ -434,13 +434,17 @@ async fn passkeys_are_their_owners_alone(backend: Backend) {
     let svc = svc.clone().with_relying_party(Some(std::sync::Arc::new(rp)));
     let start = svc.start_passkey_login().await.unwrap();
     let cred = auth.get(ORIGIN, &start.options);
-    let err = svc.finish_passkey_login(&RequestContext::operator(), &start.challenge_id, &cred, Some(other)).await.unwrap_err();
+    let err = svc
+        .finish_passkey_login(&RequestContext::operator(), &start.challenge_id, &cred, Some(other))
+        .await
+        .unwrap_err();
     assert!(matches!(err, AuthError::PasskeyLoginFailed), "{err:?}");
     let api = ApiError::from(err);
     assert_eq!((api.status.code, api.code), (401, userauth::api::error::ErrorCode::InvalidCredentials));
     let start = svc.start_passkey_login().await.unwrap();
     let cred = auth.get(ORIGIN, &start.options);
-    let session = svc.finish_passkey_login(&RequestContext::operator(), &start.challenge_id, &cred, Some(me)).await.unwrap();
+    let session =
+        svc.finish_passkey_login(&RequestContext::operator(), &start.challenge_id, &cred, Some(me)).await.unwrap();
     assert_eq!(session.user.email, "me@example.com");
 
     // The operator's reset removes them all, in the caller's transaction.

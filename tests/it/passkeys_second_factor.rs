@@ -267,7 +267,9 @@ async fn the_operator_sees_and_resets_passkeys() {
     for name in ["Work laptop", "Phone"] {
         let start = svc.start_passkey_registration(&RequestContext::operator(), &me, PASSWORD).await.unwrap();
         let credential = key.create(ORIGIN, &start.options);
-        svc.finish_passkey_registration(&RequestContext::operator(), &me, &start.challenge_id, name, &credential).await.unwrap();
+        svc.finish_passkey_registration(&RequestContext::operator(), &me, &start.challenge_id, name, &credential)
+            .await
+            .unwrap();
     }
     // The newest one ("Phone") is used once.
     let start = svc.start_passkey_login().await.unwrap();
@@ -334,7 +336,10 @@ async fn the_operator_sees_and_resets_passkeys() {
     assert_eq!(userauth::entity::passkey_challenge::Entity::find().count(svc.db()).await.unwrap(), 0);
     let start = svc.start_passkey_login().await.unwrap();
     let credential = key.get(ORIGIN, &start.options);
-    assert!(svc.finish_passkey_login(&RequestContext::operator(), &start.challenge_id, &credential, None).await.is_err(), "the passkey is gone");
+    assert!(
+        svc.finish_passkey_login(&RequestContext::operator(), &start.challenge_id, &credential, None).await.is_err(),
+        "the passkey is gone"
+    );
     let out = run_cli(&["user", "list", "--json"]).await;
     let row: Value = serde_json::from_str(out.stdout.lines().next().unwrap()).unwrap();
     assert_eq!(row["factors"], json!(["password"]));

@@ -175,10 +175,7 @@ impl AuthService {
     /// legacy anchor, plain SHA-256 up to it); the head must name the last event; both anchors
     /// must carry their MAC under this key.
     pub async fn verify_audit(&self) -> Result<Verified, AuthError> {
-        let head = audit_head::Entity::find_by_id(1)
-            .one(&self.db)
-            .await?
-            .ok_or(InternalError::AuditHeadMissing)?;
+        let head = audit_head::Entity::find_by_id(1).one(&self.db).await?.ok_or(InternalError::AuditHeadMissing)?;
         // No row: the database was never bound to a key, so every event must be keyed.
         let (legacy_seq, legacy_hash) = match server_key::Entity::find_by_id(1).one(&self.db).await? {
             Some(row) => {

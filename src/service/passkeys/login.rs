@@ -19,9 +19,7 @@ impl AuthService {
     /// this relying party, user verification required.
     pub async fn start_passkey_login(&self) -> Result<Challenge, AuthError> {
         let rp = self.rp()?;
-        let (rcr, state) = rp
-            .start_discoverable_authentication()
-            .map_err(InternalError::PasskeyLogin)?;
+        let (rcr, state) = rp.start_discoverable_authentication().map_err(InternalError::PasskeyLogin)?;
         let options = serde_json::to_value(&rcr.public_key).map_err(InternalError::from)?;
         let challenge_id = self.store_challenge(LOGIN, None, &state).await?;
         Ok(Challenge { challenge_id, options })

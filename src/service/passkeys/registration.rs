@@ -62,8 +62,7 @@ impl AuthService {
         // Claimed before anything else is checked: a challenge is spent by any attempt.
         let state =
             self.claim_challenge(challenge_id, REGISTER, Some(caller.id)).await?.ok_or(AuthError::InvalidPasskey)?;
-        let state: PasskeyRegistration =
-            serde_json::from_str(&state).map_err(InternalError::StoredPasskeyState)?;
+        let state: PasskeyRegistration = serde_json::from_str(&state).map_err(InternalError::StoredPasskeyState)?;
         let reg: RegisterPublicKeyCredential =
             serde_json::from_value(credential.clone()).map_err(|_| AuthError::InvalidPasskey)?;
         let key = rp.finish_passkey_registration(&reg, &state).map_err(|e| {

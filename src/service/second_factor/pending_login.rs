@@ -14,8 +14,8 @@ use crate::entity::{pending_login, user};
 use crate::service::audit::{EventKind, NewEvent};
 use crate::service::domain::{Email, SecretToken, presented_token_digest};
 use crate::service::metrics::{SecondFactorMethod, SecondFactorResult};
-use crate::service::throttle::{self, Kind};
 use crate::service::password::update_if_credential_unchanged;
+use crate::service::throttle::{self, Kind};
 use crate::service::{
     AuthError, AuthService, InternalError, LoginMethod, NewSession, RequestContext, UserView, chrono_dur,
 };
@@ -125,7 +125,9 @@ impl AuthService {
                 // as after a second step with a code.
                 throttle::clear(&self.db, Kind::Login, &session.user.email).await?;
             }
-            Err(AuthError::PasskeyLoginFailed) => self.count_second_factor(SecondFactorMethod::Passkey, SecondFactorResult::Invalid),
+            Err(AuthError::PasskeyLoginFailed) => {
+                self.count_second_factor(SecondFactorMethod::Passkey, SecondFactorResult::Invalid)
+            }
             Err(_) => {}
         }
         result
@@ -173,7 +175,8 @@ impl AuthService {
             SecondFactorProof::RecoveryCode(code) => self.use_recovery_code(user.id, code).await?,
         };
         if !accepted {
-            self.audit_alone(ctx, vec![NewEvent::new(EventKind::SecondFactorFailed, Some(user.id), &user.email)]).await?;
+            self.audit_alone(ctx, vec![NewEvent::new(EventKind::SecondFactorFailed, Some(user.id), &user.email)])
+                .await?;
             return Err(AuthError::InvalidCode);
         }
         // The pending login is spent by exactly one request, whatever else raced with it.

@@ -82,8 +82,7 @@ fn enrolment(secret: &[u8], email: &str) -> Result<TotpEnrolment, AuthError> {
 /// four-module quiet zone. Presentation attributes only (no `style`), so the pages' CSP allows it.
 pub fn qr_svg(text: &str) -> Result<String, AuthError> {
     use std::fmt::Write;
-    let qr = qrcodegen::QrCode::encode_text(text, qrcodegen::QrCodeEcc::Medium)
-        .map_err(InternalError::from)?;
+    let qr = qrcodegen::QrCode::encode_text(text, qrcodegen::QrCodeEcc::Medium).map_err(InternalError::from)?;
     let border = 4;
     let dim = qr.size() + 2 * border;
     let mut path = String::new();
@@ -182,13 +181,17 @@ impl AuthService {
 
     /// Decrypts a stored secret.
     fn open_secret(&self, row: &totp_factor::Model) -> Result<Zeroizing<Vec<u8>>, AuthError> {
-        self.key()
-            .decrypt(TOTP_PURPOSE, &row.secret)
-            .map_err(|_| InternalError::TotpSecretUnreadable.into())
+        self.key().decrypt(TOTP_PURPOSE, &row.secret).map_err(|_| InternalError::TotpSecretUnreadable.into())
     }
 
     /// The step `code` matches at `at` under the row's secret, as stored (`None`: no match).
-    fn step_of(&self, row: &totp_factor::Model, email: &str, code: &str, at: DateTime<Utc>) -> Result<Option<i64>, AuthError> {
+    fn step_of(
+        &self,
+        row: &totp_factor::Model,
+        email: &str,
+        code: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<i64>, AuthError> {
         let secret = self.open_secret(row)?;
         let totp = totp_for(&secret, email)?;
         Ok(matching_step(&totp, code, unix_secs(at)).map(|step| i64::try_from(step).unwrap_or(i64::MAX)))
