@@ -50,7 +50,7 @@ impl Kind {
 /// when it was counted (fewer than `max` in the current window before it), `Ok(Some(seconds to
 /// wait))` when the window is used up (nothing counted). However many requests race, on however
 /// many instances, at most `max` are let through per window (api.md §6).
-pub async fn reserve<C: ConnectionTrait>(
+async fn reserve<C: ConnectionTrait>(
     db: &C,
     now: DateTime<Utc>,
     kind: Kind,

@@ -5,7 +5,7 @@
 //! - a TOTP step is accepted at most once per account (`UPDATE … WHERE totp_last_step < :step`);
 //! - a recovery code works once (`DELETE … WHERE user_id AND digest`, one row or none);
 //! - every code attempt is counted against the account's login lockout before it is checked
-//!   (`throttle::reserve`), so wrong codes and wrong passwords share `login_max_failures`.
+//!   (`AuthService::reserve`), so wrong codes and wrong passwords share `login_max_failures`.
 //!
 //! Pending logins live in their own table: the session reads (`authenticate`, the fast path)
 //! never see them, so a pending login authorises nothing but finishing the login.

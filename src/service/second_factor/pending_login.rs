@@ -4,7 +4,7 @@
 //! Pending logins live in their own table: the session reads (`authenticate`, the fast path)
 //! never see them, so a pending login authorises nothing but finishing the login. Every code
 //! attempt is counted against the account's login lockout before it is checked
-//! (`throttle::reserve`), so wrong codes and wrong passwords share `login_max_failures`.
+//! (`AuthService::reserve`), so wrong codes and wrong passwords share `login_max_failures`.
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
