@@ -2,6 +2,8 @@
 //! codes, passkeys), checked as a login checks it (api.md §6): a place in the hashing queue, the
 //! attempt counted against the account's lockout before bcrypt runs, a wrong one stays counted.
 
+use sea_orm::EntityTrait;
+
 use super::audit::{EventKind, NewEvent};
 use super::domain::Email;
 use super::hashing::HashTicket;

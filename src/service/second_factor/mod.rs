@@ -27,7 +27,7 @@ use super::domain::{Email, presented_token_digest};
 use super::metrics::{SecondFactorMethod, SecondFactorResult};
 use super::reauth::OnRightPassword;
 use super::{AuthError, AuthService, UserView, rfc3339};
-use crate::entity::{pending_login, recovery_code, session, totp_factor, user};
+use crate::entity::{self, recovery_code, session, totp_factor, user};
 
 /// What a user has set up, for the account page and `user factors`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -155,7 +155,8 @@ impl AuthService {
         let txn = self.db.begin().await?;
         let (totp, recovery_codes) = self.remove_totp(&txn, user.id).await?;
         let passkeys = self.remove_all_passkeys(&txn, user.id).await?;
-        pending_login::Entity::delete_many().filter(pending_login::Column::UserId.eq(user.id)).exec(&txn).await?;
+        let pending = entity::pending_login::Entity::delete_many();
+        pending.filter(entity::pending_login::Column::UserId.eq(user.id)).exec(&txn).await?;
         let sessions =
             session::Entity::delete_many().filter(session::Column::UserId.eq(user.id)).exec(&txn).await?.rows_affected;
         self.audit_in(&txn, vec![NewEvent::new(EventKind::FactorsReset, Some(user.id), &user.email)]).await?;
