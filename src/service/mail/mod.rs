@@ -11,15 +11,16 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use lettre::message::{Mailbox, MultiPart, header::ContentType};
+use lettre::message::Mailbox;
 use lettre::transport::smtp::response::Response;
-use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use super::db::redact_url;
 use super::domain::SecretToken;
-use super::rfc3339;
+
+mod messages;
 
 /// How self-service reset tokens reach their owner (api.md §7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -172,58 +173,6 @@ impl Mailer {
         Ok(reply(&response))
     }
 
-    /// The reset message for `to`: a text and an HTML part with the link, the token and its expiry.
-    pub fn reset_message(
-        &self,
-        to: &str,
-        token: &SecretToken,
-        expires_at: DateTime<Utc>,
-    ) -> Result<Message, MailError> {
-        let address: Address = to.parse().map_err(|_| MailError::Address(to.to_owned()))?;
-        let link = format!("{}/reset?token={}", self.inner.settings.public_url, token.expose());
-        let expiry = rfc3339(expires_at);
-        let text = format!(
-            "Someone asked to reset the password of the account {to}.\n\n\
-             Choose a new password here:\n{link}\n\n\
-             Or use this reset token: {token}\n\
-             It works once and expires at {expiry}.\n\n\
-             If you did not ask for this, ignore this message: your password stays as it is.\n",
-            token = token.expose(),
-        );
-        let html = format!(
-            "<!doctype html><html><body>\
-             <p>Someone asked to reset the password of the account {to_html}.</p>\
-             <p><a href=\"{link_html}\">Choose a new password</a></p>\
-             <p>Or use this reset token: <code>{token}</code><br>It works once and expires at {expiry}.</p>\
-             <p>If you did not ask for this, ignore this message: your password stays as it is.</p>\
-             </body></html>",
-            to_html = html_escape(to),
-            link_html = html_escape(&link),
-            token = token.expose(),
-        );
-        Message::builder()
-            .from(self.inner.settings.from.clone())
-            .to(Mailbox::new(None, address))
-            .subject("Reset your password")
-            .multipart(MultiPart::alternative_plain_html(text, html))
-            .map_err(|e| MailError::Build(e.to_string()))
-    }
-
-    /// A short message that proves the setup works (`userauth mail-test`).
-    pub fn test_message(&self, to: &str) -> Result<Message, MailError> {
-        let address: Address = to.parse().map_err(|_| MailError::Address(to.to_owned()))?;
-        Message::builder()
-            .from(self.inner.settings.from.clone())
-            .to(Mailbox::new(None, address))
-            .subject("userauth mail test")
-            .header(ContentType::TEXT_PLAIN)
-            .body(format!(
-                "This is a test message from userauth. Reset links will point to {}/reset.\n",
-                self.inner.settings.public_url
-            ))
-            .map_err(|e| MailError::Build(e.to_string()))
-    }
-
     /// Tells this instance's outbox worker that something is waiting.
     pub fn wake(&self) {
         self.inner.wake.notify_one();
@@ -265,10 +214,6 @@ impl Mailer {
     }
 }
 
-pub(crate) fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,148 +253,6 @@ mod tests {
         assert!(err.starts_with(&format!("smtp_url {} is not a valid SMTP URL: ", redact_url(raw))), "{err}");
         assert!(!err.contains("hunter2"), "{err}");
     }
-
-    /// A message as sent, but for what changes from one build of it to the next (the Date and
-    /// Message-ID headers and the MIME boundary).
-    fn normalised(message: Message) -> String {
-        let raw = String::from_utf8(message.formatted()).unwrap();
-        let boundary = raw.split("boundary=\"").nth(1).and_then(|r| r.split('"').next()).map(str::to_owned);
-        let mut out: String = raw
-            .split_inclusive("\r\n")
-            .filter(|l| !l.starts_with("Date: ") && !l.starts_with("Message-ID: "))
-            .map(|l| l.replace("\r\n", "\n"))
-            .collect();
-        if let Some(b) = boundary {
-            out = out.replace(&b, "BOUNDARY");
-        }
-        out
-    }
-
-    /// The messages byte for byte as they were when written with `format!` (captured before the
-    /// switch to templates).
-    #[test]
-    fn messages_are_byte_identical_to_the_captured_ones() {
-        let mailer = Mailer::new(settings()).unwrap();
-        let token = SecretToken::from_outbox("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into());
-        let expires = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
-        let got = [
-            normalised(mailer.reset_message("o'brien@example.com", &token, expires).unwrap()),
-            normalised(mailer.test_message("bob@example.com").unwrap()),
-            normalised(crate::service::verification::verification_message(&mailer, "bob@example.com", &token, expires).unwrap()),
-            normalised(crate::service::verification::notice_message(&mailer, "bob@example.com").unwrap()),
-        ];
-        assert_eq!(got, GOLDEN);
-    }
-
-    const GOLDEN: [&str; 4] = [
-        r#"From: Accounts <no-reply@example.com>
-To: o'brien@example.com
-Subject: Reset your password
-MIME-Version: 1.0
-Content-Type: multipart/alternative;
- boundary="BOUNDARY"
-
---BOUNDARY
-Content-Type: text/plain; charset=utf-8
-Content-Transfer-Encoding: quoted-printable
-
-Someone asked to reset the password of the account o'brien@example.com.
-
-Choose a new password here:
-https://auth.example.com/reset?token=3D0123456789abcdef0123456789abcdef0123=
-456789abcdef0123456789abcdef
-
-Or use this reset token: 0123456789abcdef0123456789abcdef0123456789abcdef01=
-23456789abcdef
-It works once and expires at 2027-01-15T08:00:00Z.
-
-If you did not ask for this, ignore this message: your password stays as it=
- is.
-
---BOUNDARY
-Content-Type: text/html; charset=utf-8
-Content-Transfer-Encoding: quoted-printable
-
-<!doctype html><html><body><p>Someone asked to reset the password of the ac=
-count o&#39;brien@example.com.</p><p><a href=3D"https://auth.example.com/re=
-set?token=3D0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde=
-f">Choose a new password</a></p><p>Or use this reset token: <code>012345678=
-9abcdef0123456789abcdef0123456789abcdef0123456789abcdef</code><br>It works =
-once and expires at 2027-01-15T08:00:00Z.</p><p>If you did not ask for this=
-, ignore this message: your password stays as it is.</p></body></html>
---BOUNDARY--
-"#,
-        r#"From: Accounts <no-reply@example.com>
-To: bob@example.com
-Subject: userauth mail test
-Content-Type: text/plain; charset=utf-8
-Content-Transfer-Encoding: quoted-printable
-
-This is a test message from userauth. Reset links will point to https://aut=
-h.example.com/reset.
-"#,
-        r#"From: Accounts <no-reply@example.com>
-To: bob@example.com
-Subject: Confirm your email address
-MIME-Version: 1.0
-Content-Type: multipart/alternative;
- boundary="BOUNDARY"
-
---BOUNDARY
-Content-Type: text/plain; charset=utf-8
-Content-Transfer-Encoding: quoted-printable
-
-Someone registered an account with the address bob@example.com.
-
-To confirm that this address is yours, open this page and press "Confirm":
-https://auth.example.com/verify?token=3D0123456789abcdef0123456789abcdef012=
-3456789abcdef0123456789abcdef
-
-The link works once and expires at 2027-01-15T08:00:00Z.
-
-If you did not register, ignore this message: the account stays unconfirmed.
-
---BOUNDARY
-Content-Type: text/html; charset=utf-8
-Content-Transfer-Encoding: quoted-printable
-
-<!doctype html><html><body><p>Someone registered an account with the addres=
-s bob@example.com.</p><p><a href=3D"https://auth.example.com/verify?token=
-=3D0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef">Confir=
-m your email address</a> (the page has a button to press).</p><p>The link w=
-orks once and expires at 2027-01-15T08:00:00Z.</p><p>If you did not registe=
-r, ignore this message: the account stays unconfirmed.</p></body></html>
---BOUNDARY--
-"#,
-        r#"From: Accounts <no-reply@example.com>
-To: bob@example.com
-Subject: Someone tried to register with your address
-MIME-Version: 1.0
-Content-Type: multipart/alternative;
- boundary="BOUNDARY"
-
---BOUNDARY
-Content-Type: text/plain; charset=utf-8
-Content-Transfer-Encoding: quoted-printable
-
-Someone tried to register a new account with the address bob@example.com, w=
-hich already has one.
-
-Nothing was changed. If it was you, log in at https://auth.example.com/logi=
-n (or reset your password at https://auth.example.com/forgot). If it was no=
-t, you can ignore this message.
-
---BOUNDARY
-Content-Type: text/html; charset=utf-8
-Content-Transfer-Encoding: quoted-printable
-
-<!doctype html><html><body><p>Someone tried to register a new account with =
-the address bob@example.com, which already has one.</p><p>Nothing was chang=
-ed. If it was you, log in or reset your password on the site. If it was not=
-, you can ignore this message.</p></body></html>
---BOUNDARY--
-"#,
-    ];
 
     #[test]
     fn reset_message_has_both_parts_the_link_and_the_token() {
