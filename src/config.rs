@@ -389,7 +389,9 @@ impl Settings {
     /// one names its key; the URL is shown without its password).
     pub fn mail_settings(&self) -> Result<Option<MailSettings>, ConfigError> {
         let (Some(url), Some(from)) = (&self.smtp_url, &self.mail_from) else { return Ok(None) };
-        MailSettings::parse(url.expose_secret(), from, &self.public_base_url()).map(Some).map_err(|e| ConfigError::Invalid(e.to_string()))
+        MailSettings::parse(url.expose_secret(), from, &self.public_base_url())
+            .map(Some)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))
     }
 
     /// The base of links in emails: `public_url`, or `http://localhost:<port>`.

@@ -200,10 +200,9 @@ impl AuthService {
                     (owner.email.clone(), mailer.notice_message(&owner.email))
                 } else {
                     match self.create_unconfirmed(&row, &email, password_hash).await? {
-                        Some((token, expires_at)) => (
-                            email.as_str().to_owned(),
-                            mailer.verification_message(email.as_str(), &token, expires_at),
-                        ),
+                        Some((token, expires_at)) => {
+                            (email.as_str().to_owned(), mailer.verification_message(email.as_str(), &token, expires_at))
+                        }
                         // Registered by someone else in the meantime: the owner is told instead.
                         None => {
                             self.stage_notice(&row, email.as_str()).await?;

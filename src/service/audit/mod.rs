@@ -9,12 +9,14 @@ mod kind;
 
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
 use uuid::Uuid;
 
-pub use kind::EventKind;
-pub(super) use chain::lock_head;
 use chain::append;
+pub(super) use chain::lock_head;
+pub use kind::EventKind;
 
 use super::domain::Email;
 use super::{AuthError, AuthService};

@@ -4,8 +4,8 @@
 use askama::Template;
 use chrono::{DateTime, Utc};
 use lettre::Address;
-use lettre::message::{Mailbox, MultiPart, header::ContentType};
 use lettre::Message;
+use lettre::message::{Mailbox, MultiPart, header::ContentType};
 
 use super::{MailError, Mailer};
 use crate::service::domain::SecretToken;
@@ -66,7 +66,12 @@ impl Mailer {
     }
 
     /// The reset message for `to`: a text and an HTML part with the link, the token and its expiry.
-    pub fn reset_message(&self, to: &str, token: &SecretToken, expires_at: DateTime<Utc>) -> Result<Message, MailError> {
+    pub fn reset_message(
+        &self,
+        to: &str,
+        token: &SecretToken,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Message, MailError> {
         let link = format!("{}/reset?token={}", self.public_url(), token.expose());
         let expiry = rfc3339(expires_at);
         let m = Reset { to, link: &link, token: token.expose(), expiry: &expiry };
@@ -112,8 +117,11 @@ mod tests {
     use crate::service::mail::MailSettings;
 
     fn mailer() -> Mailer {
-        let settings =
-            MailSettings::parse("smtp://127.0.0.1:2525", "Accounts <no-reply@example.com>", "https://auth.example.com/");
+        let settings = MailSettings::parse(
+            "smtp://127.0.0.1:2525",
+            "Accounts <no-reply@example.com>",
+            "https://auth.example.com/",
+        );
         Mailer::new(settings.unwrap()).unwrap()
     }
 
@@ -266,5 +274,4 @@ ed. If it was you, log in or reset your password on the site. If it was not=
 --BOUNDARY--
 "#,
     ];
-
 }

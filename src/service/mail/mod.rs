@@ -247,7 +247,10 @@ mod tests {
         );
         let err = MailSettings::parse("smtp://x", "not a mailbox", "x").unwrap_err().to_string();
         let cause = "not a mailbox".parse::<Mailbox>().unwrap_err();
-        assert_eq!(err, format!("mail_from \"not a mailbox\" is not a mailbox like \"Accounts <no-reply@example.com>\": {cause}"));
+        assert_eq!(
+            err,
+            format!("mail_from \"not a mailbox\" is not a mailbox like \"Accounts <no-reply@example.com>\": {cause}")
+        );
         let raw = "smtp://u:hunter2@x:notaport";
         let err = MailSettings::parse(raw, "a@b.c", "x").unwrap_err().to_string();
         assert!(err.starts_with(&format!("smtp_url {} is not a valid SMTP URL: ", redact_url(raw))), "{err}");

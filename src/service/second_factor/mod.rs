@@ -19,8 +19,8 @@ use uuid::Uuid;
 
 pub use pending_login::SecondFactorProof;
 pub use recovery_codes::{RECOVERY_CODES, RECOVERY_CODES_LOW};
-pub use totp::{TOTP_STEP_SECS, TotpEnrolment, qr_svg};
 pub(super) use totp::totp_count_query;
+pub use totp::{TOTP_STEP_SECS, TotpEnrolment, qr_svg};
 
 use super::audit::{EventKind, NewEvent};
 use super::domain::{Email, presented_token_digest};
@@ -85,7 +85,6 @@ impl AuthService {
         }
         Ok(out)
     }
-
 
     /// The caller's user (a full session) and the digest of their token.
     pub(super) async fn full_session_user(&self, presented: &str) -> Result<(UserView, String), AuthError> {

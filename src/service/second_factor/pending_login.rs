@@ -125,7 +125,9 @@ impl AuthService {
                 // as after a second step with a code.
                 throttle::clear(&self.db, Kind::Login, &session.user.email).await?;
             }
-            Err(AuthError::PasskeyLoginFailed) => self.count_second_factor(SecondFactorMethod::Passkey, SecondFactorResult::Invalid),
+            Err(AuthError::PasskeyLoginFailed) => {
+                self.count_second_factor(SecondFactorMethod::Passkey, SecondFactorResult::Invalid)
+            }
             Err(_) => {}
         }
         result

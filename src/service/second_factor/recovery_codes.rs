@@ -116,5 +116,4 @@ mod tests {
         // Ten characters of 5 bits each.
         assert_eq!(CODE_ALPHABET.len(), 32);
     }
-
 }

@@ -182,7 +182,13 @@ impl AuthService {
     }
 
     /// The step `code` matches at `at` under the row's secret, as stored (`None`: no match).
-    fn step_of(&self, row: &totp_factor::Model, email: &str, code: &str, at: DateTime<Utc>) -> Result<Option<i64>, AuthError> {
+    fn step_of(
+        &self,
+        row: &totp_factor::Model,
+        email: &str,
+        code: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<i64>, AuthError> {
         let secret = self.open_secret(row)?;
         let totp = totp_for(&secret, email)?;
         Ok(matching_step(&totp, code, unix_secs(at)).map(|step| i64::try_from(step).unwrap_or(i64::MAX)))
