@@ -24,7 +24,7 @@ use uuid::Uuid;
 use super::audit::{EventKind, NewEvent};
 use super::domain::{Email, Password, SecretToken, presented_token_digest};
 use super::hashing::HashTicket;
-use super::mail::{Mailer, SendFailure};
+use super::mail::{LinkMessage, Mailer, SendFailure};
 use super::outbox::{MailKind, Payload};
 use super::{Actor, AuthError, AuthService, UserView, chrono_dur};
 use crate::entity::email_verification_token as evt;
@@ -200,9 +200,10 @@ impl AuthService {
                     (owner.email.clone(), mailer.notice_message(&owner.email))
                 } else {
                     match self.create_unconfirmed(&row, &email, password_hash).await? {
-                        Some((token, expires_at)) => {
-                            (email.as_str().to_owned(), mailer.verification_message(email.as_str(), &token, expires_at))
-                        }
+                        Some((token, expires_at)) => (
+                            email.as_str().to_owned(),
+                            mailer.link_message(LinkMessage::Verification, email.as_str(), &token, expires_at),
+                        ),
                         // Registered by someone else in the meantime: the owner is told instead.
                         None => {
                             self.stage_notice(&row, email.as_str()).await?;
@@ -222,10 +223,14 @@ impl AuthService {
                 let next = Payload::Verify { to: waiting.email.clone(), token: token.expose().to_owned(), expires_at };
                 self.stage(&txn, row.id, &next, expires_at).await?;
                 txn.commit().await?;
-                (waiting.email.clone(), mailer.verification_message(&waiting.email, &token, expires_at))
+                (
+                    waiting.email.clone(),
+                    mailer.link_message(LinkMessage::Verification, &waiting.email, &token, expires_at),
+                )
             }
             Payload::Verify { to, token, expires_at } => {
-                let message = mailer.verification_message(&to, &SecretToken::from_outbox(token), expires_at);
+                let message =
+                    mailer.link_message(LinkMessage::Verification, &to, &SecretToken::from_outbox(token), expires_at);
                 (to, message)
             }
             Payload::Notice { to } => {

@@ -11,6 +11,15 @@ use super::{MailError, Mailer};
 use crate::service::domain::SecretToken;
 use crate::service::rfc3339;
 
+/// The messages that carry a link with a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkMessage {
+    /// The reset message (api.md §7): the link to the reset page, and the token itself.
+    Reset,
+    /// The confirmation message (api.md §13): the link to the confirm page (a button there confirms).
+    Verification,
+}
+
 /// The reset message (api.md §7): the link, the token and its expiry.
 #[derive(Template)]
 #[template(path = "mail/reset.html", blocks = ["text", "html"])]
@@ -72,24 +81,31 @@ impl Mailer {
         token: &SecretToken,
         expires_at: DateTime<Utc>,
     ) -> Result<Message, MailError> {
-        let link = format!("{}/reset?token={}", self.public_url(), token.expose());
-        let expiry = rfc3339(expires_at);
-        let m = Reset { to, link: &link, token: token.expose(), expiry: &expiry };
-        self.alternative(to, "Reset your password", rendered(m.as_text().render())?, rendered(m.as_html().render())?)
+        self.link_message(LinkMessage::Reset, to, token, expires_at)
     }
 
-    /// The confirmation email: the link to the confirm page (a button there confirms) and its expiry.
-    pub fn verification_message(
+    /// A message whose link carries `token`, with the token's expiry.
+    pub fn link_message(
         &self,
+        kind: LinkMessage,
         to: &str,
         token: &SecretToken,
         expires_at: DateTime<Utc>,
     ) -> Result<Message, MailError> {
-        let link = format!("{}/verify?token={}", self.public_url(), token.expose());
         let expiry = rfc3339(expires_at);
-        let m = Verification { to, link: &link, expiry: &expiry };
-        let (text, html) = (rendered(m.as_text().render())?, rendered(m.as_html().render())?);
-        self.alternative(to, "Confirm your email address", text, html)
+        let (subject, text, html) = match kind {
+            LinkMessage::Reset => {
+                let link = format!("{}/reset?token={}", self.public_url(), token.expose());
+                let m = Reset { to, link: &link, token: token.expose(), expiry: &expiry };
+                ("Reset your password", m.as_text().render(), m.as_html().render())
+            }
+            LinkMessage::Verification => {
+                let link = format!("{}/verify?token={}", self.public_url(), token.expose());
+                let m = Verification { to, link: &link, expiry: &expiry };
+                ("Confirm your email address", m.as_text().render(), m.as_html().render())
+            }
+        };
+        self.alternative(to, subject, rendered(text)?, rendered(html)?)
     }
 
     /// The notice to the owner of an address someone tried to register again. It carries no link.
@@ -159,7 +175,7 @@ mod tests {
         let got = [
             normalised(mailer.reset_message("o'brien@example.com", &token, expires).unwrap()),
             normalised(mailer.test_message("bob@example.com").unwrap()),
-            normalised(mailer.verification_message("bob@example.com", &token, expires).unwrap()),
+            normalised(mailer.link_message(LinkMessage::Verification, "bob@example.com", &token, expires).unwrap()),
             normalised(mailer.notice_message("bob@example.com").unwrap()),
         ];
         assert_eq!(got, GOLDEN);

@@ -22,6 +22,8 @@ use super::domain::SecretToken;
 
 mod messages;
 
+pub use messages::LinkMessage;
+
 /// How self-service reset tokens reach their owner (api.md §7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
