@@ -181,113 +181,11 @@ mod tests {
         assert_eq!(got, GOLDEN);
     }
 
+    /// Captured from the `format!` version, with CRLF as LF (see `normalised`).
     const GOLDEN: [&str; 4] = [
-        r#"From: Accounts <no-reply@example.com>
-To: o'brien@example.com
-Subject: Reset your password
-MIME-Version: 1.0
-Content-Type: multipart/alternative;
- boundary="BOUNDARY"
-
---BOUNDARY
-Content-Type: text/plain; charset=utf-8
-Content-Transfer-Encoding: quoted-printable
-
-Someone asked to reset the password of the account o'brien@example.com.
-
-Choose a new password here:
-https://auth.example.com/reset?token=3D0123456789abcdef0123456789abcdef0123=
-456789abcdef0123456789abcdef
-
-Or use this reset token: 0123456789abcdef0123456789abcdef0123456789abcdef01=
-23456789abcdef
-It works once and expires at 2027-01-15T08:00:00Z.
-
-If you did not ask for this, ignore this message: your password stays as it=
- is.
-
---BOUNDARY
-Content-Type: text/html; charset=utf-8
-Content-Transfer-Encoding: quoted-printable
-
-<!doctype html><html><body><p>Someone asked to reset the password of the ac=
-count o&#39;brien@example.com.</p><p><a href=3D"https://auth.example.com/re=
-set?token=3D0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde=
-f">Choose a new password</a></p><p>Or use this reset token: <code>012345678=
-9abcdef0123456789abcdef0123456789abcdef0123456789abcdef</code><br>It works =
-once and expires at 2027-01-15T08:00:00Z.</p><p>If you did not ask for this=
-, ignore this message: your password stays as it is.</p></body></html>
---BOUNDARY--
-"#,
-        r#"From: Accounts <no-reply@example.com>
-To: bob@example.com
-Subject: userauth mail test
-Content-Type: text/plain; charset=utf-8
-Content-Transfer-Encoding: quoted-printable
-
-This is a test message from userauth. Reset links will point to https://aut=
-h.example.com/reset.
-"#,
-        r#"From: Accounts <no-reply@example.com>
-To: bob@example.com
-Subject: Confirm your email address
-MIME-Version: 1.0
-Content-Type: multipart/alternative;
- boundary="BOUNDARY"
-
---BOUNDARY
-Content-Type: text/plain; charset=utf-8
-Content-Transfer-Encoding: quoted-printable
-
-Someone registered an account with the address bob@example.com.
-
-To confirm that this address is yours, open this page and press "Confirm":
-https://auth.example.com/verify?token=3D0123456789abcdef0123456789abcdef012=
-3456789abcdef0123456789abcdef
-
-The link works once and expires at 2027-01-15T08:00:00Z.
-
-If you did not register, ignore this message: the account stays unconfirmed.
-
---BOUNDARY
-Content-Type: text/html; charset=utf-8
-Content-Transfer-Encoding: quoted-printable
-
-<!doctype html><html><body><p>Someone registered an account with the addres=
-s bob@example.com.</p><p><a href=3D"https://auth.example.com/verify?token=
-=3D0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef">Confir=
-m your email address</a> (the page has a button to press).</p><p>The link w=
-orks once and expires at 2027-01-15T08:00:00Z.</p><p>If you did not registe=
-r, ignore this message: the account stays unconfirmed.</p></body></html>
---BOUNDARY--
-"#,
-        r#"From: Accounts <no-reply@example.com>
-To: bob@example.com
-Subject: Someone tried to register with your address
-MIME-Version: 1.0
-Content-Type: multipart/alternative;
- boundary="BOUNDARY"
-
---BOUNDARY
-Content-Type: text/plain; charset=utf-8
-Content-Transfer-Encoding: quoted-printable
-
-Someone tried to register a new account with the address bob@example.com, w=
-hich already has one.
-
-Nothing was changed. If it was you, log in at https://auth.example.com/logi=
-n (or reset your password at https://auth.example.com/forgot). If it was no=
-t, you can ignore this message.
-
---BOUNDARY
-Content-Type: text/html; charset=utf-8
-Content-Transfer-Encoding: quoted-printable
-
-<!doctype html><html><body><p>Someone tried to register a new account with =
-the address bob@example.com, which already has one.</p><p>Nothing was chang=
-ed. If it was you, log in or reset your password on the site. If it was not=
-, you can ignore this message.</p></body></html>
---BOUNDARY--
-"#,
+        include_str!("golden/reset.eml"),
+        include_str!("golden/test.eml"),
+        include_str!("golden/verification.eml"),
+        include_str!("golden/notice.eml"),
     ];
 }
