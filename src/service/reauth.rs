@@ -5,6 +5,8 @@
 
 use sea_orm::EntityTrait;
 
+use sea_orm::EntityTrait;
+
 use super::audit::{EventKind, NewEvent};
 use super::domain::Email;
 use super::hashing::HashTicket;

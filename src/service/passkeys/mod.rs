@@ -31,6 +31,17 @@ use crate::entity::{passkey, passkey_challenge, user};
 /// The longest passkey name, in characters.
 pub const NAME_MAX_CHARS: usize = 64;
 
+/// Why `public_url` cannot be the relying party; each message names the key and its value.
+#[derive(Debug, thiserror::Error)]
+pub enum RelyingPartyError {
+    #[error("public_url {url:?}: {error}")]
+    Url { url: String, error: url::ParseError },
+    #[error("public_url {url:?} has no domain name (an IP address cannot hold passkeys)")]
+    NoDomain { url: String },
+    #[error("public_url {url:?}: {error}")]
+    Webauthn { url: String, error: webauthn_rs::prelude::WebauthnError },
+}
+
 /// The relying party: id = the host of `public_url`, origin = `public_url`'s origin.
 pub struct RelyingParty {
     webauthn: Webauthn,
@@ -47,16 +58,17 @@ impl std::fmt::Debug for RelyingParty {
 impl RelyingParty {
     /// From the service's public URL (`public_url`, or `http://localhost:<port>`). An IP-literal host
     /// cannot be a relying-party id (browsers refuse it): that is an error, which `doctor` reports.
-    pub fn from_public_url(public_url: &str) -> Result<Self, String> {
-        let url = Url::parse(public_url).map_err(|e| format!("public_url {public_url:?}: {e}"))?;
-        let Some(host) = url.domain().map(str::to_owned) else {
-            return Err(format!("public_url {public_url:?} has no domain name (an IP address cannot hold passkeys)"));
+    pub fn from_public_url(public_url: &str) -> Result<Self, RelyingPartyError> {
+        let url = |error| RelyingPartyError::Url { url: public_url.to_owned(), error };
+        let parsed = Url::parse(public_url).map_err(url)?;
+        let Some(host) = parsed.domain().map(str::to_owned) else {
+            return Err(RelyingPartyError::NoDomain { url: public_url.to_owned() });
         };
-        let origin = url.origin().ascii_serialization();
-        let origin_url = Url::parse(&origin).map_err(|e| format!("public_url {public_url:?}: {e}"))?;
+        let origin = parsed.origin().ascii_serialization();
+        let origin_url = Url::parse(&origin).map_err(url)?;
         let webauthn = WebauthnBuilder::new(&host, &origin_url)
             .and_then(|b| b.rp_name("userauth").build())
-            .map_err(|e| format!("public_url {public_url:?}: {e}"))?;
+            .map_err(|error| RelyingPartyError::Webauthn { url: public_url.to_owned(), error })?;
         Ok(Self { webauthn, id: host, origin })
     }
 
@@ -181,5 +193,20 @@ impl AuthService {
             .exec(txn)
             .await?;
         Ok(passkey::Entity::delete_many().filter(passkey::Column::UserId.eq(user_id)).exec(txn).await?.rows_affected)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relying_party_errors_name_the_key_and_its_value() {
+        let ip = RelyingParty::from_public_url("http://127.0.0.1:8000").unwrap_err().to_string();
+        assert_eq!(ip, "public_url \"http://127.0.0.1:8000\" has no domain name (an IP address cannot hold passkeys)");
+        let bad = RelyingParty::from_public_url("not a url").unwrap_err().to_string();
+        assert_eq!(bad, format!("public_url \"not a url\": {}", Url::parse("not a url").unwrap_err()));
+        let rp = RelyingParty::from_public_url("https://auth.example.com:8443/base/").unwrap();
+        assert_eq!((rp.id(), rp.origin()), ("auth.example.com", "https://auth.example.com:8443"));
     }
 }

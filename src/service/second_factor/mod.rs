@@ -23,11 +23,10 @@ pub(super) use totp::totp_count_query;
 pub use totp::{TOTP_STEP_SECS, TotpEnrolment, qr_svg};
 
 use super::audit::{EventKind, NewEvent};
-
 use super::metrics::{SecondFactorMethod, SecondFactorResult};
 use super::reauth::OnRightPassword;
 use super::{AuthError, AuthService, Authenticated, RequestContext, rfc3339};
-use crate::entity::{pending_login as pending_login_row, recovery_code, session, totp_factor, user};
+use crate::entity::{self, recovery_code, session, totp_factor, user};
 
 /// What a user has set up, for the account page and `user factors`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -145,10 +144,8 @@ impl AuthService {
         let txn = self.db.begin().await?;
         let (totp, recovery_codes) = self.remove_totp(&txn, user.id).await?;
         let passkeys = self.remove_all_passkeys(&txn, user.id).await?;
-        pending_login_row::Entity::delete_many()
-            .filter(pending_login_row::Column::UserId.eq(user.id))
-            .exec(&txn)
-            .await?;
+        let pending = entity::pending_login::Entity::delete_many();
+        pending.filter(entity::pending_login::Column::UserId.eq(user.id)).exec(&txn).await?;
         let sessions =
             session::Entity::delete_many().filter(session::Column::UserId.eq(user.id)).exec(&txn).await?.rows_affected;
         let event = NewEvent::new(EventKind::FactorsReset, Some(user.id), &user.email);
