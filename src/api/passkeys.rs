@@ -13,9 +13,10 @@ use super::body::{self, Body};
 use super::error::{ApiError, ErrorBody, ErrorCode, remember};
 use super::guard::{AuthUser, SESSION_COOKIE, session_cookie};
 use super::protect::{ClientBudget, NotCrossSite, Svc};
-use super::types::{EmailMessage, Message};
+use super::types::{EmailMessage, Message, timestamp};
+use chrono::{DateTime, Utc};
 use crate::service::passkeys::{Challenge, PasskeyInfo};
-use crate::service::{AuthError, rfc3339};
+use crate::service::AuthError;
 
 /// `current_password`, as a form or as JSON: the same body (and OpenAPI schema) as the
 /// second-factor routes', so the document has one `CurrentPassword`.
@@ -42,14 +43,18 @@ impl From<Challenge> for ChallengeAnswer {
 pub struct PasskeyItem {
     pub id: uuid::Uuid,
     pub name: String,
-    pub created_at: String,
+    #[serde(serialize_with = "timestamp::serialize")]
+    #[schema(value_type = String)]
+    pub created_at: DateTime<Utc>,
     /// Null until the passkey is first used.
-    pub last_used_at: Option<String>,
+    #[serde(serialize_with = "timestamp::optional")]
+    #[schema(value_type = Option<String>)]
+    pub last_used_at: Option<DateTime<Utc>>,
 }
 
 impl From<PasskeyInfo> for PasskeyItem {
     fn from(p: PasskeyInfo) -> Self {
-        Self { id: p.id, name: p.name, created_at: rfc3339(p.created_at), last_used_at: p.last_used_at.map(rfc3339) }
+        Self { id: p.id, name: p.name, created_at: p.created_at, last_used_at: p.last_used_at }
     }
 }
 
@@ -58,7 +63,9 @@ impl From<PasskeyInfo> for PasskeyItem {
 pub struct PasskeyAdded {
     pub id: uuid::Uuid,
     pub name: String,
-    pub created_at: String,
+    #[serde(serialize_with = "timestamp::serialize")]
+    #[schema(value_type = String)]
+    pub created_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -177,7 +184,7 @@ pub async fn register_finish(
 ) -> Result<(Status, Json<PasskeyAdded>), ApiError> {
     let name = body.name.ok_or_else(|| ApiError::missing_field("name"))?;
     let added = svc.finish_passkey_registration(&me.token, &body.challenge_id, &name, &body.credential).await?;
-    Ok((Status::Created, Json(PasskeyAdded { id: added.id, name: added.name, created_at: rfc3339(added.created_at) })))
+    Ok((Status::Created, Json(PasskeyAdded { id: added.id, name: added.name, created_at: added.created_at })))
 }
 
 #[utoipa::path(get, path = "/api/v1/passkeys", tag = "passkeys", security(("session_cookie" = [])),

@@ -14,7 +14,7 @@ use super::types::{
     ResetIssued, SessionItem, SessionList, UpdatePassword,
 };
 use crate::service::verification::{CHECK_YOUR_EMAIL, SignUp};
-use crate::service::{AuthError, rfc3339};
+use crate::service::AuthError;
 
 #[utoipa::path(post, path = "/api/v1/register", tag = "v1",
     request_body(content((Credentials = "application/x-www-form-urlencoded"), (Credentials = "application/json"))),
@@ -76,7 +76,7 @@ pub async fn logout(
               (status = 401, description = "No valid session", body = ErrorBody)))]
 #[rocket::get("/profile")]
 pub fn profile(me: AuthUser) -> Json<Profile> {
-    Json(Profile { id: me.user.id, email: me.user.email, created_at: rfc3339(me.user.created_at) })
+    Json(Profile { id: me.user.id, email: me.user.email, created_at: me.user.created_at })
 }
 
 #[utoipa::path(post, path = "/api/v1/reset_password", tag = "v1",
@@ -140,8 +140,8 @@ pub async fn sessions(svc: Svc, me: AuthUser) -> Result<Json<SessionList>, ApiEr
         .into_iter()
         .map(|s| SessionItem {
             id: s.id,
-            created_at: rfc3339(s.created_at),
-            last_seen_at: rfc3339(s.last_seen_at),
+            created_at: s.created_at,
+            last_seen_at: s.last_seen_at,
             user_agent: s.user_agent,
             current: s.current,
         })
