@@ -146,14 +146,19 @@ pub fn parse(content_type: Option<&rocket::http::ContentType>, bytes: &[u8]) -> 
     }
 }
 
-/// Reads the body (at most `max_body_bytes`) into fields.
-pub(crate) async fn read_fields(req: &Request<'_>, data: Data<'_>) -> Result<Fields, ApiError> {
+/// Reads the whole body, at most `max_body_bytes` (413 beyond).
+pub(crate) async fn read_bytes(req: &Request<'_>, data: Data<'_>) -> Result<Vec<u8>, ApiError> {
     let limit = req.rocket().state::<ApiSettings>().map_or(4096, |s| s.max_body_bytes);
     match data.open(limit.bytes()).into_bytes().await {
-        Ok(capped) if capped.is_complete() => parse(req.content_type(), &capped.into_inner()),
+        Ok(capped) if capped.is_complete() => Ok(capped.into_inner()),
         Ok(_) => Err(ApiError::for_status(Status::PayloadTooLarge)),
         Err(_) => Err(invalid_body("The request body could not be read.")),
     }
+}
+
+/// Reads the body (at most `max_body_bytes`) into fields.
+pub(crate) async fn read_fields(req: &Request<'_>, data: Data<'_>) -> Result<Fields, ApiError> {
+    parse(req.content_type(), &read_bytes(req, data).await?)
 }
 
 #[rocket::async_trait]

@@ -1,7 +1,7 @@
 //! Request guards: the logged-in user, resolved from the `session_id` cookie by the service (in
 //! one place, `resolve`, which the pages' guard uses too), and the session cookie itself.
 
-use rocket::http::{Cookie, SameSite, Status};
+use rocket::http::{Cookie, CookieJar, SameSite, Status};
 use rocket::outcome::Outcome;
 use rocket::request::{self, FromRequest, Request};
 
@@ -127,6 +127,40 @@ impl<'r> FromRequest<'r> for SessionCookie {
         match req.cookies().get(SESSION_COOKIE) {
             Some(c) => Outcome::Success(SessionCookie(c.value().to_owned())),
             None => Outcome::Forward(Status::Unauthorized),
+        }
+    }
+}
+
+/// This response's session cookie: set at a login, removed at a logout.
+pub struct SessionJar<'r> {
+    jar: &'r CookieJar<'r>,
+    settings: &'r ApiSettings,
+}
+
+impl<'r> SessionJar<'r> {
+    pub fn new(jar: &'r CookieJar<'r>, settings: &'r ApiSettings) -> Self {
+        Self { jar, settings }
+    }
+
+    /// Sets the cookie of a new session (or of a pending login).
+    pub fn start(&self, session: &NewSession) {
+        self.jar.add(session_cookie(session, self.settings));
+    }
+
+    /// Removes the session cookie.
+    pub fn end(&self) {
+        self.jar.remove(removal_cookie(self.settings));
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for SessionJar<'r> {
+    type Error = ApiError;
+
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, ApiError> {
+        match req.rocket().state::<ApiSettings>() {
+            Some(settings) => Outcome::Success(SessionJar::new(req.cookies(), settings)),
+            None => Outcome::Error(remember(req, ApiError::for_status(Status::InternalServerError))),
         }
     }
 }

@@ -1,17 +1,15 @@
 //! Passkeys over HTTP (api.md §11): registration and login ceremonies, listing and removal.
 
-use rocket::State;
-use rocket::data::{self, Data, FromData, ToByteUnit};
-use rocket::http::{CookieJar, Status};
+use rocket::data::{self, Data, FromData};
+use rocket::http::Status;
 use rocket::request::Request;
 use rocket::serde::json::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::ApiSettings;
 use super::body::{self, Body};
 use super::error::{ApiError, ErrorBody, ErrorCode, remember};
-use super::guard::{AuthUser, SESSION_COOKIE, session_cookie};
+use super::guard::{AuthUser, SessionCookie, SessionJar};
 use super::protect::{ClientBudget, NotCrossSite, Svc};
 use super::types::{EmailMessage, Message, timestamp};
 use chrono::{DateTime, Utc};
@@ -138,15 +136,7 @@ impl<'r> FromData<'r> for FinishBody {
     type Error = ApiError;
 
     async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
-        let limit = req.rocket().state::<ApiSettings>().map_or(4096, |s| s.max_body_bytes);
-        let result = match data.open(limit.bytes()).into_bytes().await {
-            Ok(capped) if capped.is_complete() => finish_body(req, &capped.into_inner()),
-            Ok(_) => Err(ApiError::for_status(Status::PayloadTooLarge)),
-            Err(_) => {
-                Err(ApiError::new(Status::BadRequest, ErrorCode::InvalidBody, "The request body could not be read."))
-            }
-        };
-        match result {
+        match body::read_bytes(req, data).await.and_then(|bytes| finish_body(req, &bytes)) {
             Ok(body) => data::Outcome::Success(body),
             Err(e) => data::Outcome::Error(remember(req, e)),
         }
@@ -229,14 +219,14 @@ pub async fn login_start(
 pub async fn login_finish(
     _site: NotCrossSite,
     svc: Svc,
-    settings: &State<ApiSettings>,
-    jar: &CookieJar<'_>,
+    cookies: SessionJar<'_>,
+    presented: Option<SessionCookie>,
     body: FinishBody,
 ) -> Result<Json<EmailMessage>, ApiError> {
     // With a pending login's cookie (api.md §10) the passkey must be that user's; it then ends
     // the pending login. A wrong user's passkey leaves the pending login (and its cookie) as is.
-    let presented = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned());
+    let presented = presented.map(|SessionCookie(token)| token);
     let session = svc.finish_passkey_login_from(presented.as_deref(), &body.challenge_id, &body.credential).await?;
-    jar.add(session_cookie(&session, settings));
+    cookies.start(&session);
     Ok(Json(EmailMessage::new(session.user.email, "logged in")))
 }

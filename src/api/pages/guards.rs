@@ -21,8 +21,8 @@ use super::{PageSettings, csrf, login};
 use crate::api::ApiSettings;
 use crate::api::body::{Fields, read_fields};
 use crate::api::error::{ApiError, remember};
-use crate::api::guard::{AuthUser, NoSession, removal_cookie, resolve, session_cookie};
-use crate::service::{AuthService, NewSession, UserView};
+use crate::api::guard::{AuthUser, NoSession, SessionJar, resolve};
+use crate::service::{AuthService, UserView};
 
 /// Where every page that needs a session returns after logging in.
 const ACCOUNT: &str = "/account";
@@ -108,14 +108,9 @@ impl Browser<'_> {
         crate::api::forward::login_next(next, self.settings)
     }
 
-    /// Sets the cookie of a new session (or of a pending login).
-    pub fn start_session(&self, session: &NewSession) {
-        self.jar.add(session_cookie(session, self.settings));
-    }
-
-    /// Removes the session cookie.
-    pub fn end_session(&self) {
-        self.jar.remove(removal_cookie(self.settings));
+    /// The session cookie, to set at a login or remove at a logout.
+    pub fn session(&self) -> SessionJar<'_> {
+        SessionJar::new(self.jar, self.settings)
     }
 
     /// Removes the pre-session CSRF cookie (a session binds the tokens from now on).

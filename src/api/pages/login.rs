@@ -106,7 +106,7 @@ pub async fn login(
     let next = browser.next(next.as_deref());
     match svc.login(&email, &password).await {
         Ok(session) => {
-            browser.start_session(&session);
+            browser.session().start(&session);
             browser.forget_pre_session();
             if !session.second_factor.is_empty() {
                 return continue_login(&next);
@@ -151,7 +151,7 @@ pub async fn logout(
         let (status, message) = failure(e);
         return message_page(status, "Your account", message, "/account", "Try again").into();
     }
-    browser.end_session();
+    browser.session().end();
     PageOr::SeeOther("/login?logged_out=1".into())
 }
 

@@ -232,7 +232,7 @@ pub async fn second_factor(
     };
     match svc.complete_second_factor(&token, proof).await {
         Ok(session) => {
-            browser.start_session(&session);
+            browser.session().start(&session);
             PageOr::SeeOther(next)
         }
         Err(AuthError::NotAuthenticated) => PageOr::SeeOther("/login".into()),
