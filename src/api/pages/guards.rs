@@ -239,3 +239,91 @@ impl<'r, T: DeserializeOwned + Send> FromData<'r> for AccountForm<T> {
 /// A form with no fields of its own but the CSRF token.
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct NoFields {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rocket::http::ContentType;
+    use rocket::local::blocking::Client;
+
+    #[derive(Debug, Default, serde::Deserialize)]
+    #[serde(default)]
+    struct Pair {
+        email: String,
+        next: Option<String>,
+    }
+
+    #[rocket::get("/form")]
+    fn form(browser: Browser<'_>) -> String {
+        browser.csrf_token()
+    }
+
+    #[rocket::post("/form", data = "<form>")]
+    fn post(form: CsrfForm<Pair>) -> String {
+        format!("{:?}|{:?}", form.0.email, form.0.next)
+    }
+
+    fn client() -> Client {
+        let settings = ApiSettings {
+            cookie_secure: false,
+            max_body_bytes: 4096,
+            session_max_age_secs: 60,
+            trusted_proxies: Vec::new(),
+            own_origin: None,
+            allowed_origins: Vec::new(),
+            cookie_domain: None,
+            redirect_origins: Vec::new(),
+            login_url: "http://localhost/login".into(),
+            csrf: csrf::CsrfKey::new(&crate::service::key::ServerKey::from_bytes([9; 32])),
+        };
+        let pages = PageSettings {
+            reset_delivery: crate::config::ResetDelivery::Response,
+            password_min_length: 12,
+            email_verification: false,
+        };
+        let rocket = rocket::build()
+            .manage(settings)
+            .manage(pages)
+            .mount("/", rocket::routes![form, post])
+            .register("/", rocket::catchers![crate::api::error::default_catcher]);
+        Client::tracked(rocket).expect("a local client")
+    }
+
+    /// The form's token is checked before anything else; a missing one answers the 403 page.
+    #[test]
+    fn forms_without_their_token_get_the_expired_page() {
+        let c = client();
+        let token = c.get("/form").dispatch().into_string().unwrap();
+        assert_eq!(token.len(), 64, "a token, and the pre-session cookie that binds it");
+        let refused = c.post("/form").header(ContentType::Form).body("email=a%40b.c").dispatch();
+        assert_eq!(refused.status(), Status::Forbidden);
+        assert!(refused.into_string().unwrap().contains("This form has expired"));
+        let wrong = c.post("/form").header(ContentType::Form).body(format!("csrf_token={}", "0".repeat(64))).dispatch();
+        assert_eq!(wrong.status(), Status::Forbidden);
+    }
+
+    /// Absent and empty fields read as the form's defaults, as `form.get(..).unwrap_or_default()` did.
+    #[test]
+    fn missing_and_empty_fields_take_defaults() {
+        let c = client();
+        let token = c.get("/form").dispatch().into_string().unwrap();
+        let ok = |body: String| c.post("/form").header(ContentType::Form).body(body).dispatch().into_string().unwrap();
+        assert_eq!(ok(format!("csrf_token={token}")), r#""""|None"#);
+        assert_eq!(ok(format!("csrf_token={token}&email=&next=")), r#""""|None"#);
+        assert_eq!(ok(format!("csrf_token={token}&email=a%40b.c&next=%2Fx")), r#""a@b.c"|Some("/x")"#);
+        // The body rules of the API hold: a duplicate field is refused.
+        let dup = c.post("/form").header(ContentType::Form).body(format!("csrf_token={token}&email=a&email=b")).dispatch();
+        assert_eq!(dup.status(), Status::BadRequest);
+    }
+
+    #[test]
+    fn a_refusal_answers_only_for_its_own_status() {
+        let c = client();
+        let req = c.get("/");
+        let (status, _) = refuse(req.inner(), PageOr::SeeOther("/login".into()));
+        assert_eq!(status, Status::SeeOther);
+        assert!(take_refusal(req.inner(), Status::Forbidden).is_none(), "another status");
+        assert!(matches!(take_refusal(req.inner(), Status::SeeOther), Some(PageOr::SeeOther(to)) if to == "/login"));
+        assert!(take_refusal(req.inner(), Status::SeeOther).is_none(), "taken once");
+    }
+}
