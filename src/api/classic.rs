@@ -8,8 +8,8 @@ use rocket::serde::json::Json;
 use super::body::{Body, Fields};
 use super::error::{ApiError, json_response};
 use super::guard::{ClassicUser, SessionJar};
-use super::second_factor::LoginAnswer;
 use super::protect::{ClientBudget, NotCrossSite, Svc};
+use super::second_factor::LoginAnswer;
 use super::types::{
     ClassicUpdatePassword, Credentials, EmailMessage, EmailOnly, EmailOnlyResponse, Message, ResetAnswer,
 };
@@ -76,7 +76,12 @@ pub async fn login(
 }
 
 #[rocket::delete("/sessions")]
-pub async fn logout(_site: NotCrossSite, svc: Svc, cookies: SessionJar<'_>, me: ClassicUser) -> Result<Redirect, ApiError> {
+pub async fn logout(
+    _site: NotCrossSite,
+    svc: Svc,
+    cookies: SessionJar<'_>,
+    me: ClassicUser,
+) -> Result<Redirect, ApiError> {
     svc.logout(&me.0.token).await?;
     cookies.end();
     Ok(Redirect::found("/"))

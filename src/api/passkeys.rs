@@ -12,9 +12,9 @@ use super::error::{ApiError, ErrorBody, ErrorCode, remember};
 use super::guard::{AuthUser, SessionCookie, SessionJar};
 use super::protect::{ClientBudget, NotCrossSite, Svc};
 use super::types::{EmailMessage, Message, timestamp};
-use chrono::{DateTime, Utc};
-use crate::service::passkeys::{Challenge, PasskeyInfo};
 use crate::service::AuthError;
+use crate::service::passkeys::{Challenge, PasskeyInfo};
+use chrono::{DateTime, Utc};
 
 /// `current_password`, as a form or as JSON: the same body (and OpenAPI schema) as the
 /// second-factor routes', so the document has one `CurrentPassword`.

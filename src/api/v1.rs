@@ -6,8 +6,8 @@ use rocket::serde::json::Json;
 use super::body::Body;
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::guard::{AuthUser, SessionCookie, SessionJar};
-use super::second_factor::LoginAnswer;
 use super::protect::{ClientBudget, NotCrossSite, Svc};
+use super::second_factor::LoginAnswer;
 use super::types::{
     Credentials, EmailMessage, EmailOnly, Health, Message, OthersEnded, PasswordChange, Profile, ResetAnswer,
     ResetIssued, SessionItem, SessionList, UpdatePassword,

@@ -53,7 +53,13 @@ pub(super) struct Shown<'a> {
 }
 
 /// The account page of `me`.
-pub(super) async fn account_page(svc: &AuthService, me: &PageUser, browser: &Browser<'_>, status: Status, shown: Shown<'_>) -> PageOr {
+pub(super) async fn account_page(
+    svc: &AuthService,
+    me: &PageUser,
+    browser: &Browser<'_>,
+    status: Status,
+    shown: Shown<'_>,
+) -> PageOr {
     let sessions = match svc.list_sessions(me.token()).await {
         Ok(sessions) => session_cards(sessions, Utc::now()),
         Err(AuthError::NotAuthenticated) => return session_lost(svc, me.token()).await,

@@ -30,8 +30,13 @@ const ACCOUNT: &str = "/account";
 // ---------------------------------------------------------------- refusals
 
 /// A page guard's refusal as Rocket logs it; the page itself waits in the request's cache.
-#[derive(Debug)]
-pub struct Refused(pub Status);
+pub struct Refused(Status);
+
+impl std::fmt::Debug for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "refused with a {} page", self.0.code)
+    }
+}
 
 struct Refusal(Mutex<Option<PageOr>>);
 
@@ -308,11 +313,12 @@ mod tests {
         let c = client();
         let token = c.get("/form").dispatch().into_string().unwrap();
         let ok = |body: String| c.post("/form").header(ContentType::Form).body(body).dispatch().into_string().unwrap();
-        assert_eq!(ok(format!("csrf_token={token}")), r#""""|None"#);
-        assert_eq!(ok(format!("csrf_token={token}&email=&next=")), r#""""|None"#);
+        assert_eq!(ok(format!("csrf_token={token}")), r#"""|None"#);
+        assert_eq!(ok(format!("csrf_token={token}&email=&next=")), r#"""|None"#);
         assert_eq!(ok(format!("csrf_token={token}&email=a%40b.c&next=%2Fx")), r#""a@b.c"|Some("/x")"#);
         // The body rules of the API hold: a duplicate field is refused.
-        let dup = c.post("/form").header(ContentType::Form).body(format!("csrf_token={token}&email=a&email=b")).dispatch();
+        let dup =
+            c.post("/form").header(ContentType::Form).body(format!("csrf_token={token}&email=a&email=b")).dispatch();
         assert_eq!(dup.status(), Status::BadRequest);
     }
 

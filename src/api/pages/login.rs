@@ -66,7 +66,14 @@ pub(super) fn continue_login(next: &str) -> PageOr {
     PageOr::SeeOther(format!("/login/second-factor?next={next}"))
 }
 
-fn login_page(browser: &Browser<'_>, status: Status, notice: Option<&str>, error: Option<String>, next: String, email: String) -> Page {
+fn login_page(
+    browser: &Browser<'_>,
+    status: Status,
+    notice: Option<&str>,
+    error: Option<String>,
+    next: String,
+    email: String,
+) -> Page {
     let csrf = browser.csrf_token();
     Page::render(status, &LoginPage { title: "Log in", notice, error, csrf, next, email })
 }

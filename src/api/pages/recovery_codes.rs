@@ -85,8 +85,10 @@ pub async fn regenerate(
 ) -> PageOr {
     let AccountForm { me, form } = post;
     let result = svc.regenerate_recovery_codes(me.token(), &form.current_password).await;
-    super::second_factor::after_factor_change(&svc, &me, &browser, result, |codes| carry_codes(&svc, &browser, &me, codes))
-        .await
+    super::second_factor::after_factor_change(&svc, &me, &browser, result, |codes| {
+        carry_codes(&svc, &browser, &me, codes)
+    })
+    .await
 }
 
 /// The codes belong to a full session (`PageUser`); anything else sees nothing.

@@ -108,7 +108,13 @@ pub(super) async fn after_factor_change<T>(
     }
 }
 
-async fn render_setup(svc: &AuthService, me: &PageUser, browser: &Browser<'_>, status: Status, error: Option<String>) -> PageOr {
+async fn render_setup(
+    svc: &AuthService,
+    me: &PageUser,
+    browser: &Browser<'_>,
+    status: Status,
+    error: Option<String>,
+) -> PageOr {
     let pending = svc.pending_enrolment(me.token()).await;
     after_factor_change(svc, me, browser, pending, |enrolment| match enrolment {
         Some(e) => {
@@ -152,7 +158,9 @@ pub async fn confirm(_site: NotCrossSite, svc: Svc, browser: Browser<'_>, post: 
             let message = "The code does not match. Enter the code your app shows now.".to_owned();
             render_setup(&svc, &me, &browser, Status::BadRequest, Some(message)).await
         }
-        result => after_factor_change(&svc, &me, &browser, result, |codes| carry_codes(&svc, &browser, &me, codes)).await,
+        result => {
+            after_factor_change(&svc, &me, &browser, result, |codes| carry_codes(&svc, &browser, &me, codes)).await
+        }
     }
 }
 
