@@ -86,8 +86,11 @@ pub(super) async fn account_page(
 
 /// The account page again after a failed form, with the error and the API's status.
 pub(super) async fn account_error(svc: &AuthService, me: &PageUser, browser: &Browser<'_>, e: AuthError) -> PageOr {
+    let retry = retry_after_of(&e);
     let (status, message) = failure(e);
-    account_page(svc, me, browser, status, Shown { error: Some(message), ..Shown::default() }).await
+    account_page(svc, me, browser, status, Shown { error: Some(message), ..Shown::default() })
+        .await
+        .with_retry_after(retry)
 }
 
 /// After a form on the account page: 303 to `done`, to log in when the session is gone, or the
@@ -102,10 +105,7 @@ pub(super) async fn after_account_action(
     match result {
         Ok(()) => PageOr::SeeOther(done.into()),
         Err(AuthError::NotAuthenticated) => session_lost(svc, me.token()).await,
-        Err(e) => {
-            let retry = retry_after_of(&e);
-            account_error(svc, me, browser, e).await.with_retry_after(retry)
-        }
+        Err(e) => account_error(svc, me, browser, e).await,
     }
 }
 
