@@ -1,16 +1,15 @@
 //! The classic routes of the original exercise (api.md §2): same service, same sessions and
 //! cookie; only the paths, bodies and failure statuses differ.
 
-use rocket::State;
-use rocket::http::{CookieJar, Status};
+use rocket::http::Status;
 use rocket::response::Redirect;
 use rocket::serde::json::Json;
 
-use super::ApiSettings;
 use super::body::{Body, Fields};
 use super::error::{ApiError, json_response};
-use super::guard::{ClassicUser, removal_cookie, session_cookie};
+use super::guard::{ClassicUser, SessionJar};
 use super::protect::{ClientBudget, NotCrossSite, Svc};
+use super::second_factor::LoginAnswer;
 use super::types::{
     ClassicUpdatePassword, Credentials, EmailMessage, EmailOnly, EmailOnlyResponse, Message, ResetAnswer,
 };
@@ -49,7 +48,7 @@ pub async fn users(
     svc: Svc<'_>,
     body: Body<Credentials>,
 ) -> Result<UsersResponse, ApiError> {
-    match svc.sign_up(&svc.ctx, &body.0.email, &body.0.password).await {
+    match svc.sign_up(&body.0.email, &body.0.password).await {
         Ok(crate::service::verification::SignUp::Created(user)) => {
             Ok(UsersResponse::Created(EmailMessage::new(user.email, "user created")))
         }
@@ -67,35 +66,30 @@ pub async fn login(
     _site: NotCrossSite,
     _budget: ClientBudget,
     svc: Svc<'_>,
-    settings: &State<ApiSettings>,
-    jar: &CookieJar<'_>,
+    cookies: SessionJar<'_>,
     body: Fields,
-) -> Result<Json<super::second_factor::LoginAnswer>, ApiError> {
+) -> Result<Json<LoginAnswer>, ApiError> {
     let creds: Credentials = typed(body, Status::Unauthorized)?;
-    let session = svc
-        .login(&svc.ctx, &creds.email, &creds.password)
+    super::v1::password_login(&svc, &cookies, &creds)
         .await
-        .map_err(|e| ApiError::from(e).with_client_status(Status::Unauthorized))?;
-    jar.add(session_cookie(&session, settings));
-    Ok(Json(super::second_factor::LoginAnswer::of(&session)))
+        .map_err(|e| ApiError::from(e).with_client_status(Status::Unauthorized))
 }
 
 #[rocket::delete("/sessions")]
 pub async fn logout(
     _site: NotCrossSite,
     svc: Svc<'_>,
-    settings: &State<ApiSettings>,
-    jar: &CookieJar<'_>,
+    cookies: SessionJar<'_>,
     me: ClassicUser,
 ) -> Result<Redirect, ApiError> {
-    svc.logout(&svc.ctx, &me.0.token).await?;
-    jar.remove(removal_cookie(settings));
+    svc.logout(&me.0.token).await?;
+    cookies.end();
     Ok(Redirect::found("/"))
 }
 
 #[rocket::get("/profile")]
 pub fn profile(me: ClassicUser) -> Json<EmailOnlyResponse> {
-    Json(EmailOnlyResponse { email: me.0.auth.user.email })
+    Json(EmailOnlyResponse { email: me.0.user.email })
 }
 
 #[rocket::post("/reset_password", data = "<body>")]
@@ -107,7 +101,7 @@ pub async fn reset_password(
 ) -> Result<ResetAnswer, ApiError> {
     let forbidden = |e: ApiError| e.with_client_status(Status::Forbidden);
     let body: EmailOnly = typed(body, Status::Forbidden)?;
-    let done = svc.self_service_reset(&svc.ctx, &body.email).await.map_err(|e| forbidden(e.into()))?;
+    let done = svc.self_service_reset(&body.email).await.map_err(|e| forbidden(e.into()))?;
     Ok(ResetAnswer::from_request(done, Status::Ok))
 }
 
@@ -120,7 +114,7 @@ pub async fn update_password(
 ) -> Result<Json<EmailMessage>, ApiError> {
     let body: ClassicUpdatePassword = typed(body, Status::Forbidden)?;
     let user = svc
-        .update_password(&svc.ctx, &body.reset_token, &body.new_password, Some(&body.email))
+        .update_password(&body.reset_token, &body.new_password, Some(&body.email))
         .await
         .map_err(|e| ApiError::from(e).with_client_status(Status::Forbidden))?;
     Ok(Json(EmailMessage::new(user.email, "Password updated")))

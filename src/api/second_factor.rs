@@ -1,16 +1,14 @@
 //! Second factors over the API (api.md §10): TOTP enrolment, confirmation, disabling, recovery
 //! codes, and the second step of a login.
 
-use rocket::State;
-use rocket::http::{CookieJar, Status};
+use rocket::http::Status;
 use rocket::serde::json::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::ApiSettings;
 use super::body::Body;
 use super::error::{ApiError, ErrorBody, ErrorCode};
-use super::guard::{AuthUser, SESSION_COOKIE, session_cookie};
+use super::guard::{AuthUser, SessionCookie, SessionJar};
 use super::protect::{ClientBudget, NotCrossSite, Svc};
 use super::types::{EmailMessage, Message};
 use crate::service::second_factor::SecondFactorProof;
@@ -98,7 +96,7 @@ pub async fn enrol(
     me: AuthUser,
     body: Body<CurrentPassword>,
 ) -> Result<Json<TotpSecret>, ApiError> {
-    let e = svc.totp_enrol(&svc.ctx, &me.auth, &body.0.current_password).await?;
+    let e = svc.totp_enrol(&me.token, &body.0.current_password).await?;
     Ok(Json(TotpSecret {
         secret: e.secret.as_str().to_owned(),
         otpauth_url: e.otpauth_url.as_str().to_owned(),
@@ -119,7 +117,7 @@ pub async fn confirm(
     me: AuthUser,
     body: Body<CodeOnly>,
 ) -> Result<Json<TotpEnabled>, ApiError> {
-    match svc.totp_confirm(&svc.ctx, &me.auth, &body.0.code).await {
+    match svc.totp_confirm(&me.token, &body.0.code).await {
         Ok(codes) => {
             Ok(Json(TotpEnabled { message: "two-factor authentication enabled".into(), recovery_codes: plain(codes) }))
         }
@@ -146,7 +144,7 @@ pub async fn disable(
     me: AuthUser,
     body: Body<CurrentPassword>,
 ) -> Result<Json<Message>, ApiError> {
-    svc.totp_disable(&svc.ctx, &me.auth, &body.0.current_password).await?;
+    svc.totp_disable(&me.token, &body.0.current_password).await?;
     Ok(Json(Message::new("two-factor authentication disabled")))
 }
 
@@ -164,7 +162,7 @@ pub async fn regenerate(
     me: AuthUser,
     body: Body<CurrentPassword>,
 ) -> Result<Json<RecoveryCodes>, ApiError> {
-    let codes = svc.regenerate_recovery_codes(&svc.ctx, &me.auth, &body.0.current_password).await?;
+    let codes = svc.regenerate_recovery_codes(&me.token, &body.0.current_password).await?;
     Ok(Json(RecoveryCodes { recovery_codes: plain(codes) }))
 }
 
@@ -178,8 +176,8 @@ pub async fn regenerate(
 pub async fn second_step(
     _site: NotCrossSite,
     svc: Svc<'_>,
-    settings: &State<ApiSettings>,
-    jar: &CookieJar<'_>,
+    cookies: SessionJar<'_>,
+    pending: Option<SessionCookie>,
     body: Body<SecondFactorBody>,
 ) -> Result<Json<EmailMessage>, ApiError> {
     let proof = match (body.0.code.as_deref(), body.0.recovery_code.as_deref()) {
@@ -187,10 +185,10 @@ pub async fn second_step(
         (None, Some(code)) => SecondFactorProof::RecoveryCode(code),
         (None, None) => return Err(ApiError::missing_field("code")),
     };
-    let Some(token) = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()) else {
+    let Some(SessionCookie(token)) = pending else {
         return Err(AuthError::NotAuthenticated.into());
     };
-    let session = svc.complete_second_factor(&svc.ctx, &token, proof).await?;
-    jar.add(session_cookie(&session, settings));
+    let session = svc.complete_second_factor(&token, proof).await?;
+    cookies.start(&session);
     Ok(Json(EmailMessage::new(session.user.email, "logged in")))
 }

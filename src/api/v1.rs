@@ -1,20 +1,19 @@
 //! The HTTP API, version 1 (api.md §1).
 
-use rocket::State;
-use rocket::http::{CookieJar, Status};
+use rocket::http::Status;
 use rocket::serde::json::Json;
 
-use super::ApiSettings;
 use super::body::Body;
 use super::error::{ApiError, ErrorBody, ErrorCode};
-use super::guard::{AuthUser, SESSION_COOKIE, removal_cookie, session_cookie};
+use super::guard::{AuthUser, SessionCookie, SessionJar};
 use super::protect::{ClientBudget, NotCrossSite, Svc};
+use super::second_factor::LoginAnswer;
 use super::types::{
     Credentials, EmailMessage, EmailOnly, Health, Message, OthersEnded, PasswordChange, Profile, ResetAnswer,
     ResetIssued, SessionItem, SessionList, UpdatePassword,
 };
 use crate::service::verification::{CHECK_YOUR_EMAIL, SignUp};
-use crate::service::{AuthError, rfc3339};
+use crate::service::{AuthError, AuthService};
 
 #[utoipa::path(post, path = "/api/v1/register", tag = "v1",
     request_body(content((Credentials = "application/x-www-form-urlencoded"), (Credentials = "application/json"))),
@@ -28,7 +27,7 @@ pub async fn register(
     svc: Svc<'_>,
     body: Body<Credentials>,
 ) -> Result<(Status, Json<EmailMessage>), ApiError> {
-    Ok(match svc.sign_up(&svc.ctx, &body.0.email, &body.0.password).await? {
+    Ok(match svc.sign_up(&body.0.email, &body.0.password).await? {
         SignUp::Created(user) => (Status::Created, Json(EmailMessage::new(user.email, "user created"))),
         // The same bytes for a new and an existing address (api.md §13).
         SignUp::Pending { email } => (Status::Created, Json(EmailMessage::new(email, CHECK_YOUR_EMAIL))),
@@ -37,7 +36,7 @@ pub async fn register(
 
 #[utoipa::path(post, path = "/api/v1/session", tag = "v1",
     request_body(content((Credentials = "application/x-www-form-urlencoded"), (Credentials = "application/json"))),
-    responses((status = 200, description = "Logged in; sets the session_id cookie (with a second factor: \"second factor required\" and a pending login's cookie)", body = super::second_factor::LoginAnswer),
+    responses((status = 200, description = "Logged in; sets the session_id cookie (with a second factor: \"second factor required\" and a pending login's cookie)", body = LoginAnswer),
               (status = 400, description = "Missing field", body = ErrorBody),
               (status = 401, description = "Invalid credentials", body = ErrorBody),
               (status = 429, description = "Account temporarily locked (Retry-After)", body = ErrorBody)))]
@@ -46,13 +45,21 @@ pub async fn login(
     _site: NotCrossSite,
     _budget: ClientBudget,
     svc: Svc<'_>,
-    settings: &State<ApiSettings>,
-    jar: &CookieJar<'_>,
+    cookies: SessionJar<'_>,
     body: Body<Credentials>,
-) -> Result<Json<super::second_factor::LoginAnswer>, ApiError> {
-    let session = svc.login(&svc.ctx, &body.0.email, &body.0.password).await?;
-    jar.add(session_cookie(&session, settings));
-    Ok(Json(super::second_factor::LoginAnswer::of(&session)))
+) -> Result<Json<LoginAnswer>, ApiError> {
+    Ok(password_login(&svc, &cookies, &body.0).await?)
+}
+
+/// A login with email and password (v1 and classic): the session's cookie and the answer.
+pub(super) async fn password_login(
+    svc: &AuthService,
+    cookies: &SessionJar<'_>,
+    creds: &Credentials,
+) -> Result<Json<LoginAnswer>, AuthError> {
+    let session = svc.login(&creds.email, &creds.password).await?;
+    cookies.start(&session);
+    Ok(Json(LoginAnswer::of(&session)))
 }
 
 #[utoipa::path(post, path = "/api/v1/logout", tag = "v1", security(("session_cookie" = [])),
@@ -61,13 +68,13 @@ pub async fn login(
 pub async fn logout(
     _site: NotCrossSite,
     svc: Svc<'_>,
-    settings: &State<ApiSettings>,
-    jar: &CookieJar<'_>,
+    cookies: SessionJar<'_>,
+    session: Option<SessionCookie>,
 ) -> Result<Json<Message>, ApiError> {
-    if let Some(token) = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()) {
-        svc.logout(&svc.ctx, &token).await?;
+    if let Some(SessionCookie(token)) = session {
+        svc.logout(&token).await?;
     }
-    jar.remove(removal_cookie(settings));
+    cookies.end();
     Ok(Json(Message::new("logged out")))
 }
 
@@ -76,7 +83,7 @@ pub async fn logout(
               (status = 401, description = "No valid session", body = ErrorBody)))]
 #[rocket::get("/profile")]
 pub fn profile(me: AuthUser) -> Json<Profile> {
-    Json(Profile { id: me.auth.user.id, email: me.auth.user.email, created_at: rfc3339(me.auth.user.created_at) })
+    Json(Profile { id: me.user.id, email: me.user.email, created_at: me.user.created_at })
 }
 
 #[utoipa::path(post, path = "/api/v1/reset_password", tag = "v1",
@@ -93,7 +100,7 @@ pub async fn reset_password(
     svc: Svc<'_>,
     body: Body<EmailOnly>,
 ) -> Result<ResetAnswer, ApiError> {
-    Ok(ResetAnswer::from_request(svc.self_service_reset(&svc.ctx, &body.0.email).await?, Status::Accepted))
+    Ok(ResetAnswer::from_request(svc.self_service_reset(&body.0.email).await?, Status::Accepted))
 }
 
 #[utoipa::path(post, path = "/api/v1/update_password", tag = "v1",
@@ -107,7 +114,7 @@ pub async fn update_password(
     svc: Svc<'_>,
     body: Body<UpdatePassword>,
 ) -> Result<Json<EmailMessage>, ApiError> {
-    let user = svc.update_password(&svc.ctx, &body.0.reset_token, &body.0.new_password, None).await?;
+    let user = svc.update_password(&body.0.reset_token, &body.0.new_password, None).await?;
     Ok(Json(EmailMessage::new(user.email, "password updated")))
 }
 
@@ -125,7 +132,7 @@ pub async fn change_password(
     me: AuthUser,
     body: Body<PasswordChange>,
 ) -> Result<Json<EmailMessage>, ApiError> {
-    let user = svc.change_password(&svc.ctx, &me.auth, &body.0.current_password, &body.0.new_password).await?;
+    let user = svc.change_password(&me.token, &body.0.current_password, &body.0.new_password).await?;
     Ok(Json(EmailMessage::new(user.email, "password changed")))
 }
 
@@ -135,13 +142,13 @@ pub async fn change_password(
 #[rocket::get("/sessions")]
 pub async fn sessions(svc: Svc<'_>, me: AuthUser) -> Result<Json<SessionList>, ApiError> {
     let sessions = svc
-        .list_sessions(&me.auth)
+        .list_sessions(&me.token)
         .await?
         .into_iter()
         .map(|s| SessionItem {
             id: s.id,
-            created_at: rfc3339(s.created_at),
-            last_seen_at: rfc3339(s.last_seen_at),
+            created_at: s.created_at,
+            last_seen_at: s.last_seen_at,
             user_agent: s.user_agent,
             current: s.current,
         })
@@ -158,7 +165,7 @@ pub async fn sessions(svc: Svc<'_>, me: AuthUser) -> Result<Json<SessionList>, A
 pub async fn end_session(_site: NotCrossSite, svc: Svc<'_>, me: AuthUser, id: &str) -> Result<Json<Message>, ApiError> {
     // A malformed id names no session of the caller's.
     let id = uuid::Uuid::parse_str(id).map_err(|_| AuthError::SessionNotFound)?;
-    svc.end_session(&svc.ctx, &me.auth, id).await?;
+    svc.end_session(&me.token, id).await?;
     Ok(Json(Message::new("session ended")))
 }
 
@@ -166,12 +173,8 @@ pub async fn end_session(_site: NotCrossSite, svc: Svc<'_>, me: AuthUser, id: &s
     responses((status = 200, description = "Every other session of the caller ended", body = OthersEnded),
               (status = 401, description = "No valid session", body = ErrorBody)))]
 #[rocket::delete("/sessions")]
-pub async fn end_other_sessions(
-    _site: NotCrossSite,
-    svc: Svc<'_>,
-    me: AuthUser,
-) -> Result<Json<OthersEnded>, ApiError> {
-    let ended = svc.end_other_sessions(&svc.ctx, &me.auth).await?;
+pub async fn end_other_sessions(_site: NotCrossSite, svc: Svc<'_>, me: AuthUser) -> Result<Json<OthersEnded>, ApiError> {
+    let ended = svc.end_other_sessions(&me.token).await?;
     Ok(Json(OthersEnded { message: "other sessions ended".into(), ended }))
 }
 

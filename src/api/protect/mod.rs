@@ -1,0 +1,55 @@
+//! Standing up to attack at the HTTP edge (api.md §6): the client's address (believing
+//! `X-Forwarded-For` only from trusted proxies), per-client limits on bcrypt-costing routes,
+//! cross-site refusal, and the security headers every response carries. One file each; the
+//! service and the context a request acts with (`Svc`) are here.
+
+mod client;
+mod cross_site;
+mod headers;
+mod limits;
+
+pub use client::{ClientAddr, client_address};
+pub use cross_site::{NotCrossSite, is_cross_site};
+pub use headers::SecurityHeaders;
+pub use limits::{ClientBudget, ClientLimiter, prune_clients};
+
+use rocket::http::Status;
+use rocket::outcome::Outcome;
+use rocket::request::{self, FromRequest, Request};
+
+use super::error::{ApiError, remember};
+
+/// The shared service, and this request's context: its client (recorded in the audit log, its
+/// share of the hashing queue bounded) and its `User-Agent` (recorded with the sessions it opens).
+pub struct Svc<'r> {
+    svc: &'r crate::service::AuthService,
+    pub ctx: crate::service::RequestContext,
+}
+
+impl std::ops::Deref for Svc<'_> {
+    type Target = crate::service::AuthService;
+    fn deref(&self) -> &Self::Target {
+        self.svc
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Svc<'r> {
+    type Error = ApiError;
+
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, ApiError> {
+        let ctx = crate::service::RequestContext::http(ClientAddr::of(req).0, req.headers().get_one("User-Agent"));
+        match req.rocket().state::<crate::service::AuthService>() {
+            Some(svc) => Outcome::Success(Svc { svc, ctx }),
+            None => Outcome::Error(remember(req, ApiError::for_status(Status::InternalServerError))),
+        }
+    }
+}
+
+/// Whether a presented secret equals the expected one, in time that depends on neither value:
+/// both are hashed first, so their lengths do not show either.
+pub fn secrets_equal(presented: &str, expected: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    use subtle::ConstantTimeEq;
+    Sha256::digest(presented.as_bytes()).ct_eq(&Sha256::digest(expected.as_bytes())).into()
+}
