@@ -48,7 +48,7 @@ pub async fn users(
     svc: Svc<'_>,
     body: Body<Credentials>,
 ) -> Result<UsersResponse, ApiError> {
-    match svc.sign_up(&body.0.email, &body.0.password).await {
+    match svc.sign_up(&svc.ctx, &body.0.email, &body.0.password).await {
         Ok(crate::service::verification::SignUp::Created(user)) => {
             Ok(UsersResponse::Created(EmailMessage::new(user.email, "user created")))
         }
@@ -82,14 +82,14 @@ pub async fn logout(
     cookies: SessionJar<'_>,
     me: ClassicUser,
 ) -> Result<Redirect, ApiError> {
-    svc.logout(&me.0.token).await?;
+    svc.logout(&svc.ctx, &me.0.token).await?;
     cookies.end();
     Ok(Redirect::found("/"))
 }
 
 #[rocket::get("/profile")]
 pub fn profile(me: ClassicUser) -> Json<EmailOnlyResponse> {
-    Json(EmailOnlyResponse { email: me.0.user.email })
+    Json(EmailOnlyResponse { email: me.0.auth.user.email })
 }
 
 #[rocket::post("/reset_password", data = "<body>")]
@@ -101,7 +101,7 @@ pub async fn reset_password(
 ) -> Result<ResetAnswer, ApiError> {
     let forbidden = |e: ApiError| e.with_client_status(Status::Forbidden);
     let body: EmailOnly = typed(body, Status::Forbidden)?;
-    let done = svc.self_service_reset(&body.email).await.map_err(|e| forbidden(e.into()))?;
+    let done = svc.self_service_reset(&svc.ctx, &body.email).await.map_err(|e| forbidden(e.into()))?;
     Ok(ResetAnswer::from_request(done, Status::Ok))
 }
 
@@ -114,7 +114,7 @@ pub async fn update_password(
 ) -> Result<Json<EmailMessage>, ApiError> {
     let body: ClassicUpdatePassword = typed(body, Status::Forbidden)?;
     let user = svc
-        .update_password(&body.reset_token, &body.new_password, Some(&body.email))
+        .update_password(&svc.ctx, &body.reset_token, &body.new_password, Some(&body.email))
         .await
         .map_err(|e| ApiError::from(e).with_client_status(Status::Forbidden))?;
     Ok(Json(EmailMessage::new(user.email, "Password updated")))

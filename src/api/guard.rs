@@ -7,13 +7,14 @@ use rocket::request::{self, FromRequest, Request};
 
 use super::ApiSettings;
 use super::error::{ApiError, ErrorCode, remember};
-use crate::service::{AuthError, AuthService, NewSession, UserView};
+use crate::service::{AuthError, AuthService, Authenticated, NewSession};
 
 pub const SESSION_COOKIE: &str = "session_id";
 
-/// The user behind a valid session cookie. Fails with 401 (v1 routes).
+/// The user behind a valid session cookie, resolved once for the whole request (the service
+/// methods take the `Authenticated`). Fails with 401 (v1 routes).
 pub struct AuthUser {
-    pub user: UserView,
+    pub auth: Authenticated,
     /// The presented cookie value, for logout.
     pub token: String,
 }
@@ -43,7 +44,7 @@ pub async fn resolve(req: &Request<'_>) -> Result<AuthUser, NoSession> {
         return Err(NoSession::Failed(ApiError::for_status(Status::InternalServerError)));
     };
     match svc.authenticate(&token).await {
-        Ok(user) => Ok(AuthUser { user, token }),
+        Ok(auth) => Ok(AuthUser { auth, token }),
         // Only on the failure path: a pending login is told what it still owes.
         Err(AuthError::NotAuthenticated) => match svc.is_pending_login(&token).await {
             Ok(true) => Err(NoSession::Pending),

@@ -157,7 +157,7 @@ pub async fn register_start(
     me: AuthUser,
     body: Body<CurrentPassword>,
 ) -> Result<Json<ChallengeAnswer>, ApiError> {
-    Ok(Json(svc.start_passkey_registration(&me.token, &body.0.current_password).await?.into()))
+    Ok(Json(svc.start_passkey_registration(&svc.ctx, &me.auth, &body.0.current_password).await?.into()))
 }
 
 #[utoipa::path(post, path = "/api/v1/passkeys/register/finish", tag = "passkeys", security(("session_cookie" = [])),
@@ -173,7 +173,7 @@ pub async fn register_finish(
     body: FinishBody,
 ) -> Result<(Status, Json<PasskeyAdded>), ApiError> {
     let name = body.name.ok_or_else(|| ApiError::missing_field("name"))?;
-    let added = svc.finish_passkey_registration(&me.token, &body.challenge_id, &name, &body.credential).await?;
+    let added = svc.finish_passkey_registration(&svc.ctx, &me.auth, &body.challenge_id, &name, &body.credential).await?;
     Ok((Status::Created, Json(PasskeyAdded { id: added.id, name: added.name, created_at: added.created_at })))
 }
 
@@ -182,7 +182,7 @@ pub async fn register_finish(
               (status = 401, description = "No valid session", body = ErrorBody)))]
 #[rocket::get("/passkeys")]
 pub async fn list(svc: Svc<'_>, me: AuthUser) -> Result<Json<PasskeyList>, ApiError> {
-    let passkeys = svc.my_passkeys(&me.token).await?.into_iter().map(PasskeyItem::from).collect();
+    let passkeys = svc.my_passkeys(&me.auth).await?.into_iter().map(PasskeyItem::from).collect();
     Ok(Json(PasskeyList { passkeys }))
 }
 
@@ -195,7 +195,7 @@ pub async fn list(svc: Svc<'_>, me: AuthUser) -> Result<Json<PasskeyList>, ApiEr
 pub async fn remove(_site: NotCrossSite, svc: Svc<'_>, me: AuthUser, id: &str) -> Result<Json<Message>, ApiError> {
     // A malformed id names none of the caller's passkeys.
     let id = uuid::Uuid::parse_str(id).map_err(|_| AuthError::PasskeyNotFound)?;
-    svc.remove_passkey(&me.token, id).await?;
+    svc.remove_passkey(&svc.ctx, &me.auth, id).await?;
     Ok(Json(Message::new("passkey removed")))
 }
 
@@ -226,7 +226,7 @@ pub async fn login_finish(
     // With a pending login's cookie (api.md §10) the passkey must be that user's; it then ends
     // the pending login. A wrong user's passkey leaves the pending login (and its cookie) as is.
     let presented = presented.map(|SessionCookie(token)| token);
-    let session = svc.finish_passkey_login_from(presented.as_deref(), &body.challenge_id, &body.credential).await?;
+    let session = svc.finish_passkey_login_from(&svc.ctx, presented.as_deref(), &body.challenge_id, &body.credential).await?;
     cookies.start(&session);
     Ok(Json(EmailMessage::new(session.user.email, "logged in")))
 }

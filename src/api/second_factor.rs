@@ -96,7 +96,7 @@ pub async fn enrol(
     me: AuthUser,
     body: Body<CurrentPassword>,
 ) -> Result<Json<TotpSecret>, ApiError> {
-    let e = svc.totp_enrol(&me.token, &body.0.current_password).await?;
+    let e = svc.totp_enrol(&svc.ctx, &me.auth, &body.0.current_password).await?;
     Ok(Json(TotpSecret {
         secret: e.secret.as_str().to_owned(),
         otpauth_url: e.otpauth_url.as_str().to_owned(),
@@ -117,7 +117,7 @@ pub async fn confirm(
     me: AuthUser,
     body: Body<CodeOnly>,
 ) -> Result<Json<TotpEnabled>, ApiError> {
-    match svc.totp_confirm(&me.token, &body.0.code).await {
+    match svc.totp_confirm(&svc.ctx, &me.auth, &body.0.code).await {
         Ok(codes) => {
             Ok(Json(TotpEnabled { message: "two-factor authentication enabled".into(), recovery_codes: plain(codes) }))
         }
@@ -144,7 +144,7 @@ pub async fn disable(
     me: AuthUser,
     body: Body<CurrentPassword>,
 ) -> Result<Json<Message>, ApiError> {
-    svc.totp_disable(&me.token, &body.0.current_password).await?;
+    svc.totp_disable(&svc.ctx, &me.auth, &body.0.current_password).await?;
     Ok(Json(Message::new("two-factor authentication disabled")))
 }
 
@@ -162,7 +162,7 @@ pub async fn regenerate(
     me: AuthUser,
     body: Body<CurrentPassword>,
 ) -> Result<Json<RecoveryCodes>, ApiError> {
-    let codes = svc.regenerate_recovery_codes(&me.token, &body.0.current_password).await?;
+    let codes = svc.regenerate_recovery_codes(&svc.ctx, &me.auth, &body.0.current_password).await?;
     Ok(Json(RecoveryCodes { recovery_codes: plain(codes) }))
 }
 
@@ -188,7 +188,7 @@ pub async fn second_step(
     let Some(SessionCookie(token)) = pending else {
         return Err(AuthError::NotAuthenticated.into());
     };
-    let session = svc.complete_second_factor(&token, proof).await?;
+    let session = svc.complete_second_factor(&svc.ctx, &token, proof).await?;
     cookies.start(&session);
     Ok(Json(EmailMessage::new(session.user.email, "logged in")))
 }

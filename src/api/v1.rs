@@ -13,7 +13,7 @@ use super::types::{
     ResetIssued, SessionItem, SessionList, UpdatePassword,
 };
 use crate::service::verification::{CHECK_YOUR_EMAIL, SignUp};
-use crate::service::{AuthError, AuthService};
+use crate::service::AuthError;
 
 #[utoipa::path(post, path = "/api/v1/register", tag = "v1",
     request_body(content((Credentials = "application/x-www-form-urlencoded"), (Credentials = "application/json"))),
@@ -27,7 +27,7 @@ pub async fn register(
     svc: Svc<'_>,
     body: Body<Credentials>,
 ) -> Result<(Status, Json<EmailMessage>), ApiError> {
-    Ok(match svc.sign_up(&body.0.email, &body.0.password).await? {
+    Ok(match svc.sign_up(&svc.ctx, &body.0.email, &body.0.password).await? {
         SignUp::Created(user) => (Status::Created, Json(EmailMessage::new(user.email, "user created"))),
         // The same bytes for a new and an existing address (api.md §13).
         SignUp::Pending { email } => (Status::Created, Json(EmailMessage::new(email, CHECK_YOUR_EMAIL))),
@@ -53,11 +53,11 @@ pub async fn login(
 
 /// A login with email and password (v1 and classic): the session's cookie and the answer.
 pub(super) async fn password_login(
-    svc: &AuthService,
+    svc: &Svc<'_>,
     cookies: &SessionJar<'_>,
     creds: &Credentials,
 ) -> Result<Json<LoginAnswer>, AuthError> {
-    let session = svc.login(&creds.email, &creds.password).await?;
+    let session = svc.login(&svc.ctx, &creds.email, &creds.password).await?;
     cookies.start(&session);
     Ok(Json(LoginAnswer::of(&session)))
 }
@@ -72,7 +72,7 @@ pub async fn logout(
     session: Option<SessionCookie>,
 ) -> Result<Json<Message>, ApiError> {
     if let Some(SessionCookie(token)) = session {
-        svc.logout(&token).await?;
+        svc.logout(&svc.ctx, &token).await?;
     }
     cookies.end();
     Ok(Json(Message::new("logged out")))
@@ -83,7 +83,7 @@ pub async fn logout(
               (status = 401, description = "No valid session", body = ErrorBody)))]
 #[rocket::get("/profile")]
 pub fn profile(me: AuthUser) -> Json<Profile> {
-    Json(Profile { id: me.user.id, email: me.user.email, created_at: me.user.created_at })
+    Json(Profile { id: me.auth.user.id, email: me.auth.user.email, created_at: me.auth.user.created_at })
 }
 
 #[utoipa::path(post, path = "/api/v1/reset_password", tag = "v1",
@@ -100,7 +100,7 @@ pub async fn reset_password(
     svc: Svc<'_>,
     body: Body<EmailOnly>,
 ) -> Result<ResetAnswer, ApiError> {
-    Ok(ResetAnswer::from_request(svc.self_service_reset(&body.0.email).await?, Status::Accepted))
+    Ok(ResetAnswer::from_request(svc.self_service_reset(&svc.ctx, &body.0.email).await?, Status::Accepted))
 }
 
 #[utoipa::path(post, path = "/api/v1/update_password", tag = "v1",
@@ -114,7 +114,7 @@ pub async fn update_password(
     svc: Svc<'_>,
     body: Body<UpdatePassword>,
 ) -> Result<Json<EmailMessage>, ApiError> {
-    let user = svc.update_password(&body.0.reset_token, &body.0.new_password, None).await?;
+    let user = svc.update_password(&svc.ctx, &body.0.reset_token, &body.0.new_password, None).await?;
     Ok(Json(EmailMessage::new(user.email, "password updated")))
 }
 
@@ -132,7 +132,7 @@ pub async fn change_password(
     me: AuthUser,
     body: Body<PasswordChange>,
 ) -> Result<Json<EmailMessage>, ApiError> {
-    let user = svc.change_password(&me.token, &body.0.current_password, &body.0.new_password).await?;
+    let user = svc.change_password(&svc.ctx, &me.auth, &body.0.current_password, &body.0.new_password).await?;
     Ok(Json(EmailMessage::new(user.email, "password changed")))
 }
 
@@ -142,7 +142,7 @@ pub async fn change_password(
 #[rocket::get("/sessions")]
 pub async fn sessions(svc: Svc<'_>, me: AuthUser) -> Result<Json<SessionList>, ApiError> {
     let sessions = svc
-        .list_sessions(&me.token)
+        .list_sessions(&me.auth)
         .await?
         .into_iter()
         .map(|s| SessionItem {
@@ -165,7 +165,7 @@ pub async fn sessions(svc: Svc<'_>, me: AuthUser) -> Result<Json<SessionList>, A
 pub async fn end_session(_site: NotCrossSite, svc: Svc<'_>, me: AuthUser, id: &str) -> Result<Json<Message>, ApiError> {
     // A malformed id names no session of the caller's.
     let id = uuid::Uuid::parse_str(id).map_err(|_| AuthError::SessionNotFound)?;
-    svc.end_session(&me.token, id).await?;
+    svc.end_session(&svc.ctx, &me.auth, id).await?;
     Ok(Json(Message::new("session ended")))
 }
 
@@ -174,7 +174,7 @@ pub async fn end_session(_site: NotCrossSite, svc: Svc<'_>, me: AuthUser, id: &s
               (status = 401, description = "No valid session", body = ErrorBody)))]
 #[rocket::delete("/sessions")]
 pub async fn end_other_sessions(_site: NotCrossSite, svc: Svc<'_>, me: AuthUser) -> Result<Json<OthersEnded>, ApiError> {
-    let ended = svc.end_other_sessions(&me.token).await?;
+    let ended = svc.end_other_sessions(&svc.ctx, &me.auth).await?;
     Ok(Json(OthersEnded { message: "other sessions ended".into(), ended }))
 }
 

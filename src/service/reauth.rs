@@ -5,8 +5,6 @@
 
 use sea_orm::EntityTrait;
 
-use sea_orm::EntityTrait;
-
 use super::audit::{EventKind, NewEvent};
 use super::domain::Email;
 use super::hashing::HashTicket;

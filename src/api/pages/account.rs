@@ -60,7 +60,7 @@ pub(super) async fn account_page(
     status: Status,
     shown: Shown<'_>,
 ) -> PageOr {
-    let sessions = match svc.list_sessions(me.token()).await {
+    let sessions = match svc.list_sessions(me.auth()).await {
         Ok(sessions) => session_cards(sessions, Utc::now()),
         Err(AuthError::NotAuthenticated) => return session_lost(svc, me.token()).await,
         Err(e) => return login_first(NoSession::Failed(e.into())),
@@ -68,7 +68,7 @@ pub(super) async fn account_page(
     let csrf = browser.csrf_token();
     let min_length = svc.policy().password_min_length;
     let passkeys = super::passkeys::section(svc, me.user(), &csrf).await;
-    let tfa = TwoFactorView::load(svc, me.token()).await;
+    let tfa = TwoFactorView::load(svc, me.auth()).await;
     let page = AccountPage {
         title: "Your account",
         notice: shown.notice,
@@ -139,7 +139,7 @@ pub async fn change_password(
     post: AccountForm<PasswordChangeForm>,
 ) -> PageOr {
     let AccountForm { me, form } = post;
-    match svc.change_password(me.token(), &form.current_password, &form.new_password).await {
+    match svc.change_password(&svc.ctx, me.auth(), &form.current_password, &form.new_password).await {
         Ok(_) => PageOr::SeeOther("/account?done=password".into()),
         Err(AuthError::NotAuthenticated) => login_first(NoSession::Dead),
         // Beside the password form, in words about the password typed there.
@@ -161,7 +161,7 @@ pub async fn end_session(
     post: AccountForm<NoFields>,
 ) -> PageOr {
     let result = match uuid::Uuid::parse_str(id) {
-        Ok(id) => svc.end_session(post.me.token(), id).await,
+        Ok(id) => svc.end_session(&svc.ctx, post.me.auth(), id).await,
         Err(_) => Err(AuthError::SessionNotFound),
     };
     after_account_action(&svc, &post.me, &browser, result, "/account?done=ended").await
@@ -174,7 +174,7 @@ pub async fn end_other_sessions(
     browser: Browser<'_>,
     post: AccountForm<NoFields>,
 ) -> PageOr {
-    let result = svc.end_other_sessions(post.me.token()).await.map(|_| ());
+    let result = svc.end_other_sessions(&svc.ctx, post.me.auth()).await.map(|_| ());
     after_account_action(&svc, &post.me, &browser, result, "/account?done=others").await
 }
 

@@ -22,7 +22,7 @@ use crate::api::ApiSettings;
 use crate::api::body::{Fields, read_fields};
 use crate::api::error::{ApiError, remember};
 use crate::api::guard::{AuthUser, NoSession, SessionJar, resolve};
-use crate::service::{AuthService, UserView};
+use crate::service::{AuthService, Authenticated, UserView};
 
 /// Where every page that needs a session returns after logging in.
 const ACCOUNT: &str = "/account";
@@ -154,10 +154,15 @@ pub struct PageUser(pub AuthUser);
 
 impl PageUser {
     pub fn user(&self) -> &UserView {
-        &self.0.user
+        &self.0.auth.user
     }
 
-    /// The session token, for the service calls that still take it.
+    /// The session, resolved once, for the service calls made on the user's behalf.
+    pub fn auth(&self) -> &Authenticated {
+        &self.0.auth
+    }
+
+    /// The session token as presented.
     pub fn token(&self) -> &str {
         &self.0.token
     }

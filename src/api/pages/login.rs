@@ -111,7 +111,7 @@ pub async fn login(
 ) -> PageOr {
     let LoginForm { email, password, next } = form.0;
     let next = browser.next(next.as_deref());
-    match svc.login(&email, &password).await {
+    match svc.login(&svc.ctx, &email, &password).await {
         Ok(session) => {
             browser.session().start(&session);
             browser.forget_pre_session();
@@ -153,7 +153,7 @@ pub async fn logout(
     _form: CsrfForm<NoFields>,
 ) -> PageOr {
     if let Some(SessionCookie(token)) = session
-        && let Err(e) = svc.logout(&token).await
+        && let Err(e) = svc.logout(&svc.ctx, &token).await
     {
         let (status, message) = failure(e);
         return message_page(status, "Your account", message, "/account", "Try again").into();

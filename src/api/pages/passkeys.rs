@@ -69,7 +69,7 @@ pub async fn remove(
     post: AccountForm<NoFields>,
 ) -> super::render::PageOr {
     let result = match uuid::Uuid::parse_str(id) {
-        Ok(id) => svc.remove_passkey(post.me.token(), id).await,
+        Ok(id) => svc.remove_passkey(&svc.ctx, post.me.auth(), id).await,
         Err(_) => Err(AuthError::PasskeyNotFound),
     };
     after_account_action(&svc, &post.me, &browser, result, "/account?done=passkey_removed").await

@@ -84,7 +84,7 @@ pub async fn regenerate(
     post: AccountForm<PasswordForm>,
 ) -> PageOr {
     let AccountForm { me, form } = post;
-    let result = svc.regenerate_recovery_codes(me.token(), &form.current_password).await;
+    let result = svc.regenerate_recovery_codes(&svc.ctx, me.auth(), &form.current_password).await;
     super::second_factor::after_factor_change(&svc, &me, &browser, result, |codes| {
         carry_codes(&svc, &browser, &me, codes)
     })

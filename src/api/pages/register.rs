@@ -98,7 +98,7 @@ pub async fn register(
     form: CsrfForm<RegisterForm>,
 ) -> PageOr {
     let RegisterForm { email, password } = form.0;
-    match svc.sign_up(&email, &password).await {
+    match svc.sign_up(&svc.ctx, &email, &password).await {
         Ok(SignUp::Created(_)) => {
             remember_registered_email(&browser, &email);
             PageOr::SeeOther("/login?registered=1".into())
@@ -156,7 +156,7 @@ fn resend_page(browser: &Browser<'_>, status: Status, error: String, next_step: 
 
 #[rocket::post("/verify", data = "<form>")]
 pub async fn verify(_site: NotCrossSite, svc: Svc<'_>, browser: Browser<'_>, form: CsrfForm<TokenForm>) -> PageOr {
-    match svc.verify_email(&form.0.token).await {
+    match svc.verify_email(&svc.ctx, &form.0.token).await {
         Ok(_) => PageOr::SeeOther("/login?registered=1".into()),
         Err(e) => {
             let (status, message) = failure(e);

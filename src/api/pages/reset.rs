@@ -95,7 +95,7 @@ pub async fn forgot(
         // Pages never show reset tokens: in response mode the operator issues them.
         return PageOr::SeeOther("/forgot".into());
     }
-    match svc.self_service_reset(&form.0.email).await {
+    match svc.self_service_reset(&svc.ctx, &form.0.email).await {
         Ok(ResetRequest::Emailed | ResetRequest::Token(_)) => PageOr::SeeOther("/forgot?sent=1".into()),
         Err(e) => {
             let retry = retry_after_of(&e);
@@ -126,7 +126,7 @@ pub async fn reset(
     form: CsrfForm<ResetForm>,
 ) -> PageOr {
     let ResetForm { reset_token, new_password } = form.0;
-    match svc.update_password(&reset_token, &new_password, None).await {
+    match svc.update_password(&svc.ctx, &reset_token, &new_password, None).await {
         Ok(_) => PageOr::SeeOther("/login?reset=1".into()),
         Err(e) => {
             let (status, message) = failure(e);

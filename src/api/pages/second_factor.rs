@@ -13,7 +13,7 @@ use super::render::{Page, PageOr, failure};
 use crate::api::guard::SessionCookie;
 use crate::api::protect::{ClientBudget, NotCrossSite, Svc};
 use crate::service::second_factor::{RECOVERY_CODES_LOW, SecondFactorProof};
-use crate::service::{AuthError, AuthService};
+use crate::service::{AuthError, AuthService, Authenticated};
 
 /// The account page's section.
 pub struct TwoFactorView {
@@ -24,8 +24,8 @@ pub struct TwoFactorView {
 }
 
 impl TwoFactorView {
-    pub async fn load(svc: &AuthService, token: &str) -> Self {
-        match svc.my_factors(token).await {
+    pub async fn load(svc: &AuthService, me: &Authenticated) -> Self {
+        match svc.my_factors(me).await {
             Ok(s) => {
                 let totp = s.factors.contains(&"totp");
                 Self {
@@ -115,7 +115,7 @@ async fn render_setup(
     status: Status,
     error: Option<String>,
 ) -> PageOr {
-    let pending = svc.pending_enrolment(me.token()).await;
+    let pending = svc.pending_enrolment(me.auth()).await;
     after_factor_change(svc, me, browser, pending, |enrolment| match enrolment {
         Some(e) => {
             let page = SetupPage {
@@ -146,14 +146,14 @@ pub async fn enrol(
     browser: Browser<'_>,
     post: AccountForm<PasswordForm>,
 ) -> PageOr {
-    let result = svc.totp_enrol(post.me.token(), &post.form.current_password).await;
+    let result = svc.totp_enrol(&svc.ctx, post.me.auth(), &post.form.current_password).await;
     after_factor_change(&svc, &post.me, &browser, result, |_| PageOr::SeeOther("/account/two-factor".into())).await
 }
 
 #[rocket::post("/account/totp/confirm", data = "<post>")]
 pub async fn confirm(_site: NotCrossSite, svc: Svc<'_>, browser: Browser<'_>, post: AccountForm<CodeForm>) -> PageOr {
     let AccountForm { me, form } = post;
-    match svc.totp_confirm(me.token(), &form.code).await {
+    match svc.totp_confirm(&svc.ctx, me.auth(), &form.code).await {
         Err(AuthError::InvalidCode) => {
             let message = "The code does not match. Enter the code your app shows now.".to_owned();
             render_setup(&svc, &me, &browser, Status::BadRequest, Some(message)).await
@@ -172,7 +172,7 @@ pub async fn disable(
     browser: Browser<'_>,
     post: AccountForm<PasswordForm>,
 ) -> PageOr {
-    let result = svc.totp_disable(post.me.token(), &post.form.current_password).await;
+    let result = svc.totp_disable(&svc.ctx, post.me.auth(), &post.form.current_password).await;
     after_factor_change(&svc, &post.me, &browser, result, |()| PageOr::SeeOther("/account?done=totp-off".into())).await
 }
 
@@ -238,7 +238,7 @@ pub async fn second_factor(
             return second_factor_page(&svc, &browser, &token, Status::BadRequest, Some(message), next).await;
         }
     };
-    match svc.complete_second_factor(&token, proof).await {
+    match svc.complete_second_factor(&svc.ctx, &token, proof).await {
         Ok(session) => {
             browser.session().start(&session);
             PageOr::SeeOther(next)
