@@ -8,24 +8,25 @@ use super::{ConfigError, Settings};
 impl Settings {
     /// `public_url`'s origin and the `allowed_origins`, each parsed; an unparseable one names its key.
     pub fn origins(&self) -> Result<(Option<String>, Vec<String>), ConfigError> {
-        let own = self
-            .public_url
-            .as_deref()
-            .map(|u| origin_of(u).ok_or_else(|| ConfigError::PublicUrl(u.to_owned())))
-            .transpose()?;
+        let own = optional(self.public_url.as_deref(), origin_of, ConfigError::PublicUrl)?;
         Ok((own, origin_list("allowed_origins", &self.allowed_origins)?))
     }
 
     /// `cookie_domain` (lower-cased, without a leading dot) and `allowed_redirect_origins`, each
     /// checked; an invalid one names its key.
     pub fn forward_auth(&self) -> Result<(Option<String>, Vec<String>), ConfigError> {
-        let domain = self
-            .cookie_domain
-            .as_deref()
-            .map(|d| cookie_domain_of(d).ok_or_else(|| ConfigError::CookieDomain(d.to_owned())))
-            .transpose()?;
+        let domain = optional(self.cookie_domain.as_deref(), cookie_domain_of, ConfigError::CookieDomain)?;
         Ok((domain, origin_list("allowed_redirect_origins", &self.allowed_redirect_origins)?))
     }
+}
+
+/// An optional key's value as `parse` reads it; `invalid` names the key when it does not parse.
+fn optional(
+    value: Option<&str>,
+    parse: fn(&str) -> Option<String>,
+    invalid: fn(String) -> ConfigError,
+) -> Result<Option<String>, ConfigError> {
+    value.map(|v| parse(v).ok_or_else(|| invalid(v.to_owned()))).transpose()
 }
 
 /// Each entry of the list `key` as an origin; the first that is not one names the key.
