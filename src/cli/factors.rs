@@ -37,10 +37,8 @@ pub async fn run(svc: &AuthService, email: &str, json: bool, reset: bool, yes: b
         }
         return Ok(());
     }
-    let question = format!(
-        "Remove every second factor, recovery code and passkey of {} and end all its sessions?",
-        found.email
-    );
+    let question =
+        format!("Remove every second factor, recovery code and passkey of {} and end all its sessions?", found.email);
     if !prompt::confirm(yes, &format!("resetting the factors of {}", found.email), question).await? {
         println!("nothing changed");
         return Ok(());

@@ -118,9 +118,7 @@ fn postgres_needs_two_connections() {
 fn origins_are_parsed() {
     let l = with("public_url", serde_json::json!("https://Auth.Example.com:443/base/")).unwrap();
     assert_eq!(l.settings.origins().unwrap().0.as_deref(), Some("https://auth.example.com"));
-    assert!(
-        with("public_url", serde_json::json!("auth.example.com")).unwrap_err().to_string().contains("public_url")
-    );
+    assert!(with("public_url", serde_json::json!("auth.example.com")).unwrap_err().to_string().contains("public_url"));
     let err = with("allowed_origins", serde_json::json!(["ftp://x"])).unwrap_err().to_string();
     assert!(err.contains("allowed_origins"), "{err}");
     let err = with("allowed_redirect_origins", serde_json::json!(["app.example.com"])).unwrap_err().to_string();
@@ -133,4 +131,43 @@ fn origins_are_parsed() {
     assert_eq!(l.settings.forward_auth().unwrap().0.as_deref(), Some("example.com"));
     let err = with("trusted_proxies", serde_json::json!(["10.0.0.0/33"])).unwrap_err().to_string();
     assert!(err.contains("trusted_proxies"), "{err}");
+}
+
+#[test]
+fn messages_are_worded_as_before_they_were_typed() {
+    let msg = |key: &str, value: serde_json::Value| with(key, value).unwrap_err().to_string();
+    assert_eq!(
+        msg("bcrypt_cost", serde_json::json!(4)),
+        "configuration: bcrypt_cost 4 is below the minimum of 10; weak costs are for tests only \
+         (set allow_weak_bcrypt_cost = true to allow them)"
+    );
+    assert_eq!(
+        msg("login_max_failures", serde_json::json!(0)),
+        "configuration: login_max_failures must be between 1 and 10000, not 0"
+    );
+    assert_eq!(
+        msg("allowed_origins", serde_json::json!(["ftp://x"])),
+        "configuration: allowed_origins: \"ftp://x\" is not an origin like https://app.example.com"
+    );
+    assert_eq!(
+        msg("cookie_domain", serde_json::json!("10.0.0.1")),
+        "configuration: cookie_domain must be a host name like example.com, not \"10.0.0.1\""
+    );
+    assert_eq!(
+        msg("reset_delivery", serde_json::json!("email")),
+        "configuration: reset_delivery = \"email\" needs smtp_url"
+    );
+    assert_eq!(
+        msg("metrics_token", serde_json::json!(" ")),
+        "configuration: metrics_token is empty: set a long random token, or leave it unset"
+    );
+    assert!(msg("port", serde_json::json!("high")).starts_with("configuration: port: invalid type"));
+    let pg = Figment::from(Serialized::defaults(Settings::default()))
+        .merge(("database_url", "postgres://u@localhost/db"))
+        .merge(("database_max_connections", 1));
+    assert_eq!(
+        from_figment(pg).unwrap_err().to_string(),
+        "configuration: database_max_connections must be at least 2 on PostgreSQL, not 1 \
+         (migrations hold an advisory lock on one connection while applying them on another)"
+    );
 }

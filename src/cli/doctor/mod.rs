@@ -85,10 +85,9 @@ fn report(checks: Vec<Check>, base: Option<&str>, json: bool) -> anyhow::Result<
                 Scope::Local => {
                     writeln!(out, "This machine's configuration (Rocket.toml, ROCKET_*, DATABASE_URL) and database:")?
                 }
-                Scope::Server => writeln!(
-                    out,
-                    "The server at {base} (checked over HTTP; it may run with another configuration):"
-                )?,
+                Scope::Server => {
+                    writeln!(out, "The server at {base} (checked over HTTP; it may run with another configuration):")?
+                }
             }
         }
         if json {
@@ -108,4 +107,3 @@ fn report(checks: Vec<Check>, base: Option<&str>, json: bool) -> anyhow::Result<
     }
     Ok(())
 }
-
