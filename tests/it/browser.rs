@@ -4,6 +4,7 @@
 //! go to `target/screenshots/`; `UPDATE_SCREENSHOTS=1` also copies them to `docs/screenshots/`
 //! for the README.
 
+use crate::prereq::{Prereq, require};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
-use crate::common::{PASSWORD, Server, free_port};
+use crate::common::{sqlite_url, PASSWORD, Server, free_port};
 use crate::mail::SmtpSink;
 
 const AXE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/support/npm/node_modules/axe-core/axe.min.js");
@@ -142,14 +143,13 @@ pub(crate) async fn text_of(b: &Client, css: &str) -> String {
 }
 
 #[test]
-#[cfg_attr(
-    not(browser_tests),
-    ignore = "chromium, chromium-driver or axe-core is not installed here: the browser test was skipped"
-)]
 fn a_person_with_only_a_browser() {
+    if !require(Prereq::Browser) {
+        return;
+    }
     let sink = SmtpSink::start();
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("browser.db").display());
+    let url = sqlite_url(&dir.path().join("browser.db"));
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let smtp = sink.url();

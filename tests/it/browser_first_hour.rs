@@ -3,13 +3,14 @@
 //! Screenshots go to `target/screenshots/`; `UPDATE_SCREENSHOTS=1` copies them to
 //! `docs/screenshots/` for the README.
 
+use crate::prereq::{Prereq, require};
 use std::path::Path;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
 use crate::browser::{Driver, assert_accessible, expect_path, fill, press, text_of};
-use crate::common::{PASSWORD, Server, free_port};
+use crate::common::{sqlite_url, PASSWORD, Server, free_port};
 
 /// What Chromium 156 on Linux sends when it is not headless (headless says "HeadlessChrome").
 const CHROME_UA: &str =
@@ -58,13 +59,12 @@ async fn log_in(b: &Client, base: &str) {
 }
 
 #[test]
-#[cfg_attr(
-    not(browser_tests),
-    ignore = "chromium, chromium-driver or axe-core is not installed here: the browser test was skipped"
-)]
 fn the_account_page_at_phone_and_desktop_width_light_and_dark() {
+    if !require(Prereq::Browser) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("phone.db").display());
+    let url = sqlite_url(&dir.path().join("phone.db"));
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let server = Server::start_on(dir.path(), &url, port, &[]);

@@ -5,6 +5,7 @@
 //! `http://localhost:<port>`. Screenshots go to `target/screenshots/` (and to `docs/screenshots/`
 //! with `UPDATE_SCREENSHOTS=1`).
 
+use crate::prereq::{Prereq, require};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,7 @@ use fantoccini::{Client, Locator};
 use serde_json::json;
 
 use crate::browser::{Driver, Shots, assert_accessible, expect_path, fill, path_of, press, text_of};
-use crate::common::{PASSWORD, Server, free_port, http};
+use crate::common::{sqlite_url, PASSWORD, Server, free_port, http};
 
 /// The WebAuthn automation command that gives this browser session a virtual platform
 /// authenticator holding discoverable credentials and verifying its user.
@@ -58,13 +59,12 @@ async fn status_after_prompt(b: &Client, id: &str) -> String {
 }
 
 #[test]
-#[cfg_attr(
-    not(browser_tests),
-    ignore = "chromium, chromium-driver or axe-core is not installed here: the browser test was skipped"
-)]
 fn a_person_logs_in_with_a_passkey() {
+    if !require(Prereq::Browser) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("passkeys.db").display());
+    let url = sqlite_url(&dir.path().join("passkeys.db"));
     let port = free_port();
     let base = format!("http://localhost:{port}");
     let env = [("ROCKET_PORT", port.to_string()), ("ROCKET_PUBLIC_URL", base.clone())];

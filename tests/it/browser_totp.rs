@@ -4,25 +4,25 @@
 //! recovery code, disable. axe-core on every new page. Screenshots of the setup and second-factor
 //! pages go to `target/screenshots-totp/`; `UPDATE_SCREENSHOTS=1` copies them to `docs/screenshots/`.
 
+use crate::prereq::{Prereq, require};
 use std::path::Path;
 
 use chrono::Utc;
 use fantoccini::{Client, Locator};
 
 use crate::browser::{Driver, Shots, assert_accessible, expect_path, fill, press, text_of};
-use crate::common::{PASSWORD, Server, form_body, free_port};
+use crate::common::{sqlite_url, PASSWORD, Server, form_body, free_port};
 use crate::second_factor::code_at;
 
 const EMAIL: &str = "phone@example.com";
 
 #[test]
-#[cfg_attr(
-    not(browser_tests),
-    ignore = "chromium, chromium-driver or axe-core is not installed here: the browser test was skipped"
-)]
 fn two_factor_in_a_browser() {
+    if !require(Prereq::Browser) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("browser-totp.db").display());
+    let url = sqlite_url(&dir.path().join("browser-totp.db"));
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let env = [("ROCKET_PUBLIC_URL", base.as_str())];

@@ -2,21 +2,21 @@
 //! binary with `email_verification = "required"` and the real SMTP sink; axe-core on every new
 //! page. Reuses the helpers of `browser.rs`.
 
+use crate::prereq::{Prereq, require};
 use std::time::Duration;
 
 use crate::browser::{Driver, assert_accessible, expect_path, fill, path_of, press, text_of};
-use crate::common::{PASSWORD, Server, free_port};
+use crate::common::{sqlite_url, PASSWORD, Server, free_port};
 use crate::mail::SmtpSink;
 
 #[test]
-#[cfg_attr(
-    not(browser_tests),
-    ignore = "chromium, chromium-driver or axe-core is not installed here: the browser test was skipped"
-)]
 fn confirming_an_address_in_a_browser() {
+    if !require(Prereq::Browser) {
+        return;
+    }
     let sink = SmtpSink::start();
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("verify.db").display());
+    let url = sqlite_url(&dir.path().join("verify.db"));
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let env = [

@@ -5,11 +5,11 @@ use std::path::Path;
 use rocket::http::{ContentType, Status};
 use serde_json::Value;
 
-use crate::common::{PASSWORD, client, form_body, run};
+use crate::common::{sqlite_url, PASSWORD, client, form_body, run};
 
 /// A migrated database in `dir`.
 fn db_url(dir: &Path) -> String {
-    let url = format!("sqlite://{}?mode=rwc", dir.join("cli.db").display());
+    let url = sqlite_url(&dir.join("cli.db"));
     let out = run(dir, &["--database-url", &url, "db-setup"], "", &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     url
@@ -18,7 +18,7 @@ fn db_url(dir: &Path) -> String {
 #[test]
 fn user_commands_need_a_set_up_database() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("fresh.db").display());
+    let url = sqlite_url(&dir.path().join("fresh.db"));
     let out = run(dir.path(), &["--database-url", &url, "user", "list"], "", &[]);
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("run `userauth db-setup` first"), "{}", out.stderr);
@@ -28,7 +28,7 @@ fn user_commands_need_a_set_up_database() {
 #[test]
 fn db_setup_is_idempotent_and_says_what_it_did() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("cli.db").display());
+    let url = sqlite_url(&dir.path().join("cli.db"));
     let first = run(dir.path(), &["--database-url", &url, "db-setup"], "", &[]);
     assert_eq!(first.code, 0, "{}", first.stderr);
     let applied = format!("applied {} migration", userauth::service::db::known_migrations().len());

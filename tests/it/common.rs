@@ -1,10 +1,11 @@
 //! Shared test fixtures: real SQLite files, the real migrator, the real binary (run with
 //! `assert_cmd`), and an HTTP client (`reqwest`) for servers on real sockets.
 
-use std::net::{IpAddr, TcpListener};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use rocket::figment::Figment;
 use rocket::figment::providers::Serialized;
@@ -13,6 +14,10 @@ use tempfile::TempDir;
 use userauth::config::{self, Loaded, Settings};
 use userauth::service::AuthService;
 use userauth::service::db::{connect, migrate};
+
+pub use crate::prereq::{Prereq, require};
+pub use crate::waiting::{Started, eventually, secs};
+use crate::waiting::{listening_port, on_a_free_port, says_port_taken};
 
 pub const PASSWORD: &str = "correct horse battery";
 
@@ -33,40 +38,47 @@ pub enum Backend {
 /// Generates one test per backend for each named `async fn(Backend)` in the calling module.
 /// `persistent: …` lists tests that need a database outliving its connections (restarts, other
 /// instances): they run on the SQLite file and PostgreSQL only, rather than passing vacuously.
-/// The PostgreSQL tests are ignored, with the reason printed, where PostgreSQL is not installed
-/// (build.rs; never in CI).
+/// The PostgreSQL ones skip (or fail under `CI=true`) where PostgreSQL is missing: `require`.
 #[macro_export]
 macro_rules! backend_tests {
     (persistent: $($name:ident),* $(,)?) => {
-        $crate::backend_mod!(sqlite_file_only, SqliteFile, [], $($name),*);
-        $crate::backend_mod!(postgres_only, Postgres, [cfg_attr(not(postgres_tests), ignore = "PostgreSQL is not installed here: the PostgreSQL half of the suite was skipped")], $($name),*);
+        $crate::backend_mod!(sqlite_file_only, SqliteFile, $($name),*);
+        $crate::backend_mod!(postgres_only, Postgres, $($name),*);
     };
     ($($name:ident),* $(,)?) => {
-        $crate::backend_mod!(sqlite_file, SqliteFile, [], $($name),*);
-        $crate::backend_mod!(sqlite_memory, SqliteMemory, [], $($name),*);
-        $crate::backend_mod!(postgres, Postgres, [cfg_attr(not(postgres_tests), ignore = "PostgreSQL is not installed here: the PostgreSQL half of the suite was skipped")], $($name),*);
+        $crate::backend_mod!(sqlite_file, SqliteFile, $($name),*);
+        $crate::backend_mod!(sqlite_memory, SqliteMemory, $($name),*);
+        $crate::backend_mod!(postgres, Postgres, $($name),*);
     };
 }
 
-/// One module of tests on one backend, each with the given extra attributes.
+/// One module of tests on one backend.
 #[macro_export]
 macro_rules! backend_mod {
-    ($module:ident, $backend:ident, $attrs:tt, $($name:ident),*) => {
+    ($module:ident, $backend:ident, $($name:ident),*) => {
         mod $module {
-            $( $crate::backend_fn!($attrs, $backend, $name); )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if $crate::common::Backend::$backend.available() {
+                        super::$name($crate::common::Backend::$backend).await
+                    }
+                }
+            )*
         }
     };
 }
 
-#[macro_export]
-macro_rules! backend_fn {
-    ([$($attr:meta)?], $backend:ident, $name:ident) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        $(#[$attr])?
-        async fn $name() {
-            super::$name($crate::common::Backend::$backend).await
-        }
-    };
+impl Backend {
+    /// Whether this machine has the backend (see `require`).
+    pub fn available(self) -> bool {
+        self != Backend::Postgres || require(Prereq::Postgres)
+    }
+}
+
+/// The URL of a SQLite file, created on first use.
+pub fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", path.display())
 }
 
 impl TestDb {
@@ -80,7 +92,7 @@ impl TestDb {
 
     pub fn sqlite_file() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
+        let url = sqlite_url(&dir.path().join("test.db"));
         Self { url, dir: Some(dir) }
     }
 
@@ -234,11 +246,7 @@ pub fn run(cwd: &Path, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Outp
     }
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-/// `userauth serve` on a free loopback port; killed on drop.
+/// `userauth serve` on loopback port 0, reading the bound port from its log; killed on drop.
 pub struct Server {
     pub child: Child,
     pub port: u16,
@@ -247,12 +255,25 @@ pub struct Server {
 
 impl Server {
     pub fn start(cwd: &Path, database_url: &str, env: &[(&str, &str)]) -> Server {
-        Self::start_on(cwd, database_url, free_port(), env)
+        match Self::start_on(cwd, database_url, 0, env) {
+            Started::Up(server) => server,
+            Started::PortTaken => unreachable!("port 0 is never taken"),
+        }
     }
 
-    /// The same on a given port (for a configuration that must name it, such as `public_url`).
-    pub fn start_on(cwd: &Path, database_url: &str, port: u16, env: &[(&str, &str)]) -> Server {
-        let log = cwd.join(format!("serve-{port}.log"));
+    /// For a configuration that must name the server's own port (`public_url`): `env_for(port)`
+    /// gives the environment, and another port is tried if the chosen one was taken meanwhile.
+    pub fn start_naming_port(cwd: &Path, database_url: &str, env_for: impl Fn(u16) -> Vec<(String, String)>) -> Server {
+        on_a_free_port(|port| {
+            let env = env_for(port);
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            Self::start_on(cwd, database_url, port, &env)
+        })
+    }
+
+    fn start_on(cwd: &Path, database_url: &str, port: u16, env: &[(&str, &str)]) -> Started<Server> {
+        static STARTED: AtomicU32 = AtomicU32::new(0);
+        let log = cwd.join(format!("serve-{}.log", STARTED.fetch_add(1, Ordering::Relaxed)));
         let logfile = std::fs::File::create(&log).expect("log file");
         let mut cmd = bin();
         let port_arg = port.to_string();
@@ -271,24 +292,19 @@ impl Server {
         }
         let child = cmd.spawn().expect("spawn serve");
         let mut server = Server { child, port, log };
-        server.wait_ready();
-        server
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("serve exited early ({status}): {}", self.log_text());
+        let ready = eventually(secs(60), "serve to listen and answer /health", || {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                let log = server.log_text();
+                if port != 0 && says_port_taken(&log) {
+                    return Some(false);
+                }
+                panic!("serve exited early ({status}): {log}");
             }
-            if let Ok(r) = try_http(self.port, "GET", "/health", &[], b"")
-                && r.status == 200
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("serve did not become ready: {}", self.log_text());
+            server.port = listening_port(&server.log_text())?;
+            let health = try_http(server.port, "GET", "/health", &[], b"");
+            health.is_ok_and(|r| r.status == 200).then_some(true)
+        });
+        if ready { Started::Up(server) } else { Started::PortTaken }
     }
 
     pub fn log_text(&self) -> String {
@@ -414,15 +430,14 @@ pub fn try_http_from(
     Ok(Resp { status, headers, body })
 }
 
+/// An `application/x-www-form-urlencoded` body.
 pub fn form_body(pairs: &[(&str, &str)]) -> String {
-    pairs.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
+    pairs.iter().map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v))).collect::<Vec<_>>().join("&")
 }
 
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// Percent-encodes all but RFC 3986's unreserved characters: safe in a query or a form.
+pub fn urlencode(s: &str) -> String {
+    use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+    const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+    utf8_percent_encode(s, UNRESERVED).to_string()
 }

@@ -6,11 +6,11 @@ use std::path::Path;
 use rocket::http::{ContentType, Status};
 use serde_json::Value;
 
-use crate::common::{Backend, PASSWORD, TestDb, client_with, form_body, run};
+use crate::common::{sqlite_url, Backend, PASSWORD, TestDb, client_with, form_body, run};
 
 /// A migrated SQLite database in `dir`, as a URL.
 fn db_url(dir: &Path) -> String {
-    let url = format!("sqlite://{}?mode=rwc", dir.join("first.db").display());
+    let url = sqlite_url(&dir.join("first.db"));
     let out = run(dir, &["--database-url", &url, "db-setup"], "", &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     url
@@ -233,7 +233,7 @@ fn an_unwritable_directory_is_named() {
             "running as root: the directory is writable whatever its mode; the missing-directory case still runs"
         );
     } else {
-        let url = format!("sqlite://{}?mode=rwc", ro.join("u.db").display());
+        let url = sqlite_url(&ro.join("u.db"));
         let out = run(dir.path(), &["--database-url", &url, "db-setup"], "", &[]);
         assert_eq!(
             one_error_line(&out),
@@ -244,7 +244,7 @@ fn an_unwritable_directory_is_named() {
             )
         );
     }
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("no/such/dir/u.db").display());
+    let url = sqlite_url(&dir.path().join("no/such/dir/u.db"));
     let out = run(dir.path(), &["--database-url", &url, "db-setup"], "", &[]);
     assert_eq!(
         one_error_line(&out),

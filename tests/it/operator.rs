@@ -5,13 +5,13 @@ use std::path::Path;
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use serde_json::Value;
 
-use crate::common::{PASSWORD, Server, run, service};
+use crate::common::{sqlite_url, PASSWORD, Server, run, service};
 
 /// PHP's documented example hash of "rasmuslerdorf".
 const PHP_HASH: &str = "$2y$10$.vGA1O9wmRjrwAVXD98HNOgsNpDczlqm3Jq7KnEd1rVAGv3Fykk1a";
 
 fn setup(dir: &Path) -> String {
-    let url = format!("sqlite://{}?mode=rwc", dir.join("op.db").display());
+    let url = sqlite_url(&dir.join("op.db"));
     let out = run(dir, &["--database-url", &url, "db-setup"], "", &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     url
@@ -94,7 +94,7 @@ async fn import_from_the_flask_database() {
     let url = setup(dir.path());
     // The original service's schema (SQLAlchemy), with bcrypt's bytes stored as a BLOB and as text.
     let flask_path = dir.path().join("a.db");
-    let flask = Database::connect(format!("sqlite://{}?mode=rwc", flask_path.display())).await.unwrap();
+    let flask = Database::connect(sqlite_url(&flask_path)).await.unwrap();
     flask
         .execute_unprepared(
             "CREATE TABLE users (id INTEGER PRIMARY KEY, email VARCHAR(250) NOT NULL, \

@@ -2,6 +2,7 @@
 //! (webauthn-authenticator-rs' soft passkey: real P-256 keys, real CBOR attestation and signed
 //! assertions), on every backend; and a ceremony started on one `serve` and finished on another.
 
+use crate::prereq::{Prereq, require};
 use std::time::Duration;
 
 use rocket::http::Method::{Delete, Get, Post};
@@ -16,7 +17,7 @@ use webauthn_authenticator_rs::prelude::{CreationChallengeResponse, RequestChall
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_rs_proto::{AllowCredentials, PublicKeyCredentialCreationOptions, PublicKeyCredentialRequestOptions};
 
-use crate::common::{Backend, PASSWORD, Server, TestClock, TestDb, form_body, http, service_for, settings};
+use crate::common::{sqlite_url, Backend, PASSWORD, Server, TestClock, TestDb, form_body, http, service_for, settings};
 
 /// The relying party's origin in these tests: `public_url` unset, port 5000.
 pub const ORIGIN: &str = "http://localhost:5000";
@@ -460,8 +461,10 @@ crate::backend_tests!(
 /// Two real `serve` processes on one PostgreSQL database behind one public URL: a registration and
 /// a login each start on one instance and finish on the other.
 #[test]
-#[cfg_attr(not(postgres_tests), ignore = "PostgreSQL is not installed here")]
 fn a_ceremony_started_on_one_instance_finishes_on_another() {
+    if !require(Prereq::Postgres) {
+        return;
+    }
     let url = crate::pg::fresh_database();
     let dir = tempfile::tempdir().unwrap();
     let env = [("ROCKET_PUBLIC_URL", "http://localhost:5000"), ("ROCKET_CLIENT_RATE_PER_MINUTE", "0")];
@@ -509,7 +512,7 @@ fn a_ceremony_started_on_one_instance_finishes_on_another() {
 #[test]
 fn doctor_warns_when_public_url_is_an_ip_address() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("doc.db").display());
+    let url = sqlite_url(&dir.path().join("doc.db"));
     assert_eq!(crate::common::run(dir.path(), &["--database-url", &url, "db-setup"], "", &[]).code, 0);
     let line = |public_url: &str| {
         let out = crate::common::run(

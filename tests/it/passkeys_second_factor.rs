@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use userauth::service::AuthService;
 use userauth::service::audit::AuditFilter;
 
-use crate::common::{Backend, PASSWORD, TestClock, TestDb, service_with_clock, settings};
+use crate::common::{sqlite_url, Backend, PASSWORD, TestClock, TestDb, service_with_clock, settings};
 use crate::passkeys::{Authenticator, ORIGIN};
 use crate::second_factor::code_at;
 
@@ -240,7 +240,7 @@ crate::backend_tests!(
 async fn the_operator_sees_and_resets_passkeys() {
     use crate::common::run;
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("cli.db").display());
+    let url = sqlite_url(&dir.path().join("cli.db"));
     let run_cli = |args: &[&str]| {
         let mut all = vec!["--database-url", url.as_str()];
         all.extend_from_slice(args);

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use userauth::entity::{audit_event, email_verification_token, outbox, user};
 use userauth::service::AuthService;
 
-use crate::common::{Backend, PASSWORD, TestDb, client_with, form_body, run, service_for, settings};
+use crate::common::{sqlite_url, Backend, PASSWORD, TestDb, client_with, form_body, run, service_for, settings};
 use crate::mail::SmtpSink;
 
 const FROM: &str = "Accounts <no-reply@example.com>";
@@ -342,7 +342,7 @@ crate::backend_tests!(
 #[test]
 fn cli_words() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("cli.db").display());
+    let url = sqlite_url(&dir.path().join("cli.db"));
     let list = dir.path().join("list.txt");
     std::fs::write(&list, "house rules apply\nsecond entry here\n").unwrap();
     let env = [("DATABASE_URL", url.as_str()), ("ROCKET_PASSWORD_BLOCKLIST_FILE", list.to_str().unwrap())];
@@ -391,7 +391,7 @@ fn cli_words() {
 /// Clears `email_confirmed_at` with the sqlite3 library the binary links (through a tiny SQL
 /// run by the service's own connector), as a registration under `required` leaves a user.
 fn rusqlite_free_update(path: &std::path::Path) -> bool {
-    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let url = sqlite_url(&path);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         use sea_orm::ConnectionTrait;
@@ -408,7 +408,7 @@ fn the_real_server_mails_the_link_and_never_logs_the_token() {
     let sink = SmtpSink::start();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("verify.db");
-    let url = format!("sqlite://{}?mode=rwc", db.display());
+    let url = sqlite_url(&db);
     let smtp = sink.url();
     let env = [
         ("ROCKET_EMAIL_VERIFICATION", "required"),

@@ -1,16 +1,16 @@
 //! Scale-out: several `userauth serve` processes on one PostgreSQL hold no state of their own.
 
+use crate::prereq::{Prereq, require};
 use std::time::{Duration, Instant};
 
 use crate::common::{PASSWORD, Server, form_body};
 use crate::pg::{PrivateCluster, fresh_database};
 
 #[test]
-#[cfg_attr(
-    not(postgres_tests),
-    ignore = "PostgreSQL is not installed here: the PostgreSQL half of the suite was skipped"
-)]
 fn two_instances_share_sessions_revocations_and_lockouts() {
+    if !require(Prereq::Postgres) {
+        return;
+    }
     let url = fresh_database();
     let dir = tempfile::tempdir().unwrap();
     let env = [("ROCKET_LOGIN_MAX_FAILURES", "4")];
@@ -56,11 +56,10 @@ fn two_instances_share_sessions_revocations_and_lockouts() {
 }
 
 #[test]
-#[cfg_attr(
-    not(postgres_tests),
-    ignore = "PostgreSQL is not installed here: the PostgreSQL half of the suite was skipped"
-)]
 fn health_follows_postgres_down_and_back() {
+    if !require(Prereq::Postgres) {
+        return;
+    }
     let cluster = PrivateCluster::start();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &cluster.url(), &[("ROCKET_DATABASE_CONNECT_TIMEOUT_SECS", "2")]);
@@ -93,11 +92,10 @@ fn wait_for<T: std::fmt::Debug>(mut f: impl FnMut() -> T, ok: impl Fn(&T) -> boo
 }
 
 #[test]
-#[cfg_attr(
-    not(postgres_tests),
-    ignore = "PostgreSQL is not installed here: the PostgreSQL half of the suite was skipped"
-)]
 fn db_setup_creates_a_missing_postgres_database() {
+    if !require(Prereq::Postgres) {
+        return;
+    }
     let base = crate::pg::cluster().base.clone();
     let url = format!("{base}/created_by_db_setup_{}", std::process::id());
     let dir = tempfile::tempdir().unwrap();

@@ -3,6 +3,7 @@
 //! the lockout under 30 concurrent wrong codes, pending expiry on the test clock, the secret absent
 //! from the database files; and two real `serve` processes racing one fresh code.
 
+use crate::prereq::{Prereq, require};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use rocket::http::{ContentType, Cookie, Method, Status};
 use rocket::local::asynchronous::Client;
 use serde_json::{Value, json};
 
-use crate::common::{Backend, PASSWORD, Server, TestClock, TestDb, form_body, service_with_clock, settings};
+use crate::common::{sqlite_url, Backend, PASSWORD, Server, TestClock, TestDb, form_body, service_with_clock, settings};
 
 const EMAIL: &str = "two@example.com";
 
@@ -525,11 +526,10 @@ async fn a_pending_login_upgrades_the_hash_too(backend: Backend) {
 // ---------------------------------------------------------------- two real instances
 
 #[test]
-#[cfg_attr(
-    not(postgres_tests),
-    ignore = "PostgreSQL is not installed here: the PostgreSQL half of the suite was skipped"
-)]
 fn one_fresh_code_sent_to_two_instances_at_once_wins_once() {
+    if !require(Prereq::Postgres) {
+        return;
+    }
     let url = crate::pg::fresh_database();
     let dir = tempfile::tempdir().unwrap();
     // One server key for both (api.md §14): either instance opens the secret.
@@ -614,7 +614,7 @@ async fn account_page_shows_factors_and_warns_when_few_codes_remain(backend: Bac
 async fn the_operator_lists_and_resets_factors() {
     use crate::common::run;
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("cli.db").display());
+    let url = sqlite_url(&dir.path().join("cli.db"));
     let run_cli = |args: &[&str]| {
         let mut all = vec!["--database-url", url.as_str()];
         all.extend_from_slice(args);

@@ -9,7 +9,7 @@ use serde_json::json;
 use userauth::entity::user;
 use userauth::service::AuthError;
 
-use crate::common::{
+use crate::common::{sqlite_url, 
     Backend, PASSWORD, Server, TestDb, client, client_with, form_body, insert_user, service, service_for, settings,
 };
 
@@ -186,7 +186,7 @@ async fn concurrent_logins_logouts_and_password_change(backend: Backend) {
 fn sigkill_during_registrations_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kill.db");
-    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let url = sqlite_url(&path);
     // Six writers from one address: per-client limits off (they would shed most of them).
     let env = [("ROCKET_CLIENT_RATE_PER_MINUTE", "0")];
     let mut server = Server::start(dir.path(), &url, &env);
@@ -248,7 +248,7 @@ fn sigkill_during_registrations_loses_nothing() {
 #[test]
 fn logs_of_a_full_flow_hold_no_secrets() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("log.db").display());
+    let url = sqlite_url(&dir.path().join("log.db"));
     // The most verbose level we have: even debug and trace lines must not carry secrets.
     let server = Server::start(dir.path(), &url, &[("RUST_LOG", "trace")]);
     let r = server.form(
@@ -294,7 +294,7 @@ fn logs_of_a_full_flow_hold_no_secrets() {
 #[test]
 fn warns_when_the_reset_endpoint_is_exposed() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("w.db").display());
+    let url = sqlite_url(&dir.path().join("w.db"));
     let loopback = Server::start(dir.path(), &url, &[]);
     assert!(!loopback.log_text().contains("returns reset tokens to any caller"));
     drop(loopback);

@@ -3,6 +3,7 @@
 //! under the per-client limit. Real SQLite files, real PostgreSQL, real `serve` processes, a real
 //! SMTP server (python3-aiosmtpd).
 
+use crate::prereq::{Prereq, require};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,7 +17,7 @@ use userauth::entity::{audit_event, audit_head, outbox, reset_token, server_key}
 use userauth::service::audit::{AuditFilter, Verified};
 use userauth::service::{AuthService, ResetRequest};
 
-use crate::common::{Backend, PASSWORD, Server, TestDb, form_body, free_port, http_from, run, service_for, settings};
+use crate::common::{sqlite_url, Backend, PASSWORD, Server, TestDb, form_body, free_port, http_from, run, service_for, settings};
 use crate::mail::SmtpSink;
 
 const FROM: &str = "Accounts <no-reply@example.com>";
@@ -41,7 +42,7 @@ fn fingerprint_of(b64_key: &str) -> String {
 #[test]
 fn the_key_file_is_created_private_shared_and_checked_by_every_command() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("k.db").display());
+    let url = sqlite_url(&dir.path().join("k.db"));
     let key_path = dir.path().join("userauth.key");
     let setup = run(dir.path(), &["--database-url", &url, "db-setup"], "", &[]);
     assert_eq!(setup.code, 0, "{}", setup.stderr);
@@ -118,7 +119,7 @@ fn the_key_file_is_created_private_shared_and_checked_by_every_command() {
 #[test]
 fn serve_creates_the_key_on_first_start() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("new.db").display());
+    let url = sqlite_url(&dir.path().join("new.db"));
     let server = Server::start(dir.path(), &url, &[]);
     assert_eq!(mode(&dir.path().join("userauth.key")), 0o600);
     drop(server);
@@ -128,11 +129,10 @@ fn serve_creates_the_key_on_first_start() {
 
 /// Two instances on one PostgreSQL: the second, with another key, does not start.
 #[test]
-#[cfg_attr(
-    not(postgres_tests),
-    ignore = "PostgreSQL is not installed here: the PostgreSQL half of the suite was skipped"
-)]
 fn a_second_instance_with_another_key_is_refused() {
+    if !require(Prereq::Postgres) {
+        return;
+    }
     let url = crate::pg::fresh_database();
     let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = Server::start(a_dir.path(), &url, &[]);
@@ -463,12 +463,14 @@ fn token_in(text: &str) -> String {
 /// Accepted while the mail server is down, `serve` SIGKILLed, started again with the mail server
 /// up: exactly one message, whose token works; the outbox is empty afterwards.
 #[test]
-#[cfg_attr(not(smtp_tests), ignore = "python3-aiosmtpd is not installed here: the mail tests were skipped")]
 fn an_accepted_reset_survives_sigkill() {
+    if !require(Prereq::Smtp) {
+        return;
+    }
     let smtp_port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("kill.db");
-    let url = format!("sqlite://{}?mode=rwc", db.display());
+    let url = sqlite_url(&db);
     let env = email_env(smtp_port, &[]);
     let mut server = start(dir.path(), &url, &env);
     let creds = form_body(&[("email", "survivor@example.com"), ("password", PASSWORD)]);
@@ -514,11 +516,10 @@ fn an_accepted_reset_survives_sigkill() {
 /// delivered exactly once each after it comes back, both instances running; nothing goes to
 /// unknown addresses. The audit chain both wrote verifies.
 #[test]
-#[cfg_attr(
-    any(not(postgres_tests), not(smtp_tests)),
-    ignore = "PostgreSQL or python3-aiosmtpd is not installed here: this test was skipped"
-)]
 fn two_instances_deliver_each_accepted_reset_once() {
+    if !require(Prereq::Postgres) || !require(Prereq::Smtp) {
+        return;
+    }
     let url = crate::pg::fresh_database();
     let smtp_port = free_port();
     let dir = tempfile::tempdir().unwrap();
@@ -556,7 +557,7 @@ fn two_instances_deliver_each_accepted_reset_once() {
 #[test]
 fn reset_routes_count_toward_the_per_client_limit() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("rate.db").display());
+    let url = sqlite_url(&dir.path().join("rate.db"));
     let server = Server::start(dir.path(), &url, &[("ROCKET_CLIENT_RATE_PER_MINUTE", "2")]);
     let form = [("Content-Type", "application/x-www-form-urlencoded")];
     for (from, path) in
