@@ -10,7 +10,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
 use crate::browser::{Driver, assert_accessible, expect_path, fill, press, text_of};
-use crate::common::{sqlite_url, PASSWORD, Server, free_port};
+use crate::common::{sqlite_url, PASSWORD, Server};
 
 /// What Chromium 156 on Linux sends when it is not headless (headless says "HeadlessChrome").
 const CHROME_UA: &str =
@@ -30,7 +30,7 @@ async fn browser(driver: &Driver, width: u32, height: u32, dark: bool) -> Client
     if dark {
         args.push("--force-dark-mode".into());
     }
-    let mut options = json!({ "binary": "/usr/bin/chromium", "args": args });
+    let mut options = json!({ "binary": crate::prereq::path_of("chromium"), "args": args });
     if width < 500 {
         // Chromium's windows are at least 500 px wide: a phone's viewport is emulated instead.
         options["mobileEmulation"] =
@@ -65,9 +65,8 @@ fn the_account_page_at_phone_and_desktop_width_light_and_dark() {
     }
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(&dir.path().join("phone.db"));
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let server = Server::start_on(dir.path(), &url, port, &[]);
+    let server = Server::start(dir.path(), &url, &[]);
+    let base = server.origin.clone();
     let add = crate::common::run(
         dir.path(),
         &["--database-url", &url, "user", "add", "phone@example.com"],

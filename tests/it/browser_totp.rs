@@ -11,7 +11,7 @@ use chrono::Utc;
 use fantoccini::{Client, Locator};
 
 use crate::browser::{Driver, Shots, assert_accessible, expect_path, fill, press, text_of};
-use crate::common::{sqlite_url, PASSWORD, Server, form_body, free_port};
+use crate::common::{sqlite_url, PASSWORD, Server, form_body};
 use crate::second_factor::code_at;
 
 const EMAIL: &str = "phone@example.com";
@@ -23,10 +23,8 @@ fn two_factor_in_a_browser() {
     }
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(&dir.path().join("browser-totp.db"));
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let env = [("ROCKET_PUBLIC_URL", base.as_str())];
-    let server = Server::start_on(dir.path(), &url, port, &env);
+    let server = Server::start_with_public_url(dir.path(), &url, "127.0.0.1", &[]);
+    let base = server.origin.clone();
     let creds = form_body(&[("email", EMAIL), ("password", PASSWORD)]);
     assert_eq!(server.form("POST", "/api/v1/register", &creds, None).status, 201);
     let driver = Driver::start();

@@ -251,6 +251,8 @@ pub struct Server {
     pub child: Child,
     pub port: u16,
     pub log: PathBuf,
+    /// Where a browser reaches it: `http://127.0.0.1:PORT`, or its `public_url`.
+    pub origin: String,
 }
 
 impl Server {
@@ -261,13 +263,20 @@ impl Server {
         }
     }
 
-    /// For a configuration that must name the server's own port (`public_url`): `env_for(port)`
-    /// gives the environment, and another port is tried if the chosen one was taken meanwhile.
-    pub fn start_naming_port(cwd: &Path, database_url: &str, env_for: impl Fn(u16) -> Vec<(String, String)>) -> Server {
+    /// For pages whose links and passkeys name the server's own origin: `public_url` is
+    /// `http://HOST:PORT`, and another port is tried if the chosen one was taken meanwhile.
+    pub fn start_with_public_url(cwd: &Path, database_url: &str, host: &str, env: &[(&str, &str)]) -> Server {
         on_a_free_port(|port| {
-            let env = env_for(port);
-            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            Self::start_on(cwd, database_url, port, &env)
+            let public_url = format!("http://{host}:{port}");
+            let mut env = env.to_vec();
+            env.push(("ROCKET_PUBLIC_URL", &public_url));
+            match Self::start_on(cwd, database_url, port, &env) {
+                Started::Up(mut server) => {
+                    server.origin = public_url.clone();
+                    Started::Up(server)
+                }
+                Started::PortTaken => Started::PortTaken,
+            }
         })
     }
 
@@ -291,7 +300,7 @@ impl Server {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("spawn serve");
-        let mut server = Server { child, port, log };
+        let mut server = Server { child, port, log, origin: String::new() };
         let ready = eventually(secs(60), "serve to listen and answer /health", || {
             if let Ok(Some(status)) = server.child.try_wait() {
                 let log = server.log_text();
@@ -301,6 +310,7 @@ impl Server {
                 panic!("serve exited early ({status}): {log}");
             }
             server.port = listening_port(&server.log_text())?;
+            server.origin = format!("http://127.0.0.1:{}", server.port);
             let health = try_http(server.port, "GET", "/health", &[], b"");
             health.is_ok_and(|r| r.status == 200).then_some(true)
         });

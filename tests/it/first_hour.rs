@@ -204,7 +204,8 @@ fn database_url_messages_name_the_problem() {
          postgres://USER:PASSWORD@HOST/DATABASE"
     );
     // A port where nothing listens: the host, the port and what happened.
-    let port = crate::common::free_port();
+    let closed = crate::waiting::ClosedPort::new();
+    let port = closed.port;
     let out = run(
         dir.path(),
         &["--database-url", &format!("postgres://nobody:secret@127.0.0.1:{port}/none"), "user", "list"],

@@ -5,7 +5,7 @@ use std::path::Path;
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use serde_json::Value;
 
-use crate::common::{sqlite_url, PASSWORD, Server, run, service};
+use crate::common::{PASSWORD, Server, run, secs, service, sqlite_url};
 
 /// PHP's documented example hash of "rasmuslerdorf".
 const PHP_HASH: &str = "$2y$10$.vGA1O9wmRjrwAVXD98HNOgsNpDczlqm3Jq7KnEd1rVAGv3Fykk1a";
@@ -235,13 +235,12 @@ fn json_logs_carry_the_request_id() {
     let server = Server::start(dir.path(), &url, &[("ROCKET_LOG_FORMAT", "json")]);
     let r = server.request("GET", "/health", &[], b"");
     let id = r.header("x-request-id").expect("X-Request-Id").to_owned();
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    let line = crate::waiting::within(secs(10), || {
+        let log = server.log_text();
+        log.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|v| v["fields"]["request_id"] == id.as_str())
+    })
+    .unwrap_or_else(|| panic!("no JSON request line with id {id}: {}", server.log_text()));
     let log = server.log_text();
-    let line = log
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v["fields"]["request_id"] == id.as_str())
-        .unwrap_or_else(|| panic!("no JSON request line with id {id}: {log}"));
     assert_eq!(line["fields"]["method"], "GET");
     assert_eq!(line["fields"]["path"], "/health");
     assert_eq!(line["fields"]["status"], 200);

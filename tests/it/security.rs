@@ -9,7 +9,8 @@ use serde_json::json;
 use userauth::entity::user;
 use userauth::service::AuthError;
 
-use crate::common::{sqlite_url, 
+use crate::common::{
+    eventually, secs, sqlite_url,
     Backend, PASSWORD, Server, TestDb, client, client_with, form_body, insert_user, service, service_for, settings,
 };
 
@@ -192,9 +193,10 @@ fn sigkill_during_registrations_loses_nothing() {
     let mut server = Server::start(dir.path(), &url, &env);
     let port = server.port;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let workers: Vec<_> = (0..6)
         .map(|w| {
-            let stop = stop.clone();
+            let (stop, answered) = (stop.clone(), answered.clone());
             std::thread::spawn(move || {
                 let mut created = Vec::new();
                 for i in 0.. {
@@ -210,7 +212,10 @@ fn sigkill_during_registrations_loses_nothing() {
                         &[("Content-Type", "application/x-www-form-urlencoded")],
                         body.as_bytes(),
                     ) {
-                        Ok(r) if r.status == 201 => created.push(email),
+                        Ok(r) if r.status == 201 => {
+                            created.push(email);
+                            answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
                         Ok(r) => assert!(r.status < 500, "status {}", r.status),
                         Err(_) => break, // the server is gone
                     }
@@ -219,12 +224,13 @@ fn sigkill_during_registrations_loses_nothing() {
             })
         })
         .collect();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // Killed in the middle of the load, once it is well under way.
+    let under_way = || (answered.load(std::sync::atomic::Ordering::Relaxed) > 40).then_some(());
+    eventually(secs(60), "the load to run (40 registrations)", under_way);
     server.child.kill().unwrap(); // SIGKILL
     server.child.wait().unwrap();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let created: Vec<String> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
-    assert!(created.len() > 20, "the load ran ({} registrations)", created.len());
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {

@@ -7,7 +7,6 @@ use crate::prereq::{Prereq, require};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
@@ -17,8 +16,9 @@ use userauth::entity::{audit_event, audit_head, outbox, reset_token, server_key}
 use userauth::service::audit::{AuditFilter, Verified};
 use userauth::service::{AuthService, ResetRequest};
 
-use crate::common::{sqlite_url, Backend, PASSWORD, Server, TestDb, form_body, free_port, http_from, run, service_for, settings};
-use crate::mail::SmtpSink;
+use crate::common::{Backend, PASSWORD, Server, TestDb, eventually, form_body, http_from, run, secs, service_for, settings, sqlite_url};
+use crate::mail::outbox_len;
+use crate::waiting::ClosedPort;
 
 const FROM: &str = "Accounts <no-reply@example.com>";
 
@@ -141,27 +141,18 @@ fn a_second_instance_with_another_key_is_refused() {
     // Bounded: a second instance that wrongly started would otherwise serve until killed.
     let log = b_dir.path().join("b.log");
     let file = std::fs::File::create(&log).unwrap();
-    let mut b = crate::common::bin()
+    let child = crate::common::bin()
         .current_dir(b_dir.path())
-        .args(["--database-url", &url, "serve", "--port", &free_port().to_string(), "--address", "127.0.0.1"])
+        .args(["--database-url", &url, "serve", "--port", "0", "--address", "127.0.0.1"])
         .env("ROCKET_KEY", &other)
         .stdin(std::process::Stdio::null())
         .stdout(file.try_clone().unwrap())
         .stderr(file)
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = b.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            b.kill().unwrap();
-            b.wait().unwrap();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    // Killed on drop should it wrongly start (and then time out here).
+    let mut b = Server { child, port: 0, log: log.clone(), origin: String::new() };
+    let status = Some(eventually(secs(60), "the second instance to exit", || b.child.try_wait().unwrap()));
     let stderr = std::fs::read_to_string(&log).unwrap();
     let out =
         crate::common::Output { code: status.and_then(|s| s.code()).unwrap_or(-1), stdout: String::new(), stderr };
@@ -360,7 +351,8 @@ async fn a_chain_from_before_the_key_keeps_verifying(backend: Backend) {
 /// the answer. The worker does the rest afterwards: a token and an event for the account only.
 async fn reset_requests_do_the_same_work_for_any_address(backend: Backend) {
     let db = TestDb::new(backend);
-    let smtp = format!("smtp://127.0.0.1:{}", free_port());
+    let down = ClosedPort::new();
+    let smtp = down.smtp_url();
     let loaded =
         settings(&db.url, &[("reset_delivery", json!("email")), ("smtp_url", json!(smtp)), ("mail_from", json!(FROM))]);
     let mut conn = userauth::service::db::connect(&loaded.db).await.unwrap();
@@ -447,14 +439,6 @@ fn start(dir: &Path, url: &str, env: &[(&'static str, String)]) -> Server {
     Server::start(dir, url, &env)
 }
 
-fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn token_in(text: &str) -> String {
     let at = text.find("/reset?token=").expect("a reset link") + "/reset?token=".len();
     text[at..at + 64].to_owned()
@@ -467,16 +451,16 @@ fn an_accepted_reset_survives_sigkill() {
     if !require(Prereq::Smtp) {
         return;
     }
-    let smtp_port = free_port();
+    let down = ClosedPort::new();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("kill.db");
     let url = sqlite_url(&db);
-    let env = email_env(smtp_port, &[]);
+    let env = email_env(down.port, &[]);
     let mut server = start(dir.path(), &url, &env);
     let creds = form_body(&[("email", "survivor@example.com"), ("password", PASSWORD)]);
     assert_eq!(server.form("POST", "/api/v1/register", &creds, None).status, 201);
     assert_eq!(server.form("POST", "/api/v1/reset_password", "email=survivor%40example.com", None).status, 202);
-    wait_until("a failed delivery attempt", 30, || server.log_text().contains("will retry"));
+    eventually(secs(30), "a failed delivery attempt", || server.log_text().contains("will retry").then_some(()));
     server.child.kill().unwrap(); // SIGKILL: nothing is flushed, nothing is said goodbye to.
     server.child.wait().unwrap();
     let sqlite = rusqlite::Connection::open(&db).unwrap();
@@ -491,7 +475,7 @@ fn an_accepted_reset_survives_sigkill() {
     assert!(!payloads[0].windows(8).any(|w| w == b"survivor"), "stored encrypted");
     drop(sqlite);
 
-    let sink = SmtpSink::start_on(smtp_port, None);
+    let sink = down.bring_up();
     let server = start(dir.path(), &url, &env);
     let messages = sink.wait_for(1, 90);
     assert_eq!(messages.len(), 1, "{}", server.log_text());
@@ -499,12 +483,8 @@ fn an_accepted_reset_survives_sigkill() {
     let token = token_in(messages[0]["text"].as_str().unwrap());
     let upd = form_body(&[("reset_token", &token), ("new_password", "a brand new password")]);
     assert_eq!(server.form("POST", "/api/v1/update_password", &upd, None).status, 200);
-    let count = || {
-        let c = rusqlite::Connection::open(&db).unwrap();
-        c.query_row("SELECT count(*) FROM outbox", [], |r| r.get::<_, i64>(0)).unwrap()
-    };
-    wait_until("the outbox to empty", 30, || count() == 0);
-    std::thread::sleep(Duration::from_secs(2));
+    // A message is deleted from the outbox once the mail server took it: none is sent after.
+    eventually(secs(30), "the outbox to empty", || (outbox_len(&db) == 0).then_some(()));
     assert_eq!(sink.messages().len(), 1, "exactly one message");
     let mut bytes = std::fs::read(&db).unwrap();
     bytes.extend(std::fs::read(db.with_extension("db-wal")).unwrap_or_default());
@@ -521,9 +501,9 @@ fn two_instances_deliver_each_accepted_reset_once() {
         return;
     }
     let url = crate::pg::fresh_database();
-    let smtp_port = free_port();
+    let down = ClosedPort::new();
     let dir = tempfile::tempdir().unwrap();
-    let env = email_env(smtp_port, &[]);
+    let env = email_env(down.port, &[]);
     let a = start(dir.path(), &url, &env);
     let b = start(dir.path(), &url, &env);
     let users: Vec<String> = (0..4).map(|i| format!("pair{i}@example.com")).collect();
@@ -536,13 +516,14 @@ fn two_instances_deliver_each_accepted_reset_once() {
             assert_eq!(server.form("POST", "/api/v1/reset_password", &body, None).status, 202);
         }
     }
-    wait_until("both instances to fail an attempt", 30, || {
-        a.log_text().contains("will retry") || b.log_text().contains("will retry")
+    eventually(secs(30), "either instance to fail an attempt", || {
+        (a.log_text().contains("will retry") || b.log_text().contains("will retry")).then_some(())
     });
-    let sink = SmtpSink::start_on(smtp_port, None);
-    let messages = sink.wait_for(4, 90);
-    std::thread::sleep(Duration::from_secs(3));
-    let messages = if messages.len() == 4 { sink.messages() } else { messages };
+    let sink = down.bring_up();
+    sink.wait_for(4, 90);
+    // A message leaves the outbox once the mail server took it: none is sent after it is empty.
+    eventually(secs(30), "the outbox to empty", || (crate::pg::query(&url, "SELECT count(*) FROM outbox") == "0").then_some(()));
+    let messages = sink.messages();
     let mut to: Vec<String> = messages.iter().map(|m| m["rcpt_tos"][0].as_str().unwrap().to_owned()).collect();
     to.sort();
     assert_eq!(to, users, "one message per registered address, none to the others");

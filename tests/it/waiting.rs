@@ -11,28 +11,45 @@ const POLL: Duration = Duration::from_millis(50);
 
 /// Checks `check` until it yields `Some`, at most for `timeout`; panics naming `what` otherwise.
 /// The timeout only bounds a failing test: a passing one waits exactly as long as it must.
-pub fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+pub fn eventually<T>(timeout: Duration, what: &str, check: impl FnMut() -> Option<T>) -> T {
+    within(timeout, check).unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"))
+}
+
+/// The same for a check that awaits (a browser, an async database query).
+pub async fn eventually_async<T, F>(timeout: Duration, what: &str, check: impl FnMut() -> F) -> T
+where
+    F: Future<Output = Option<T>>,
+{
+    within_async(timeout, check).await.unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"))
+}
+
+/// What `check` yields first, or `None` after `timeout` (for a caller that explains the failure).
+pub fn within<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = check() {
-            return v;
+            return Some(v);
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        if Instant::now() >= deadline {
+            return None;
+        }
         std::thread::sleep(POLL);
     }
 }
 
-/// The same for a check that awaits (a browser, an async database query).
-pub async fn eventually_async<T, F>(timeout: Duration, what: &str, mut check: impl FnMut() -> F) -> T
+/// `within` for a check that awaits.
+pub async fn within_async<T, F>(timeout: Duration, mut check: impl FnMut() -> F) -> Option<T>
 where
     F: Future<Output = Option<T>>,
 {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = check().await {
-            return v;
+            return Some(v);
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        if Instant::now() >= deadline {
+            return None;
+        }
         tokio::time::sleep(POLL).await;
     }
 }
