@@ -5,15 +5,7 @@ use std::path::Path;
 use rocket::http::{ContentType, Status};
 use serde_json::Value;
 
-use crate::common::{sqlite_url, PASSWORD, client, form_body, run};
-
-/// A migrated database in `dir`.
-fn db_url(dir: &Path) -> String {
-    let url = sqlite_url(&dir.join("cli.db"));
-    let out = run(dir, &["--database-url", &url, "db-setup"], "", &[]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    url
-}
+use crate::common::{set_up_database, sqlite_url, PASSWORD, client, form_body, run};
 
 #[test]
 fn user_commands_need_a_set_up_database() {
@@ -61,7 +53,7 @@ fn default_database_is_userauth_db_in_the_working_directory() {
 #[test]
 fn user_add_from_stdin_and_duplicates() {
     let dir = tempfile::tempdir().unwrap();
-    let url = db_url(dir.path());
+    let url = set_up_database(dir.path(), "cli.db");
     let out = run(
         dir.path(),
         &["--database-url", &url, "user", "add", "Zoe@Example.com", "--password-stdin"],
@@ -138,7 +130,7 @@ fn weak_bcrypt_cost_is_refused_outside_tests() {
 #[rocket::async_test]
 async fn user_reset_prints_a_token_that_works_over_http() {
     let dir = tempfile::tempdir().unwrap();
-    let url = db_url(dir.path());
+    let url = set_up_database(dir.path(), "cli.db");
     let p = dir.path().to_owned();
     let u = url.clone();
     let out = tokio::task::spawn_blocking(move || {
@@ -189,7 +181,7 @@ async fn user_reset_prints_a_token_that_works_over_http() {
 #[test]
 fn user_list_table_and_json() {
     let dir = tempfile::tempdir().unwrap();
-    let url = db_url(dir.path());
+    let url = set_up_database(dir.path(), "cli.db");
     for email in ["a@example.com", "b@example.com", "c@example.com"] {
         let out = run(dir.path(), &["--database-url", &url, "user", "add", email], &format!("{PASSWORD}\n"), &[]);
         assert_eq!(out.code, 0, "{}", out.stderr);
@@ -247,7 +239,7 @@ fn generated_completions_are_up_to_date() {
 #[test]
 fn interactive_prompt_through_a_pty() {
     let dir = tempfile::tempdir().unwrap();
-    let url = db_url(dir.path());
+    let url = set_up_database(dir.path(), "cli.db");
     let mut cmd = crate::common::bin();
     cmd.current_dir(dir.path()).args(["--database-url", &url, "user", "add", "tty@example.com"]);
     let mut p = rexpect::session::spawn_command(cmd, Some(30_000)).expect("spawn in a pty");

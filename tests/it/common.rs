@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use rocket::figment::Figment;
 use rocket::figment::providers::Serialized;
+use rocket::http::{ContentType, Cookie, Header, Method, Status};
 use rocket::local::asynchronous::Client;
 use tempfile::TempDir;
 use userauth::config::{self, Loaded, Settings};
@@ -212,6 +213,41 @@ pub async fn client(url: &str) -> (Client, AuthService) {
     client_with(url, &[]).await
 }
 
+/// Logs in through the API (with `agent` as User-Agent, if given) and returns the session cookie
+/// value; a tracked client also keeps it.
+pub async fn api_login(c: &Client, email: &str, password: &str, agent: Option<&str>) -> String {
+    let mut req = c.post("/api/v1/session").header(ContentType::Form);
+    if let Some(agent) = agent {
+        req = req.header(Header::new("User-Agent", agent.to_owned()));
+    }
+    let resp = req.body(form_body(&[("email", email), ("password", password)])).dispatch().await;
+    assert_eq!(resp.status(), Status::Ok);
+    resp.cookies().get("session_id").expect("session cookie").value().to_owned()
+}
+
+/// One JSON request with an optional session cookie: the status, the JSON body (null if none) and
+/// the new `session_id` cookie, if one was set.
+pub async fn call_json(
+    c: &Client,
+    method: Method,
+    path: &str,
+    cookie: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (Status, serde_json::Value, Option<String>) {
+    let mut req = c.req(method, path.to_owned());
+    if let Some(v) = cookie {
+        req = req.cookie(Cookie::new("session_id", v.to_owned()));
+    }
+    if let Some(b) = body {
+        req = req.header(ContentType::JSON).body(b.to_string());
+    }
+    let resp = req.dispatch().await;
+    let status = resp.status();
+    let set = resp.cookies().get("session_id").map(|c| c.value().to_owned()).filter(|v| !v.is_empty());
+    let text = resp.into_string().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null), set)
+}
+
 // ---------------------------------------------------------------- the real binary
 
 pub fn bin() -> Command {
@@ -229,6 +265,26 @@ pub struct Output {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
+}
+
+/// A database set up with `userauth db-setup`, as an operator would: the SQLite file `file` in `dir`.
+pub fn set_up_database(dir: &Path, file: &str) -> String {
+    let url = sqlite_url(&dir.join(file));
+    let out = run(dir, &["--database-url", &url, "db-setup"], "", &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    url
+}
+
+/// `run` from an async test: on a blocking thread, with `--database-url url` before `args`.
+pub async fn run_async(dir: &Path, url: &str, args: &[&str]) -> Output {
+    let dir = dir.to_owned();
+    let all: Vec<String> = ["--database-url", url].iter().chain(args).map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        run(&dir, &all, "", &[])
+    })
+    .await
+    .expect("the binary ran")
 }
 
 /// Runs the binary in `cwd` with `stdin` as its standard input.

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use userauth::service::AuthService;
 use userauth::service::audit::AuditFilter;
 
-use crate::common::{sqlite_url, Backend, PASSWORD, TestClock, TestDb, service_with_clock, settings};
+use crate::common::{call_json, sqlite_url, Backend, PASSWORD, TestClock, TestDb, service_with_clock, settings};
 use crate::passkeys::{Authenticator, ORIGIN};
 use crate::second_factor::code_at;
 
@@ -42,18 +42,7 @@ impl Env {
         cookie: Option<&str>,
         body: Option<Value>,
     ) -> (Status, Value, Option<String>) {
-        let mut req = self.c.req(method, path.to_owned());
-        if let Some(v) = cookie {
-            req = req.cookie(Cookie::new("session_id", v.to_owned()));
-        }
-        if let Some(b) = body {
-            req = req.header(ContentType::JSON).body(b.to_string());
-        }
-        let resp = req.dispatch().await;
-        let status = resp.status();
-        let set = resp.cookies().get("session_id").map(|c| c.value().to_owned()).filter(|v| !v.is_empty());
-        let text = resp.into_string().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null), set)
+        call_json(&self.c, method, path, cookie, body).await
     }
 
     async fn html(&self, path: &str, cookie: &str) -> (Status, String) {
@@ -238,23 +227,9 @@ crate::backend_tests!(
 /// transaction, through the real binary on a SQLite file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_sees_and_resets_passkeys() {
-    use crate::common::run;
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(&dir.path().join("cli.db"));
-    let run_cli = |args: &[&str]| {
-        let mut all = vec!["--database-url", url.as_str()];
-        all.extend_from_slice(args);
-        let dir = dir.path().to_owned();
-        let all: Vec<String> = all.iter().map(|s| s.to_string()).collect();
-        async move {
-            tokio::task::spawn_blocking(move || {
-                let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-                run(&dir, &refs, "", &[])
-            })
-            .await
-            .unwrap()
-        }
-    };
+    let run_cli = |args: &'static [&'static str]| crate::common::run_async(dir.path(), &url, args);
     assert_eq!(run_cli(&["db-setup"]).await.code, 0);
     let rp = userauth::service::passkeys::RelyingParty::from_public_url(ORIGIN).unwrap();
     let svc = crate::common::service(&url).await.with_relying_party(Some(std::sync::Arc::new(rp)));

@@ -12,7 +12,7 @@ use rocket::http::{ContentType, Cookie, Method, Status};
 use rocket::local::asynchronous::Client;
 use serde_json::{Value, json};
 
-use crate::common::{sqlite_url, Backend, PASSWORD, Server, TestClock, TestDb, form_body, service_with_clock, settings};
+use crate::common::{call_json, sqlite_url, Backend, PASSWORD, Server, TestClock, TestDb, form_body, service_with_clock, settings};
 
 const EMAIL: &str = "two@example.com";
 
@@ -56,18 +56,7 @@ impl Env {
         cookie: Option<&str>,
         body: Option<Value>,
     ) -> (Status, Value, Option<String>) {
-        let mut req = self.c.req(method, path.to_owned());
-        if let Some(v) = cookie {
-            req = req.cookie(Cookie::new("session_id", v.to_owned()));
-        }
-        if let Some(b) = body {
-            req = req.header(ContentType::JSON).body(b.to_string());
-        }
-        let resp = req.dispatch().await;
-        let status = resp.status();
-        let set = resp.cookies().get("session_id").map(|c| c.value().to_owned()).filter(|v| !v.is_empty());
-        let text = resp.into_string().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null), set)
+        call_json(&self.c, method, path, cookie, body).await
     }
 
     async fn login(&self, password: &str) -> (Status, Value, Option<String>) {
@@ -612,23 +601,9 @@ async fn account_page_shows_factors_and_warns_when_few_codes_remain(backend: Bac
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_lists_and_resets_factors() {
-    use crate::common::run;
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(&dir.path().join("cli.db"));
-    let run_cli = |args: &[&str]| {
-        let mut all = vec!["--database-url", url.as_str()];
-        all.extend_from_slice(args);
-        let dir = dir.path().to_owned();
-        let all: Vec<String> = all.iter().map(|s| s.to_string()).collect();
-        async move {
-            tokio::task::spawn_blocking(move || {
-                let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-                run(&dir, &refs, "", &[])
-            })
-            .await
-            .unwrap()
-        }
-    };
+    let run_cli = |args: &'static [&'static str]| crate::common::run_async(dir.path(), &url, args);
     assert_eq!(run_cli(&["db-setup"]).await.code, 0);
     let svc = crate::common::service(&url).await;
     svc.register(EMAIL, PASSWORD).await.unwrap();
