@@ -146,6 +146,49 @@ pub async fn service_for(loaded: &Loaded) -> AuthService {
         )
 }
 
+/// The SQL a service runs, recorded only while `during` runs an operation.
+pub struct SqlRecorder {
+    recording: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    statements: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    _mail_server_down: crate::waiting::ClosedPort,
+}
+
+impl SqlRecorder {
+    /// The operation's result and the statements it ran, in order.
+    pub async fn during<T>(&self, operation: impl std::future::Future<Output = T>) -> (T, Vec<String>) {
+        use std::sync::atomic::Ordering;
+        self.statements.lock().expect("statements").clear();
+        self.recording.store(true, Ordering::SeqCst);
+        let out = operation.await;
+        self.recording.store(false, Ordering::SeqCst);
+        (out, self.statements.lock().expect("statements").clone())
+    }
+}
+
+/// A migrated service with email set up (to a mail server that is down: the worker is not
+/// running anyway) whose SQL statements can be recorded.
+pub async fn recording_service(url: &str, extra: &[(&str, serde_json::Value)]) -> (AuthService, SqlRecorder) {
+    let down = crate::waiting::ClosedPort::new();
+    let mut all =
+        vec![("smtp_url", serde_json::json!(down.smtp_url())), ("mail_from", serde_json::json!("Accounts <no-reply@example.com>"))];
+    all.extend(extra.iter().cloned());
+    let loaded = settings(url, &all);
+    let mut conn = connect(&loaded.db).await.expect("connect");
+    let recorder = SqlRecorder { recording: Default::default(), statements: Default::default(), _mail_server_down: down };
+    let (recording, statements) = (recorder.recording.clone(), recorder.statements.clone());
+    conn.set_metric_callback(move |info| {
+        if recording.load(std::sync::atomic::Ordering::SeqCst) {
+            statements.lock().expect("statements").push(info.statement.sql.clone());
+        }
+    });
+    migrate(&conn).await.expect("migrate");
+    let key = test_key();
+    userauth::service::key_store::bind(&conn, &key, chrono::Utc::now()).await.expect("bind the test key");
+    let mail = loaded.settings.mail_settings().expect("mail settings").expect("mail is set up");
+    let mailer = userauth::service::mail::Mailer::new(mail).expect("mailer");
+    (AuthService::new(conn, loaded.settings.policy()).with_key(key).with_mailer(Some(mailer)), recorder)
+}
+
 /// A clock for the service under test that the test moves forward instead of sleeping.
 #[derive(Clone, Default)]
 pub struct TestClock(std::sync::Arc<std::sync::atomic::AtomicI64>);

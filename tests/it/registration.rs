@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use userauth::entity::{audit_event, email_verification_token, outbox, user};
 use userauth::service::AuthService;
 
-use crate::common::{sqlite_url, Backend, PASSWORD, TestDb, client_with, form_body, run, service_for, settings};
+use crate::common::{recording_service, sqlite_url, Backend, PASSWORD, TestDb, client_with, form_body, run, service_for, settings};
 use crate::mail::SmtpSink;
 use crate::waiting::{eventually_async, secs};
 
@@ -285,42 +285,16 @@ async fn common_passwords_are_refused_on_every_route(backend: Backend) {
 /// before the answer, and neither reads or writes `users` or the audit log: the address-dependent
 /// part happens in the worker, after the answer.
 async fn registration_does_the_same_work_for_any_address(backend: Backend) {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{Arc, Mutex};
     let db = TestDb::new(backend);
-    let down = crate::waiting::ClosedPort::new();
-    let smtp = down.smtp_url();
-    let loaded = settings(
-        &db.url,
-        &[("email_verification", json!("required")), ("smtp_url", json!(smtp)), ("mail_from", json!(FROM))],
-    );
-    let mut conn = userauth::service::db::connect(&loaded.db).await.unwrap();
-    let recording = Arc::new(AtomicBool::new(false));
-    let statements = Arc::new(Mutex::new(Vec::<String>::new()));
-    {
-        let (recording, statements) = (recording.clone(), statements.clone());
-        conn.set_metric_callback(move |info| {
-            if recording.load(Ordering::SeqCst) {
-                statements.lock().unwrap().push(info.statement.sql.clone());
-            }
-        });
-    }
-    userauth::service::db::migrate(&conn).await.unwrap();
-    let key = crate::common::test_key();
-    userauth::service::key_store::bind(&conn, &key, chrono::Utc::now()).await.unwrap();
-    let mailer = userauth::service::mail::Mailer::new(loaded.settings.mail_settings().unwrap().unwrap()).unwrap();
-    let svc = AuthService::new(conn, loaded.settings.policy()).with_key(key).with_mailer(Some(mailer));
+    let (svc, sql) = recording_service(&db.url, &[("email_verification", json!("required"))]).await;
     let (known, fresh) = ("known@example.com", "fresh@example.com");
     svc.register(known, PASSWORD).await.unwrap();
     let api = svc.for_client(None);
     let mut runs = Vec::new();
     for email in [known, fresh] {
-        statements.lock().unwrap().clear();
-        recording.store(true, Ordering::SeqCst);
-        let answer = api.sign_up(email, PASSWORD).await.unwrap();
-        recording.store(false, Ordering::SeqCst);
-        assert!(matches!(answer, userauth::service::verification::SignUp::Pending { .. }));
-        runs.push(statements.lock().unwrap().clone());
+        let (answer, statements) = sql.during(api.sign_up(email, PASSWORD)).await;
+        assert!(matches!(answer.unwrap(), userauth::service::verification::SignUp::Pending { .. }));
+        runs.push(statements);
     }
     assert!(!runs[0].is_empty());
     assert_eq!(runs[0], runs[1], "the same statements for a new and an existing address");

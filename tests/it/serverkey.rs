@@ -16,7 +16,7 @@ use userauth::entity::{audit_event, audit_head, outbox, reset_token, server_key}
 use userauth::service::audit::{AuditFilter, Verified};
 use userauth::service::{AuthService, ResetRequest};
 
-use crate::common::{Backend, PASSWORD, Server, TestDb, eventually, form_body, http_from, run, secs, service_for, settings, sqlite_url};
+use crate::common::{recording_service, Backend, PASSWORD, Server, TestDb, eventually, form_body, http_from, run, secs, service_for, settings, sqlite_url};
 use crate::mail::outbox_len;
 use crate::waiting::ClosedPort;
 
@@ -351,26 +351,7 @@ async fn a_chain_from_before_the_key_keeps_verifying(backend: Backend) {
 /// the answer. The worker does the rest afterwards: a token and an event for the account only.
 async fn reset_requests_do_the_same_work_for_any_address(backend: Backend) {
     let db = TestDb::new(backend);
-    let down = ClosedPort::new();
-    let smtp = down.smtp_url();
-    let loaded =
-        settings(&db.url, &[("reset_delivery", json!("email")), ("smtp_url", json!(smtp)), ("mail_from", json!(FROM))]);
-    let mut conn = userauth::service::db::connect(&loaded.db).await.unwrap();
-    let recording = Arc::new(AtomicBool::new(false));
-    let statements = Arc::new(Mutex::new(Vec::<String>::new()));
-    {
-        let (recording, statements) = (recording.clone(), statements.clone());
-        conn.set_metric_callback(move |info| {
-            if recording.load(Ordering::SeqCst) {
-                statements.lock().unwrap().push(info.statement.sql.clone());
-            }
-        });
-    }
-    userauth::service::db::migrate(&conn).await.unwrap();
-    let key = crate::common::test_key();
-    userauth::service::key_store::bind(&conn, &key, chrono::Utc::now()).await.unwrap();
-    let mailer = userauth::service::mail::Mailer::new(loaded.settings.mail_settings().unwrap().unwrap()).unwrap();
-    let svc = AuthService::new(conn, loaded.settings.policy()).with_key(key).with_mailer(Some(mailer));
+    let (svc, sql) = recording_service(&db.url, &[("reset_delivery", json!("email"))]).await;
     // Same length on purpose: the encrypted rows then have the same size too.
     let (known, ghost) = ("known@example.com", "ghost@example.com");
     svc.register(known, PASSWORD).await.unwrap();
@@ -378,12 +359,9 @@ async fn reset_requests_do_the_same_work_for_any_address(backend: Backend) {
 
     let mut runs = Vec::new();
     for email in [known, ghost] {
-        statements.lock().unwrap().clear();
-        recording.store(true, Ordering::SeqCst);
-        let answer = svc.self_service_reset(email).await.unwrap();
-        recording.store(false, Ordering::SeqCst);
-        assert!(matches!(answer, ResetRequest::Emailed));
-        runs.push(statements.lock().unwrap().clone());
+        let (answer, statements) = sql.during(svc.self_service_reset(email)).await;
+        assert!(matches!(answer.unwrap(), ResetRequest::Emailed));
+        runs.push(statements);
     }
     assert!(!runs[0].is_empty());
     assert_eq!(runs[0], runs[1], "the same statements for a registered and an unknown address");
