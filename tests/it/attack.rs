@@ -1,7 +1,6 @@
 //! Standing up to attack (api.md §6): each defence tried as an attacker would, with a test that
 //! fails without it.
 
-use crate::prereq::{Prereq, require};
 use futures_util::future::join_all;
 use rocket::http::{ContentType, Header, Method, Status};
 use sea_orm::EntityTrait;
@@ -9,6 +8,7 @@ use serde_json::{Value, json};
 use userauth::entity::user;
 use userauth::service::{AuthError, AuthService};
 
+use crate::prereq::{Prereq, require};
 use crate::common::{sqlite_url, 
     Backend, PASSWORD, Server, TestDb, client_with, form_body, http_from, insert_user, run, service_for, settings,
 };

@@ -4,7 +4,6 @@
 //! go to `target/screenshots/`; `UPDATE_SCREENSHOTS=1` also copies them to `docs/screenshots/`
 //! for the README.
 
-use crate::prereq::{Prereq, require};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -12,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
+use crate::prereq::{Prereq, require};
 use crate::common::{PASSWORD, Server, sqlite_url};
 use crate::mail::SmtpSink;
 

@@ -3,12 +3,12 @@
 //! Screenshots go to `target/screenshots/`; `UPDATE_SCREENSHOTS=1` copies them to
 //! `docs/screenshots/` for the README.
 
-use crate::prereq::{Prereq, require};
 use std::path::Path;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
+use crate::prereq::{Prereq, require};
 use crate::browser::{Driver, assert_accessible, expect_path, fill, press, text_of};
 use crate::common::{sqlite_url, PASSWORD, Server};
 

@@ -5,13 +5,13 @@
 //! `http://localhost:<port>`. Screenshots go to `target/screenshots/` (and to `docs/screenshots/`
 //! with `UPDATE_SCREENSHOTS=1`).
 
-use crate::prereq::{Prereq, require};
 use std::path::Path;
 
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, Locator};
 use serde_json::json;
 
+use crate::prereq::{Prereq, require};
 use crate::browser::{Driver, Shots, assert_accessible, expect_path, fill, path_of, press, text_of};
 use crate::waiting::{secs, within_async};
 use crate::common::{sqlite_url, PASSWORD, Server, http};

@@ -4,12 +4,12 @@
 //! recovery code, disable. axe-core on every new page. Screenshots of the setup and second-factor
 //! pages go to `target/screenshots-totp/`; `UPDATE_SCREENSHOTS=1` copies them to `docs/screenshots/`.
 
-use crate::prereq::{Prereq, require};
 use std::path::Path;
 
 use chrono::Utc;
 use fantoccini::{Client, Locator};
 
+use crate::prereq::{Prereq, require};
 use crate::browser::{Driver, Shots, assert_accessible, expect_path, fill, press, text_of};
 use crate::common::{sqlite_url, PASSWORD, Server, form_body};
 use crate::second_factor::code_at;

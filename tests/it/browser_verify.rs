@@ -2,8 +2,8 @@
 //! binary with `email_verification = "required"` and the real SMTP sink; axe-core on every new
 //! page. Reuses the helpers of `browser.rs`.
 
-use crate::prereq::{Prereq, require};
 
+use crate::prereq::{Prereq, require};
 use crate::browser::{Driver, assert_accessible, expect_path, fill, path_of, press, text_of};
 use crate::common::{sqlite_url, PASSWORD, Server};
 use crate::mail::SmtpSink;

@@ -298,11 +298,7 @@ fn readme_configuration_table_matches_the_code() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let defaults = serde_json::to_value(userauth::config::Settings::default()).unwrap();
     for &(key, min, max) in userauth::config::NUMERIC_RANGES {
-        let row = readme
-            .lines()
-            .find(|l| l.starts_with(&format!("| `{key}`")))
-            .unwrap_or_else(|| panic!("README has no row for {key}"));
-        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let cells = crate::common::readme_row(&readme, key);
         assert_eq!(cells[3], format!("{min}–{max}"), "range of {key}");
         match defaults.get(key).and_then(|v| v.as_u64()) {
             Some(d) => assert_eq!(cells[2], d.to_string(), "default of {key}"),

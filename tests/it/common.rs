@@ -77,6 +77,15 @@ impl Backend {
     }
 }
 
+/// The cells of the README configuration table's row for `key` (`| \`key\` | default | range | …`).
+pub fn readme_row<'a>(readme: &'a str, key: &str) -> Vec<&'a str> {
+    let row = readme
+        .lines()
+        .find(|l| l.starts_with(&format!("| `{key}`")))
+        .unwrap_or_else(|| panic!("README has no row for {key}"));
+    row.split('|').map(str::trim).collect()
+}
+
 /// The URL of a SQLite file, created on first use.
 pub fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}?mode=rwc", path.display())
@@ -238,18 +247,20 @@ pub async fn service(url: &str) -> AuthService {
 
 /// Rocket's local client over a migrated database.
 pub async fn client_with(url: &str, extra: &[(&str, serde_json::Value)]) -> (Client, AuthService) {
-    let loaded = settings(url, extra);
-    let svc = service_for(&loaded).await;
-    let client = Client::tracked(userauth::api::build(svc.clone(), &loaded)).await.expect("rocket client");
-    (client, svc)
+    local_client(url, extra, true).await
 }
 
 /// The same, without a cookie jar: each request carries exactly the cookies the test gives it.
 pub async fn untracked_client_with(url: &str, extra: &[(&str, serde_json::Value)]) -> (Client, AuthService) {
+    local_client(url, extra, false).await
+}
+
+async fn local_client(url: &str, extra: &[(&str, serde_json::Value)], tracked: bool) -> (Client, AuthService) {
     let loaded = settings(url, extra);
     let svc = service_for(&loaded).await;
-    let client = Client::untracked(userauth::api::build(svc.clone(), &loaded)).await.expect("rocket client");
-    (client, svc)
+    let rocket = userauth::api::build(svc.clone(), &loaded);
+    let client = if tracked { Client::tracked(rocket).await } else { Client::untracked(rocket).await };
+    (client.expect("rocket client"), svc)
 }
 
 pub async fn client(url: &str) -> (Client, AuthService) {

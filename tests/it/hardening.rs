@@ -3,7 +3,6 @@
 //! origin warning, bounded configuration, PostgreSQL with one connection, and pages that fail as
 //! pages.
 
-use crate::prereq::{Prereq, require};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -13,6 +12,7 @@ use userauth::entity::throttle;
 use userauth::service::AuthError;
 use userauth::service::audit::{AuditFilter, Verified};
 
+use crate::prereq::{Prereq, require};
 use crate::backend_tests;
 use crate::common::*;
 
@@ -529,11 +529,7 @@ fn every_rocket_key_is_bounded_and_named_by_the_binary() {
 fn readme_lists_rockets_ranges() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     for &(key, min, max) in userauth::config::ROCKET_RANGES {
-        let row = readme
-            .lines()
-            .find(|l| l.starts_with(&format!("| `{key}`")))
-            .unwrap_or_else(|| panic!("README has no row for {key}"));
-        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let cells = crate::common::readme_row(&readme, key);
         assert_eq!(cells[3], format!("{min}–{max}"), "range of {key}");
     }
     let pg_row = readme.lines().find(|l| l.starts_with("| `database_max_connections`")).unwrap();

@@ -1,13 +1,13 @@
 //! Password reset by email (api.md §7) against a real SMTP server: Debian's python3-aiosmtpd,
 //! started per test on a free loopback port, writing each message it receives as JSON.
 
-use crate::prereq::{Prereq, require};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::prereq::{Prereq, require};
 use crate::common::{PASSWORD, Server, eventually, form_body, run, secs, sqlite_url};
 use crate::waiting::{ClosedPort, listening_port};
 

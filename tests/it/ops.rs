@@ -1,6 +1,5 @@
 //! Operations (api.md §9): metrics, the audit log and `userauth doctor`.
 
-use crate::prereq::{Prereq, require};
 use std::collections::BTreeMap;
 
 use rocket::http::{ContentType, Header, Status};
@@ -10,6 +9,7 @@ use serde_json::{Value, json};
 use userauth::service::audit::{AuditFilter, Verified};
 use userauth::service::{AuthService, ListFilter};
 
+use crate::prereq::{Prereq, require};
 use crate::common::{sqlite_url, Backend, PASSWORD, Server, TestDb, client_with, form_body, run, service_with_clock, settings};
 
 async fn post(c: &Client, path: &str, pairs: &[(&str, &str)]) -> Status {

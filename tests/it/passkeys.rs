@@ -2,7 +2,6 @@
 //! (webauthn-authenticator-rs' soft passkey: real P-256 keys, real CBOR attestation and signed
 //! assertions), on every backend; and a ceremony started on one `serve` and finished on another.
 
-use crate::prereq::{Prereq, require};
 use std::time::Duration;
 
 use rocket::http::Method::{Delete, Get, Post};
@@ -17,6 +16,7 @@ use webauthn_authenticator_rs::prelude::{CreationChallengeResponse, RequestChall
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_rs_proto::{AllowCredentials, PublicKeyCredentialCreationOptions, PublicKeyCredentialRequestOptions};
 
+use crate::prereq::{Prereq, require};
 use crate::common::{api_login, call_json, sqlite_url, Backend, PASSWORD, Server, TestClock, TestDb, form_body, http, service_for, settings};
 
 /// The relying party's origin in these tests: `public_url` unset, port 5000.

@@ -1,7 +1,7 @@
 //! Scale-out: several `userauth serve` processes on one PostgreSQL hold no state of their own.
 
-use crate::prereq::{Prereq, require};
 
+use crate::prereq::{Prereq, require};
 use crate::common::{PASSWORD, Server, eventually, form_body, secs};
 use crate::pg::{PrivateCluster, fresh_database};
 

@@ -3,7 +3,6 @@
 //! the lockout under 30 concurrent wrong codes, pending expiry on the test clock, the secret absent
 //! from the database files; and two real `serve` processes racing one fresh code.
 
-use crate::prereq::{Prereq, require};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -12,6 +11,7 @@ use rocket::http::{ContentType, Cookie, Method, Status};
 use rocket::local::asynchronous::Client;
 use serde_json::{Value, json};
 
+use crate::prereq::{Prereq, require};
 use crate::common::{call_json, sqlite_url, Backend, PASSWORD, Server, TestClock, TestDb, form_body, service_with_clock, settings};
 
 const EMAIL: &str = "two@example.com";

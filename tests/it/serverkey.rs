@@ -3,7 +3,6 @@
 //! under the per-client limit. Real SQLite files, real PostgreSQL, real `serve` processes, a real
 //! SMTP server (python3-aiosmtpd).
 
-use crate::prereq::{Prereq, require};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,6 +15,7 @@ use userauth::entity::{audit_event, audit_head, outbox, reset_token, server_key}
 use userauth::service::audit::{AuditFilter, Verified};
 use userauth::service::{AuthService, ResetRequest};
 
+use crate::prereq::{Prereq, require};
 use crate::common::{recording_service, Backend, PASSWORD, Server, TestDb, eventually, form_body, http_from, run, secs, service_for, settings, sqlite_url};
 use crate::mail::outbox_len;
 use crate::waiting::ClosedPort;
