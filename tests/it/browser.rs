@@ -6,7 +6,7 @@
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
@@ -27,13 +27,14 @@ pub(crate) struct Driver {
 impl Driver {
     pub(crate) fn start() -> Driver {
         let log = tempfile::NamedTempFile::new().expect("chromedriver log");
+        let out = log.reopen().expect("log");
         // Its own process group, so that the browsers it starts can be stopped with it even when
         // the test fails half-way (they would otherwise outlive it). Port 0: it says which it got.
         let child = Command::new(crate::prereq::path_of("chromedriver"))
             .process_group(0)
             .arg("--port=0")
-            .stdout(log.reopen().expect("log"))
-            .stderr(Stdio::null())
+            .stdout(out.try_clone().expect("log"))
+            .stderr(out)
             .spawn()
             .expect("chromedriver (apt-get install chromium-driver)");
         let mut driver = Driver { child, port: 0 };

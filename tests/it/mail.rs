@@ -113,12 +113,12 @@ fn email_env(smtp_url: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn start_server(dir: &Path, url: &str, env: &[(&'static str, String)]) -> Server {
+pub(crate) fn start_server(dir: &Path, url: &str, env: &[(&'static str, String)]) -> Server {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     Server::start(dir, url, &env)
 }
 
-fn token_in(text: &str) -> String {
+pub(crate) fn token_in(text: &str) -> String {
     let at = text.find("/reset?token=").expect("a reset link") + "/reset?token=".len();
     text[at..at + 64].to_owned()
 }

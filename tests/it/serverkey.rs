@@ -17,7 +17,7 @@ use userauth::service::{AuthService, ResetRequest};
 
 use crate::prereq::{Prereq, require};
 use crate::common::{recording_service, Backend, PASSWORD, Server, TestDb, eventually, form_body, http_from, run, secs, service_for, settings, sqlite_url};
-use crate::mail::outbox_len;
+use crate::mail::{outbox_len, start_server, token_in};
 use crate::waiting::ClosedPort;
 
 const FROM: &str = "Accounts <no-reply@example.com>";
@@ -412,16 +412,6 @@ fn email_env(smtp_port: u16, extra: &[(&'static str, &str)]) -> Vec<(&'static st
     env
 }
 
-fn start(dir: &Path, url: &str, env: &[(&'static str, String)]) -> Server {
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    Server::start(dir, url, &env)
-}
-
-fn token_in(text: &str) -> String {
-    let at = text.find("/reset?token=").expect("a reset link") + "/reset?token=".len();
-    text[at..at + 64].to_owned()
-}
-
 /// Accepted while the mail server is down, `serve` SIGKILLed, started again with the mail server
 /// up: exactly one message, whose token works; the outbox is empty afterwards.
 #[test]
@@ -434,7 +424,7 @@ fn an_accepted_reset_survives_sigkill() {
     let db = dir.path().join("kill.db");
     let url = sqlite_url(&db);
     let env = email_env(down.port, &[]);
-    let mut server = start(dir.path(), &url, &env);
+    let mut server = start_server(dir.path(), &url, &env);
     let creds = form_body(&[("email", "survivor@example.com"), ("password", PASSWORD)]);
     assert_eq!(server.form("POST", "/api/v1/register", &creds, None).status, 201);
     assert_eq!(server.form("POST", "/api/v1/reset_password", "email=survivor%40example.com", None).status, 202);
@@ -454,7 +444,7 @@ fn an_accepted_reset_survives_sigkill() {
     drop(sqlite);
 
     let sink = down.bring_up();
-    let server = start(dir.path(), &url, &env);
+    let server = start_server(dir.path(), &url, &env);
     let messages = sink.wait_for(1, 90);
     assert_eq!(messages.len(), 1, "{}", server.log_text());
     assert_eq!(messages[0]["rcpt_tos"], json!(["survivor@example.com"]));
@@ -482,8 +472,8 @@ fn two_instances_deliver_each_accepted_reset_once() {
     let down = ClosedPort::new();
     let dir = tempfile::tempdir().unwrap();
     let env = email_env(down.port, &[]);
-    let a = start(dir.path(), &url, &env);
-    let b = start(dir.path(), &url, &env);
+    let a = start_server(dir.path(), &url, &env);
+    let b = start_server(dir.path(), &url, &env);
     let users: Vec<String> = (0..4).map(|i| format!("pair{i}@example.com")).collect();
     for (i, u) in users.iter().enumerate() {
         let server = if i % 2 == 0 { &a } else { &b };
