@@ -302,6 +302,53 @@ pub async fn call_json(
     (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null), set)
 }
 
+/// A migrated service with a clock the test moves, and an untracked local client over it (each
+/// request carries exactly the session cookie the test gives it).
+pub struct ApiEnv {
+    pub c: Client,
+    pub svc: AuthService,
+    pub clock: TestClock,
+    pub db: TestDb,
+}
+
+/// Declares `struct $name(ApiEnv)`, dereferencing to the shared environment, for a module to add
+/// its own steps to as methods.
+#[macro_export]
+macro_rules! api_env_with_steps {
+    ($name:ident) => {
+        struct $name($crate::common::ApiEnv);
+
+        impl std::ops::Deref for $name {
+            type Target = $crate::common::ApiEnv;
+            fn deref(&self) -> &$crate::common::ApiEnv {
+                &self.0
+            }
+        }
+    };
+}
+
+impl ApiEnv {
+    pub async fn new(backend: Backend, extra: &[(&str, serde_json::Value)]) -> ApiEnv {
+        let db = TestDb::new(backend);
+        let loaded = settings(&db.url, extra);
+        let (svc, clock) = service_with_clock(&loaded).await;
+        // `build` gives the managed service the relying party of http://localhost:5000.
+        let c = Client::untracked(userauth::api::build(svc.clone(), &loaded)).await.expect("rocket client");
+        ApiEnv { c, svc, clock, db }
+    }
+
+    /// Status, JSON body and the new `session_id` cookie, if one was set.
+    pub async fn call_full(
+        &self,
+        method: Method,
+        path: &str,
+        cookie: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (Status, serde_json::Value, Option<String>) {
+        call_json(&self.c, method, path, cookie, body).await
+    }
+}
+
 // ---------------------------------------------------------------- the real binary
 
 pub fn bin() -> Command {

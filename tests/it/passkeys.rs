@@ -17,7 +17,7 @@ use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_rs_proto::{AllowCredentials, PublicKeyCredentialCreationOptions, PublicKeyCredentialRequestOptions};
 
 use crate::prereq::{Prereq, require};
-use crate::common::{api_login, call_json, sqlite_url, Backend, PASSWORD, Server, TestClock, TestDb, form_body, http, service_for, settings};
+use crate::common::{ApiEnv, api_login, call_json, sqlite_url, Backend, PASSWORD, Server, TestClock, TestDb, form_body, http, service_for, settings};
 
 /// The relying party's origin in these tests: `public_url` unset, port 5000.
 pub const ORIGIN: &str = "http://localhost:5000";
@@ -85,14 +85,10 @@ impl Authenticator {
     }
 }
 
-/// A migrated service with a clock the test moves, and an untracked local client over it.
+/// The shared environment's parts.
 async fn setup(backend: Backend) -> (TestDb, Client, AuthService, TestClock) {
-    let db = TestDb::new(backend);
-    let loaded = settings(&db.url, &[]);
-    let clock = TestClock::default();
-    let svc = service_for(&loaded).await.with_clock(clock.clock());
-    let client = Client::untracked(userauth::api::build(svc.clone(), &loaded)).await.expect("rocket client");
-    (db, client, svc, clock)
+    let e = ApiEnv::new(backend, &[]).await;
+    (e.db, e.c, e.svc, e.clock)
 }
 
 /// Registers a passkey named `name` for the session `cookie`; returns the answer's body.

@@ -12,7 +12,7 @@ use rocket::local::asynchronous::Client;
 use serde_json::{Value, json};
 
 use crate::prereq::{Prereq, require};
-use crate::common::{call_json, sqlite_url, Backend, PASSWORD, Server, TestClock, TestDb, form_body, service_with_clock, settings};
+use crate::common::{ApiEnv, call_json, sqlite_url, Backend, PASSWORD, Server, TestClock, TestDb, form_body, service_with_clock, settings};
 
 const EMAIL: &str = "two@example.com";
 
@@ -23,20 +23,12 @@ pub fn code_at(secret: &str, t: DateTime<Utc>) -> String {
     totp.generate(u64::try_from(t.timestamp()).unwrap()).to_string()
 }
 
-struct Env {
-    c: Client,
-    svc: userauth::service::AuthService,
-    clock: TestClock,
-    _db: TestDb,
-}
+// The shared environment, with this module's steps on it.
+crate::api_env_with_steps!(Env);
 
 impl Env {
     async fn new(backend: Backend, extra: &[(&str, Value)]) -> Env {
-        let db = TestDb::new(backend);
-        let loaded = settings(&db.url, extra);
-        let (svc, clock) = service_with_clock(&loaded).await;
-        let c = Client::untracked(userauth::api::build(svc.clone(), &loaded)).await.expect("rocket client");
-        Env { c, svc, clock, _db: db }
+        Env(ApiEnv::new(backend, extra).await)
     }
 
     fn now(&self) -> DateTime<Utc> {
@@ -46,17 +38,6 @@ impl Env {
     async fn call(&self, method: Method, path: &str, cookie: Option<&str>, body: Option<Value>) -> (Status, Value) {
         let (status, body, _) = self.call_full(method, path, cookie, body).await;
         (status, body)
-    }
-
-    /// Status, JSON body and the new `session_id` cookie, if one was set.
-    async fn call_full(
-        &self,
-        method: Method,
-        path: &str,
-        cookie: Option<&str>,
-        body: Option<Value>,
-    ) -> (Status, Value, Option<String>) {
-        call_json(&self.c, method, path, cookie, body).await
     }
 
     async fn login(&self, password: &str) -> (Status, Value, Option<String>) {
@@ -427,7 +408,7 @@ async fn the_secret_is_not_in_the_database_files(backend: Backend) {
     let mut haystacks: Vec<(String, Vec<u8>)> = Vec::new();
     match backend {
         Backend::SqliteFile => {
-            let path = e._db.path().unwrap();
+            let path = e.db.path().unwrap();
             for suffix in ["", "-wal", "-shm", "-journal"] {
                 let p = format!("{}{suffix}", path.display());
                 if let Ok(bytes) = std::fs::read(&p) {
