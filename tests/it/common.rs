@@ -177,7 +177,7 @@ impl SqlRecorder {
 /// A migrated service with email set up (to a mail server that is down: the worker is not
 /// running anyway) whose SQL statements can be recorded.
 pub async fn recording_service(url: &str, extra: &[(&str, serde_json::Value)]) -> (AuthService, SqlRecorder) {
-    let down = crate::waiting::ClosedPort::new();
+    let down = crate::waiting::ClosedPort::bind();
     let mut all =
         vec![("smtp_url", serde_json::json!(down.smtp_url())), ("mail_from", serde_json::json!("Accounts <no-reply@example.com>"))];
     all.extend(extra.iter().cloned());

@@ -204,7 +204,7 @@ fn database_url_messages_name_the_problem() {
          postgres://USER:PASSWORD@HOST/DATABASE"
     );
     // A port where nothing listens: the host, the port and what happened.
-    let closed = crate::waiting::ClosedPort::new();
+    let closed = crate::waiting::ClosedPort::bind();
     let port = closed.port;
     let out = run(
         dir.path(),

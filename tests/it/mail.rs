@@ -188,7 +188,7 @@ fn mail_server_down_then_up_the_message_arrives_after_a_retry() {
     if !require(Prereq::Smtp) {
         return;
     }
-    let down = ClosedPort::new();
+    let down = ClosedPort::bind();
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(&dir.path().join("retry.db"));
     let server = start_server(dir.path(), &url, &email_env(&down.smtp_url()));
@@ -263,7 +263,7 @@ fn operator_send_and_mail_test_against_a_real_server_and_a_closed_port() {
     assert_eq!(out.code, 1);
     assert!(out.stderr.starts_with("error: ") && out.stderr.contains("550"), "{}", out.stderr);
 
-    let down = ClosedPort::new();
+    let down = ClosedPort::bind();
     let closed = down.smtp_url();
     let bad = [("ROCKET_SMTP_URL", closed.as_str()), ("ROCKET_MAIL_FROM", FROM)];
     let out = run(dir.path(), &["--database-url", &url, "mail-test", "ops@example.com"], "", &bad);

@@ -287,7 +287,7 @@ async fn forgot_and_reset_pages() {
 
     // Email mode: the form posts and answers alike for any address.
     let db = TestDb::sqlite_file();
-    let down = crate::waiting::ClosedPort::new();
+    let down = crate::waiting::ClosedPort::bind();
     let extra = [
         ("reset_delivery", json!("email")),
         ("smtp_url", json!(down.smtp_url())),

@@ -419,7 +419,7 @@ fn an_accepted_reset_survives_sigkill() {
     if !require(Prereq::Smtp) {
         return;
     }
-    let down = ClosedPort::new();
+    let down = ClosedPort::bind();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("kill.db");
     let url = sqlite_url(&db);
@@ -469,7 +469,7 @@ fn two_instances_deliver_each_accepted_reset_once() {
         return;
     }
     let url = crate::pg::fresh_database();
-    let down = ClosedPort::new();
+    let down = ClosedPort::bind();
     let dir = tempfile::tempdir().unwrap();
     let env = email_env(down.port, &[]);
     let a = start_server(dir.path(), &url, &env);

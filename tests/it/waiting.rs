@@ -93,7 +93,7 @@ pub struct ClosedPort {
 }
 
 impl ClosedPort {
-    pub fn new() -> ClosedPort {
+    pub fn bind() -> ClosedPort {
         let socket = tokio::net::TcpSocket::new_v4().expect("socket");
         socket.bind(SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind");
         let port = socket.local_addr().expect("local address").port();
