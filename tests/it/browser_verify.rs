@@ -43,7 +43,8 @@ fn confirming_an_address_in_a_browser() {
         fill(&b, "email", "clicker@example.com").await;
         fill(&b, "password", PASSWORD).await;
         press(&b, "form[action='/login'] button").await;
-        let resend = || async { b.find(fantoccini::Locator::Css("form[action='/verify/resend']")).await.ok() };
+        let browser = &b;
+        let resend = || async move { browser.find(fantoccini::Locator::Css("form[action='/verify/resend']")).await.ok() };
         if within_async(secs(10), resend).await.is_none() {
             panic!("no resend form at {}", path_of(&b).await);
         }

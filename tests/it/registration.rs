@@ -56,7 +56,7 @@ async fn drain(svc: &AuthService) {
 }
 
 async fn outbox_emptied(svc: &AuthService) {
-    let empty = || async { (outbox::Entity::find().count(svc.db()).await.unwrap() == 0).then_some(()) };
+    let empty = || async move { (outbox::Entity::find().count(svc.db()).await.unwrap() == 0).then_some(()) };
     eventually_async(secs(20), "the outbox to empty once the mail is sent", empty).await;
 }
 
