@@ -8,10 +8,11 @@ use serde_json::{Value, json};
 use userauth::entity::user;
 use userauth::service::{AuthError, AuthService};
 
-use crate::prereq::{Prereq, require};
-use crate::common::{sqlite_url, 
+use crate::common::{
     Backend, PASSWORD, Server, TestDb, client_with, form_body, http_from, insert_user, run, service_for, settings,
+    sqlite_url,
 };
+use crate::prereq::{Prereq, require};
 
 // ------------------------------------------------------------------ 1. lockout reservation
 

@@ -11,9 +11,9 @@ use std::process::{Child, Command};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
-use crate::prereq::{Prereq, require};
 use crate::common::{PASSWORD, Server, sqlite_url};
 use crate::mail::SmtpSink;
+use crate::prereq::{Prereq, require};
 
 use crate::prereq::AXE;
 use crate::waiting::{eventually, secs, within_async};

@@ -8,9 +8,9 @@ use std::path::Path;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
-use crate::prereq::{Prereq, require};
 use crate::browser::{Driver, assert_accessible, expect_path, fill, press, text_of};
-use crate::common::{sqlite_url, PASSWORD, Server};
+use crate::common::{PASSWORD, Server, sqlite_url};
+use crate::prereq::{Prereq, require};
 
 /// What Chromium 156 on Linux sends when it is not headless (headless says "HeadlessChrome").
 const CHROME_UA: &str =

@@ -11,10 +11,10 @@ use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, Locator};
 use serde_json::json;
 
-use crate::prereq::{Prereq, require};
 use crate::browser::{Driver, Shots, assert_accessible, expect_path, fill, path_of, press, text_of};
+use crate::common::{PASSWORD, Server, http, sqlite_url};
+use crate::prereq::{Prereq, require};
 use crate::waiting::{secs, within_async};
-use crate::common::{sqlite_url, PASSWORD, Server, http};
 
 /// The WebAuthn automation command that gives this browser session a virtual platform
 /// authenticator holding discoverable credentials and verifying its user.

@@ -9,9 +9,9 @@ use std::path::Path;
 use chrono::Utc;
 use fantoccini::{Client, Locator};
 
-use crate::prereq::{Prereq, require};
 use crate::browser::{Driver, Shots, assert_accessible, expect_path, fill, press, text_of};
-use crate::common::{sqlite_url, PASSWORD, Server, form_body};
+use crate::common::{PASSWORD, Server, form_body, sqlite_url};
+use crate::prereq::{Prereq, require};
 use crate::second_factor::code_at;
 
 const EMAIL: &str = "phone@example.com";

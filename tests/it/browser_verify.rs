@@ -2,11 +2,10 @@
 //! binary with `email_verification = "required"` and the real SMTP sink; axe-core on every new
 //! page. Reuses the helpers of `browser.rs`.
 
-
-use crate::prereq::{Prereq, require};
 use crate::browser::{Driver, assert_accessible, expect_path, fill, path_of, press, text_of};
-use crate::common::{sqlite_url, PASSWORD, Server};
+use crate::common::{PASSWORD, Server, sqlite_url};
 use crate::mail::SmtpSink;
+use crate::prereq::{Prereq, require};
 use crate::waiting::{secs, within_async};
 
 #[test]
@@ -44,7 +43,8 @@ fn confirming_an_address_in_a_browser() {
         fill(&b, "password", PASSWORD).await;
         press(&b, "form[action='/login'] button").await;
         let browser = &b;
-        let resend = || async move { browser.find(fantoccini::Locator::Css("form[action='/verify/resend']")).await.ok() };
+        let resend =
+            || async move { browser.find(fantoccini::Locator::Css("form[action='/verify/resend']")).await.ok() };
         if within_async(secs(10), resend).await.is_none() {
             panic!("no resend form at {}", path_of(&b).await);
         }

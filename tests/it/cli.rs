@@ -5,7 +5,7 @@ use std::path::Path;
 use rocket::http::{ContentType, Status};
 use serde_json::Value;
 
-use crate::common::{set_up_database, sqlite_url, PASSWORD, client, form_body, run};
+use crate::common::{PASSWORD, client, form_body, run, set_up_database, sqlite_url};
 
 #[test]
 fn user_commands_need_a_set_up_database() {

@@ -178,12 +178,15 @@ impl SqlRecorder {
 /// running anyway) whose SQL statements can be recorded.
 pub async fn recording_service(url: &str, extra: &[(&str, serde_json::Value)]) -> (AuthService, SqlRecorder) {
     let down = crate::waiting::ClosedPort::bind();
-    let mut all =
-        vec![("smtp_url", serde_json::json!(down.smtp_url())), ("mail_from", serde_json::json!("Accounts <no-reply@example.com>"))];
+    let mut all = vec![
+        ("smtp_url", serde_json::json!(down.smtp_url())),
+        ("mail_from", serde_json::json!("Accounts <no-reply@example.com>")),
+    ];
     all.extend(extra.iter().cloned());
     let loaded = settings(url, &all);
     let mut conn = connect(&loaded.db).await.expect("connect");
-    let recorder = SqlRecorder { recording: Default::default(), statements: Default::default(), _mail_server_down: down };
+    let recorder =
+        SqlRecorder { recording: Default::default(), statements: Default::default(), _mail_server_down: down };
     let (recording, statements) = (recorder.recording.clone(), recorder.statements.clone());
     conn.set_metric_callback(move |info| {
         if recording.load(std::sync::atomic::Ordering::SeqCst) {

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::common::{sqlite_url, PASSWORD, Server, form_body, run};
+use crate::common::{PASSWORD, Server, form_body, run, sqlite_url};
 
 #[test]
 fn full_flow_over_a_real_socket() {

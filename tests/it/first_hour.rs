@@ -6,7 +6,7 @@ use std::path::Path;
 use rocket::http::{ContentType, Status};
 use serde_json::Value;
 
-use crate::common::{sqlite_url, Backend, PASSWORD, TestDb, client_with, form_body, run};
+use crate::common::{Backend, PASSWORD, TestDb, client_with, form_body, run, sqlite_url};
 
 /// A migrated SQLite database in `dir`, as a URL.
 fn db_url(dir: &Path) -> String {

@@ -7,15 +7,15 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rocket::http::{ContentType, Cookie, Header, Status};
 use rocket::local::asynchronous::{Client, LocalResponse};
 use serde_json::{Value, json};
 
 use crate::common::{
-    Backend, PASSWORD, Prereq, Server, TestDb, eventually, form_body, require, run, secs, service_with_clock,
-    settings, sqlite_url, untracked_client_with, urlencode,
+    Backend, PASSWORD, Prereq, Server, TestDb, eventually, form_body, require, run, secs, service_with_clock, settings,
+    sqlite_url, untracked_client_with, urlencode,
 };
 use crate::waiting::{Started, on_a_free_port, says_port_taken};
 

@@ -12,9 +12,9 @@ use userauth::entity::throttle;
 use userauth::service::AuthError;
 use userauth::service::audit::{AuditFilter, Verified};
 
-use crate::prereq::{Prereq, require};
 use crate::backend_tests;
 use crate::common::*;
+use crate::prereq::{Prereq, require};
 
 /// The stored hash's bcrypt cost.
 async fn stored_cost(svc: &userauth::service::AuthService, email: &str) -> u32 {

@@ -4,7 +4,7 @@ use rocket::http::{ContentType, Cookie, Header, Status};
 use rocket::local::asynchronous::{Client, LocalResponse};
 use serde_json::{Value, json};
 
-use crate::common::{api_login, Backend, PASSWORD, TestDb, client, client_with, form_body};
+use crate::common::{Backend, PASSWORD, TestDb, api_login, client, client_with, form_body};
 
 async fn json_of(resp: LocalResponse<'_>) -> (Status, Value) {
     let status = resp.status();

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::prereq::{Prereq, require};
 use crate::common::{PASSWORD, Server, eventually, form_body, run, secs, sqlite_url};
+use crate::prereq::{Prereq, require};
 use crate::waiting::{ClosedPort, listening_port};
 
 const SINK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/support/smtp_sink.py");
@@ -78,7 +78,6 @@ impl SmtpSink {
             Some(self.messages()).filter(|got| got.len() >= n)
         })
     }
-
 }
 
 impl Drop for SmtpSink {

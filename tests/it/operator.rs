@@ -5,7 +5,7 @@ use std::path::Path;
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use serde_json::Value;
 
-use crate::common::{set_up_database, PASSWORD, Server, run, secs, service, sqlite_url};
+use crate::common::{PASSWORD, Server, run, secs, service, set_up_database, sqlite_url};
 
 /// PHP's documented example hash of "rasmuslerdorf".
 const PHP_HASH: &str = "$2y$10$.vGA1O9wmRjrwAVXD98HNOgsNpDczlqm3Jq7KnEd1rVAGv3Fykk1a";
@@ -230,7 +230,9 @@ fn json_logs_carry_the_request_id() {
     let id = r.header("x-request-id").expect("X-Request-Id").to_owned();
     let line = crate::waiting::within(secs(10), || {
         let log = server.log_text();
-        log.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|v| v["fields"]["request_id"] == id.as_str())
+        log.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["fields"]["request_id"] == id.as_str())
     })
     .unwrap_or_else(|| panic!("no JSON request line with id {id}: {}", server.log_text()));
     let log = server.log_text();

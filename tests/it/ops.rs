@@ -9,8 +9,10 @@ use serde_json::{Value, json};
 use userauth::service::audit::{AuditFilter, Verified};
 use userauth::service::{AuthService, ListFilter};
 
+use crate::common::{
+    Backend, PASSWORD, Server, TestDb, client_with, form_body, run, service_with_clock, settings, sqlite_url,
+};
 use crate::prereq::{Prereq, require};
-use crate::common::{sqlite_url, Backend, PASSWORD, Server, TestDb, client_with, form_body, run, service_with_clock, settings};
 
 async fn post(c: &Client, path: &str, pairs: &[(&str, &str)]) -> Status {
     c.post(path).header(ContentType::Form).body(form_body(pairs)).dispatch().await.status()

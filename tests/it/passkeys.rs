@@ -16,8 +16,11 @@ use webauthn_authenticator_rs::prelude::{CreationChallengeResponse, RequestChall
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_rs_proto::{AllowCredentials, PublicKeyCredentialCreationOptions, PublicKeyCredentialRequestOptions};
 
+use crate::common::{
+    ApiEnv, Backend, PASSWORD, Server, TestClock, TestDb, api_login, call_json, form_body, http, service_for, settings,
+    sqlite_url,
+};
 use crate::prereq::{Prereq, require};
-use crate::common::{ApiEnv, api_login, call_json, sqlite_url, Backend, PASSWORD, Server, TestClock, TestDb, form_body, http, service_for, settings};
 
 /// The relying party's origin in these tests: `public_url` unset, port 5000.
 pub const ORIGIN: &str = "http://localhost:5000";
@@ -93,9 +96,14 @@ async fn setup(backend: Backend) -> (TestDb, Client, AuthService, TestClock) {
 
 /// Registers a passkey named `name` for the session `cookie`; returns the answer's body.
 async fn add_passkey(c: &Client, cookie: &str, auth: &mut Authenticator, name: &str) -> Value {
-    let (status, start, _) =
-        call_json(c, Post, "/api/v1/passkeys/register/start", Some(cookie), Some(json!({"current_password": PASSWORD})))
-            .await;
+    let (status, start, _) = call_json(
+        c,
+        Post,
+        "/api/v1/passkeys/register/start",
+        Some(cookie),
+        Some(json!({"current_password": PASSWORD})),
+    )
+    .await;
     assert_eq!(status, Status::Ok, "{start}");
     let credential = auth.create(ORIGIN, &start["options"]);
     let body = json!({"challenge_id": start["challenge_id"], "name": name, "credential": credential});
@@ -138,7 +146,10 @@ async fn register_list_login_remove(backend: Backend) {
 
     // The start needs a full session and the current password (a wrong one is a failed login).
     let body = Some(json!({"current_password": PASSWORD}));
-    assert_eq!(call_json(&c, Post, "/api/v1/passkeys/register/start", None, body.clone()).await.0, Status::Unauthorized);
+    assert_eq!(
+        call_json(&c, Post, "/api/v1/passkeys/register/start", None, body.clone()).await.0,
+        Status::Unauthorized
+    );
     let (status, err, _) = call_json(
         &c,
         Post,
@@ -184,7 +195,8 @@ async fn register_list_login_remove(backend: Backend) {
     assert!(start["options"]["allowCredentials"].as_array().is_none_or(Vec::is_empty), "discoverable: {start}");
     let credential = auth.get(ORIGIN, &start["options"]);
     let finish = json!({"challenge_id": start["challenge_id"], "credential": credential});
-    let (status, body, new_cookie) = call_json(&c, Post, "/api/v1/passkeys/login/finish", None, Some(finish.clone())).await;
+    let (status, body, new_cookie) =
+        call_json(&c, Post, "/api/v1/passkeys/login/finish", None, Some(finish.clone())).await;
     assert_eq!((status, body), (Status::Ok, json!({"email": "me@example.com", "message": "logged in"})));
     let new_cookie = new_cookie.expect("a session cookie");
     let (status, profile, _) = call_json(&c, Get, "/api/v1/profile", Some(&new_cookie), None).await;
@@ -223,9 +235,14 @@ async fn register_list_login_remove(backend: Backend) {
 }
 
 async fn start_reg(c: &Client, cookie: &str) -> Value {
-    let (s, v, _) =
-        call_json(c, Post, "/api/v1/passkeys/register/start", Some(cookie), Some(json!({"current_password": PASSWORD})))
-            .await;
+    let (s, v, _) = call_json(
+        c,
+        Post,
+        "/api/v1/passkeys/register/start",
+        Some(cookie),
+        Some(json!({"current_password": PASSWORD})),
+    )
+    .await;
     assert_eq!(s, Status::Ok);
     v
 }

@@ -4,13 +4,11 @@
 //! button; and the operator's `user factors` / `user list` with passkeys, through the real CLI.
 
 use rocket::http::Method::{Delete, Get, Post};
-use rocket::http::{ContentType, Cookie, Method, Status};
-use rocket::local::asynchronous::Client;
+use rocket::http::{Cookie, Status};
 use serde_json::{Value, json};
-use userauth::service::AuthService;
 use userauth::service::audit::AuditFilter;
 
-use crate::common::{ApiEnv, call_json, sqlite_url, Backend, PASSWORD, TestClock, TestDb, service_with_clock, settings};
+use crate::common::{ApiEnv, Backend, PASSWORD, sqlite_url};
 use crate::passkeys::{Authenticator, ORIGIN};
 use crate::second_factor::code_at;
 
@@ -49,7 +47,8 @@ impl Env {
         assert_eq!(status, Status::Ok, "{start}");
         let credential = auth.create(ORIGIN, &start["options"]);
         let body = json!({"challenge_id": start["challenge_id"], "name": name, "credential": credential});
-        let (status, added, _) = self.call_full(Post, "/api/v1/passkeys/register/finish", Some(cookie), Some(body)).await;
+        let (status, added, _) =
+            self.call_full(Post, "/api/v1/passkeys/register/finish", Some(cookie), Some(body)).await;
         assert_eq!(status, Status::Created, "{added}");
         added
     }

@@ -12,7 +12,9 @@ use serde_json::{Value, json};
 use userauth::entity::{audit_event, email_verification_token, outbox, user};
 use userauth::service::AuthService;
 
-use crate::common::{recording_service, sqlite_url, Backend, PASSWORD, TestDb, client_with, form_body, run, service_for, settings};
+use crate::common::{
+    Backend, PASSWORD, TestDb, client_with, form_body, recording_service, run, service_for, settings, sqlite_url,
+};
 use crate::mail::SmtpSink;
 use crate::waiting::{eventually_async, secs};
 

@@ -1,9 +1,8 @@
 //! Scale-out: several `userauth serve` processes on one PostgreSQL hold no state of their own.
 
-
-use crate::prereq::{Prereq, require};
 use crate::common::{PASSWORD, Server, eventually, form_body, secs};
 use crate::pg::{PrivateCluster, fresh_database};
+use crate::prereq::{Prereq, require};
 
 #[test]
 fn two_instances_share_sessions_revocations_and_lockouts() {

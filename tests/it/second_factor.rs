@@ -11,8 +11,8 @@ use rocket::http::{ContentType, Cookie, Method, Status};
 use rocket::local::asynchronous::Client;
 use serde_json::{Value, json};
 
+use crate::common::{ApiEnv, Backend, PASSWORD, Server, form_body, sqlite_url};
 use crate::prereq::{Prereq, require};
-use crate::common::{ApiEnv, call_json, sqlite_url, Backend, PASSWORD, Server, TestClock, TestDb, form_body, service_with_clock, settings};
 
 const EMAIL: &str = "two@example.com";
 

@@ -10,8 +10,8 @@ use userauth::entity::user;
 use userauth::service::AuthError;
 
 use crate::common::{
-    eventually, secs, sqlite_url,
-    Backend, PASSWORD, Server, TestDb, client, client_with, form_body, insert_user, service, service_for, settings,
+    Backend, PASSWORD, Server, TestDb, client, client_with, eventually, form_body, insert_user, secs, service,
+    service_for, settings, sqlite_url,
 };
 
 // ------------------------------------------------------------------ 1. tokens

@@ -1,12 +1,12 @@
 //! The self-service API of api.md §8 (sessions, password change), exact statuses and bodies, on
 //! every backend.
 
-use rocket::http::{ContentType, Cookie, Header, Status};
+use rocket::http::{Method, Status};
 use rocket::local::asynchronous::Client;
 use serde_json::{Value, json};
 use userauth::service::AuthError;
 
-use crate::common::{api_login, call_json, Backend, PASSWORD, TestDb, form_body, untracked_client_with};
+use crate::common::{Backend, PASSWORD, TestDb, api_login, call_json, untracked_client_with};
 
 use rocket::http::Method::{Delete, Get, Post};
 

@@ -4,8 +4,6 @@
 //! SMTP server (python3-aiosmtpd).
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
@@ -15,9 +13,12 @@ use userauth::entity::{audit_event, audit_head, outbox, reset_token, server_key}
 use userauth::service::audit::{AuditFilter, Verified};
 use userauth::service::{AuthService, ResetRequest};
 
-use crate::prereq::{Prereq, require};
-use crate::common::{recording_service, Backend, PASSWORD, Server, TestDb, eventually, form_body, http_from, run, secs, service_for, settings, sqlite_url};
+use crate::common::{
+    Backend, PASSWORD, Server, TestDb, eventually, form_body, http_from, recording_service, run, secs, service_for,
+    settings, sqlite_url,
+};
 use crate::mail::{outbox_len, start_server, token_in};
+use crate::prereq::{Prereq, require};
 use crate::waiting::ClosedPort;
 
 const FROM: &str = "Accounts <no-reply@example.com>";
@@ -490,7 +491,9 @@ fn two_instances_deliver_each_accepted_reset_once() {
     let sink = down.bring_up();
     sink.wait_for(4, 90);
     // A message leaves the outbox once the mail server took it: none is sent after it is empty.
-    eventually(secs(30), "the outbox to empty", || (crate::pg::query(&url, "SELECT count(*) FROM outbox") == "0").then_some(()));
+    eventually(secs(30), "the outbox to empty", || {
+        (crate::pg::query(&url, "SELECT count(*) FROM outbox") == "0").then_some(())
+    });
     let messages = sink.messages();
     let mut to: Vec<String> = messages.iter().map(|m| m["rcpt_tos"][0].as_str().unwrap().to_owned()).collect();
     to.sort();
