@@ -371,7 +371,7 @@ fn cli_words() {
 /// Clears `email_confirmed_at` with the sqlite3 library the binary links (through a tiny SQL
 /// run by the service's own connector), as a registration under `required` leaves a user.
 fn rusqlite_free_update(path: &std::path::Path) -> bool {
-    let url = sqlite_url(&path);
+    let url = sqlite_url(path);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         use sea_orm::ConnectionTrait;
