@@ -173,7 +173,8 @@ pub async fn register_finish(
     body: FinishBody,
 ) -> Result<(Status, Json<PasskeyAdded>), ApiError> {
     let name = body.name.ok_or_else(|| ApiError::missing_field("name"))?;
-    let added = svc.finish_passkey_registration(&svc.ctx, &me.auth, &body.challenge_id, &name, &body.credential).await?;
+    let added =
+        svc.finish_passkey_registration(&svc.ctx, &me.auth, &body.challenge_id, &name, &body.credential).await?;
     Ok((Status::Created, Json(PasskeyAdded { id: added.id, name: added.name, created_at: added.created_at })))
 }
 
@@ -226,7 +227,8 @@ pub async fn login_finish(
     // With a pending login's cookie (api.md §10) the passkey must be that user's; it then ends
     // the pending login. A wrong user's passkey leaves the pending login (and its cookie) as is.
     let presented = presented.map(|SessionCookie(token)| token);
-    let session = svc.finish_passkey_login_from(&svc.ctx, presented.as_deref(), &body.challenge_id, &body.credential).await?;
+    let session =
+        svc.finish_passkey_login_from(&svc.ctx, presented.as_deref(), &body.challenge_id, &body.credential).await?;
     cookies.start(&session);
     Ok(Json(EmailMessage::new(session.user.email, "logged in")))
 }

@@ -12,8 +12,8 @@ use super::types::{
     Credentials, EmailMessage, EmailOnly, Health, Message, OthersEnded, PasswordChange, Profile, ResetAnswer,
     ResetIssued, SessionItem, SessionList, UpdatePassword,
 };
-use crate::service::verification::{CHECK_YOUR_EMAIL, SignUp};
 use crate::service::AuthError;
+use crate::service::verification::{CHECK_YOUR_EMAIL, SignUp};
 
 #[utoipa::path(post, path = "/api/v1/register", tag = "v1",
     request_body(content((Credentials = "application/x-www-form-urlencoded"), (Credentials = "application/json"))),
@@ -173,7 +173,11 @@ pub async fn end_session(_site: NotCrossSite, svc: Svc<'_>, me: AuthUser, id: &s
     responses((status = 200, description = "Every other session of the caller ended", body = OthersEnded),
               (status = 401, description = "No valid session", body = ErrorBody)))]
 #[rocket::delete("/sessions")]
-pub async fn end_other_sessions(_site: NotCrossSite, svc: Svc<'_>, me: AuthUser) -> Result<Json<OthersEnded>, ApiError> {
+pub async fn end_other_sessions(
+    _site: NotCrossSite,
+    svc: Svc<'_>,
+    me: AuthUser,
+) -> Result<Json<OthersEnded>, ApiError> {
     let ended = svc.end_other_sessions(&svc.ctx, &me.auth).await?;
     Ok(Json(OthersEnded { message: "other sessions ended".into(), ended }))
 }
