@@ -22,7 +22,19 @@ pub fn init(level: &str, json: bool) {
     // a Debug dump, logged under the route module's target plus `::_`. The request line already
     // says 401: these are debug detail, shown only when debug is asked for.
     if !matches!(level, "debug" | "trace") && std::env::var_os("RUST_LOG").is_none() {
-        for module in ["v1", "classic", "pages", "ops", "wayfinding"] {
+        for module in [
+            "v1",
+            "classic",
+            "ops",
+            "wayfinding",
+            "pages::login",
+            "pages::register",
+            "pages::account",
+            "pages::reset",
+            "pages::passkeys",
+            "pages::second_factor",
+            "pages::recovery_codes",
+        ] {
             if let Ok(d) = format!("userauth::api::{module}::_=error").parse() {
                 filter = filter.add_directive(d);
             }

@@ -49,6 +49,11 @@ impl Fields {
                 return Err(ApiError::missing_field(&name));
             }
         }
+        self.into_value()
+    }
+
+    /// `T` from the fields present; absent and empty ones take `T`'s defaults (the pages' forms).
+    pub fn into_value<T: DeserializeOwned>(self) -> Result<T, ApiError> {
         let object: serde_json::Map<String, serde_json::Value> =
             self.0.into_iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k, serde_json::Value::String(v))).collect();
         serde_json::from_value(serde_json::Value::Object(object))
@@ -141,14 +146,19 @@ pub fn parse(content_type: Option<&rocket::http::ContentType>, bytes: &[u8]) -> 
     }
 }
 
-/// Reads the body (at most `max_body_bytes`) into fields.
-async fn read_fields(req: &Request<'_>, data: Data<'_>) -> Result<Fields, ApiError> {
+/// Reads the whole body, at most `max_body_bytes` (413 beyond).
+pub(crate) async fn read_bytes(req: &Request<'_>, data: Data<'_>) -> Result<Vec<u8>, ApiError> {
     let limit = req.rocket().state::<ApiSettings>().map_or(4096, |s| s.max_body_bytes);
     match data.open(limit.bytes()).into_bytes().await {
-        Ok(capped) if capped.is_complete() => parse(req.content_type(), &capped.into_inner()),
+        Ok(capped) if capped.is_complete() => Ok(capped.into_inner()),
         Ok(_) => Err(ApiError::for_status(Status::PayloadTooLarge)),
         Err(_) => Err(invalid_body("The request body could not be read.")),
     }
+}
+
+/// Reads the body (at most `max_body_bytes`) into fields.
+pub(crate) async fn read_fields(req: &Request<'_>, data: Data<'_>) -> Result<Fields, ApiError> {
+    parse(req.content_type(), &read_bytes(req, data).await?)
 }
 
 #[rocket::async_trait]

@@ -1,16 +1,15 @@
 //! The classic routes of the original exercise (api.md §2): same service, same sessions and
 //! cookie; only the paths, bodies and failure statuses differ.
 
-use rocket::State;
-use rocket::http::{CookieJar, Status};
+use rocket::http::Status;
 use rocket::response::Redirect;
 use rocket::serde::json::Json;
 
-use super::ApiSettings;
 use super::body::{Body, Fields};
 use super::error::{ApiError, json_response};
-use super::guard::{ClassicUser, removal_cookie, session_cookie};
+use super::guard::{ClassicUser, SessionJar};
 use super::protect::{ClientBudget, NotCrossSite, Svc};
+use super::second_factor::LoginAnswer;
 use super::types::{
     ClassicUpdatePassword, Credentials, EmailMessage, EmailOnly, EmailOnlyResponse, Message, ResetAnswer,
 };
@@ -67,29 +66,24 @@ pub async fn login(
     _site: NotCrossSite,
     _budget: ClientBudget,
     svc: Svc,
-    settings: &State<ApiSettings>,
-    jar: &CookieJar<'_>,
+    cookies: SessionJar<'_>,
     body: Fields,
-) -> Result<Json<super::second_factor::LoginAnswer>, ApiError> {
+) -> Result<Json<LoginAnswer>, ApiError> {
     let creds: Credentials = typed(body, Status::Unauthorized)?;
-    let session = svc
-        .login(&creds.email, &creds.password)
+    super::v1::password_login(&svc, &cookies, &creds)
         .await
-        .map_err(|e| ApiError::from(e).with_client_status(Status::Unauthorized))?;
-    jar.add(session_cookie(&session, settings));
-    Ok(Json(super::second_factor::LoginAnswer::of(&session)))
+        .map_err(|e| ApiError::from(e).with_client_status(Status::Unauthorized))
 }
 
 #[rocket::delete("/sessions")]
 pub async fn logout(
     _site: NotCrossSite,
     svc: Svc,
-    settings: &State<ApiSettings>,
-    jar: &CookieJar<'_>,
+    cookies: SessionJar<'_>,
     me: ClassicUser,
 ) -> Result<Redirect, ApiError> {
     svc.logout(&me.0.token).await?;
-    jar.remove(removal_cookie(settings));
+    cookies.end();
     Ok(Redirect::found("/"))
 }
 

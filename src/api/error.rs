@@ -239,11 +239,15 @@ pub(crate) fn remember(req: &Request<'_>, err: ApiError) -> (Status, ApiError) {
 }
 
 #[rocket::catch(default)]
-pub fn default_catcher(status: Status, req: &Request<'_>) -> super::page_errors::Caught {
+pub fn default_catcher(status: Status, req: &Request<'_>) -> super::pages::render::Caught {
+    // A page guard that refused the request left the page to answer with.
+    if let Some(page) = super::pages::take_refusal(req, status) {
+        return super::pages::render::Caught::Refused(page);
+    }
     let err = match &req.local_cache(|| CachedError(None)).0 {
         Some(err) if err.status == status => err.clone(),
         _ => ApiError::for_status(status),
     };
     // On a page route the same error is a page (api.md §14).
-    super::page_errors::Caught::new(err, req)
+    super::pages::render::Caught::new(err, req)
 }

@@ -303,7 +303,7 @@ mod tests {
             cookie_domain: None,
             redirect_origins: origins.iter().map(|o| (*o).to_owned()).collect(),
             login_url: "https://auth.example.test/login".into(),
-            csrf: crate::api::csrf::CsrfKey::new(&crate::service::key::ServerKey::from_bytes([7; 32])),
+            csrf: crate::api::pages::csrf::CsrfKey::new(&crate::service::key::ServerKey::from_bytes([7; 32])),
         }
     }
 

@@ -1,7 +1,7 @@
-//! Request guards: the logged-in user, resolved from the `session_id` cookie by the service.
+//! Request guards: the logged-in user, resolved from the `session_id` cookie by the service (in
+//! one place, `resolve`, which the pages' guard uses too), and the session cookie itself.
 
-use rocket::State;
-use rocket::http::{Cookie, SameSite, Status};
+use rocket::http::{Cookie, CookieJar, SameSite, Status};
 use rocket::outcome::Outcome;
 use rocket::request::{self, FromRequest, Request};
 
@@ -21,23 +21,47 @@ pub struct AuthUser {
 /// The same, failing with 403 as the classic routes do.
 pub struct ClassicUser(pub AuthUser);
 
-async fn resolve(req: &Request<'_>) -> Result<AuthUser, ApiError> {
+/// Why a request has no full session.
+pub enum NoSession {
+    /// No session cookie.
+    NoCookie,
+    /// A cookie that names no live session.
+    Dead,
+    /// A login waiting for its second factor (api.md §10): not a session yet.
+    Pending,
+    /// The service could not tell (the database is down): the error as the API answers it.
+    Failed(ApiError),
+}
+
+/// The one place a request's session cookie is resolved to its user, for the API's guards and
+/// the pages' (`pages::guards::PageUser`).
+pub async fn resolve(req: &Request<'_>) -> Result<AuthUser, NoSession> {
     let Some(token) = req.cookies().get(SESSION_COOKIE).map(|c| c.value().to_owned()) else {
-        return Err(ApiError::for_status(Status::Unauthorized));
+        return Err(NoSession::NoCookie);
     };
-    let svc = req
-        .guard::<&State<AuthService>>()
-        .await
-        .succeeded()
-        .ok_or_else(|| ApiError::for_status(Status::InternalServerError))?;
-    let user = match svc.authenticate(&token).await {
-        // Only on the failure path: a pending login (api.md §10) is told what it still owes.
-        Err(AuthError::NotAuthenticated) if svc.is_pending_login(&token).await? => {
-            return Err(AuthError::SecondFactorRequired.into());
-        }
-        other => other?,
+    let Some(svc) = req.rocket().state::<AuthService>() else {
+        return Err(NoSession::Failed(ApiError::for_status(Status::InternalServerError)));
     };
-    Ok(AuthUser { user, token })
+    match svc.authenticate(&token).await {
+        Ok(user) => Ok(AuthUser { user, token }),
+        // Only on the failure path: a pending login is told what it still owes.
+        Err(AuthError::NotAuthenticated) => match svc.is_pending_login(&token).await {
+            Ok(true) => Err(NoSession::Pending),
+            Ok(false) => Err(NoSession::Dead),
+            Err(e) => Err(NoSession::Failed(e.into())),
+        },
+        Err(e) => Err(NoSession::Failed(e.into())),
+    }
+}
+
+/// The API's answer to a request without a full session.
+fn api_error(why: NoSession) -> ApiError {
+    match why {
+        NoSession::NoCookie => ApiError::for_status(Status::Unauthorized),
+        NoSession::Dead => AuthError::NotAuthenticated.into(),
+        NoSession::Pending => AuthError::SecondFactorRequired.into(),
+        NoSession::Failed(e) => e,
+    }
 }
 
 #[rocket::async_trait]
@@ -47,7 +71,7 @@ impl<'r> FromRequest<'r> for AuthUser {
     async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, ApiError> {
         match resolve(req).await {
             Ok(u) => Outcome::Success(u),
-            Err(e) => Outcome::Error(remember(req, e)),
+            Err(why) => Outcome::Error(remember(req, api_error(why))),
         }
     }
 }
@@ -57,7 +81,7 @@ impl<'r> FromRequest<'r> for ClassicUser {
     type Error = ApiError;
 
     async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, ApiError> {
-        match resolve(req).await {
+        match resolve(req).await.map_err(api_error) {
             Ok(u) => Outcome::Success(ClassicUser(u)),
             Err(e) if e.status == Status::Unauthorized => Outcome::Error(remember(
                 req,
@@ -89,4 +113,54 @@ pub fn removal_cookie(settings: &ApiSettings) -> Cookie<'static> {
         .secure(settings.cookie_secure)
         .build();
     super::forward::scoped(cookie, settings)
+}
+
+/// The session cookie as presented, whatever it names (a session to end, a pending login to
+/// complete): `Option<SessionCookie>` where it may be absent.
+pub struct SessionCookie(pub String);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for SessionCookie {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
+        match req.cookies().get(SESSION_COOKIE) {
+            Some(c) => Outcome::Success(SessionCookie(c.value().to_owned())),
+            None => Outcome::Forward(Status::Unauthorized),
+        }
+    }
+}
+
+/// This response's session cookie: set at a login, removed at a logout.
+pub struct SessionJar<'r> {
+    jar: &'r CookieJar<'r>,
+    settings: &'r ApiSettings,
+}
+
+impl<'r> SessionJar<'r> {
+    pub fn new(jar: &'r CookieJar<'r>, settings: &'r ApiSettings) -> Self {
+        Self { jar, settings }
+    }
+
+    /// Sets the cookie of a new session (or of a pending login).
+    pub fn start(&self, session: &NewSession) {
+        self.jar.add(session_cookie(session, self.settings));
+    }
+
+    /// Removes the session cookie.
+    pub fn end(&self) {
+        self.jar.remove(removal_cookie(self.settings));
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for SessionJar<'r> {
+    type Error = ApiError;
+
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, ApiError> {
+        match req.rocket().state::<ApiSettings>() {
+            Some(settings) => Outcome::Success(SessionJar::new(req.cookies(), settings)),
+            None => Outcome::Error(remember(req, ApiError::for_status(Status::InternalServerError))),
+        }
+    }
 }

@@ -3,16 +3,12 @@
 
 pub mod body;
 pub mod classic;
-pub mod csrf;
 pub mod error;
 pub mod forward;
 pub mod guard;
 pub mod openapi;
 pub mod ops;
-pub mod page_errors;
 pub mod pages;
-pub mod pages_second_factor;
-pub mod passkey_pages;
 pub mod passkeys;
 pub mod protect;
 pub mod request_log;
@@ -20,7 +16,6 @@ pub mod second_factor;
 pub mod types;
 pub mod v1;
 pub mod verify;
-pub mod verify_pages;
 pub mod wayfinding;
 
 use std::sync::Arc;
@@ -43,7 +38,7 @@ pub struct ApiSettings {
     pub own_origin: Option<String>,
     pub allowed_origins: Vec<String>,
     /// The key of the pages' CSRF tokens, derived from the server key.
-    pub csrf: csrf::CsrfKey,
+    pub csrf: pages::csrf::CsrfKey,
     /// `cookie_domain`, applied to every cookie we set (api.md §12).
     pub cookie_domain: Option<String>,
     /// Origins an absolute `next` may lead to: our own and `allowed_redirect_origins`.
@@ -66,7 +61,7 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
         trusted_proxies: s.trusted_proxies.clone(),
         own_origin,
         allowed_origins,
-        csrf: csrf::CsrfKey::new(service.key()),
+        csrf: pages::csrf::CsrfKey::new(service.key()),
         cookie_domain,
         redirect_origins,
         login_url: format!("{}/login", s.public_base_url()),
@@ -135,32 +130,7 @@ pub fn build(service: AuthService, loaded: &Loaded) -> Rocket<Build> {
                 password_min_length: s.password_min_length,
                 email_verification: s.email_verification == crate::service::verification::EmailVerification::Required,
             })
-            .mount(
-                "/",
-                rocket::routes![
-                    pages::stylesheet,
-                    pages::login_form,
-                    pages::login,
-                    pages::register_form,
-                    pages::register,
-                    pages::account,
-                    pages::change_password,
-                    pages::end_session,
-                    pages::end_other_sessions,
-                    pages::logout,
-                    pages::forgot_form,
-                    pages::forgot,
-                    pages::reset_form,
-                    pages::reset
-                ],
-            )
-            .mount("/", rocket::routes![verify_pages::verify_form, verify_pages::verify, verify_pages::resend])
-            .mount(
-                "/",
-                rocket::routes![passkey_pages::script, passkey_pages::add_without_script, passkey_pages::remove],
-            )
-            .mount("/", pages_second_factor::routes())
-            .mount("/", rocket::routes![wayfinding::logout_page, wayfinding::password_form]);
+            .mount("/", pages::routes());
     }
     let database = loaded.db.url.redacted();
     let no_public_url = s.public_url.is_none();

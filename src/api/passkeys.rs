@@ -1,21 +1,20 @@
 //! Passkeys over HTTP (api.md §11): registration and login ceremonies, listing and removal.
 
-use rocket::State;
-use rocket::data::{self, Data, FromData, ToByteUnit};
-use rocket::http::{CookieJar, Status};
+use rocket::data::{self, Data, FromData};
+use rocket::http::Status;
 use rocket::request::Request;
 use rocket::serde::json::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::ApiSettings;
 use super::body::{self, Body};
 use super::error::{ApiError, ErrorBody, ErrorCode, remember};
-use super::guard::{AuthUser, SESSION_COOKIE, session_cookie};
+use super::guard::{AuthUser, SessionCookie, SessionJar};
 use super::protect::{ClientBudget, NotCrossSite, Svc};
-use super::types::{EmailMessage, Message};
+use super::types::{EmailMessage, Message, timestamp};
+use crate::service::AuthError;
 use crate::service::passkeys::{Challenge, PasskeyInfo};
-use crate::service::{AuthError, rfc3339};
+use chrono::{DateTime, Utc};
 
 /// `current_password`, as a form or as JSON: the same body (and OpenAPI schema) as the
 /// second-factor routes', so the document has one `CurrentPassword`.
@@ -42,14 +41,18 @@ impl From<Challenge> for ChallengeAnswer {
 pub struct PasskeyItem {
     pub id: uuid::Uuid,
     pub name: String,
-    pub created_at: String,
+    #[serde(serialize_with = "timestamp::serialize")]
+    #[schema(value_type = String)]
+    pub created_at: DateTime<Utc>,
     /// Null until the passkey is first used.
-    pub last_used_at: Option<String>,
+    #[serde(serialize_with = "timestamp::optional")]
+    #[schema(value_type = Option<String>)]
+    pub last_used_at: Option<DateTime<Utc>>,
 }
 
 impl From<PasskeyInfo> for PasskeyItem {
     fn from(p: PasskeyInfo) -> Self {
-        Self { id: p.id, name: p.name, created_at: rfc3339(p.created_at), last_used_at: p.last_used_at.map(rfc3339) }
+        Self { id: p.id, name: p.name, created_at: p.created_at, last_used_at: p.last_used_at }
     }
 }
 
@@ -58,7 +61,9 @@ impl From<PasskeyInfo> for PasskeyItem {
 pub struct PasskeyAdded {
     pub id: uuid::Uuid,
     pub name: String,
-    pub created_at: String,
+    #[serde(serialize_with = "timestamp::serialize")]
+    #[schema(value_type = String)]
+    pub created_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -131,15 +136,7 @@ impl<'r> FromData<'r> for FinishBody {
     type Error = ApiError;
 
     async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
-        let limit = req.rocket().state::<ApiSettings>().map_or(4096, |s| s.max_body_bytes);
-        let result = match data.open(limit.bytes()).into_bytes().await {
-            Ok(capped) if capped.is_complete() => finish_body(req, &capped.into_inner()),
-            Ok(_) => Err(ApiError::for_status(Status::PayloadTooLarge)),
-            Err(_) => {
-                Err(ApiError::new(Status::BadRequest, ErrorCode::InvalidBody, "The request body could not be read."))
-            }
-        };
-        match result {
+        match body::read_bytes(req, data).await.and_then(|bytes| finish_body(req, &bytes)) {
             Ok(body) => data::Outcome::Success(body),
             Err(e) => data::Outcome::Error(remember(req, e)),
         }
@@ -177,7 +174,7 @@ pub async fn register_finish(
 ) -> Result<(Status, Json<PasskeyAdded>), ApiError> {
     let name = body.name.ok_or_else(|| ApiError::missing_field("name"))?;
     let added = svc.finish_passkey_registration(&me.token, &body.challenge_id, &name, &body.credential).await?;
-    Ok((Status::Created, Json(PasskeyAdded { id: added.id, name: added.name, created_at: rfc3339(added.created_at) })))
+    Ok((Status::Created, Json(PasskeyAdded { id: added.id, name: added.name, created_at: added.created_at })))
 }
 
 #[utoipa::path(get, path = "/api/v1/passkeys", tag = "passkeys", security(("session_cookie" = [])),
@@ -222,14 +219,14 @@ pub async fn login_start(
 pub async fn login_finish(
     _site: NotCrossSite,
     svc: Svc,
-    settings: &State<ApiSettings>,
-    jar: &CookieJar<'_>,
+    cookies: SessionJar<'_>,
+    presented: Option<SessionCookie>,
     body: FinishBody,
 ) -> Result<Json<EmailMessage>, ApiError> {
     // With a pending login's cookie (api.md §10) the passkey must be that user's; it then ends
     // the pending login. A wrong user's passkey leaves the pending login (and its cookie) as is.
-    let presented = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned());
+    let presented = presented.map(|SessionCookie(token)| token);
     let session = svc.finish_passkey_login_from(presented.as_deref(), &body.challenge_id, &body.credential).await?;
-    jar.add(session_cookie(&session, settings));
+    cookies.start(&session);
     Ok(Json(EmailMessage::new(session.user.email, "logged in")))
 }

@@ -1,16 +1,14 @@
 //! Second factors over the API (api.md §10): TOTP enrolment, confirmation, disabling, recovery
 //! codes, and the second step of a login.
 
-use rocket::State;
-use rocket::http::{CookieJar, Status};
+use rocket::http::Status;
 use rocket::serde::json::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::ApiSettings;
 use super::body::Body;
 use super::error::{ApiError, ErrorBody, ErrorCode};
-use super::guard::{AuthUser, SESSION_COOKIE, session_cookie};
+use super::guard::{AuthUser, SessionCookie, SessionJar};
 use super::protect::{ClientBudget, NotCrossSite, Svc};
 use super::types::{EmailMessage, Message};
 use crate::service::second_factor::SecondFactorProof;
@@ -178,8 +176,8 @@ pub async fn regenerate(
 pub async fn second_step(
     _site: NotCrossSite,
     svc: Svc,
-    settings: &State<ApiSettings>,
-    jar: &CookieJar<'_>,
+    cookies: SessionJar<'_>,
+    pending: Option<SessionCookie>,
     body: Body<SecondFactorBody>,
 ) -> Result<Json<EmailMessage>, ApiError> {
     let proof = match (body.0.code.as_deref(), body.0.recovery_code.as_deref()) {
@@ -187,10 +185,10 @@ pub async fn second_step(
         (None, Some(code)) => SecondFactorProof::RecoveryCode(code),
         (None, None) => return Err(ApiError::missing_field("code")),
     };
-    let Some(token) = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()) else {
+    let Some(SessionCookie(token)) = pending else {
         return Err(AuthError::NotAuthenticated.into());
     };
     let session = svc.complete_second_factor(&token, proof).await?;
-    jar.add(session_cookie(&session, settings));
+    cookies.start(&session);
     Ok(Json(EmailMessage::new(session.user.email, "logged in")))
 }

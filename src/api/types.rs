@@ -1,8 +1,27 @@
 //! The request and response bodies of the HTTP API: the handlers use them, and the OpenAPI
 //! document is generated from them, so the document cannot drift from what is served.
 
-use serde::{Deserialize, Serialize};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize, Serializer};
 use utoipa::ToSchema;
+
+/// Timestamps in API bodies: RFC 3339 to the second, in UTC (`2026-12-01T00:43:46Z`), the same
+/// text as `service::rfc3339`. Documented as strings, as they always were.
+pub mod timestamp {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::service::rfc3339(*t))
+    }
+
+    /// The same for a timestamp that may be absent (`null`).
+    pub fn optional<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => serialize(t, s),
+            None => s.serialize_none(),
+        }
+    }
+}
 
 // ---------------------------------------------------------------- requests
 
@@ -76,7 +95,9 @@ pub struct Profile {
     pub id: uuid::Uuid,
     pub email: String,
     /// RFC 3339
-    pub created_at: String,
+    #[serde(serialize_with = "timestamp::serialize")]
+    #[schema(value_type = String)]
+    pub created_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -127,9 +148,13 @@ pub struct Health {
 pub struct SessionItem {
     pub id: uuid::Uuid,
     /// RFC 3339
-    pub created_at: String,
+    #[serde(serialize_with = "timestamp::serialize")]
+    #[schema(value_type = String)]
+    pub created_at: DateTime<Utc>,
     /// RFC 3339
-    pub last_seen_at: String,
+    #[serde(serialize_with = "timestamp::serialize")]
+    #[schema(value_type = String)]
+    pub last_seen_at: DateTime<Utc>,
     pub user_agent: Option<String>,
     /// Whether this is the session making the request.
     pub current: bool,

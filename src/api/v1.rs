@@ -1,20 +1,19 @@
 //! The HTTP API, version 1 (api.md §1).
 
-use rocket::State;
-use rocket::http::{CookieJar, Status};
+use rocket::http::Status;
 use rocket::serde::json::Json;
 
-use super::ApiSettings;
 use super::body::Body;
 use super::error::{ApiError, ErrorBody, ErrorCode};
-use super::guard::{AuthUser, SESSION_COOKIE, removal_cookie, session_cookie};
+use super::guard::{AuthUser, SessionCookie, SessionJar};
 use super::protect::{ClientBudget, NotCrossSite, Svc};
+use super::second_factor::LoginAnswer;
 use super::types::{
     Credentials, EmailMessage, EmailOnly, Health, Message, OthersEnded, PasswordChange, Profile, ResetAnswer,
     ResetIssued, SessionItem, SessionList, UpdatePassword,
 };
 use crate::service::verification::{CHECK_YOUR_EMAIL, SignUp};
-use crate::service::{AuthError, rfc3339};
+use crate::service::{AuthError, AuthService};
 
 #[utoipa::path(post, path = "/api/v1/register", tag = "v1",
     request_body(content((Credentials = "application/x-www-form-urlencoded"), (Credentials = "application/json"))),
@@ -37,7 +36,7 @@ pub async fn register(
 
 #[utoipa::path(post, path = "/api/v1/session", tag = "v1",
     request_body(content((Credentials = "application/x-www-form-urlencoded"), (Credentials = "application/json"))),
-    responses((status = 200, description = "Logged in; sets the session_id cookie (with a second factor: \"second factor required\" and a pending login's cookie)", body = super::second_factor::LoginAnswer),
+    responses((status = 200, description = "Logged in; sets the session_id cookie (with a second factor: \"second factor required\" and a pending login's cookie)", body = LoginAnswer),
               (status = 400, description = "Missing field", body = ErrorBody),
               (status = 401, description = "Invalid credentials", body = ErrorBody),
               (status = 429, description = "Account temporarily locked (Retry-After)", body = ErrorBody)))]
@@ -46,13 +45,21 @@ pub async fn login(
     _site: NotCrossSite,
     _budget: ClientBudget,
     svc: Svc,
-    settings: &State<ApiSettings>,
-    jar: &CookieJar<'_>,
+    cookies: SessionJar<'_>,
     body: Body<Credentials>,
-) -> Result<Json<super::second_factor::LoginAnswer>, ApiError> {
-    let session = svc.login(&body.0.email, &body.0.password).await?;
-    jar.add(session_cookie(&session, settings));
-    Ok(Json(super::second_factor::LoginAnswer::of(&session)))
+) -> Result<Json<LoginAnswer>, ApiError> {
+    Ok(password_login(&svc, &cookies, &body.0).await?)
+}
+
+/// A login with email and password (v1 and classic): the session's cookie and the answer.
+pub(super) async fn password_login(
+    svc: &AuthService,
+    cookies: &SessionJar<'_>,
+    creds: &Credentials,
+) -> Result<Json<LoginAnswer>, AuthError> {
+    let session = svc.login(&creds.email, &creds.password).await?;
+    cookies.start(&session);
+    Ok(Json(LoginAnswer::of(&session)))
 }
 
 #[utoipa::path(post, path = "/api/v1/logout", tag = "v1", security(("session_cookie" = [])),
@@ -61,13 +68,13 @@ pub async fn login(
 pub async fn logout(
     _site: NotCrossSite,
     svc: Svc,
-    settings: &State<ApiSettings>,
-    jar: &CookieJar<'_>,
+    cookies: SessionJar<'_>,
+    session: Option<SessionCookie>,
 ) -> Result<Json<Message>, ApiError> {
-    if let Some(token) = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()) {
+    if let Some(SessionCookie(token)) = session {
         svc.logout(&token).await?;
     }
-    jar.remove(removal_cookie(settings));
+    cookies.end();
     Ok(Json(Message::new("logged out")))
 }
 
@@ -76,7 +83,7 @@ pub async fn logout(
               (status = 401, description = "No valid session", body = ErrorBody)))]
 #[rocket::get("/profile")]
 pub fn profile(me: AuthUser) -> Json<Profile> {
-    Json(Profile { id: me.user.id, email: me.user.email, created_at: rfc3339(me.user.created_at) })
+    Json(Profile { id: me.user.id, email: me.user.email, created_at: me.user.created_at })
 }
 
 #[utoipa::path(post, path = "/api/v1/reset_password", tag = "v1",
@@ -140,8 +147,8 @@ pub async fn sessions(svc: Svc, me: AuthUser) -> Result<Json<SessionList>, ApiEr
         .into_iter()
         .map(|s| SessionItem {
             id: s.id,
-            created_at: rfc3339(s.created_at),
-            last_seen_at: rfc3339(s.last_seen_at),
+            created_at: s.created_at,
+            last_seen_at: s.last_seen_at,
             user_agent: s.user_agent,
             current: s.current,
         })

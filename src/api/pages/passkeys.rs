@@ -3,18 +3,12 @@
 //! and for "Log in with a passkey". Without JavaScript, removal and every password flow still work.
 
 use askama::Template;
-use rocket::State;
-use rocket::http::{ContentType, CookieJar, Header, Status};
-use rocket::response::Responder;
-use rocket::{Request, Response};
+use rocket::http::Status;
 
-use super::ApiSettings;
-use super::body::Fields;
-use super::pages::{PageOr, account_page, after_account_action, csrf_ok, forbidden, session_post};
-use super::protect::{NotCrossSite, Svc};
+use super::account::{Shown, account_page, after_account_action};
+use super::guards::{AccountForm, Browser, NoFields};
+use crate::api::protect::{NotCrossSite, Svc};
 use crate::service::{AuthError, AuthService, UserView, rfc3339};
-
-const SCRIPT: &str = include_str!("../../static/passkeys.js");
 
 struct PasskeyRow {
     id: String,
@@ -32,7 +26,7 @@ struct PasskeysSection<'a> {
 
 /// The account page's passkeys section for `user` (escaped by askama). A failure to read them
 /// leaves a sentence in its place rather than failing the whole page.
-pub(crate) async fn section(svc: &AuthService, user: &UserView, csrf: &str) -> String {
+pub(super) async fn section(svc: &AuthService, user: &UserView, csrf: &str) -> String {
     let passkeys = match svc.list_passkeys(user.id).await {
         Ok(list) => list
             .into_iter()
@@ -54,56 +48,29 @@ pub(crate) async fn section(svc: &AuthService, user: &UserView, csrf: &str) -> S
     })
 }
 
-/// The script, cacheable (it carries nothing personal).
-pub struct Script;
-
-impl<'r> Responder<'r, 'static> for Script {
-    fn respond_to(self, _: &'r Request<'_>) -> rocket::response::Result<'static> {
-        Response::build()
-            .header(ContentType::JavaScript)
-            .header(Header::new("Cache-Control", "public, max-age=3600"))
-            .sized_body(SCRIPT.len(), std::io::Cursor::new(SCRIPT))
-            .ok()
-    }
-}
-
-#[rocket::get("/static/passkeys.js")]
-pub fn script() -> Script {
-    Script
-}
-
 /// The add form posted without JavaScript: adding a passkey needs the browser's WebAuthn API.
-#[rocket::post("/account/passkeys", data = "<form>")]
+#[rocket::post("/account/passkeys", data = "<post>")]
 pub async fn add_without_script(
     _site: NotCrossSite,
     svc: Svc,
-    jar: &CookieJar<'_>,
-    settings: &State<ApiSettings>,
-    form: Fields,
-) -> PageOr {
-    if !csrf_ok(jar, settings, &form) {
-        return forbidden();
-    }
-    let message = "Adding a passkey needs JavaScript (your browser's passkey prompt). Turn it on and try again.";
-    account_page(&svc, jar, settings, Status::Ok, None, Some(message.into()), None).await
+    browser: Browser<'_>,
+    post: AccountForm<NoFields>,
+) -> super::render::PageOr {
+    let error = "Adding a passkey needs JavaScript (your browser's passkey prompt). Turn it on and try again.";
+    account_page(&svc, &post.me, &browser, Status::Ok, Shown { error: Some(error.into()), ..Shown::default() }).await
 }
 
-#[rocket::post("/account/passkeys/<id>/remove", data = "<form>")]
+#[rocket::post("/account/passkeys/<id>/remove", data = "<post>")]
 pub async fn remove(
     _site: NotCrossSite,
     svc: Svc,
-    jar: &CookieJar<'_>,
-    settings: &State<ApiSettings>,
+    browser: Browser<'_>,
     id: &str,
-    form: Fields,
-) -> PageOr {
-    let token = match session_post(jar, settings, &form) {
-        Ok(t) => t,
-        Err(page) => return page,
-    };
+    post: AccountForm<NoFields>,
+) -> super::render::PageOr {
     let result = match uuid::Uuid::parse_str(id) {
-        Ok(id) => svc.remove_passkey(&token, id).await,
+        Ok(id) => svc.remove_passkey(post.me.token(), id).await,
         Err(_) => Err(AuthError::PasskeyNotFound),
     };
-    after_account_action(&svc, jar, settings, result, "/account?done=passkey_removed").await
+    after_account_action(&svc, &post.me, &browser, result, "/account?done=passkey_removed").await
 }

@@ -14,7 +14,7 @@ use rocket::http::{Cookie, CookieJar, SameSite};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use super::guard::SESSION_COOKIE;
+use crate::api::guard::SESSION_COOKIE;
 use crate::service::domain::SecretToken;
 use crate::service::key::ServerKey;
 
@@ -55,9 +55,7 @@ impl CsrfKey {
     }
 
     fn matches(&self, binding: Binding, secret: &str, sent: &str) -> bool {
-        let expected = self.token(binding, secret);
-        // Constant time over equal lengths; the length of a hex HMAC is public anyway.
-        expected.len() == sent.len() && expected.bytes().zip(sent.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        crate::api::protect::secrets_equal(sent, &self.token(binding, secret))
     }
 }
 
