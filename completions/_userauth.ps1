@@ -200,7 +200,7 @@ Register-ArgumentCompleter -Native -CommandName 'userauth' -ScriptBlock {
         }
         'userauth;audit;list' {
             [CompletionResult]::new('--email', '--email', [CompletionResultType]::ParameterName, 'Only events of this email')
-            [CompletionResult]::new('--kind', '--kind', [CompletionResultType]::ParameterName, 'Only events of this kind (registered, login_succeeded, login_failed, …)')
+            [CompletionResult]::new('--kind', '--kind', [CompletionResultType]::ParameterName, 'Only events of this kind')
             [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Only events at or after this time: RFC 3339 (2026-11-29T08:00:00Z) or a date (2026-11-29, midnight UTC)')
             [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'Only events before this time: RFC 3339 or a date (2026-11-30 means before that day begins, UTC)')
             [CompletionResult]::new('--newest', '--newest', [CompletionResultType]::ParameterName, 'Only the last N events (still oldest first)')

@@ -293,7 +293,7 @@ _userauth() {
                     return 0
                     ;;
                 --kind)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "registered login_succeeded login_failed login_locked logged_out session_ended reset_issued password_reset password_changed user_added user_deleted users_imported sessions_revoked totp_enabled totp_disabled second_factor_failed recovery_code_used recovery_codes_regenerated factors_reset email_confirmed passkey_added passkey_removed" -- "${cur}"))
                     return 0
                     ;;
                 --since)

@@ -172,7 +172,7 @@ set edit:completion:arg-completer[userauth] = {|@words|
         }
         &'userauth;audit;list'= {
             cand --email 'Only events of this email'
-            cand --kind 'Only events of this kind (registered, login_succeeded, login_failed, …)'
+            cand --kind 'Only events of this kind'
             cand --since 'Only events at or after this time: RFC 3339 (2026-11-29T08:00:00Z) or a date (2026-11-29, midnight UTC)'
             cand --until 'Only events before this time: RFC 3339 or a date (2026-11-30 means before that day begins, UTC)'
             cand --newest 'Only the last N events (still oldest first)'

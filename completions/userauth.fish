@@ -127,7 +127,28 @@ complete -c userauth -n "__fish_userauth_using_subcommand audit; and not __fish_
 complete -c userauth -n "__fish_userauth_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -f -a "verify" -d 'Recompute the hash chain: exit 0 when intact, 1 naming the first event that does not match'
 complete -c userauth -n "__fish_userauth_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c userauth -n "__fish_userauth_using_subcommand audit; and __fish_seen_subcommand_from list" -l email -d 'Only events of this email' -r
-complete -c userauth -n "__fish_userauth_using_subcommand audit; and __fish_seen_subcommand_from list" -l kind -d 'Only events of this kind (registered, login_succeeded, login_failed, …)' -r
+complete -c userauth -n "__fish_userauth_using_subcommand audit; and __fish_seen_subcommand_from list" -l kind -d 'Only events of this kind' -r -f -a "registered\t''
+login_succeeded\t''
+login_failed\t''
+login_locked\t''
+logged_out\t''
+session_ended\t''
+reset_issued\t''
+password_reset\t''
+password_changed\t''
+user_added\t''
+user_deleted\t''
+users_imported\t''
+sessions_revoked\t''
+totp_enabled\t''
+totp_disabled\t''
+second_factor_failed\t''
+recovery_code_used\t''
+recovery_codes_regenerated\t''
+factors_reset\t''
+email_confirmed\t''
+passkey_added\t''
+passkey_removed\t''"
 complete -c userauth -n "__fish_userauth_using_subcommand audit; and __fish_seen_subcommand_from list" -l since -d 'Only events at or after this time: RFC 3339 (2026-11-29T08:00:00Z) or a date (2026-11-29, midnight UTC)' -r
 complete -c userauth -n "__fish_userauth_using_subcommand audit; and __fish_seen_subcommand_from list" -l until -d 'Only events before this time: RFC 3339 or a date (2026-11-30 means before that day begins, UTC)' -r
 complete -c userauth -n "__fish_userauth_using_subcommand audit; and __fish_seen_subcommand_from list" -l newest -d 'Only the last N events (still oldest first)' -r

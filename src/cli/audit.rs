@@ -3,42 +3,59 @@
 use std::io::IsTerminal;
 
 use anyhow::bail;
+use chrono::{DateTime, Utc};
+use clap::Subcommand;
 
+use super::args;
+use crate::config::Loaded;
 use crate::service::AuthService;
 use crate::service::audit::{AuditFilter, EventKind, Verified};
 
-/// `audit list`'s filters as typed.
-pub struct ListArgs {
-    pub email: Option<String>,
-    pub kind: Option<String>,
-    pub since: Option<String>,
-    pub until: Option<String>,
-    pub newest: Option<u64>,
-    pub limit: Option<u64>,
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// List events, oldest first
+    List {
+        /// Only events of this email
+        #[arg(long, value_name = "E")]
+        email: Option<String>,
+        /// Only events of this kind
+        #[arg(long, value_name = "K", value_parser = args::EventKindParser)]
+        kind: Option<EventKind>,
+        /// Only events at or after this time: RFC 3339 (2026-11-29T08:00:00Z) or a date (2026-11-29, midnight UTC)
+        #[arg(long, value_name = "TIME", value_parser = args::since)]
+        since: Option<DateTime<Utc>>,
+        /// Only events before this time: RFC 3339 or a date (2026-11-30 means before that day begins, UTC)
+        #[arg(long, value_name = "TIME", value_parser = args::until)]
+        until: Option<DateTime<Utc>>,
+        /// Only the last N events (still oldest first)
+        #[arg(long, value_name = "N")]
+        newest: Option<u64>,
+        /// At most N events (the first N)
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+        /// One JSON object per line
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recompute the hash chain: exit 0 when intact, 1 naming the first event that does not match
+    Verify,
 }
 
-/// RFC 3339, or a plain date meaning that day's midnight UTC.
-fn parse_time(flag: &str, s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&chrono::Utc));
+impl AuditCommand {
+    pub async fn run(self, loaded: &Loaded) -> anyhow::Result<()> {
+        let svc = super::open_service(loaded).await?;
+        match self {
+            AuditCommand::List { email, kind, since, until, newest, limit, json } => {
+                let kind = kind.map(|k| k.as_str().to_owned());
+                list(&svc, AuditFilter { email, kind, since, limit, until, newest }, json).await
+            }
+            AuditCommand::Verify => verify(&svc).await,
+        }
     }
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(d.and_time(chrono::NaiveTime::MIN).and_utc());
-    }
-    bail!("{flag} {s:?} is neither an RFC 3339 time (2026-11-29T08:00:00Z) nor a date (2026-11-29)")
 }
 
-pub async fn list(svc: &AuthService, args: ListArgs, json: bool) -> anyhow::Result<()> {
-    let ListArgs { email, kind, since, until, newest, limit } = args;
-    if let Some(k) = &kind
-        && EventKind::parse(k).is_none()
-    {
-        let known: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
-        bail!("unknown event kind {k:?}; one of: {}", known.join(", "));
-    }
-    let since = since.map(|s| parse_time("--since", &s)).transpose()?;
-    let until = until.map(|s| parse_time("--until", &s)).transpose()?;
-    let events = svc.list_audit(&AuditFilter { email, kind, since, limit, until, newest }).await?;
+async fn list(svc: &AuthService, filter: AuditFilter, json: bool) -> anyhow::Result<()> {
+    let events = svc.list_audit(&filter).await?;
     // A person at a terminal gets column names; pipes get the bare lines.
     let header = format!("{:>8}  {:<27}  {:<17}  {:<32}  {}", "ID", "AT", "KIND", "EMAIL", "ACTOR");
     let header = (!json && std::io::stdout().is_terminal()).then_some(header.as_str());
@@ -62,7 +79,7 @@ pub async fn list(svc: &AuthService, args: ListArgs, json: bool) -> anyhow::Resu
     .await
 }
 
-pub async fn verify(svc: &AuthService) -> anyhow::Result<()> {
+async fn verify(svc: &AuthService) -> anyhow::Result<()> {
     match svc.verify_audit().await? {
         Verified::Intact(n) => {
             println!("{n} events, chain intact");

@@ -1,11 +1,17 @@
 //! `userauth user factors EMAIL [--json] [--reset [--yes]]` (api.md §10): what an operator does
 //! for a user who lost their phone.
 
-use std::io::IsTerminal;
+use serde::Serialize;
 
-use anyhow::{Context, bail};
-
+use super::prompt;
 use crate::service::AuthService;
+
+/// `--reset --json`, fields in this order (`removed` as the service counts it).
+#[derive(Serialize)]
+struct ResetJson<'a, R> {
+    email: &'a str,
+    removed: &'a R,
+}
 
 pub async fn run(svc: &AuthService, email: &str, json: bool, reset: bool, yes: bool) -> anyhow::Result<()> {
     let found = svc.user_factors(email).await?;
@@ -31,26 +37,15 @@ pub async fn run(svc: &AuthService, email: &str, json: bool, reset: bool, yes: b
         }
         return Ok(());
     }
-    if !yes {
-        if !std::io::stdin().is_terminal() {
-            bail!("not resetting the factors of {} without confirmation: pass --yes", found.email);
-        }
-        let confirmed = dialoguer::Confirm::new()
-            .with_prompt(format!(
-                "Remove every second factor, recovery code and passkey of {} and end all its sessions?",
-                found.email
-            ))
-            .default(false)
-            .interact()
-            .context("reading the confirmation failed")?;
-        if !confirmed {
-            println!("nothing changed");
-            return Ok(());
-        }
+    let question =
+        format!("Remove every second factor, recovery code and passkey of {} and end all its sessions?", found.email);
+    if !prompt::confirm(yes, &format!("resetting the factors of {}", found.email), question).await? {
+        println!("nothing changed");
+        return Ok(());
     }
     let removed = svc.reset_factors(&found.email).await?;
     if json {
-        println!("{}", serde_json::json!({ "email": found.email, "removed": removed }));
+        println!("{}", serde_json::to_string(&ResetJson { email: &found.email, removed: &removed })?);
     } else {
         println!(
             "removed {} TOTP secret(s), {} recovery code(s) and {} passkey(s) of {}; ended {} session(s). The password alone logs in now.",

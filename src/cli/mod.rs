@@ -1,25 +1,31 @@
-//! The operator's command line: clap definitions and one file per command group. Commands call
-//! the service; they never touch entities or SQL.
+//! The operator's command line: the clap tree and a thin dispatch; each command (or group) is a
+//! type in its own file with a `run` method. Commands call the service; they never touch entities
+//! or SQL.
 
+mod args;
 mod audit;
 mod completions;
 mod db;
 pub mod docs;
 mod doctor;
 mod factors;
+mod import;
 pub mod key;
+mod mail_test;
+mod output;
+mod prompt;
 mod serve;
 mod user;
 
-use std::net::IpAddr;
-
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use crate::config::{self, Loaded, LogFormat, Overrides};
+use crate::config::{Loaded, LogFormat, Overrides};
+use crate::service::AuthService;
 use crate::service::db::{connect, pending};
 use crate::service::mail::Mailer;
-use crate::service::{AuthService, ListFilter};
+
+pub use self::args::bad_value;
+pub(crate) use self::output::print_lines;
 
 #[derive(Debug, Parser)]
 #[command(name = "userauth", version, about = "User authentication service: HTTP API and operator tools")]
@@ -38,223 +44,68 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    #[command(flatten)]
+    Configured(Cmd),
+    /// Print a shell completion script
+    Completions(completions::Completions),
+}
+
+// Every command but `completions`: they run with the configuration loaded.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
     /// Create the database if needed and apply pending migrations (safe to repeat)
-    DbSetup,
+    DbSetup(db::DbSetup),
     /// Apply pending migrations, then serve the HTTP API
-    Serve {
-        /// Address to listen on (default from the configuration: 0.0.0.0)
-        #[arg(long, value_name = "A")]
-        address: Option<IpAddr>,
-        /// Port to listen on (default from the configuration: 5000)
-        #[arg(long, value_name = "P")]
-        port: Option<u16>,
-    },
+    Serve(serve::Serve),
     /// Manage users
     User {
         #[command(subcommand)]
-        command: UserCommand,
+        command: user::UserCommand,
     },
     /// Read and verify the audit log
     Audit {
         #[command(subcommand)]
-        command: AuditCommand,
+        command: audit::AuditCommand,
     },
     /// Check the configuration, the database and (with --url) a running server against the security advice
-    Doctor {
-        /// Also check a running server at this base URL (health, security headers, metrics exposure)
-        #[arg(long, value_name = "URL")]
-        url: Option<String>,
-        /// One JSON object per check
-        #[arg(long)]
-        json: bool,
-    },
+    Doctor(doctor::Doctor),
     /// Send a test message through the configured mail server (smtp_url, mail_from) and show its answer
-    MailTest {
-        /// Where to send it
-        address: String,
-    },
-    /// Print a shell completion script
-    Completions {
-        /// The shell to print the script for
-        #[arg(value_enum, value_name = "SHELL")]
-        shell: clap_complete::Shell,
-    },
+    MailTest(mail_test::MailTest),
 }
 
-#[derive(Debug, Subcommand)]
-pub enum AuditCommand {
-    /// List events, oldest first
-    List {
-        /// Only events of this email
-        #[arg(long, value_name = "E")]
-        email: Option<String>,
-        /// Only events of this kind (registered, login_succeeded, login_failed, …)
-        #[arg(long, value_name = "K")]
-        kind: Option<String>,
-        /// Only events at or after this time: RFC 3339 (2026-11-29T08:00:00Z) or a date (2026-11-29, midnight UTC)
-        #[arg(long, value_name = "TIME")]
-        since: Option<String>,
-        /// Only events before this time: RFC 3339 or a date (2026-11-30 means before that day begins, UTC)
-        #[arg(long, value_name = "TIME")]
-        until: Option<String>,
-        /// Only the last N events (still oldest first)
-        #[arg(long, value_name = "N")]
-        newest: Option<u64>,
-        /// At most N events (the first N)
-        #[arg(long, value_name = "N")]
-        limit: Option<u64>,
-        /// One JSON object per line
-        #[arg(long)]
-        json: bool,
-    },
-    /// Recompute the hash chain: exit 0 when intact, 1 naming the first event that does not match
-    Verify,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum UserCommand {
-    /// Create a user; asks for the password twice on a terminal, else reads one line from stdin
-    Add {
-        /// The new user's email address (trimmed and lower-cased)
-        email: String,
-        /// Read the password as one line from standard input, even on a terminal
-        #[arg(long)]
-        password_stdin: bool,
-    },
-    /// Issue a password-reset token and print it with its expiry time (or email it with --send)
-    Reset {
-        /// The user's email address
-        email: String,
-        /// Print one JSON object
-        #[arg(long)]
-        json: bool,
-        /// Email the token to the user (smtp_url, mail_from) instead of printing it
-        #[arg(long, conflicts_with = "json")]
-        send: bool,
-    },
-    /// List users with their last login and active sessions (streamed)
-    List {
-        /// One JSON object per line
-        #[arg(long)]
-        json: bool,
-        /// At most N users
-        #[arg(long, value_name = "N")]
-        limit: Option<u64>,
-        /// Skip the first N users
-        #[arg(long, value_name = "N")]
-        offset: Option<u64>,
-        /// Only users whose email contains TEXT (case-insensitive)
-        #[arg(long, value_name = "TEXT")]
-        email_contains: Option<String>,
-    },
-    /// Delete a user with its sessions and reset tokens; asks to confirm on a terminal
-    Delete {
-        /// The user's email address
-        email: String,
-        /// Do not ask (required when not on a terminal)
-        #[arg(long)]
-        yes: bool,
-    },
-    /// End every session of a user
-    Logout {
-        /// The user's email address
-        email: String,
-    },
-    /// Clear a user's failed-login count so they can log in again at once (a completed reset does too)
-    Unlock {
-        /// The user's email address
-        email: String,
-    },
-    /// Import users from CSV (email,password_hash or email,password) or the Flask service's database
-    #[command(group(clap::ArgGroup::new("source").required(true).args(["file", "from_flask"])))]
-    Import {
-        /// CSV file with a header: `email,password_hash` or `email,password` (`-` for stdin)
-        file: Option<std::path::PathBuf>,
-        /// The original Flask service's SQLite database (table `users`: email, hashed_password)
-        #[arg(long, value_name = "PATH")]
-        from_flask: Option<std::path::PathBuf>,
-    },
-    /// Mark a user's email address as confirmed (email_verification, api.md §13)
-    Confirm { email: String },
-    /// List a user's factors and passkeys, or remove them all (--reset) for a lost device
-    Factors {
-        email: String,
-        /// One JSON object
-        #[arg(long)]
-        json: bool,
-        /// Remove every second factor, recovery code and passkey and end the user's sessions
-        #[arg(long)]
-        reset: bool,
-        /// With --reset: do not ask (required when not on a terminal)
-        #[arg(long, requires = "reset")]
-        yes: bool,
-    },
-}
-
-impl Cli {
+impl Cmd {
     /// Only `serve` logs at info level; one-shot commands keep their output clean.
     pub fn default_log_level(&self) -> &'static str {
-        match self.command {
-            Command::Serve { .. } => "info",
+        match self {
+            Cmd::Serve(_) => "info",
             _ => "warn",
         }
     }
 
-    /// The shell, when this invocation only prints a completion script (which needs no
-    /// configuration: it works even where the configuration is broken).
-    pub fn completions_shell(&self) -> Option<clap_complete::Shell> {
-        match self.command {
-            Command::Completions { shell } => Some(shell),
-            _ => None,
-        }
-    }
-
-    /// The configuration this invocation uses.
-    pub fn load_config(&self) -> anyhow::Result<Loaded> {
-        Ok(config::load(&self.overrides())?)
-    }
-
-    fn overrides(&self) -> Overrides {
-        let (address, port) = match self.command {
-            Command::Serve { address, port } => (address, port),
+    /// What this invocation sets over the configuration: `DATABASE_URL` / `--database-url`, and
+    /// `serve`'s address and port.
+    pub fn overrides(&self, database_url: Option<String>) -> Overrides {
+        let (address, port) = match self {
+            Cmd::Serve(s) => (s.address, s.port),
             _ => (None, None),
         };
-        Overrides { database_url: self.database_url.clone(), address, port }
+        Overrides { database_url, address, port }
     }
-}
 
-/// Writes one line per item of `items` to stdout, buffered, after an optional header; a closed pipe
-/// (`| head`) ends the listing quietly. Constant memory however long the stream.
-pub(crate) async fn print_lines<T, E>(
-    items: impl futures_util::Stream<Item = Result<T, E>>,
-    header: Option<&str>,
-    mut line: impl FnMut(&mut dyn std::io::Write, T) -> std::io::Result<()>,
-) -> anyhow::Result<()>
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
-    use futures_util::StreamExt;
-    use std::io::Write;
-    let quiet_on_closed_pipe = |r: std::io::Result<()>| match r {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
-        Err(e) => Err(e),
-        Ok(()) => Ok(true),
-    };
-    let mut items = std::pin::pin!(items);
-    // Not `stdout().lock()`: the guard cannot be held across awaits on a multi-threaded runtime.
-    let mut out = std::io::BufWriter::new(std::io::stdout());
-    if let Some(h) = header
-        && !quiet_on_closed_pipe(writeln!(out, "{h}"))?
-    {
-        return Ok(());
-    }
-    while let Some(item) = items.next().await {
-        if !quiet_on_closed_pipe(line(&mut out, item?))? {
-            return Ok(());
+    /// Runs the command with its configuration. Errors become one `error: …` line and exit code 1
+    /// in `main`.
+    pub async fn run(self, loaded: Loaded) -> anyhow::Result<()> {
+        // A key file others can read stops every command (api.md §14), whether or not it needs the key.
+        key::configured(&loaded.settings)?;
+        match self {
+            Cmd::DbSetup(c) => c.run(&loaded).await,
+            Cmd::Serve(c) => c.run(loaded).await,
+            Cmd::User { command } => command.run(&loaded).await,
+            Cmd::Audit { command } => command.run(&loaded).await,
+            Cmd::Doctor(c) => c.run(&loaded).await,
+            Cmd::MailTest(c) => c.run(&loaded).await,
         }
     }
-    quiet_on_closed_pipe(out.flush())?;
-    Ok(())
 }
 
 /// The service on the configured database, which must be set up already.
@@ -278,66 +129,4 @@ pub(crate) const MAIL_NOT_CONFIGURED: &str = "mail is not configured: set smtp_u
 /// The mailer, when `smtp_url` and `mail_from` are set.
 fn mailer(loaded: &Loaded) -> anyhow::Result<Option<Mailer>> {
     Ok(loaded.settings.mail_settings()?.map(Mailer::new).transpose()?)
-}
-
-/// Prints a completion script.
-pub fn print_completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
-    completions::print(shell)
-}
-
-/// Runs the command with its configuration (from [`Cli::load_config`]). Errors become one
-/// `error: …` line and exit code 1 in `main`.
-pub async fn dispatch(cli: Cli, loaded: Loaded) -> anyhow::Result<()> {
-    // A key file others can read stops every command (api.md §14), whether or not it needs the key.
-    key::configured(&loaded.settings)?;
-    match cli.command {
-        Command::DbSetup => db::setup(&loaded).await,
-        Command::Serve { .. } => serve::run(loaded).await,
-        Command::User { command } => {
-            let svc = open_service(&loaded).await?;
-            match command {
-                UserCommand::Add { email, password_stdin } => user::add(&svc, &email, password_stdin).await,
-                UserCommand::Reset { email, json, send } => {
-                    user::reset(&svc, &email, json, send, &loaded.settings.public_base_url()).await
-                }
-                UserCommand::List { json, limit, offset, email_contains } => {
-                    user::list(&svc, json, &ListFilter { limit, offset, email_contains }).await
-                }
-                UserCommand::Delete { email, yes } => user::delete(&svc, &email, yes).await,
-                UserCommand::Logout { email } => user::logout(&svc, &email).await,
-                UserCommand::Factors { email, json, reset, yes } => factors::run(&svc, &email, json, reset, yes).await,
-                UserCommand::Unlock { email } => user::unlock(&svc, &email).await,
-                UserCommand::Import { file, from_flask } => match (file, from_flask) {
-                    (_, Some(flask)) => user::import_flask(&svc, &flask).await,
-                    (Some(file), None) => user::import_csv(&svc, &file).await,
-                    (None, None) => anyhow::bail!("give a CSV file or --from-flask PATH"),
-                },
-                UserCommand::Confirm { email } => user::confirm(&svc, &email).await,
-            }
-        }
-        Command::Audit { command } => {
-            let svc = open_service(&loaded).await?;
-            match command {
-                AuditCommand::List { email, kind, since, until, newest, limit, json } => {
-                    let filter = audit::ListArgs { email, kind, since, until, newest, limit };
-                    audit::list(&svc, filter, json).await
-                }
-                AuditCommand::Verify => audit::verify(&svc).await,
-            }
-        }
-        Command::Doctor { url, json } => doctor::run(&loaded, url.as_deref(), json).await,
-        Command::MailTest { address } => {
-            let mailer = mailer(&loaded)?.context(MAIL_NOT_CONFIGURED)?;
-            let server = mailer.settings().server();
-            let message = mailer.test_message(&address)?;
-            match mailer.send_now(message).await {
-                Ok(reply) => {
-                    println!("sent a test message to {address} through {server}; the server answered: {reply}");
-                    Ok(())
-                }
-                Err(e) => anyhow::bail!("sending to {address} through {server} failed: {e}"),
-            }
-        }
-        Command::Completions { shell } => completions::print(shell),
-    }
 }

@@ -1,11 +1,33 @@
+//! `userauth serve`: migrations applied, then the HTTP API served until a shutdown signal.
+
+use std::net::IpAddr;
+
 use anyhow::Context;
+use clap::Args;
 
 use crate::api;
 use crate::config::Loaded;
 use crate::service::AuthService;
 use crate::service::db::{connect_or_create, migrate};
 
-pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
+#[derive(Debug, Args)]
+pub struct Serve {
+    /// Address to listen on (default from the configuration: 0.0.0.0)
+    #[arg(long, value_name = "A")]
+    pub address: Option<IpAddr>,
+    /// Port to listen on (default from the configuration: 5000)
+    #[arg(long, value_name = "P")]
+    pub port: Option<u16>,
+}
+
+impl Serve {
+    /// `--address` and `--port` are in `loaded` already (they override the configuration).
+    pub async fn run(self, loaded: Loaded) -> anyhow::Result<()> {
+        serve(loaded).await
+    }
+}
+
+async fn serve(loaded: Loaded) -> anyhow::Result<()> {
     let url = loaded.db.url.redacted();
     let (db, created) = connect_or_create(&loaded.db).await.map_err(|e| super::db::db_error(&url, e))?;
     if created {

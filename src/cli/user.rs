@@ -1,41 +1,138 @@
-use std::io::{BufRead, IsTerminal, Write};
+//! `userauth user …`: add, reset, list, delete, log out, unlock, confirm (and, in their own files,
+//! import and factors).
 
-use anyhow::{Context, bail};
+use std::io::{IsTerminal, Write};
+
+use anyhow::bail;
+use clap::Subcommand;
 use futures_util::StreamExt;
+use serde::Serialize;
 
-use std::path::Path;
-
-use crate::service::import::{ImportRow, NumberedRow, RowError, SecretColumn};
+use super::prompt;
+use crate::config::Loaded;
 use crate::service::{AuthService, ListFilter, UserSummary, rfc3339};
 
-/// The password from a hidden prompt (twice) on a terminal, otherwise one line of stdin.
-fn read_password(from_stdin: bool) -> anyhow::Result<String> {
-    let stdin = std::io::stdin();
-    if !from_stdin && stdin.is_terminal() {
-        return dialoguer::Password::new()
-            .with_prompt("Password")
-            .with_confirmation("Repeat password", "the passwords do not match")
-            .interact()
-            .context("reading the password failed");
-    }
-    let mut line = String::new();
-    stdin.lock().read_line(&mut line).context("reading the password from stdin failed")?;
-    let password = line.strip_suffix('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).unwrap_or(&line);
-    if password.is_empty() {
-        bail!("no password on standard input");
-    }
-    Ok(password.to_owned())
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; asks for the password twice on a terminal, else reads one line from stdin
+    Add {
+        /// The new user's email address (trimmed and lower-cased)
+        email: String,
+        /// Read the password as one line from standard input, even on a terminal
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Issue a password-reset token and print it with its expiry time (or email it with --send)
+    Reset {
+        /// The user's email address
+        email: String,
+        /// Print one JSON object
+        #[arg(long)]
+        json: bool,
+        /// Email the token to the user (smtp_url, mail_from) instead of printing it
+        #[arg(long, conflicts_with = "json")]
+        send: bool,
+    },
+    /// List users with their last login and active sessions (streamed)
+    List {
+        /// One JSON object per line
+        #[arg(long)]
+        json: bool,
+        /// At most N users
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+        /// Skip the first N users
+        #[arg(long, value_name = "N")]
+        offset: Option<u64>,
+        /// Only users whose email contains TEXT (case-insensitive)
+        #[arg(long, value_name = "TEXT")]
+        email_contains: Option<String>,
+    },
+    /// Delete a user with its sessions and reset tokens; asks to confirm on a terminal
+    Delete {
+        /// The user's email address
+        email: String,
+        /// Do not ask (required when not on a terminal)
+        #[arg(long)]
+        yes: bool,
+    },
+    /// End every session of a user
+    Logout {
+        /// The user's email address
+        email: String,
+    },
+    /// Clear a user's failed-login count so they can log in again at once (a completed reset does too)
+    Unlock {
+        /// The user's email address
+        email: String,
+    },
+    /// Import users from CSV (email,password_hash or email,password) or the Flask service's database
+    #[command(group(clap::ArgGroup::new("source").required(true).args(["file", "from_flask"])))]
+    Import {
+        /// CSV file with a header: `email,password_hash` or `email,password` (`-` for stdin)
+        file: Option<std::path::PathBuf>,
+        /// The original Flask service's SQLite database (table `users`: email, hashed_password)
+        #[arg(long, value_name = "PATH")]
+        from_flask: Option<std::path::PathBuf>,
+    },
+    /// Mark a user's email address as confirmed (email_verification, api.md §13)
+    Confirm { email: String },
+    /// List a user's factors and passkeys, or remove them all (--reset) for a lost device
+    Factors {
+        email: String,
+        /// One JSON object
+        #[arg(long)]
+        json: bool,
+        /// Remove every second factor, recovery code and passkey and end the user's sessions
+        #[arg(long)]
+        reset: bool,
+        /// With --reset: do not ask (required when not on a terminal)
+        #[arg(long, requires = "reset")]
+        yes: bool,
+    },
 }
 
-pub async fn add(svc: &AuthService, email: &str, password_stdin: bool) -> anyhow::Result<()> {
-    let password = read_password(password_stdin)?;
+impl UserCommand {
+    pub async fn run(self, loaded: &Loaded) -> anyhow::Result<()> {
+        let svc = super::open_service(loaded).await?;
+        match self {
+            UserCommand::Add { email, password_stdin } => add(&svc, &email, password_stdin).await,
+            UserCommand::Reset { email, json, send } => {
+                reset(&svc, &email, json, send, &loaded.settings.public_base_url()).await
+            }
+            UserCommand::List { json, limit, offset, email_contains } => {
+                list(&svc, json, &ListFilter { limit, offset, email_contains }).await
+            }
+            UserCommand::Delete { email, yes } => delete(&svc, &email, yes).await,
+            UserCommand::Logout { email } => logout(&svc, &email).await,
+            UserCommand::Unlock { email } => unlock(&svc, &email).await,
+            UserCommand::Import { file, from_flask } => super::import::run(&svc, file, from_flask).await,
+            UserCommand::Confirm { email } => confirm(&svc, &email).await,
+            UserCommand::Factors { email, json, reset, yes } => {
+                super::factors::run(&svc, &email, json, reset, yes).await
+            }
+        }
+    }
+}
+
+async fn add(svc: &AuthService, email: &str, password_stdin: bool) -> anyhow::Result<()> {
+    let password = prompt::password(password_stdin).await?;
     let user = svc.register(email, &password).await?;
     println!("created user {} ({})", user.email, user.id);
     Ok(())
 }
 
+/// `user reset --json`, fields in this order.
+#[derive(Serialize)]
+struct IssuedJson<'a> {
+    email: &'a str,
+    reset_token: &'a str,
+    expires_at: String,
+    reset_url: &'a str,
+}
+
 /// `base` is where the pages are: `public_url`, or the local URL.
-pub async fn reset(svc: &AuthService, email: &str, json: bool, send: bool, base: &str) -> anyhow::Result<()> {
+async fn reset(svc: &AuthService, email: &str, json: bool, send: bool, base: &str) -> anyhow::Result<()> {
     if send {
         if svc.mailer().is_none() {
             bail!("{}", super::MAIL_NOT_CONFIGURED);
@@ -47,24 +144,20 @@ pub async fn reset(svc: &AuthService, email: &str, json: bool, send: bool, base:
     let issued = svc.operator_reset(email).await?;
     // The link the user can open as it is, the same one the reset email carries.
     let link = format!("{base}/reset?token={}", issued.token.expose());
+    let expires_at = rfc3339(issued.expires_at);
     if json {
-        let v = serde_json::json!({
-            "email": issued.email,
-            "reset_token": issued.token.expose(),
-            "expires_at": rfc3339(issued.expires_at),
-            "reset_url": link,
-        });
-        println!("{v}");
+        let v = IssuedJson { email: &issued.email, reset_token: issued.token.expose(), expires_at, reset_url: &link };
+        println!("{}", serde_json::to_string(&v)?);
     } else {
         println!("email:       {}", issued.email);
         println!("reset_token: {}", issued.token.expose());
-        println!("expires_at:  {}", rfc3339(issued.expires_at));
+        println!("expires_at:  {expires_at}");
         println!("reset_url:   {link}");
     }
     Ok(())
 }
 
-pub async fn list(svc: &AuthService, json: bool, filter: &ListFilter) -> anyhow::Result<()> {
+async fn list(svc: &AuthService, json: bool, filter: &ListFilter) -> anyhow::Result<()> {
     let mut rows = svc.list_users(filter).await?;
     // A person at a terminal gets an aligned table; scripts and pipes get a stream (constant memory).
     if !json && std::io::stdout().is_terminal() {
@@ -97,35 +190,26 @@ pub async fn list(svc: &AuthService, json: bool, filter: &ListFilter) -> anyhow:
     super::print_lines(rows, header, |out, row| if json { write_json(out, &row) } else { write_row(out, &row) }).await
 }
 
-pub async fn delete(svc: &AuthService, email: &str, yes: bool) -> anyhow::Result<()> {
+async fn delete(svc: &AuthService, email: &str, yes: bool) -> anyhow::Result<()> {
     let user = svc.get_user(email).await?;
-    if !yes {
-        if !std::io::stdin().is_terminal() {
-            bail!("not deleting {} without confirmation: pass --yes", user.email);
-        }
-        let confirmed = dialoguer::Confirm::new()
-            .with_prompt(format!("Delete user {} with all its sessions and reset tokens?", user.email))
-            .default(false)
-            .interact()
-            .context("reading the confirmation failed")?;
-        if !confirmed {
-            println!("nothing deleted");
-            return Ok(());
-        }
+    let question = format!("Delete user {} with all its sessions and reset tokens?", user.email);
+    if !prompt::confirm(yes, &format!("deleting {}", user.email), question).await? {
+        println!("nothing deleted");
+        return Ok(());
     }
     let deleted = svc.delete_user(&user.email).await?;
     println!("deleted user {} ({}) with its sessions and reset tokens", deleted.email, deleted.id);
     Ok(())
 }
 
-pub async fn logout(svc: &AuthService, email: &str) -> anyhow::Result<()> {
+async fn logout(svc: &AuthService, email: &str) -> anyhow::Result<()> {
     let user = svc.get_user(email).await?;
     let ended = svc.logout_everywhere(&user.email).await?;
     println!("ended {ended} session(s) of {}", user.email);
     Ok(())
 }
 
-pub async fn unlock(svc: &AuthService, email: &str) -> anyhow::Result<()> {
+async fn unlock(svc: &AuthService, email: &str) -> anyhow::Result<()> {
     let (email, was_locked) = svc.unlock(email).await?;
     if was_locked {
         println!("cleared the failed-login count of {email}; it can log in again now");
@@ -135,88 +219,8 @@ pub async fn unlock(svc: &AuthService, email: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn import_csv(svc: &AuthService, path: &Path) -> anyhow::Result<()> {
-    let reader: Box<dyn std::io::Read + Send> = if path == Path::new("-") {
-        Box::new(std::io::stdin())
-    } else {
-        Box::new(std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?)
-    };
-    // Only the header is trimmed: a plain password is kept byte for byte (spaces are allowed in
-    // passwords), and emails and hashes are trimmed when they are parsed.
-    let mut csv = csv::ReaderBuilder::new().trim(csv::Trim::Headers).from_reader(reader);
-    let headers: Vec<String> =
-        csv.headers().context("reading the CSV header failed")?.iter().map(str::to_lowercase).collect();
-    let column = match headers.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-        ["email", "password_hash"] => SecretColumn::Hash,
-        ["email", "password"] => SecretColumn::Password,
-        other => bail!("the CSV header must be `email,password_hash` or `email,password`, not `{}`", other.join(",")),
-    };
-    let rows: Vec<NumberedRow> = csv
-        .records()
-        .map(|record| match record {
-            Ok(r) => {
-                let line = r.position().map_or(0, |p| p.line());
-                (line, svc.parse_import_row(r.get(0).unwrap_or_default(), column, r.get(1).unwrap_or_default()))
-            }
-            Err(e) => (e.position().map_or(0, |p| p.line()), Err(RowError::Unreadable(e.to_string()))),
-        })
-        .collect();
-    import(svc, rows).await
-}
-
-pub async fn import_flask(svc: &AuthService, path: &Path) -> anyhow::Result<()> {
-    if !path.is_file() {
-        bail!("no Flask database at {}", path.display());
-    }
-    let rows = svc.read_flask_users(path).await.with_context(|| {
-        format!("reading the Flask users table (email, hashed_password) in {} failed", path.display())
-    })?;
-    import(svc, rows).await
-}
-
-/// With any invalid row nothing is imported (each is reported with its line number). Otherwise
-/// imports in batches, one transaction each, skipping emails that already exist.
-async fn import(svc: &AuthService, rows: Vec<NumberedRow>) -> anyhow::Result<()> {
-    const BATCH: usize = 1000;
-    let (checked, rejected): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(_, r)| r.is_ok());
-    if !rejected.is_empty() {
-        for (line, reason) in &rejected {
-            if let Err(reason) = reason {
-                eprintln!("row {line}: {reason}");
-            }
-        }
-        bail!(
-            "{} invalid row(s); nothing was imported (imported 0 / skipped 0 / rejected {})",
-            rejected.len(),
-            rejected.len()
-        );
-    }
-    let checked: Vec<ImportRow> = checked.into_iter().filter_map(|(_, r)| r.ok()).collect();
-    let bar = if std::io::stderr().is_terminal() {
-        indicatif::ProgressBar::new(checked.len() as u64)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    let (mut imported, mut skipped) = (0, 0);
-    let mut rest = checked.into_iter();
-    loop {
-        let batch: Vec<_> = rest.by_ref().take(BATCH).collect();
-        if batch.is_empty() {
-            break;
-        }
-        let n = batch.len() as u64;
-        let (i, s) = svc.import_batch(batch).await?;
-        imported += i;
-        skipped += s;
-        bar.inc(n);
-    }
-    bar.finish_and_clear();
-    println!("imported {imported} / skipped {skipped} (already registered) / rejected 0");
-    Ok(())
-}
-
 /// `userauth user confirm EMAIL` (api.md §13).
-pub async fn confirm(svc: &AuthService, email: &str) -> anyhow::Result<()> {
+async fn confirm(svc: &AuthService, email: &str) -> anyhow::Result<()> {
     if svc.confirm_email(email).await? {
         println!("confirmed {}", email.trim().to_lowercase());
     } else {
@@ -225,17 +229,29 @@ pub async fn confirm(svc: &AuthService, email: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A line of `user list --json`, fields in this order.
+#[derive(Serialize)]
+struct SummaryJson<'a> {
+    id: uuid::Uuid,
+    email: &'a str,
+    created_at: String,
+    last_login_at: Option<String>,
+    active_sessions: i64,
+    email_confirmed: bool,
+    factors: Vec<&'static str>,
+}
+
 fn write_json(out: &mut dyn Write, row: &UserSummary) -> std::io::Result<()> {
-    let v = serde_json::json!({
-        "id": row.id,
-        "email": row.email,
-        "created_at": rfc3339(row.created_at),
-        "last_login_at": row.last_login_at.map(rfc3339),
-        "active_sessions": row.active_sessions,
-        "email_confirmed": row.email_confirmed_at.is_some(),
-        "factors": factor_names(row),
-    });
-    writeln!(out, "{v}")
+    let v = SummaryJson {
+        id: row.id,
+        email: &row.email,
+        created_at: rfc3339(row.created_at),
+        last_login_at: row.last_login_at.map(rfc3339),
+        active_sessions: row.active_sessions,
+        email_confirmed: row.email_confirmed_at.is_some(),
+        factors: factor_names(row),
+    };
+    writeln!(out, "{}", serde_json::to_string(&v).map_err(std::io::Error::other)?)
 }
 
 /// `factors` of api.md §10: the password, then each other factor that is on (TOTP, passkeys).
