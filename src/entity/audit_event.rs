@@ -1,3 +1,5 @@
+//! The `audit_events` table.
+
 use sea_orm::entity::prelude::*;
 
 /// One account event in the audit log; `hash` chains it to the event before it.

@@ -1,3 +1,5 @@
+//! The `audit_head` table.
+
 use sea_orm::entity::prelude::*;
 
 /// The audit chain's head (one row, id 1): the last event's sequence number and hash, and the

@@ -1,3 +1,5 @@
+//! The `outbox` table.
+
 use sea_orm::entity::prelude::*;
 
 /// An accepted reset request, or the email it led to, waiting to be sent (api.md §14). The

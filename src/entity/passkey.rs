@@ -1,3 +1,5 @@
+//! The `passkeys` table.
+
 use sea_orm::entity::prelude::*;
 
 /// A user's passkey (api.md §11). `credential` is webauthn-rs' `Passkey` as JSON (public key,
@@ -16,21 +18,4 @@ pub struct Model {
     pub last_used_at: Option<ChronoDateTimeUtc>,
 }
 
-#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {
-    #[sea_orm(
-        belongs_to = "super::user::Entity",
-        from = "Column::UserId",
-        to = "super::user::Column::Id",
-        on_delete = "Cascade"
-    )]
-    User,
-}
-
-impl Related<super::user::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::User.def()
-    }
-}
-
-impl ActiveModelBehavior for ActiveModel {}
+belongs_to_user!();

@@ -1,3 +1,5 @@
+//! The `passkey_challenges` table.
+
 use sea_orm::entity::prelude::*;
 
 /// A passkey ceremony in progress: registration (`kind = "register"`, bound to its user) or login.

@@ -1,3 +1,5 @@
+//! The `recovery_codes` table.
+
 use sea_orm::entity::prelude::*;
 
 /// One unused recovery code, as a keyed digest; using it deletes the row.

@@ -1,3 +1,5 @@
+//! The `server_key` table.
+
 use sea_orm::entity::prelude::*;
 
 /// The server key's fingerprint and the audit chain's legacy anchor (one row, id 1; api.md §14).

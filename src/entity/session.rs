@@ -1,3 +1,5 @@
+//! The `sessions` table.
+
 use sea_orm::entity::prelude::*;
 
 /// A login session. Only the SHA-256 of the cookie value is stored.
@@ -17,21 +19,4 @@ pub struct Model {
     pub client: Option<String>,
 }
 
-#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {
-    #[sea_orm(
-        belongs_to = "super::user::Entity",
-        from = "Column::UserId",
-        to = "super::user::Column::Id",
-        on_delete = "Cascade"
-    )]
-    User,
-}
-
-impl Related<super::user::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::User.def()
-    }
-}
-
-impl ActiveModelBehavior for ActiveModel {}
+belongs_to_user!();

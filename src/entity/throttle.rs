@@ -1,3 +1,5 @@
+//! The `throttles` table.
+
 use sea_orm::entity::prelude::*;
 
 /// A fixed-window counter of failed logins (or issued reset tokens) per normalised email.

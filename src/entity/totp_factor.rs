@@ -1,3 +1,5 @@
+//! The `totp_factors` table.
+
 use sea_orm::entity::prelude::*;
 
 /// A user's TOTP secret (api.md §10), encrypted with the server key; active once confirmed.

@@ -2,12 +2,10 @@
 //! must match, and the audit chain's legacy anchor, both in the one-row `server_key` table.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, Query};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait, ExprTrait, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait, TransactionTrait};
 
 use super::AuthError;
+use super::audit::lock_head;
 use super::key::ServerKey;
 use crate::entity::{audit_head, server_key};
 
@@ -48,12 +46,7 @@ pub async fn bind(db: &DatabaseConnection, key: &ServerKey, at: DateTime<Utc>) -
         return Ok(if stored == fingerprint { Binding::Matches } else { Binding::Mismatch { stored } });
     }
     let txn = db.begin().await?;
-    let lock = Query::update()
-        .table(audit_head::Entity)
-        .value(audit_head::Column::Seq, Expr::col(audit_head::Column::Seq))
-        .and_where(Expr::col(audit_head::Column::Id).eq(1))
-        .to_owned();
-    txn.execute(&lock).await?;
+    lock_head(&txn).await?;
     if let Some(stored) = stored_fingerprint(&txn).await? {
         txn.commit().await?;
         return Ok(if stored == fingerprint { Binding::Matches } else { Binding::Mismatch { stored } });

@@ -13,8 +13,27 @@ use metrics::{
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
-/// `userauth_logins_total{result=…}`.
-pub const LOGIN_RESULTS: [&str; 5] = ["success", "invalid", "locked", "throttled", "busy"];
+use super::names::names;
+
+names! {
+    /// `userauth_logins_total{result=…}`.
+    pub enum LoginResult { Success => "success", Invalid => "invalid", Locked => "locked", Throttled => "throttled", Busy => "busy" }
+}
+
+names! {
+    /// `userauth_password_resets_total{stage=…}`.
+    pub enum ResetStage { Issued => "issued", Completed => "completed" }
+}
+
+names! {
+    /// `userauth_second_factor_total{method=…}`.
+    pub enum SecondFactorMethod { Totp => "totp", RecoveryCode => "recovery_code", Passkey => "passkey" }
+}
+
+names! {
+    /// `userauth_second_factor_total{result=…}`.
+    pub enum SecondFactorResult { Success => "success", Invalid => "invalid", Locked => "locked" }
+}
 
 /// Histogram buckets for request latencies (seconds).
 const HTTP_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
@@ -71,12 +90,12 @@ impl Metrics {
             describe_gauge!("userauth_hash_queue_depth", "Requests running or waiting for a bcrypt slot");
             describe_histogram!("userauth_hash_seconds", Unit::Seconds, "Time of one bcrypt computation");
             describe_counter!("userauth_emails_total", "Reset emails sent, and failed or dropped");
-            for result in LOGIN_RESULTS {
-                counter!("userauth_logins_total", "result" => result).absolute(0);
+            for result in LoginResult::ALL {
+                counter!("userauth_logins_total", "result" => result.as_str()).absolute(0);
             }
             counter!("userauth_registrations_total").absolute(0);
-            for stage in ["issued", "completed"] {
-                counter!("userauth_password_resets_total", "stage" => stage).absolute(0);
+            for stage in ResetStage::ALL {
+                counter!("userauth_password_resets_total", "stage" => stage.as_str()).absolute(0);
             }
             counter!("userauth_password_changes_total").absolute(0);
             for result in ["sent", "failed"] {
@@ -84,9 +103,11 @@ impl Metrics {
             }
             gauge!("userauth_hash_queue_depth").set(0.0);
             describe_counter!("userauth_second_factor_total", "Second-factor attempts by method and result");
-            for method in ["totp", "recovery_code"] {
-                for result in ["success", "invalid", "locked"] {
-                    counter!("userauth_second_factor_total", "method" => method, "result" => result).absolute(0);
+            // Passkey series appear with their first event (as before the labels were typed).
+            for method in [SecondFactorMethod::Totp, SecondFactorMethod::RecoveryCode] {
+                for result in SecondFactorResult::ALL {
+                    counter!("userauth_second_factor_total", "method" => method.as_str(), "result" => result.as_str())
+                        .absolute(0);
                 }
             }
             describe_gauge!("userauth_build_info", "Always 1; the version of the running binary in its label");
@@ -100,20 +121,23 @@ impl Metrics {
         metrics::with_local_recorder(&self.recorder, f);
     }
 
-    pub fn login(&self, result: &'static str) {
-        self.with(|| counter!("userauth_logins_total", "result" => result).increment(1));
+    pub fn login(&self, result: LoginResult) {
+        self.with(|| counter!("userauth_logins_total", "result" => result.as_str()).increment(1));
     }
 
     pub fn registration(&self) {
         self.with(|| counter!("userauth_registrations_total").increment(1));
     }
 
-    pub fn password_reset(&self, stage: &'static str) {
-        self.with(|| counter!("userauth_password_resets_total", "stage" => stage).increment(1));
+    pub fn password_reset(&self, stage: ResetStage) {
+        self.with(|| counter!("userauth_password_resets_total", "stage" => stage.as_str()).increment(1));
     }
 
-    pub fn second_factor(&self, method: &'static str, result: &'static str) {
-        self.with(|| counter!("userauth_second_factor_total", "method" => method, "result" => result).increment(1));
+    pub fn second_factor(&self, method: SecondFactorMethod, result: SecondFactorResult) {
+        self.with(|| {
+            counter!("userauth_second_factor_total", "method" => method.as_str(), "result" => result.as_str())
+                .increment(1);
+        });
     }
 
     pub fn password_change(&self) {

@@ -13,9 +13,11 @@ pub mod key;
 pub mod key_store;
 pub mod mail;
 pub mod metrics;
+mod names;
 pub mod outbox;
 pub mod passkeys;
 pub mod password_policy;
+mod reauth;
 pub mod reset_link;
 pub mod second_factor;
 mod throttle;
@@ -503,10 +505,10 @@ impl AuthService {
     pub async fn login(&self, email: &str, password: &str) -> Result<NewSession, AuthError> {
         let result = self.login_checked(email, password).await;
         let outcome = match &result {
-            Ok(_) => Some("success"),
-            Err(AuthError::InvalidCredentials) => Some("invalid"),
-            Err(AuthError::AccountLocked { .. }) => Some("locked"),
-            Err(AuthError::Busy) => Some("busy"),
+            Ok(_) => Some(metrics::LoginResult::Success),
+            Err(AuthError::InvalidCredentials) => Some(metrics::LoginResult::Invalid),
+            Err(AuthError::AccountLocked { .. }) => Some(metrics::LoginResult::Locked),
+            Err(AuthError::Busy) => Some(metrics::LoginResult::Busy),
             Err(_) => None,
         };
         if let Some(outcome) = outcome {
@@ -784,7 +786,7 @@ impl AuthService {
         .await?;
         self.audit_in(&txn, vec![NewEvent::new(EventKind::ResetIssued, Some(user.id), &user.email)]).await?;
         txn.commit().await?;
-        self.count(|m| m.password_reset("issued"));
+        self.count(|m| m.password_reset(metrics::ResetStage::Issued));
         Ok(IssuedResetToken { email: user.email.clone(), token, expires_at })
     }
 
@@ -841,7 +843,7 @@ impl AuthService {
         throttle::clear(&txn, Kind::Login, &user.email).await?;
         self.audit_in(&txn, vec![NewEvent::new(EventKind::PasswordReset, Some(user.id), &user.email)]).await?;
         txn.commit().await?;
-        self.count(|m| m.password_reset("completed"));
+        self.count(|m| m.password_reset(metrics::ResetStage::Completed));
         Ok(user.into())
     }
 

@@ -33,6 +33,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::domain::{Email, SecretToken};
+use super::mail::{MailStats, SendFailure};
 use super::throttle::{self, Kind};
 use super::{AuthError, AuthService, chrono_dur};
 use crate::entity::outbox::{self, Column, Entity};
@@ -79,6 +80,30 @@ impl Payload {
     }
 }
 
+/// Which message a row sends, as the log names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum MailKind {
+    Reset,
+    Confirmation,
+}
+
+impl MailKind {
+    fn name(self) -> &'static str {
+        match self {
+            MailKind::Reset => "reset",
+            MailKind::Confirmation => "confirmation",
+        }
+    }
+
+    /// What the deadline of a delivery is.
+    fn deadline(self) -> &'static str {
+        match self {
+            MailKind::Reset => "before the token expired",
+            MailKind::Confirmation => "in time",
+        }
+    }
+}
+
 /// Back-off before attempt `attempts + 1`: 1 s, 2 s, 4 s, … up to a minute.
 pub(super) fn backoff(attempts: i32) -> Duration {
     let exp = Ord::min(u32::try_from(attempts.saturating_sub(1)).unwrap_or(0), 6);
@@ -89,35 +114,14 @@ impl AuthService {
     /// The email-mode reset request (api.md §7, §14): counted against the address's throttle and
     /// stored, encrypted, in one transaction, doing the same work for every well-formed address.
     pub(super) async fn enqueue_reset_request(&self, email: &Email) -> Result<(), AuthError> {
-        let at = self.now();
-        let sealed = Payload::Request { email: email.as_str().to_owned() }.seal(self)?;
-        let (max, window) = (self.policy.reset_max_requests, self.policy.reset_window);
-        let txn = self.db.begin().await?;
-        if let Some(retry_after_secs) = throttle::reserve(&txn, at, Kind::Reset, email.as_str(), max, window).await? {
-            txn.rollback().await?;
-            return Err(AuthError::TooManyResetRequests { retry_after_secs });
-        }
-        outbox::ActiveModel {
-            id: Set(Uuid::new_v4()),
-            kind: Set(KIND_REQUEST.to_owned()),
-            payload: Set(sealed),
-            created_at: Set(at),
-            not_before: Set(at),
-            expires_at: Set(at + chrono_dur(self.policy.reset_token_ttl)),
-            attempts: Set(0),
-            claimed_until: Set(None),
-        }
-        .insert(&txn)
-        .await?;
-        txn.commit().await?;
-        if let Some(m) = &self.mailer {
-            m.wake();
-        }
-        Ok(())
+        let payload = Payload::Request { email: email.as_str().to_owned() };
+        self.enqueue_payload(&payload, self.policy.reset_token_ttl, Some(email.as_str())).await
     }
 
     /// Stores `payload` (encrypted) for the worker, due now, dropped after `ttl`: the same one
-    /// insert whatever the payload says (email confirmation, `verification.rs`).
+    /// insert whatever the payload says (a reset request, or email confirmation: `verification.rs`).
+    /// With `throttle_subject`, counted first against that address's reset throttle, in the same
+    /// transaction.
     pub(super) async fn enqueue_payload(
         &self,
         payload: &Payload,
@@ -232,48 +236,76 @@ impl AuthService {
                     return Ok(());
                 };
                 let issued = self.store_reset_token(&user).await?;
-                let sealed = Payload::Email {
+                let next = Payload::Email {
                     to: issued.email.clone(),
                     token: issued.token.expose().to_owned(),
                     expires_at: issued.expires_at,
-                }
-                .seal(self)?;
+                };
                 // Still under our lease. Should we die before this update, the request is
                 // claimed again later and a new token (voiding this one) is issued.
-                Entity::update_many()
-                    .col_expr(Column::Kind, Expr::value(KIND_EMAIL))
-                    .col_expr(Column::Payload, Expr::value(sealed))
-                    .col_expr(Column::ExpiresAt, Expr::value(issued.expires_at))
-                    .filter(Column::Id.eq(row.id))
-                    .exec(&self.db)
-                    .await?;
+                self.stage(&self.db, row.id, &next, issued.expires_at).await?;
                 (issued.email, issued.token, issued.expires_at)
             }
             Payload::Email { to, token, expires_at } => (to, SecretToken::from_outbox(token), expires_at),
             other => return self.handle_verification(row, other, &mailer).await,
         };
-        match mailer.send_reset(&to, &token, expires_at).await {
+        let sent = mailer.send_reset(&to, &token, expires_at).await;
+        self.settle(&row, sent, stats, MailKind::Reset, &to, expires_at).await
+    }
+
+    /// Turns the row into `next` (still under this instance's lease), in `db`'s transaction.
+    pub(super) async fn stage<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        row: Uuid,
+        next: &Payload,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), AuthError> {
+        Entity::update_many()
+            .col_expr(Column::Kind, Expr::value(KIND_EMAIL))
+            .col_expr(Column::Payload, Expr::value(next.seal(self)?))
+            .col_expr(Column::ExpiresAt, Expr::value(expires_at))
+            .filter(Column::Id.eq(row))
+            .exec(db)
+            .await?;
+        Ok(())
+    }
+
+    /// Settles a row after one attempt to send its message: sent or refused for good, the row is
+    /// deleted; after a temporary failure it waits (back-off) for another attempt, unless that
+    /// would come at or after `deadline`, when it is given up.
+    pub(super) async fn settle(
+        &self,
+        row: &outbox::Model,
+        sent: Result<(), SendFailure>,
+        stats: &MailStats,
+        kind: MailKind,
+        to: &str,
+        deadline: DateTime<Utc>,
+    ) -> Result<(), AuthError> {
+        let what = kind.name();
+        match sent {
             Ok(()) => {
                 self.outbox_done(row.id).await?;
                 stats.sent.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(to = %to, "reset email sent");
+                tracing::info!(to = %to, "{what} email sent");
             }
             Err(f) if f.permanent => {
                 self.outbox_done(row.id).await?;
                 stats.failed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(to = %to, reply = %f.error, "reset email refused by the mail server");
+                tracing::warn!(to = %to, reply = %f.error, "{what} email refused by the mail server");
             }
             Err(f) => {
                 let wait = backoff(row.attempts);
                 let retry_at = self.now() + chrono_dur(wait);
-                if retry_at >= expires_at {
+                if retry_at >= deadline {
                     self.outbox_done(row.id).await?;
                     stats.failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(to = %to, error = %f.error, "reset email not delivered before the token expired; giving up");
+                    tracing::warn!(to = %to, error = %f.error, "{what} email not delivered {}; giving up", kind.deadline());
                     return Ok(());
                 }
                 stats.retried.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(to = %to, error = %f.error, retry_in_secs = wait.as_secs(), "reset email: temporary failure, will retry");
+                tracing::info!(to = %to, error = %f.error, retry_in_secs = wait.as_secs(), "{what} email: temporary failure, will retry");
                 Entity::update_many()
                     .col_expr(Column::NotBefore, Expr::value(retry_at))
                     .col_expr(Column::ClaimedUntil, Expr::value(Option::<DateTime<Utc>>::None))

@@ -15,11 +15,7 @@
 //! the button posts the token. A resend request is stored the same way for every address and
 //! leads to a new link only for an account still waiting for confirmation.
 
-use std::sync::atomic::Ordering;
-
 use chrono::{DateTime, Utc};
-use lettre::Address;
-use lettre::message::{Mailbox, MultiPart};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, SqlErr, TransactionTrait};
 use serde::{Deserialize, Serialize};
@@ -28,9 +24,9 @@ use uuid::Uuid;
 use super::audit::{EventKind, NewEvent};
 use super::domain::{Email, Password, SecretToken, presented_token_digest};
 use super::hashing::HashTicket;
-use super::mail::{MailError, Mailer, SendFailure, html_escape};
-use super::outbox::{KIND_EMAIL, Payload, backoff};
-use super::{Actor, AuthError, AuthService, UserView, chrono_dur, rfc3339};
+use super::mail::{LinkMessage, Mailer, SendFailure};
+use super::outbox::{MailKind, Payload};
+use super::{Actor, AuthError, AuthService, UserView, chrono_dur};
 use crate::entity::email_verification_token as evt;
 use crate::entity::outbox as outbox_entity;
 use crate::entity::user;
@@ -189,24 +185,6 @@ impl AuthService {
         Ok((token, expires_at))
     }
 
-    /// Turns the outbox row into `next` (still under this instance's lease) in `txn`.
-    async fn stage(
-        &self,
-        txn: &sea_orm::DatabaseTransaction,
-        row: Uuid,
-        next: &Payload,
-        expires_at: DateTime<Utc>,
-    ) -> Result<(), AuthError> {
-        outbox_entity::Entity::update_many()
-            .col_expr(outbox_entity::Column::Kind, Expr::value(KIND_EMAIL))
-            .col_expr(outbox_entity::Column::Payload, Expr::value(next.seal(self)?))
-            .col_expr(outbox_entity::Column::ExpiresAt, Expr::value(expires_at))
-            .filter(outbox_entity::Column::Id.eq(row))
-            .exec(txn)
-            .await?;
-        Ok(())
-    }
-
     /// The worker's part for confirmation rows: everything that depends on the account.
     pub(super) async fn handle_verification(
         &self,
@@ -219,17 +197,17 @@ impl AuthService {
                 let Ok(email) = Email::parse(&email) else { return self.outbox_done(row.id).await };
                 if let Some(owner) = self.find_user(&email).await? {
                     self.stage_notice(&row, &owner.email).await?;
-                    (owner.email.clone(), notice_message(mailer, &owner.email))
+                    (owner.email.clone(), mailer.notice_message(&owner.email))
                 } else {
                     match self.create_unconfirmed(&row, &email, password_hash).await? {
                         Some((token, expires_at)) => (
                             email.as_str().to_owned(),
-                            verification_message(mailer, email.as_str(), &token, expires_at),
+                            mailer.link_message(LinkMessage::Verification, email.as_str(), &token, expires_at),
                         ),
                         // Registered by someone else in the meantime: the owner is told instead.
                         None => {
                             self.stage_notice(&row, email.as_str()).await?;
-                            (email.as_str().to_owned(), notice_message(mailer, email.as_str()))
+                            (email.as_str().to_owned(), mailer.notice_message(email.as_str()))
                         }
                     }
                 }
@@ -245,14 +223,18 @@ impl AuthService {
                 let next = Payload::Verify { to: waiting.email.clone(), token: token.expose().to_owned(), expires_at };
                 self.stage(&txn, row.id, &next, expires_at).await?;
                 txn.commit().await?;
-                (waiting.email.clone(), verification_message(mailer, &waiting.email, &token, expires_at))
+                (
+                    waiting.email.clone(),
+                    mailer.link_message(LinkMessage::Verification, &waiting.email, &token, expires_at),
+                )
             }
             Payload::Verify { to, token, expires_at } => {
-                let message = verification_message(mailer, &to, &SecretToken::from_outbox(token), expires_at);
+                let message =
+                    mailer.link_message(LinkMessage::Verification, &to, &SecretToken::from_outbox(token), expires_at);
                 (to, message)
             }
             Payload::Notice { to } => {
-                let message = notice_message(mailer, &to);
+                let message = mailer.notice_message(&to);
                 (to, message)
             }
             // Reset rows are handled in `outbox.rs`; nothing else reaches here.
@@ -262,45 +244,12 @@ impl AuthService {
             Ok(m) => mailer.send_message(m).await,
             Err(error) => Err(SendFailure { permanent: true, error }),
         };
-        let stats = mailer.stats();
-        match sent {
-            Ok(()) => {
-                self.outbox_done(row.id).await?;
-                stats.sent.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(to = %to, "confirmation email sent");
-            }
-            Err(f) if f.permanent => {
-                self.outbox_done(row.id).await?;
-                stats.failed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(to = %to, reply = %f.error, "confirmation email refused by the mail server");
-            }
-            Err(f) => {
-                let wait = backoff(row.attempts);
-                let retry_at = self.now() + chrono_dur(wait);
-                if retry_at >= row.expires_at {
-                    self.outbox_done(row.id).await?;
-                    stats.failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(to = %to, error = %f.error, "confirmation email not delivered in time; giving up");
-                    return Ok(());
-                }
-                stats.retried.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(to = %to, error = %f.error, retry_in_secs = wait.as_secs(), "confirmation email: temporary failure, will retry");
-                outbox_entity::Entity::update_many()
-                    .col_expr(outbox_entity::Column::NotBefore, Expr::value(retry_at))
-                    .col_expr(outbox_entity::Column::ClaimedUntil, Expr::value(Option::<DateTime<Utc>>::None))
-                    .filter(outbox_entity::Column::Id.eq(row.id))
-                    .exec(&self.db)
-                    .await?;
-            }
-        }
-        Ok(())
+        self.settle(&row, sent, mailer.stats(), MailKind::Confirmation, &to, row.expires_at).await
     }
 
+    /// Turns the row into the notice to `to` (one statement, under this instance's lease).
     async fn stage_notice(&self, row: &outbox_entity::Model, to: &str) -> Result<(), AuthError> {
-        let txn = self.db.begin().await?;
-        self.stage(&txn, row.id, &Payload::Notice { to: to.to_owned() }, row.expires_at).await?;
-        txn.commit().await?;
-        Ok(())
+        self.stage(&self.db, row.id, &Payload::Notice { to: to.to_owned() }, row.expires_at).await
     }
 
     /// Creates the unconfirmed account with its first token, its `registered` event, and turns the
@@ -338,66 +287,4 @@ impl AuthService {
         self.count(|m| m.registration());
         Ok(Some((token, expires_at)))
     }
-}
-
-fn mailbox(to: &str) -> Result<Mailbox, MailError> {
-    let address: Address = to.parse().map_err(|_| MailError::Address(to.to_owned()))?;
-    Ok(Mailbox::new(None, address))
-}
-
-/// The confirmation email: the link to the confirm page (a button there confirms) and its expiry.
-pub fn verification_message(
-    mailer: &Mailer,
-    to: &str,
-    token: &SecretToken,
-    expires_at: DateTime<Utc>,
-) -> Result<lettre::Message, MailError> {
-    let link = format!("{}/verify?token={}", mailer.public_url(), token.expose());
-    let expiry = rfc3339(expires_at);
-    let text = format!(
-        "Someone registered an account with the address {to}.\n\n\
-         To confirm that this address is yours, open this page and press \"Confirm\":\n{link}\n\n\
-         The link works once and expires at {expiry}.\n\n\
-         If you did not register, ignore this message: the account stays unconfirmed.\n"
-    );
-    let html = format!(
-        "<!doctype html><html><body>\
-         <p>Someone registered an account with the address {to_html}.</p>\
-         <p><a href=\"{link_html}\">Confirm your email address</a> (the page has a button to press).</p>\
-         <p>The link works once and expires at {expiry}.</p>\
-         <p>If you did not register, ignore this message: the account stays unconfirmed.</p>\
-         </body></html>",
-        to_html = html_escape(to),
-        link_html = html_escape(&link),
-    );
-    lettre::Message::builder()
-        .from(mailer.sender().clone())
-        .to(mailbox(to)?)
-        .subject("Confirm your email address")
-        .multipart(MultiPart::alternative_plain_html(text, html))
-        .map_err(|e| MailError::Build(e.to_string()))
-}
-
-/// The notice to the owner of an address someone tried to register again. It carries no link.
-pub fn notice_message(mailer: &Mailer, to: &str) -> Result<lettre::Message, MailError> {
-    let text = format!(
-        "Someone tried to register a new account with the address {to}, which already has one.\n\n\
-         Nothing was changed. If it was you, log in at {base}/login (or reset your password at \
-         {base}/forgot). If it was not, you can ignore this message.\n",
-        base = mailer.public_url(),
-    );
-    let html = format!(
-        "<!doctype html><html><body>\
-         <p>Someone tried to register a new account with the address {to_html}, which already has one.</p>\
-         <p>Nothing was changed. If it was you, log in or reset your password on the site. \
-         If it was not, you can ignore this message.</p>\
-         </body></html>",
-        to_html = html_escape(to),
-    );
-    lettre::Message::builder()
-        .from(mailer.sender().clone())
-        .to(mailbox(to)?)
-        .subject("Someone tried to register with your address")
-        .multipart(MultiPart::alternative_plain_html(text, html))
-        .map_err(|e| MailError::Build(e.to_string()))
 }

@@ -89,7 +89,7 @@ impl<'r> FromRequest<'r> for ClientBudget {
                 if req.route().is_some_and(|r| r.name.as_deref() == Some("login"))
                     && let Some(m) = req.rocket().state::<crate::service::AuthService>().and_then(|s| s.metrics())
                 {
-                    m.login("throttled");
+                    m.login(crate::service::metrics::LoginResult::Throttled);
                 }
                 let secs = wait.as_millis().div_ceil(1000).max(1);
                 let err = ApiError {

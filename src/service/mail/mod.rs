@@ -11,15 +11,18 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use lettre::message::{Mailbox, MultiPart, header::ContentType};
+use lettre::message::Mailbox;
 use lettre::transport::smtp::response::Response;
-use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use super::db::redact_url;
 use super::domain::SecretToken;
-use super::rfc3339;
+
+mod messages;
+
+pub use messages::LinkMessage;
 
 /// How self-service reset tokens reach their owner (api.md §7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -55,21 +58,17 @@ impl std::fmt::Debug for MailSettings {
 
 impl MailSettings {
     /// Checks both values as lettre will read them; errors name the key (never the password).
-    pub fn parse(smtp_url: &str, mail_from: &str, public_url: &str) -> Result<Self, String> {
+    pub fn parse(smtp_url: &str, mail_from: &str, public_url: &str) -> Result<Self, MailSettingsError> {
         // lettre's own message for another scheme names its internals ("tls parameter 'None'").
         let scheme = smtp_url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
         if !matches!(scheme.as_deref(), Some("smtp" | "smtps")) {
-            return Err(format!(
-                "smtp_url {} is not an SMTP URL: use smtp://host:port (plain or ?tls=required for STARTTLS) \
-                 or smtps://host:465 (TLS)",
-                redact_url(smtp_url)
-            ));
+            return Err(MailSettingsError::NotSmtp { url: redact_url(smtp_url) });
         }
         AsyncSmtpTransport::<Tokio1Executor>::from_url(smtp_url)
-            .map_err(|e| format!("smtp_url {} is not a valid SMTP URL: {e}", redact_url(smtp_url)))?;
-        let from = mail_from.parse::<Mailbox>().map_err(|e| {
-            format!("mail_from {mail_from:?} is not a mailbox like \"Accounts <no-reply@example.com>\": {e}")
-        })?;
+            .map_err(|error| MailSettingsError::InvalidSmtpUrl { url: redact_url(smtp_url), error })?;
+        let from = mail_from
+            .parse::<Mailbox>()
+            .map_err(|error| MailSettingsError::InvalidFrom { from: mail_from.to_owned(), error })?;
         Ok(Self { smtp_url: smtp_url.to_owned(), from, public_url: public_url.trim_end_matches('/').to_owned() })
     }
 
@@ -77,6 +76,21 @@ impl MailSettings {
     pub fn server(&self) -> String {
         redact_url(&self.smtp_url)
     }
+}
+
+/// Why `smtp_url` or `mail_from` was refused. Each message names its key; URLs are shown
+/// redacted (never the password).
+#[derive(Debug, thiserror::Error)]
+pub enum MailSettingsError {
+    #[error(
+        "smtp_url {url} is not an SMTP URL: use smtp://host:port (plain or ?tls=required for STARTTLS) \
+         or smtps://host:465 (TLS)"
+    )]
+    NotSmtp { url: String },
+    #[error("smtp_url {url} is not a valid SMTP URL: {error}")]
+    InvalidSmtpUrl { url: String, error: lettre::transport::smtp::Error },
+    #[error("mail_from {from:?} is not a mailbox like \"Accounts <no-reply@example.com>\": {error}")]
+    InvalidFrom { from: String, error: lettre::address::AddressError },
 }
 
 /// Why a message was not sent.
@@ -161,58 +175,6 @@ impl Mailer {
         Ok(reply(&response))
     }
 
-    /// The reset message for `to`: a text and an HTML part with the link, the token and its expiry.
-    pub fn reset_message(
-        &self,
-        to: &str,
-        token: &SecretToken,
-        expires_at: DateTime<Utc>,
-    ) -> Result<Message, MailError> {
-        let address: Address = to.parse().map_err(|_| MailError::Address(to.to_owned()))?;
-        let link = format!("{}/reset?token={}", self.inner.settings.public_url, token.expose());
-        let expiry = rfc3339(expires_at);
-        let text = format!(
-            "Someone asked to reset the password of the account {to}.\n\n\
-             Choose a new password here:\n{link}\n\n\
-             Or use this reset token: {token}\n\
-             It works once and expires at {expiry}.\n\n\
-             If you did not ask for this, ignore this message: your password stays as it is.\n",
-            token = token.expose(),
-        );
-        let html = format!(
-            "<!doctype html><html><body>\
-             <p>Someone asked to reset the password of the account {to_html}.</p>\
-             <p><a href=\"{link_html}\">Choose a new password</a></p>\
-             <p>Or use this reset token: <code>{token}</code><br>It works once and expires at {expiry}.</p>\
-             <p>If you did not ask for this, ignore this message: your password stays as it is.</p>\
-             </body></html>",
-            to_html = html_escape(to),
-            link_html = html_escape(&link),
-            token = token.expose(),
-        );
-        Message::builder()
-            .from(self.inner.settings.from.clone())
-            .to(Mailbox::new(None, address))
-            .subject("Reset your password")
-            .multipart(MultiPart::alternative_plain_html(text, html))
-            .map_err(|e| MailError::Build(e.to_string()))
-    }
-
-    /// A short message that proves the setup works (`userauth mail-test`).
-    pub fn test_message(&self, to: &str) -> Result<Message, MailError> {
-        let address: Address = to.parse().map_err(|_| MailError::Address(to.to_owned()))?;
-        Message::builder()
-            .from(self.inner.settings.from.clone())
-            .to(Mailbox::new(None, address))
-            .subject("userauth mail test")
-            .header(ContentType::TEXT_PLAIN)
-            .body(format!(
-                "This is a test message from userauth. Reset links will point to {}/reset.\n",
-                self.inner.settings.public_url
-            ))
-            .map_err(|e| MailError::Build(e.to_string()))
-    }
-
     /// Tells this instance's outbox worker that something is waiting.
     pub fn wake(&self) {
         self.inner.wake.notify_one();
@@ -250,15 +212,8 @@ impl Mailer {
     ) -> Result<(), SendFailure> {
         let message =
             self.reset_message(to, token, expires_at).map_err(|error| SendFailure { permanent: true, error })?;
-        match self.inner.transport.send(message).await {
-            Ok(_) => Ok(()),
-            Err(e) => Err(SendFailure { permanent: e.is_permanent(), error: smtp_error(&e) }),
-        }
+        self.send_message(message).await
     }
-}
-
-pub(crate) fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
 #[cfg(test)]
@@ -273,12 +228,35 @@ mod tests {
     #[test]
     fn settings_are_checked_and_never_show_the_password() {
         assert!(MailSettings::parse("smtps://u:hunter2@smtp.example.com", "a@b.c", "x").is_ok());
-        let err = MailSettings::parse("ftp://u:hunter2@x", "a@b.c", "x").unwrap_err();
+        let err = MailSettings::parse("ftp://u:hunter2@x", "a@b.c", "x").unwrap_err().to_string();
         assert!(err.contains("smtp_url") && !err.contains("hunter2"), "{err}");
-        let err = MailSettings::parse("smtp://x", "not a mailbox", "x").unwrap_err();
+        let err = MailSettings::parse("smtp://x", "not a mailbox", "x").unwrap_err().to_string();
         assert!(err.contains("mail_from"), "{err}");
         let s = MailSettings::parse("smtp://u:hunter2@x:25", "a@b.c", "x").unwrap();
         assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn settings_errors_say_what_they_said_as_strings() {
+        let err = MailSettings::parse("ftp://u:hunter2@x", "a@b.c", "x").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "smtp_url {} is not an SMTP URL: use smtp://host:port (plain or ?tls=required for STARTTLS) or \
+                 smtps://host:465 (TLS)",
+                redact_url("ftp://u:hunter2@x")
+            )
+        );
+        let err = MailSettings::parse("smtp://x", "not a mailbox", "x").unwrap_err().to_string();
+        let cause = "not a mailbox".parse::<Mailbox>().unwrap_err();
+        assert_eq!(
+            err,
+            format!("mail_from \"not a mailbox\" is not a mailbox like \"Accounts <no-reply@example.com>\": {cause}")
+        );
+        let raw = "smtp://u:hunter2@x:notaport";
+        let err = MailSettings::parse(raw, "a@b.c", "x").unwrap_err().to_string();
+        assert!(err.starts_with(&format!("smtp_url {} is not a valid SMTP URL: ", redact_url(raw))), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
     }
 
     #[test]

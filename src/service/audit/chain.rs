@@ -1,5 +1,4 @@
-//! The audit log (api.md §9, §14): every account event appended in the same transaction as the
-//! change it records, chained so that editing, deleting or reordering a row is detected.
+//! The audit log's hash chain.
 //!
 //! An event's link is HMAC-SHA-256 under the server key (purpose `audit`) of (previous hash as hex
 //! ‖ canonical bytes), the canonical bytes being the JSON array `[seq, at, kind, user_id, email,
@@ -14,172 +13,17 @@
 //! increment back too.
 
 use chrono::{DateTime, SubsecRound, Utc};
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use sea_orm::sea_query::{Expr, Query};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, ExprTrait, QueryFilter, QueryOrder, TransactionTrait};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::domain::Email;
-use super::key::ServerKey;
-use super::key_store::{legacy_anchor_mac, pruned_anchor_mac};
-use super::{Actor, AuthError, AuthService, chrono_dur};
+use super::{EventKind, NewEvent, Verified};
 use crate::entity::{audit_event, audit_head, server_key};
-
-/// The kinds of event of api.md §9.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
-    Registered,
-    LoginSucceeded,
-    LoginFailed,
-    LoginLocked,
-    LoggedOut,
-    SessionEnded,
-    ResetIssued,
-    PasswordReset,
-    PasswordChanged,
-    UserAdded,
-    UserDeleted,
-    UsersImported,
-    SessionsRevoked,
-    TotpEnabled,
-    TotpDisabled,
-    SecondFactorFailed,
-    RecoveryCodeUsed,
-    RecoveryCodesRegenerated,
-    FactorsReset,
-    EmailConfirmed,
-    PasskeyAdded,
-    PasskeyRemoved,
-}
-
-impl EventKind {
-    pub const ALL: [EventKind; 22] = [
-        EventKind::Registered,
-        EventKind::LoginSucceeded,
-        EventKind::LoginFailed,
-        EventKind::LoginLocked,
-        EventKind::LoggedOut,
-        EventKind::SessionEnded,
-        EventKind::ResetIssued,
-        EventKind::PasswordReset,
-        EventKind::PasswordChanged,
-        EventKind::UserAdded,
-        EventKind::UserDeleted,
-        EventKind::UsersImported,
-        EventKind::SessionsRevoked,
-        EventKind::TotpEnabled,
-        EventKind::TotpDisabled,
-        EventKind::SecondFactorFailed,
-        EventKind::RecoveryCodeUsed,
-        EventKind::RecoveryCodesRegenerated,
-        EventKind::FactorsReset,
-        EventKind::EmailConfirmed,
-        EventKind::PasskeyAdded,
-        EventKind::PasskeyRemoved,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Registered => "registered",
-            EventKind::LoginSucceeded => "login_succeeded",
-            EventKind::LoginFailed => "login_failed",
-            EventKind::LoginLocked => "login_locked",
-            EventKind::LoggedOut => "logged_out",
-            EventKind::SessionEnded => "session_ended",
-            EventKind::ResetIssued => "reset_issued",
-            EventKind::PasswordReset => "password_reset",
-            EventKind::PasswordChanged => "password_changed",
-            EventKind::UserAdded => "user_added",
-            EventKind::UserDeleted => "user_deleted",
-            EventKind::UsersImported => "users_imported",
-            EventKind::SessionsRevoked => "sessions_revoked",
-            EventKind::TotpEnabled => "totp_enabled",
-            EventKind::TotpDisabled => "totp_disabled",
-            EventKind::SecondFactorFailed => "second_factor_failed",
-            EventKind::RecoveryCodeUsed => "recovery_code_used",
-            EventKind::RecoveryCodesRegenerated => "recovery_codes_regenerated",
-            EventKind::FactorsReset => "factors_reset",
-            EventKind::EmailConfirmed => "email_confirmed",
-            EventKind::PasskeyAdded => "passkey_added",
-            EventKind::PasskeyRemoved => "passkey_removed",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
-
-/// An event about to be appended.
-#[derive(Debug, Clone)]
-pub struct NewEvent {
-    pub kind: EventKind,
-    pub user_id: Option<Uuid>,
-    pub email: Option<String>,
-}
-
-impl NewEvent {
-    pub fn new(kind: EventKind, user_id: Option<Uuid>, email: &str) -> Self {
-        Self { kind, user_id, email: Some(email.to_owned()) }
-    }
-}
-
-/// An event as `audit list` shows it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct AuditEvent {
-    pub id: i64,
-    pub at: String,
-    pub kind: String,
-    pub user_id: Option<Uuid>,
-    pub email: Option<String>,
-    pub actor: String,
-    pub client: Option<String>,
-    pub hash: String,
-    /// `login_succeeded` only: `password` or `passkey`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub method: Option<String>,
-}
-
-impl From<audit_event::Model> for AuditEvent {
-    fn from(m: audit_event::Model) -> Self {
-        Self {
-            id: m.seq,
-            at: m.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            kind: m.kind,
-            user_id: m.user_id,
-            email: m.email,
-            actor: m.actor,
-            client: m.client,
-            hash: m.hash,
-            method: m.method,
-        }
-    }
-}
-
-/// Which events `audit list` shows.
-#[derive(Debug, Clone, Default)]
-pub struct AuditFilter {
-    pub email: Option<String>,
-    pub kind: Option<String>,
-    pub since: Option<DateTime<Utc>>,
-    pub limit: Option<u64>,
-    /// Only events before this time.
-    pub until: Option<DateTime<Utc>>,
-    /// Only the last N events (still shown oldest first).
-    pub newest: Option<u64>,
-}
-
-/// What `audit verify` found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verified {
-    /// This many events, every hash as expected.
-    Intact(u64),
-    /// The first event (by sequence number) that does not match, and why.
-    Broken { seq: i64, reason: String },
-}
+use crate::service::key::ServerKey;
+use crate::service::key_store::{legacy_anchor_mac, pruned_anchor_mac};
+use crate::service::{Actor, AuthError, AuthService, chrono_dur};
 
 // One argument per hashed field: the canonical form is exactly this list.
 #[allow(clippy::too_many_arguments)]
@@ -242,6 +86,18 @@ fn event_hash(key: Option<&ServerKey>, m: &audit_event::Model) -> String {
         Some(key) => chain(key, &m.prev_hash, &c),
         None => legacy_chain(&m.prev_hash, &c),
     }
+}
+
+/// Takes the head's lock (a no-op update of its row), as appends do: held until `db`'s
+/// transaction ends, it serialises whatever else must not interleave with appends.
+pub(in crate::service) async fn lock_head<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
+    let lock = Query::update()
+        .table(audit_head::Entity)
+        .value(audit_head::Column::Seq, Expr::col(audit_head::Column::Seq))
+        .and_where(Expr::col(audit_head::Column::Id).eq(1))
+        .to_owned();
+    db.execute(&lock).await?;
+    Ok(())
 }
 
 /// Appends `events` in order, in the caller's transaction `db`. Nothing happens for no events.
@@ -314,70 +170,6 @@ pub(super) async fn append<C: ConnectionTrait>(
 }
 
 impl AuthService {
-    /// Appends events in their own transaction (for events that change nothing else: failed or
-    /// locked logins).
-    pub(super) async fn audit_alone(&self, events: Vec<NewEvent>) -> Result<(), AuthError> {
-        if !self.policy.audit || events.is_empty() {
-            return Ok(());
-        }
-        let txn = self.db.begin().await?;
-        append(&txn, &self.key, self.now(), self.actor, self.login_method, events).await?;
-        txn.commit().await?;
-        Ok(())
-    }
-
-    /// Appends events in the caller's transaction, when the audit log is on.
-    pub(super) async fn audit_in<C: ConnectionTrait>(&self, txn: &C, events: Vec<NewEvent>) -> Result<(), DbErr> {
-        if !self.policy.audit {
-            return Ok(());
-        }
-        append(txn, &self.key, self.now(), self.actor, self.login_method, events).await
-    }
-
-    /// Streams events in order (oldest first) that match `filter`.
-    pub async fn list_audit(
-        &self,
-        filter: &AuditFilter,
-    ) -> Result<impl Stream<Item = Result<AuditEvent, AuthError>> + '_, AuthError> {
-        let mut query = audit_event::Entity::find();
-        if let Some(email) = &filter.email {
-            let email = Email::parse(email)?;
-            query = query.filter(audit_event::Column::Email.eq(email.as_str()));
-        }
-        if let Some(kind) = &filter.kind {
-            query = query.filter(audit_event::Column::Kind.eq(kind.as_str()));
-        }
-        if let Some(since) = filter.since {
-            query = query.filter(audit_event::Column::At.gte(since));
-        }
-        if let Some(until) = filter.until {
-            query = query.filter(audit_event::Column::At.lt(until));
-        }
-        if let Some(n) = filter.newest {
-            // The N-th newest matching event's sequence number bounds the stream from below, so
-            // the listing stays oldest first and streamed.
-            let nth = query
-                .clone()
-                .order_by_desc(audit_event::Column::Seq)
-                .offset(n.saturating_sub(1))
-                .limit(1)
-                .one(&self.db)
-                .await?;
-            match (n, nth) {
-                (0, _) => query = query.filter(audit_event::Column::Seq.lt(i64::MIN)),
-                (_, Some(ev)) => query = query.filter(audit_event::Column::Seq.gte(ev.seq)),
-                // Fewer than N events match: all of them.
-                (_, None) => {}
-            }
-        }
-        query = query.order_by_asc(audit_event::Column::Seq);
-        if let Some(limit) = filter.limit {
-            query = query.limit(limit);
-        }
-        let stream = query.stream(&self.db).await?;
-        Ok(stream.map(|r| r.map(AuditEvent::from).map_err(AuthError::from)))
-    }
-
     /// Recomputes the chain from the pruning anchor to the head: every event must follow the one
     /// before it (no gap), carry the previous hash, and hash to what it says (keyed after the
     /// legacy anchor, plain SHA-256 up to it); the head must name the last event; both anchors
@@ -449,13 +241,7 @@ impl AuthService {
     pub async fn prune_audit(&self) -> Result<u64, AuthError> {
         let cutoff = self.now() - chrono_dur(self.policy.audit_retention);
         let txn = self.db.begin().await?;
-        // Lock the head as appends do.
-        let lock = Query::update()
-            .table(audit_head::Entity)
-            .value(audit_head::Column::Seq, Expr::col(audit_head::Column::Seq))
-            .and_where(Expr::col(audit_head::Column::Id).eq(1))
-            .to_owned();
-        txn.execute(&lock).await?;
+        lock_head(&txn).await?;
         let last = audit_event::Entity::find()
             .filter(audit_event::Column::At.lt(cutoff))
             .order_by_desc(audit_event::Column::Seq)
@@ -482,14 +268,6 @@ impl AuthService {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kinds_round_trip() {
-        for k in EventKind::ALL {
-            assert_eq!(EventKind::parse(k.as_str()), Some(k));
-        }
-        assert_eq!(EventKind::parse("nope"), None);
-    }
 
     #[test]
     fn the_hash_covers_every_field_and_the_previous_hash() {
