@@ -1,4 +1,4 @@
-//! The benchmark's flood phase (bench/run.sh): 64 connections from 127.0.0.2 post wrong-password
+//! The benchmark's flood phase (bench/run.sh): 64 keep-alive clients (reqwest) from 127.0.0.2 post wrong-password
 //! logins for random emails as fast as they can, while one client on 127.0.0.1 logs in 20 times in
 //! a row with the right password and another requests `/health` every 10 ms. Bounded: it stops
 //! after the legitimate logins (or `--seconds`), and only talks to loopback.
@@ -7,59 +7,36 @@
 //! Prints `flood_login_ok=N flood_login_p99_ms=X flood_health_p99_ms=Y flood_requests=N flood_statuses=…`.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Mutex;
 
 const FLOOD_CONNECTIONS: usize = 64;
 const LEGIT_LOGINS: usize = 20;
 
-async fn connect(from: [u8; 4], port: u16) -> std::io::Result<TcpStream> {
-    let socket = TcpSocket::new_v4()?;
-    socket.bind(SocketAddr::from((from, 0)))?;
-    let stream = socket.connect(SocketAddr::from(([127, 0, 0, 1], port))).await?;
-    stream.set_nodelay(true)?;
-    Ok(stream)
+/// One client per simulated connection: HTTP/1.1 keep-alive from `from`, one pooled connection
+/// (reconnected by the client when the server closes it).
+fn client(from: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(IpAddr::from(from))
+        .http1_only()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(1)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("an HTTP client")
 }
 
-/// One request on a keep-alive connection; returns the status. Reads exactly one response
-/// (our server always sends Content-Length).
-async fn request(conn: &mut TcpStream, method: &str, path: &str, body: &str) -> std::io::Result<u16> {
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    conn.write_all(req.as_bytes()).await?;
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 4096];
-    loop {
-        let n = conn.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed"));
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
-        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-        let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let len: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
-        while buf.len() < end + 4 + len {
-            let n = conn.read(&mut chunk).await?;
-            if n == 0 {
-                break;
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        }
-        return Ok(status);
-    }
+/// One request; its status, or `None` when it failed (refused, reset, timed out).
+async fn request(client: &reqwest::Client, req: reqwest::RequestBuilder) -> Option<u16> {
+    let resp = client.execute(req.build().ok()?).await.ok()?;
+    let status = resp.status().as_u16();
+    // The whole body, so that the connection can carry the next request.
+    resp.bytes().await.ok()?;
+    Some(status)
 }
 
 fn p99(mut v: Vec<f64>) -> f64 {
@@ -68,18 +45,6 @@ fn p99(mut v: Vec<f64>) -> f64 {
     }
     v.sort_by(f64::total_cmp);
     v[((v.len() as f64 * 0.99).ceil() as usize).saturating_sub(1).min(v.len() - 1)]
-}
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 #[tokio::main]
@@ -95,26 +60,22 @@ async fn main() {
     let stop = Arc::new(AtomicBool::new(false));
     let statuses = Arc::new(Mutex::new(BTreeMap::<u16, u64>::new()));
 
+    let base = format!("http://127.0.0.1:{port}");
     let mut flooders = Vec::new();
     for c in 0..FLOOD_CONNECTIONS {
-        let (stop, statuses) = (stop.clone(), statuses.clone());
+        let (stop, statuses, login) = (stop.clone(), statuses.clone(), format!("{base}/api/v1/session"));
         flooders.push(tokio::spawn(async move {
             let mut local = BTreeMap::<u16, u64>::new();
-            let mut conn = None;
+            let flooder = client([127, 0, 0, 2]);
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                if conn.is_none() {
-                    conn = connect([127, 0, 0, 2], port).await.ok();
-                }
-                let Some(stream) = conn.as_mut() else {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                };
                 i += 1;
-                let body = format!("email=flood{c}x{i}%40example.com&password=wrong%20password%20{i}");
-                match request(stream, "POST", "/api/v1/session", &body).await {
-                    Ok(s) => *local.entry(s).or_default() += 1,
-                    Err(_) => conn = None,
+                let (email, password) = (format!("flood{c}x{i}@example.com"), format!("wrong password {i}"));
+                let req = flooder.post(&login).form(&[("email", email), ("password", password)]);
+                match request(&flooder, req).await {
+                    Some(s) => *local.entry(s).or_default() += 1,
+                    // The server is not reachable (yet, or any more): do not spin.
+                    None => tokio::time::sleep(Duration::from_millis(10)).await,
                 }
             }
             let mut all = statuses.lock().await;
@@ -124,21 +85,16 @@ async fn main() {
         }));
     }
 
-    let health_stop = stop.clone();
+    let (health_stop, health_url) = (stop.clone(), format!("{base}/health"));
     let health = tokio::spawn(async move {
         let mut lat = Vec::new();
-        let mut conn = connect([127, 0, 0, 1], port).await.ok();
+        let checker = client([127, 0, 0, 1]);
         while !health_stop.load(Ordering::Relaxed) {
-            if conn.is_none() {
-                conn = connect([127, 0, 0, 1], port).await.ok();
-            }
-            if let Some(stream) = conn.as_mut() {
-                let t = Instant::now();
-                match request(stream, "GET", "/health", "").await {
-                    Ok(200) => lat.push(t.elapsed().as_secs_f64() * 1000.0),
-                    Ok(_) => lat.push(f64::INFINITY),
-                    Err(_) => conn = None,
-                }
+            let t = Instant::now();
+            match request(&checker, checker.get(&health_url)).await {
+                Some(200) => lat.push(t.elapsed().as_secs_f64() * 1000.0),
+                Some(_) => lat.push(f64::INFINITY),
+                None => {}
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -148,22 +104,16 @@ async fn main() {
     // Let the flood build up before the legitimate user arrives.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let started = Instant::now();
-    let body = format!("email={}&password={}", encode(email), encode(password));
     let (mut ok, mut login_lat) = (0usize, Vec::new());
-    let mut conn = connect([127, 0, 0, 1], port).await.ok();
+    let user = client([127, 0, 0, 1]);
     for _ in 0..LEGIT_LOGINS {
         if started.elapsed() > limit {
             break;
         }
-        if conn.is_none() {
-            conn = connect([127, 0, 0, 1], port).await.ok();
-        }
-        let Some(stream) = conn.as_mut() else { continue };
         let t = Instant::now();
-        match request(stream, "POST", "/api/v1/session", &body).await {
-            Ok(200) => ok += 1,
-            Ok(_) => {}
-            Err(_) => conn = None,
+        let req = user.post(format!("{base}/api/v1/session")).form(&[("email", email), ("password", password)]);
+        if request(&user, req).await == Some(200) {
+            ok += 1;
         }
         login_lat.push(t.elapsed().as_secs_f64() * 1000.0);
     }

@@ -10,7 +10,9 @@ use userauth::service::{AuthError, AuthService};
 
 use crate::common::{
     Backend, PASSWORD, Server, TestDb, client_with, form_body, http_from, insert_user, run, service_for, settings,
+    sqlite_url,
 };
+use crate::prereq::{Prereq, require};
 
 // ------------------------------------------------------------------ 1. lockout reservation
 
@@ -54,11 +56,10 @@ async fn reset_limit_holds_under_concurrency(backend: Backend) {
 /// Two real servers on one PostgreSQL, 30 wrong logins sent to each at once: at most 5 answered
 /// 401 (each 401 is one verification; a 429 is decided before bcrypt), the rest 429.
 #[test]
-#[cfg_attr(
-    not(postgres_tests),
-    ignore = "PostgreSQL is not installed here: the PostgreSQL half of the suite was skipped"
-)]
 fn lockout_holds_across_two_instances() {
+    if !require(Prereq::Postgres) {
+        return;
+    }
     let url = crate::pg::fresh_database();
     let dir = tempfile::tempdir().unwrap();
     // All 60 come from one loopback address: per-client limits off, so that each reaches the
@@ -158,7 +159,7 @@ async fn a_flood_is_shed_not_queued() {
 #[test]
 fn per_client_limit_by_peer_address() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("rate.db").display());
+    let url = sqlite_url(&dir.path().join("rate.db"));
     let server = Server::start(dir.path(), &url, &[("ROCKET_CLIENT_RATE_PER_MINUTE", "5")]);
     let form = [("Content-Type", "application/x-www-form-urlencoded")];
     let post = |from: &str, path: &str, body: &str, extra: &[(&str, &str)]| {
@@ -195,7 +196,7 @@ fn per_client_limit_by_peer_address() {
 #[test]
 fn one_address_cannot_fill_the_hashing_queue() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("share.db").display());
+    let url = sqlite_url(&dir.path().join("share.db"));
     let env = [
         ("ROCKET_CLIENT_RATE_PER_MINUTE", "1000"),
         ("ROCKET_HASH_CONCURRENCY", "1"),
@@ -226,7 +227,7 @@ fn one_address_cannot_fill_the_hashing_queue() {
 #[test]
 fn per_client_limit_behind_a_trusted_proxy() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("proxy.db").display());
+    let url = sqlite_url(&dir.path().join("proxy.db"));
     let server = Server::start(
         dir.path(),
         &url,
@@ -427,7 +428,7 @@ async fn absurd_stored_costs_are_not_verified(backend: Backend) {
 #[test]
 fn import_accepts_costs_4_to_17_only() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("imp.db").display());
+    let url = sqlite_url(&dir.path().join("imp.db"));
     assert_eq!(run(dir.path(), &["--database-url", &url, "db-setup"], "", &[]).code, 0);
     let h = bcrypt::hash("imported password", 4).unwrap();
     let body = &h[7..];
@@ -453,7 +454,7 @@ fn import_accepts_costs_4_to_17_only() {
 #[test]
 fn out_of_range_values_stop_every_command() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("cfg.db").display());
+    let url = sqlite_url(&dir.path().join("cfg.db"));
     let commands: &[&[&str]] =
         &[&["db-setup"], &["serve", "--port", "1"], &["user", "list"], &["user", "reset", "a@b.c"]];
     let bad = [
@@ -529,7 +530,7 @@ async fn invisible_characters_in_emails_are_refused() {
 #[tokio::test]
 async fn csv_import_keeps_plain_passwords_byte_exact() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("exact.db").display());
+    let url = sqlite_url(&dir.path().join("exact.db"));
     assert_eq!(run(dir.path(), &["--database-url", &url, "db-setup"], "", &[]).code, 0);
     let csv = "email,password\n  spaced@example.com ,  padded password  \n";
     let out = run(dir.path(), &["--database-url", &url, "user", "import", "-"], csv, &[]);

@@ -6,16 +6,17 @@
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
-use crate::common::{PASSWORD, Server, free_port};
+use crate::common::{PASSWORD, Server, sqlite_url};
 use crate::mail::SmtpSink;
+use crate::prereq::{Prereq, require};
 
-const AXE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/support/npm/node_modules/axe-core/axe.min.js");
+use crate::prereq::AXE;
+use crate::waiting::{eventually, secs, within_async};
 
 /// chromedriver on a free port; stopped on drop.
 pub(crate) struct Driver {
@@ -25,22 +26,24 @@ pub(crate) struct Driver {
 
 impl Driver {
     pub(crate) fn start() -> Driver {
-        let port = free_port();
+        let log = tempfile::NamedTempFile::new().expect("chromedriver log");
+        let out = log.reopen().expect("log");
         // Its own process group, so that the browsers it starts can be stopped with it even when
-        // the test fails half-way (they would otherwise outlive it).
-        let child = Command::new("/usr/bin/chromedriver")
+        // the test fails half-way (they would otherwise outlive it). Port 0: it says which it got.
+        let child = Command::new(crate::prereq::path_of("chromedriver"))
             .process_group(0)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .arg("--port=0")
+            .stdout(out.try_clone().expect("log"))
+            .stderr(out)
             .spawn()
             .expect("chromedriver (apt-get install chromium-driver)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Driver { child, port }
+        let mut driver = Driver { child, port: 0 };
+        driver.port = eventually(secs(20), "chromedriver to start", || {
+            let text = std::fs::read_to_string(log.path()).unwrap_or_default();
+            let line = text.lines().find(|l| l.contains("started successfully on port "))?;
+            line.rsplit(' ').next()?.trim_end_matches('.').parse().ok()
+        });
+        driver
     }
 
     /// A new browser: its own profile, so its own cookies (another "device").
@@ -51,7 +54,7 @@ impl Driver {
         caps.insert(
             "goog:chromeOptions".into(),
             json!({
-                "binary": "/usr/bin/chromium",
+                "binary": crate::prereq::path_of("chromium"),
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1000,900"]
             }),
         );
@@ -126,14 +129,9 @@ pub(crate) async fn path_of(b: &Client) -> String {
 /// Waits (at most 10 s) for the browser to arrive at `expected`: a click may return before the
 /// navigation it starts has finished.
 pub(crate) async fn expect_path(b: &Client, expected: &str, why: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let at = path_of(b).await;
-        if at == expected {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{why}: at {at}, expected {expected}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let arrived = within_async(secs(10), || async move { (path_of(b).await == expected).then_some(()) }).await;
+    if arrived.is_none() {
+        panic!("{why}: at {}, expected {expected}", path_of(b).await);
     }
 }
 
@@ -142,27 +140,22 @@ pub(crate) async fn text_of(b: &Client, css: &str) -> String {
 }
 
 #[test]
-#[cfg_attr(
-    not(browser_tests),
-    ignore = "chromium, chromium-driver or axe-core is not installed here: the browser test was skipped"
-)]
 fn a_person_with_only_a_browser() {
+    if !require(Prereq::Browser) {
+        return;
+    }
     let sink = SmtpSink::start();
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("browser.db").display());
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
+    let url = sqlite_url(&dir.path().join("browser.db"));
     let smtp = sink.url();
     let env = [
-        ("ROCKET_PORT", port.to_string()),
-        ("ROCKET_RESET_DELIVERY", "email".into()),
-        ("ROCKET_SMTP_URL", smtp),
-        ("ROCKET_MAIL_FROM", "Accounts <no-reply@example.com>".into()),
-        ("ROCKET_PUBLIC_URL", base.clone()),
+        ("ROCKET_RESET_DELIVERY", "email"),
+        ("ROCKET_SMTP_URL", &smtp),
+        ("ROCKET_MAIL_FROM", "Accounts <no-reply@example.com>"),
     ];
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     // Processes first (their readiness checks block), then the browser steps on a runtime.
-    let server = Server::start_on(dir.path(), &url, port, &env);
+    let server = Server::start_with_public_url(dir.path(), &url, "127.0.0.1", &env);
+    let base = server.origin.clone();
     let driver = Driver::start();
     let shots_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     std::fs::create_dir_all(&shots_dir).unwrap();

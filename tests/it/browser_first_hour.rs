@@ -9,7 +9,8 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
 use crate::browser::{Driver, assert_accessible, expect_path, fill, press, text_of};
-use crate::common::{PASSWORD, Server, free_port};
+use crate::common::{PASSWORD, Server, sqlite_url};
+use crate::prereq::{Prereq, require};
 
 /// What Chromium 156 on Linux sends when it is not headless (headless says "HeadlessChrome").
 const CHROME_UA: &str =
@@ -29,7 +30,7 @@ async fn browser(driver: &Driver, width: u32, height: u32, dark: bool) -> Client
     if dark {
         args.push("--force-dark-mode".into());
     }
-    let mut options = json!({ "binary": "/usr/bin/chromium", "args": args });
+    let mut options = json!({ "binary": crate::prereq::path_of("chromium"), "args": args });
     if width < 500 {
         // Chromium's windows are at least 500 px wide: a phone's viewport is emulated instead.
         options["mobileEmulation"] =
@@ -58,16 +59,14 @@ async fn log_in(b: &Client, base: &str) {
 }
 
 #[test]
-#[cfg_attr(
-    not(browser_tests),
-    ignore = "chromium, chromium-driver or axe-core is not installed here: the browser test was skipped"
-)]
 fn the_account_page_at_phone_and_desktop_width_light_and_dark() {
+    if !require(Prereq::Browser) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("phone.db").display());
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let server = Server::start_on(dir.path(), &url, port, &[]);
+    let url = sqlite_url(&dir.path().join("phone.db"));
+    let server = Server::start(dir.path(), &url, &[]);
+    let base = server.origin.clone();
     let add = crate::common::run(
         dir.path(),
         &["--database-url", &url, "user", "add", "phone@example.com"],

@@ -6,14 +6,15 @@
 //! with `UPDATE_SCREENSHOTS=1`).
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, Locator};
 use serde_json::json;
 
 use crate::browser::{Driver, Shots, assert_accessible, expect_path, fill, path_of, press, text_of};
-use crate::common::{PASSWORD, Server, free_port, http};
+use crate::common::{PASSWORD, Server, http, sqlite_url};
+use crate::prereq::{Prereq, require};
+use crate::waiting::{secs, within_async};
 
 /// The WebAuthn automation command that gives this browser session a virtual platform
 /// authenticator holding discoverable credentials and verifying its user.
@@ -44,32 +45,25 @@ async fn with_authenticator(b: &Client) {
 
 /// Waits (at most 20 s) for the passkey status line to say something other than the prompt.
 async fn status_after_prompt(b: &Client, id: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(el) = b.find(Locator::Id(id)).await {
-            let text = el.text().await.unwrap_or_default();
-            if !text.is_empty() && !text.starts_with("Follow your browser") {
-                return text;
-            }
-        }
-        assert!(Instant::now() < deadline, "no answer in #{id} at {}", path_of(b).await);
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let answered = || async move {
+        let text = b.find(Locator::Id(id)).await.ok()?.text().await.unwrap_or_default();
+        Some(text).filter(|t| !t.is_empty() && !t.starts_with("Follow your browser"))
+    };
+    match within_async(secs(20), answered).await {
+        Some(text) => text,
+        None => panic!("no answer in #{id} at {}", path_of(b).await),
     }
 }
 
 #[test]
-#[cfg_attr(
-    not(browser_tests),
-    ignore = "chromium, chromium-driver or axe-core is not installed here: the browser test was skipped"
-)]
 fn a_person_logs_in_with_a_passkey() {
+    if !require(Prereq::Browser) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("passkeys.db").display());
-    let port = free_port();
-    let base = format!("http://localhost:{port}");
-    let env = [("ROCKET_PORT", port.to_string()), ("ROCKET_PUBLIC_URL", base.clone())];
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let server = Server::start_on(dir.path(), &url, port, &env);
+    let url = sqlite_url(&dir.path().join("passkeys.db"));
+    let server = Server::start_with_public_url(dir.path(), &url, "localhost", &[]);
+    let (port, base) = (server.port, server.origin.clone());
     let body = json!({"email": "keyholder@example.com", "password": PASSWORD}).to_string();
     let made = http(port, "POST", "/api/v1/register", &[("Content-Type", "application/json")], body.as_bytes());
     assert_eq!(made.status, 201);

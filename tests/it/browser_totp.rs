@@ -10,23 +10,21 @@ use chrono::Utc;
 use fantoccini::{Client, Locator};
 
 use crate::browser::{Driver, Shots, assert_accessible, expect_path, fill, press, text_of};
-use crate::common::{PASSWORD, Server, form_body, free_port};
+use crate::common::{PASSWORD, Server, form_body, sqlite_url};
+use crate::prereq::{Prereq, require};
 use crate::second_factor::code_at;
 
 const EMAIL: &str = "phone@example.com";
 
 #[test]
-#[cfg_attr(
-    not(browser_tests),
-    ignore = "chromium, chromium-driver or axe-core is not installed here: the browser test was skipped"
-)]
 fn two_factor_in_a_browser() {
+    if !require(Prereq::Browser) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("browser-totp.db").display());
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let env = [("ROCKET_PUBLIC_URL", base.as_str())];
-    let server = Server::start_on(dir.path(), &url, port, &env);
+    let url = sqlite_url(&dir.path().join("browser-totp.db"));
+    let server = Server::start_with_public_url(dir.path(), &url, "127.0.0.1", &[]);
+    let base = server.origin.clone();
     let creds = form_body(&[("email", EMAIL), ("password", PASSWORD)]);
     assert_eq!(server.form("POST", "/api/v1/register", &creds, None).status, 201);
     let driver = Driver::start();

@@ -2,32 +2,28 @@
 //! binary with `email_verification = "required"` and the real SMTP sink; axe-core on every new
 //! page. Reuses the helpers of `browser.rs`.
 
-use std::time::Duration;
-
 use crate::browser::{Driver, assert_accessible, expect_path, fill, path_of, press, text_of};
-use crate::common::{PASSWORD, Server, free_port};
+use crate::common::{PASSWORD, Server, sqlite_url};
 use crate::mail::SmtpSink;
+use crate::prereq::{Prereq, require};
+use crate::waiting::{secs, within_async};
 
 #[test]
-#[cfg_attr(
-    not(browser_tests),
-    ignore = "chromium, chromium-driver or axe-core is not installed here: the browser test was skipped"
-)]
 fn confirming_an_address_in_a_browser() {
+    if !require(Prereq::Browser) {
+        return;
+    }
     let sink = SmtpSink::start();
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("verify.db").display());
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
+    let url = sqlite_url(&dir.path().join("verify.db"));
+    let smtp = sink.url();
     let env = [
-        ("ROCKET_PORT", port.to_string()),
-        ("ROCKET_EMAIL_VERIFICATION", "required".into()),
-        ("ROCKET_SMTP_URL", sink.url()),
-        ("ROCKET_MAIL_FROM", "Accounts <no-reply@example.com>".into()),
-        ("ROCKET_PUBLIC_URL", base.clone()),
+        ("ROCKET_EMAIL_VERIFICATION", "required"),
+        ("ROCKET_SMTP_URL", &smtp),
+        ("ROCKET_MAIL_FROM", "Accounts <no-reply@example.com>"),
     ];
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let server = Server::start_on(dir.path(), &url, port, &env);
+    let server = Server::start_with_public_url(dir.path(), &url, "127.0.0.1", &env);
+    let base = server.origin.clone();
     let driver = Driver::start();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -46,10 +42,11 @@ fn confirming_an_address_in_a_browser() {
         fill(&b, "email", "clicker@example.com").await;
         fill(&b, "password", PASSWORD).await;
         press(&b, "form[action='/login'] button").await;
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while b.find(fantoccini::Locator::Css("form[action='/verify/resend']")).await.is_err() {
-            assert!(std::time::Instant::now() < deadline, "no resend form at {}", path_of(&b).await);
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let browser = &b;
+        let resend =
+            || async move { browser.find(fantoccini::Locator::Css("form[action='/verify/resend']")).await.ok() };
+        if within_async(secs(10), resend).await.is_none() {
+            panic!("no resend form at {}", path_of(&b).await);
         }
         assert_accessible(&b, "/login (email not confirmed)").await;
 

@@ -5,20 +5,12 @@ use std::path::Path;
 use rocket::http::{ContentType, Status};
 use serde_json::Value;
 
-use crate::common::{PASSWORD, client, form_body, run};
-
-/// A migrated database in `dir`.
-fn db_url(dir: &Path) -> String {
-    let url = format!("sqlite://{}?mode=rwc", dir.join("cli.db").display());
-    let out = run(dir, &["--database-url", &url, "db-setup"], "", &[]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    url
-}
+use crate::common::{PASSWORD, client, form_body, run, set_up_database, sqlite_url};
 
 #[test]
 fn user_commands_need_a_set_up_database() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("fresh.db").display());
+    let url = sqlite_url(&dir.path().join("fresh.db"));
     let out = run(dir.path(), &["--database-url", &url, "user", "list"], "", &[]);
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("run `userauth db-setup` first"), "{}", out.stderr);
@@ -28,7 +20,7 @@ fn user_commands_need_a_set_up_database() {
 #[test]
 fn db_setup_is_idempotent_and_says_what_it_did() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("cli.db").display());
+    let url = sqlite_url(&dir.path().join("cli.db"));
     let first = run(dir.path(), &["--database-url", &url, "db-setup"], "", &[]);
     assert_eq!(first.code, 0, "{}", first.stderr);
     let applied = format!("applied {} migration", userauth::service::db::known_migrations().len());
@@ -61,7 +53,7 @@ fn default_database_is_userauth_db_in_the_working_directory() {
 #[test]
 fn user_add_from_stdin_and_duplicates() {
     let dir = tempfile::tempdir().unwrap();
-    let url = db_url(dir.path());
+    let url = set_up_database(dir.path(), "cli.db");
     let out = run(
         dir.path(),
         &["--database-url", &url, "user", "add", "Zoe@Example.com", "--password-stdin"],
@@ -138,7 +130,7 @@ fn weak_bcrypt_cost_is_refused_outside_tests() {
 #[rocket::async_test]
 async fn user_reset_prints_a_token_that_works_over_http() {
     let dir = tempfile::tempdir().unwrap();
-    let url = db_url(dir.path());
+    let url = set_up_database(dir.path(), "cli.db");
     let p = dir.path().to_owned();
     let u = url.clone();
     let out = tokio::task::spawn_blocking(move || {
@@ -189,7 +181,7 @@ async fn user_reset_prints_a_token_that_works_over_http() {
 #[test]
 fn user_list_table_and_json() {
     let dir = tempfile::tempdir().unwrap();
-    let url = db_url(dir.path());
+    let url = set_up_database(dir.path(), "cli.db");
     for email in ["a@example.com", "b@example.com", "c@example.com"] {
         let out = run(dir.path(), &["--database-url", &url, "user", "add", email], &format!("{PASSWORD}\n"), &[]);
         assert_eq!(out.code, 0, "{}", out.stderr);
@@ -247,7 +239,7 @@ fn generated_completions_are_up_to_date() {
 #[test]
 fn interactive_prompt_through_a_pty() {
     let dir = tempfile::tempdir().unwrap();
-    let url = db_url(dir.path());
+    let url = set_up_database(dir.path(), "cli.db");
     let mut cmd = crate::common::bin();
     cmd.current_dir(dir.path()).args(["--database-url", &url, "user", "add", "tty@example.com"]);
     let mut p = rexpect::session::spawn_command(cmd, Some(30_000)).expect("spawn in a pty");
@@ -306,11 +298,7 @@ fn readme_configuration_table_matches_the_code() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let defaults = serde_json::to_value(userauth::config::Settings::default()).unwrap();
     for &(key, min, max) in userauth::config::NUMERIC_RANGES {
-        let row = readme
-            .lines()
-            .find(|l| l.starts_with(&format!("| `{key}`")))
-            .unwrap_or_else(|| panic!("README has no row for {key}"));
-        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let cells = crate::common::readme_row(&readme, key);
         assert_eq!(cells[3], format!("{min}–{max}"), "range of {key}");
         match defaults.get(key).and_then(|v| v.as_u64()) {
             Some(d) => assert_eq!(cells[2], d.to_string(), "default of {key}"),

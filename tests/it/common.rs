@@ -1,18 +1,24 @@
 //! Shared test fixtures: real SQLite files, the real migrator, the real binary (run with
 //! `assert_cmd`), and an HTTP client (`reqwest`) for servers on real sockets.
 
-use std::net::{IpAddr, TcpListener};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use rocket::figment::Figment;
 use rocket::figment::providers::Serialized;
+use rocket::http::{ContentType, Cookie, Header, Method, Status};
 use rocket::local::asynchronous::Client;
 use tempfile::TempDir;
 use userauth::config::{self, Loaded, Settings};
 use userauth::service::AuthService;
 use userauth::service::db::{connect, migrate};
+
+pub use crate::prereq::{Prereq, require};
+pub use crate::waiting::{Started, eventually, secs};
+use crate::waiting::{listening_port, on_a_free_port, says_port_taken};
 
 pub const PASSWORD: &str = "correct horse battery";
 
@@ -33,40 +39,56 @@ pub enum Backend {
 /// Generates one test per backend for each named `async fn(Backend)` in the calling module.
 /// `persistent: …` lists tests that need a database outliving its connections (restarts, other
 /// instances): they run on the SQLite file and PostgreSQL only, rather than passing vacuously.
-/// The PostgreSQL tests are ignored, with the reason printed, where PostgreSQL is not installed
-/// (build.rs; never in CI).
+/// The PostgreSQL ones skip (or fail under `CI=true`) where PostgreSQL is missing: `require`.
 #[macro_export]
 macro_rules! backend_tests {
     (persistent: $($name:ident),* $(,)?) => {
-        $crate::backend_mod!(sqlite_file_only, SqliteFile, [], $($name),*);
-        $crate::backend_mod!(postgres_only, Postgres, [cfg_attr(not(postgres_tests), ignore = "PostgreSQL is not installed here: the PostgreSQL half of the suite was skipped")], $($name),*);
+        $crate::backend_mod!(sqlite_file_only, SqliteFile, $($name),*);
+        $crate::backend_mod!(postgres_only, Postgres, $($name),*);
     };
     ($($name:ident),* $(,)?) => {
-        $crate::backend_mod!(sqlite_file, SqliteFile, [], $($name),*);
-        $crate::backend_mod!(sqlite_memory, SqliteMemory, [], $($name),*);
-        $crate::backend_mod!(postgres, Postgres, [cfg_attr(not(postgres_tests), ignore = "PostgreSQL is not installed here: the PostgreSQL half of the suite was skipped")], $($name),*);
+        $crate::backend_mod!(sqlite_file, SqliteFile, $($name),*);
+        $crate::backend_mod!(sqlite_memory, SqliteMemory, $($name),*);
+        $crate::backend_mod!(postgres, Postgres, $($name),*);
     };
 }
 
-/// One module of tests on one backend, each with the given extra attributes.
+/// One module of tests on one backend.
 #[macro_export]
 macro_rules! backend_mod {
-    ($module:ident, $backend:ident, $attrs:tt, $($name:ident),*) => {
+    ($module:ident, $backend:ident, $($name:ident),*) => {
         mod $module {
-            $( $crate::backend_fn!($attrs, $backend, $name); )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if $crate::common::Backend::$backend.available() {
+                        super::$name($crate::common::Backend::$backend).await
+                    }
+                }
+            )*
         }
     };
 }
 
-#[macro_export]
-macro_rules! backend_fn {
-    ([$($attr:meta)?], $backend:ident, $name:ident) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        $(#[$attr])?
-        async fn $name() {
-            super::$name($crate::common::Backend::$backend).await
-        }
-    };
+impl Backend {
+    /// Whether this machine has the backend (see `require`).
+    pub fn available(self) -> bool {
+        self != Backend::Postgres || require(Prereq::Postgres)
+    }
+}
+
+/// The cells of the README configuration table's row for `key` (`| \`key\` | default | range | …`).
+pub fn readme_row<'a>(readme: &'a str, key: &str) -> Vec<&'a str> {
+    let row = readme
+        .lines()
+        .find(|l| l.starts_with(&format!("| `{key}`")))
+        .unwrap_or_else(|| panic!("README has no row for {key}"));
+    row.split('|').map(str::trim).collect()
+}
+
+/// The URL of a SQLite file, created on first use.
+pub fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", path.display())
 }
 
 impl TestDb {
@@ -80,7 +102,7 @@ impl TestDb {
 
     pub fn sqlite_file() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
+        let url = sqlite_url(&dir.path().join("test.db"));
         Self { url, dir: Some(dir) }
     }
 
@@ -133,6 +155,52 @@ pub async fn service_for(loaded: &Loaded) -> AuthService {
         )
 }
 
+/// The SQL a service runs, recorded only while `during` runs an operation.
+pub struct SqlRecorder {
+    recording: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    statements: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    _mail_server_down: crate::waiting::ClosedPort,
+}
+
+impl SqlRecorder {
+    /// The operation's result and the statements it ran, in order.
+    pub async fn during<T>(&self, operation: impl std::future::Future<Output = T>) -> (T, Vec<String>) {
+        use std::sync::atomic::Ordering;
+        self.statements.lock().expect("statements").clear();
+        self.recording.store(true, Ordering::SeqCst);
+        let out = operation.await;
+        self.recording.store(false, Ordering::SeqCst);
+        (out, self.statements.lock().expect("statements").clone())
+    }
+}
+
+/// A migrated service with email set up (to a mail server that is down: the worker is not
+/// running anyway) whose SQL statements can be recorded.
+pub async fn recording_service(url: &str, extra: &[(&str, serde_json::Value)]) -> (AuthService, SqlRecorder) {
+    let down = crate::waiting::ClosedPort::bind();
+    let mut all = vec![
+        ("smtp_url", serde_json::json!(down.smtp_url())),
+        ("mail_from", serde_json::json!("Accounts <no-reply@example.com>")),
+    ];
+    all.extend(extra.iter().cloned());
+    let loaded = settings(url, &all);
+    let mut conn = connect(&loaded.db).await.expect("connect");
+    let recorder =
+        SqlRecorder { recording: Default::default(), statements: Default::default(), _mail_server_down: down };
+    let (recording, statements) = (recorder.recording.clone(), recorder.statements.clone());
+    conn.set_metric_callback(move |info| {
+        if recording.load(std::sync::atomic::Ordering::SeqCst) {
+            statements.lock().expect("statements").push(info.statement.sql.clone());
+        }
+    });
+    migrate(&conn).await.expect("migrate");
+    let key = test_key();
+    userauth::service::key_store::bind(&conn, &key, chrono::Utc::now()).await.expect("bind the test key");
+    let mail = loaded.settings.mail_settings().expect("mail settings").expect("mail is set up");
+    let mailer = userauth::service::mail::Mailer::new(mail).expect("mailer");
+    (AuthService::new(conn, loaded.settings.policy()).with_key(key).with_mailer(Some(mailer)), recorder)
+}
+
 /// A clock for the service under test that the test moves forward instead of sleeping.
 #[derive(Clone, Default)]
 pub struct TestClock(std::sync::Arc<std::sync::atomic::AtomicI64>);
@@ -182,22 +250,106 @@ pub async fn service(url: &str) -> AuthService {
 
 /// Rocket's local client over a migrated database.
 pub async fn client_with(url: &str, extra: &[(&str, serde_json::Value)]) -> (Client, AuthService) {
-    let loaded = settings(url, extra);
-    let svc = service_for(&loaded).await;
-    let client = Client::tracked(userauth::api::build(svc.clone(), &loaded)).await.expect("rocket client");
-    (client, svc)
+    local_client(url, extra, true).await
 }
 
 /// The same, without a cookie jar: each request carries exactly the cookies the test gives it.
 pub async fn untracked_client_with(url: &str, extra: &[(&str, serde_json::Value)]) -> (Client, AuthService) {
+    local_client(url, extra, false).await
+}
+
+async fn local_client(url: &str, extra: &[(&str, serde_json::Value)], tracked: bool) -> (Client, AuthService) {
     let loaded = settings(url, extra);
     let svc = service_for(&loaded).await;
-    let client = Client::untracked(userauth::api::build(svc.clone(), &loaded)).await.expect("rocket client");
-    (client, svc)
+    let rocket = userauth::api::build(svc.clone(), &loaded);
+    let client = if tracked { Client::tracked(rocket).await } else { Client::untracked(rocket).await };
+    (client.expect("rocket client"), svc)
 }
 
 pub async fn client(url: &str) -> (Client, AuthService) {
     client_with(url, &[]).await
+}
+
+/// Logs in through the API (with `agent` as User-Agent, if given) and returns the session cookie
+/// value; a tracked client also keeps it.
+pub async fn api_login(c: &Client, email: &str, password: &str, agent: Option<&str>) -> String {
+    let mut req = c.post("/api/v1/session").header(ContentType::Form);
+    if let Some(agent) = agent {
+        req = req.header(Header::new("User-Agent", agent.to_owned()));
+    }
+    let resp = req.body(form_body(&[("email", email), ("password", password)])).dispatch().await;
+    assert_eq!(resp.status(), Status::Ok);
+    resp.cookies().get("session_id").expect("session cookie").value().to_owned()
+}
+
+/// One JSON request with an optional session cookie: the status, the JSON body (null if none) and
+/// the new `session_id` cookie, if one was set.
+pub async fn call_json(
+    c: &Client,
+    method: Method,
+    path: &str,
+    cookie: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (Status, serde_json::Value, Option<String>) {
+    let mut req = c.req(method, path.to_owned());
+    if let Some(v) = cookie {
+        req = req.cookie(Cookie::new("session_id", v.to_owned()));
+    }
+    if let Some(b) = body {
+        req = req.header(ContentType::JSON).body(b.to_string());
+    }
+    let resp = req.dispatch().await;
+    let status = resp.status();
+    let set = resp.cookies().get("session_id").map(|c| c.value().to_owned()).filter(|v| !v.is_empty());
+    let text = resp.into_string().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null), set)
+}
+
+/// A migrated service with a clock the test moves, and an untracked local client over it (each
+/// request carries exactly the session cookie the test gives it).
+pub struct ApiEnv {
+    pub c: Client,
+    pub svc: AuthService,
+    pub clock: TestClock,
+    pub db: TestDb,
+}
+
+/// Declares `struct $name(ApiEnv)`, dereferencing to the shared environment, for a module to add
+/// its own steps to as methods.
+#[macro_export]
+macro_rules! api_env_with_steps {
+    ($name:ident) => {
+        struct $name($crate::common::ApiEnv);
+
+        impl std::ops::Deref for $name {
+            type Target = $crate::common::ApiEnv;
+            fn deref(&self) -> &$crate::common::ApiEnv {
+                &self.0
+            }
+        }
+    };
+}
+
+impl ApiEnv {
+    pub async fn new(backend: Backend, extra: &[(&str, serde_json::Value)]) -> ApiEnv {
+        let db = TestDb::new(backend);
+        let loaded = settings(&db.url, extra);
+        let (svc, clock) = service_with_clock(&loaded).await;
+        // `build` gives the managed service the relying party of http://localhost:5000.
+        let c = Client::untracked(userauth::api::build(svc.clone(), &loaded)).await.expect("rocket client");
+        ApiEnv { c, svc, clock, db }
+    }
+
+    /// Status, JSON body and the new `session_id` cookie, if one was set.
+    pub async fn call_full(
+        &self,
+        method: Method,
+        path: &str,
+        cookie: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (Status, serde_json::Value, Option<String>) {
+        call_json(&self.c, method, path, cookie, body).await
+    }
 }
 
 // ---------------------------------------------------------------- the real binary
@@ -219,6 +371,26 @@ pub struct Output {
     pub stderr: String,
 }
 
+/// A database set up with `userauth db-setup`, as an operator would: the SQLite file `file` in `dir`.
+pub fn set_up_database(dir: &Path, file: &str) -> String {
+    let url = sqlite_url(&dir.join(file));
+    let out = run(dir, &["--database-url", &url, "db-setup"], "", &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    url
+}
+
+/// `run` from an async test: on a blocking thread, with `--database-url url` before `args`.
+pub async fn run_async(dir: &Path, url: &str, args: &[&str]) -> Output {
+    let dir = dir.to_owned();
+    let all: Vec<String> = ["--database-url", url].iter().chain(args).map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        run(&dir, &all, "", &[])
+    })
+    .await
+    .expect("the binary ran")
+}
+
 /// Runs the binary in `cwd` with `stdin` as its standard input.
 pub fn run(cwd: &Path, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
     let mut cmd = assert_cmd::Command::from_std(bin());
@@ -234,25 +406,43 @@ pub fn run(cwd: &Path, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Outp
     }
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-/// `userauth serve` on a free loopback port; killed on drop.
+/// `userauth serve` on loopback port 0, reading the bound port from its log; killed on drop.
 pub struct Server {
     pub child: Child,
     pub port: u16,
     pub log: PathBuf,
+    /// Where a browser reaches it: `http://127.0.0.1:PORT`, or its `public_url`.
+    pub origin: String,
 }
 
 impl Server {
     pub fn start(cwd: &Path, database_url: &str, env: &[(&str, &str)]) -> Server {
-        Self::start_on(cwd, database_url, free_port(), env)
+        match Self::start_on(cwd, database_url, 0, env) {
+            Started::Up(server) => server,
+            Started::PortTaken => unreachable!("port 0 is never taken"),
+        }
     }
 
-    /// The same on a given port (for a configuration that must name it, such as `public_url`).
-    pub fn start_on(cwd: &Path, database_url: &str, port: u16, env: &[(&str, &str)]) -> Server {
-        let log = cwd.join(format!("serve-{port}.log"));
+    /// For pages whose links and passkeys name the server's own origin: `public_url` is
+    /// `http://HOST:PORT`, and another port is tried if the chosen one was taken meanwhile.
+    pub fn start_with_public_url(cwd: &Path, database_url: &str, host: &str, env: &[(&str, &str)]) -> Server {
+        on_a_free_port(|port| {
+            let public_url = format!("http://{host}:{port}");
+            let mut env = env.to_vec();
+            env.push(("ROCKET_PUBLIC_URL", &public_url));
+            match Self::start_on(cwd, database_url, port, &env) {
+                Started::Up(mut server) => {
+                    server.origin = public_url.clone();
+                    Started::Up(server)
+                }
+                Started::PortTaken => Started::PortTaken,
+            }
+        })
+    }
+
+    fn start_on(cwd: &Path, database_url: &str, port: u16, env: &[(&str, &str)]) -> Started<Server> {
+        static STARTED: AtomicU32 = AtomicU32::new(0);
+        let log = cwd.join(format!("serve-{}.log", STARTED.fetch_add(1, Ordering::Relaxed)));
         let logfile = std::fs::File::create(&log).expect("log file");
         let mut cmd = bin();
         let port_arg = port.to_string();
@@ -270,25 +460,21 @@ impl Server {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("spawn serve");
-        let mut server = Server { child, port, log };
-        server.wait_ready();
-        server
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("serve exited early ({status}): {}", self.log_text());
+        let mut server = Server { child, port, log, origin: String::new() };
+        let ready = eventually(secs(60), "serve to listen and answer /health", || {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                let log = server.log_text();
+                if port != 0 && says_port_taken(&log) {
+                    return Some(false);
+                }
+                panic!("serve exited early ({status}): {log}");
             }
-            if let Ok(r) = try_http(self.port, "GET", "/health", &[], b"")
-                && r.status == 200
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("serve did not become ready: {}", self.log_text());
+            server.port = listening_port(&server.log_text())?;
+            server.origin = format!("http://127.0.0.1:{}", server.port);
+            let health = try_http(server.port, "GET", "/health", &[], b"");
+            health.is_ok_and(|r| r.status == 200).then_some(true)
+        });
+        if ready { Started::Up(server) } else { Started::PortTaken }
     }
 
     pub fn log_text(&self) -> String {
@@ -414,15 +600,14 @@ pub fn try_http_from(
     Ok(Resp { status, headers, body })
 }
 
+/// An `application/x-www-form-urlencoded` body.
 pub fn form_body(pairs: &[(&str, &str)]) -> String {
-    pairs.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
+    pairs.iter().map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v))).collect::<Vec<_>>().join("&")
 }
 
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// Percent-encodes all but RFC 3986's unreserved characters: safe in a query or a form.
+pub fn urlencode(s: &str) -> String {
+    use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+    const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+    utf8_percent_encode(s, UNRESERVED).to_string()
 }

@@ -2,12 +2,12 @@
 
 use serde_json::json;
 
-use crate::common::{PASSWORD, Server, form_body, run};
+use crate::common::{PASSWORD, Server, form_body, run, sqlite_url};
 
 #[test]
 fn full_flow_over_a_real_socket() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("e2e.db").display());
+    let url = sqlite_url(&dir.path().join("e2e.db"));
     let server = Server::start(dir.path(), &url, &[]);
 
     let r = server.form(
@@ -79,7 +79,7 @@ fn full_flow_over_a_real_socket() {
 #[test]
 fn oversized_and_half_sent_bodies() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("e2e.db").display());
+    let url = sqlite_url(&dir.path().join("e2e.db"));
     let server = Server::start(dir.path(), &url, &[]);
     let big = vec![b'a'; 100_000];
     let r = server.request("POST", "/api/v1/register", &[("Content-Type", "application/x-www-form-urlencoded")], &big);

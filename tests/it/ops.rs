@@ -9,7 +9,10 @@ use serde_json::{Value, json};
 use userauth::service::audit::{AuditFilter, Verified};
 use userauth::service::{AuthService, ListFilter};
 
-use crate::common::{Backend, PASSWORD, Server, TestDb, client_with, form_body, run, service_with_clock, settings};
+use crate::common::{
+    Backend, PASSWORD, Server, TestDb, client_with, form_body, run, service_with_clock, settings, sqlite_url,
+};
+use crate::prereq::{Prereq, require};
 
 async fn post(c: &Client, path: &str, pairs: &[(&str, &str)]) -> Status {
     c.post(path).header(ContentType::Form).body(form_body(pairs)).dispatch().await.status()
@@ -90,10 +93,12 @@ async fn metrics_count_exactly_what_happened() {
 }
 
 #[test]
-#[cfg_attr(not(promtool_tests), ignore = "promtool (Debian's prometheus package) is not installed here")]
 fn promtool_accepts_the_exposition() {
+    if !require(Prereq::Promtool) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("prom.db").display());
+    let url = sqlite_url(&dir.path().join("prom.db"));
     let server = Server::start(dir.path(), &url, &[]);
     let creds = form_body(&[("email", "prom@example.com"), ("password", PASSWORD)]);
     assert_eq!(server.form("POST", "/api/v1/register", &creds, None).status, 201);
@@ -287,11 +292,10 @@ async fn concurrent_appends_keep_the_chain(backend: Backend) {
 
 /// Two real servers on one PostgreSQL append to one chain.
 #[test]
-#[cfg_attr(
-    not(postgres_tests),
-    ignore = "PostgreSQL is not installed here: the PostgreSQL half of the suite was skipped"
-)]
 fn two_instances_keep_one_chain() {
+    if !require(Prereq::Postgres) {
+        return;
+    }
     let url = crate::pg::fresh_database();
     let dir = tempfile::tempdir().unwrap();
     let env = [("ROCKET_CLIENT_RATE_PER_MINUTE", "0"), ("ROCKET_LOGIN_MAX_FAILURES", "1000")];
@@ -344,7 +348,7 @@ async fn pruning_keeps_the_rest_verifiable(backend: Backend) {
 #[test]
 fn audit_list_filters_and_prints_json() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("list.db").display());
+    let url = sqlite_url(&dir.path().join("list.db"));
     assert_eq!(run(dir.path(), &["--database-url", &url, "db-setup"], "", &[]).code, 0);
     for email in ["a@example.com", "b@example.com"] {
         let out = run(dir.path(), &["--database-url", &url, "user", "add", email], &format!("{PASSWORD}\n"), &[]);
@@ -373,7 +377,7 @@ fn audit_list_filters_and_prints_json() {
 #[test]
 fn doctor_flags_a_weak_configuration_and_passes_a_good_one() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("doc.db").display());
+    let url = sqlite_url(&dir.path().join("doc.db"));
     assert_eq!(run(dir.path(), &["--database-url", &url, "db-setup"], "", &[]).code, 0);
     let weak = [
         ("ROCKET_BCRYPT_COST", "10"),
@@ -402,7 +406,7 @@ fn doctor_flags_a_weak_configuration_and_passes_a_good_one() {
     assert!(checks.len() >= 8);
     assert!(checks.iter().all(|c| c["status"] == "PASS"), "{}", out.stdout);
     // A database that is not set up fails.
-    let fresh = format!("sqlite://{}?mode=rwc", dir.path().join("fresh.db").display());
+    let fresh = sqlite_url(&dir.path().join("fresh.db"));
     let out = run(dir.path(), &["--database-url", &fresh, "doctor"], "", &good);
     assert_eq!(out.code, 1);
     assert!(out.stdout.lines().any(|l| l.starts_with("FAIL") && l.contains("migrations")), "{}", out.stdout);
@@ -411,7 +415,7 @@ fn doctor_flags_a_weak_configuration_and_passes_a_good_one() {
 #[test]
 fn doctor_checks_a_running_server() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("srv.db").display());
+    let url = sqlite_url(&dir.path().join("srv.db"));
     let server = Server::start(dir.path(), &url, &[("ROCKET_METRICS_TOKEN", "t0ken")]);
     let base = format!("http://127.0.0.1:{}", server.port);
     let env = [("ROCKET_ADDRESS", "127.0.0.1"), ("ROCKET_BCRYPT_COST", "12")];
@@ -435,8 +439,10 @@ crate::backend_tests!(
 
 /// The README's example alert rules are valid Prometheus rules over series we export.
 #[test]
-#[cfg_attr(not(promtool_tests), ignore = "promtool (Debian's prometheus package) is not installed here")]
 fn example_alert_rules_are_valid() {
+    if !require(Prereq::Promtool) {
+        return;
+    }
     let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/ops/alerts.yml");
     let out = std::process::Command::new("/usr/bin/promtool").args(["check", "rules", rules]).output().unwrap();
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));

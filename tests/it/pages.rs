@@ -287,9 +287,10 @@ async fn forgot_and_reset_pages() {
 
     // Email mode: the form posts and answers alike for any address.
     let db = TestDb::sqlite_file();
+    let down = crate::waiting::ClosedPort::bind();
     let extra = [
         ("reset_delivery", json!("email")),
-        ("smtp_url", json!(format!("smtp://127.0.0.1:{}", crate::common::free_port()))),
+        ("smtp_url", json!(down.smtp_url())),
         ("mail_from", json!("Accounts <no-reply@example.com>")),
     ];
     let (c, _) = client_with(&db.url, &extra).await;

@@ -16,7 +16,11 @@ use webauthn_authenticator_rs::prelude::{CreationChallengeResponse, RequestChall
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_rs_proto::{AllowCredentials, PublicKeyCredentialCreationOptions, PublicKeyCredentialRequestOptions};
 
-use crate::common::{Backend, PASSWORD, Server, TestClock, TestDb, form_body, http, service_for, settings};
+use crate::common::{
+    ApiEnv, Backend, PASSWORD, Server, TestClock, TestDb, api_login, call_json, form_body, http, service_for, settings,
+    sqlite_url,
+};
+use crate::prereq::{Prereq, require};
 
 /// The relying party's origin in these tests: `public_url` unset, port 5000.
 pub const ORIGIN: &str = "http://localhost:5000";
@@ -84,67 +88,36 @@ impl Authenticator {
     }
 }
 
-async fn call(
-    c: &Client,
-    method: rocket::http::Method,
-    path: &str,
-    cookie: Option<&str>,
-    body: Option<Value>,
-) -> (Status, Value, Option<String>) {
-    let mut req = c.req(method, path.to_owned());
-    if let Some(v) = cookie {
-        req = req.cookie(Cookie::new("session_id", v.to_owned()));
-    }
-    if let Some(b) = body {
-        req = req.header(ContentType::JSON).body(b.to_string());
-    }
-    let resp = req.dispatch().await;
-    let status = resp.status();
-    let set = resp.cookies().get("session_id").map(|c| c.value().to_owned()).filter(|v| !v.is_empty());
-    let text = resp.into_string().await.unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null), set)
-}
-
-async fn login(c: &Client, email: &str) -> String {
-    let resp = c
-        .post("/api/v1/session")
-        .header(ContentType::Form)
-        .body(form_body(&[("email", email), ("password", PASSWORD)]))
-        .dispatch()
-        .await;
-    assert_eq!(resp.status(), Status::Ok);
-    resp.cookies().get("session_id").unwrap().value().to_owned()
-}
-
-/// A migrated service with a clock the test moves, and an untracked local client over it.
+/// The shared environment's parts.
 async fn setup(backend: Backend) -> (TestDb, Client, AuthService, TestClock) {
-    let db = TestDb::new(backend);
-    let loaded = settings(&db.url, &[]);
-    let clock = TestClock::default();
-    let svc = service_for(&loaded).await.with_clock(clock.clock());
-    let client = Client::untracked(userauth::api::build(svc.clone(), &loaded)).await.expect("rocket client");
-    (db, client, svc, clock)
+    let e = ApiEnv::new(backend, &[]).await;
+    (e.db, e.c, e.svc, e.clock)
 }
 
 /// Registers a passkey named `name` for the session `cookie`; returns the answer's body.
 async fn add_passkey(c: &Client, cookie: &str, auth: &mut Authenticator, name: &str) -> Value {
-    let (status, start, _) =
-        call(c, Post, "/api/v1/passkeys/register/start", Some(cookie), Some(json!({"current_password": PASSWORD})))
-            .await;
+    let (status, start, _) = call_json(
+        c,
+        Post,
+        "/api/v1/passkeys/register/start",
+        Some(cookie),
+        Some(json!({"current_password": PASSWORD})),
+    )
+    .await;
     assert_eq!(status, Status::Ok, "{start}");
     let credential = auth.create(ORIGIN, &start["options"]);
     let body = json!({"challenge_id": start["challenge_id"], "name": name, "credential": credential});
-    let (status, added, _) = call(c, Post, "/api/v1/passkeys/register/finish", Some(cookie), Some(body)).await;
+    let (status, added, _) = call_json(c, Post, "/api/v1/passkeys/register/finish", Some(cookie), Some(body)).await;
     assert_eq!(status, Status::Created, "{added}");
     added
 }
 
 /// A passkey login: (status, body, new session cookie).
 async fn passkey_login(c: &Client, auth: &mut Authenticator, origin: &str) -> (Status, Value, Option<String>) {
-    let (status, start, _) = call(c, Post, "/api/v1/passkeys/login/start", None, None).await;
+    let (status, start, _) = call_json(c, Post, "/api/v1/passkeys/login/start", None, None).await;
     assert_eq!(status, Status::Ok, "{start}");
     let credential = auth.get(origin, &start["options"]);
-    call(
+    call_json(
         c,
         Post,
         "/api/v1/passkeys/login/finish",
@@ -169,12 +142,15 @@ fn keys(v: &Value) -> Vec<&str> {
 async fn register_list_login_remove(backend: Backend) {
     let (_db, c, svc, _clock) = setup(backend).await;
     svc.register("me@example.com", PASSWORD).await.unwrap();
-    let cookie = login(&c, "me@example.com").await;
+    let cookie = api_login(&c, "me@example.com", PASSWORD, None).await;
 
     // The start needs a full session and the current password (a wrong one is a failed login).
     let body = Some(json!({"current_password": PASSWORD}));
-    assert_eq!(call(&c, Post, "/api/v1/passkeys/register/start", None, body.clone()).await.0, Status::Unauthorized);
-    let (status, err, _) = call(
+    assert_eq!(
+        call_json(&c, Post, "/api/v1/passkeys/register/start", None, body.clone()).await.0,
+        Status::Unauthorized
+    );
+    let (status, err, _) = call_json(
         &c,
         Post,
         "/api/v1/passkeys/register/start",
@@ -183,7 +159,7 @@ async fn register_list_login_remove(backend: Backend) {
     )
     .await;
     assert_eq!((status, err["error"].as_str()), (Status::Unauthorized, Some("invalid_credentials")));
-    let (status, start, _) = call(&c, Post, "/api/v1/passkeys/register/start", Some(&cookie), body).await;
+    let (status, start, _) = call_json(&c, Post, "/api/v1/passkeys/register/start", Some(&cookie), body).await;
     assert_eq!(status, Status::Ok);
     assert_eq!(keys(&start), ["challenge_id", "options"]);
     let options = &start["options"];
@@ -196,15 +172,15 @@ async fn register_list_login_remove(backend: Backend) {
     let credential = auth.create(ORIGIN, options);
     let finish = json!({"challenge_id": start["challenge_id"], "name": "  Laptop  ", "credential": credential});
     let (status, added, _) =
-        call(&c, Post, "/api/v1/passkeys/register/finish", Some(&cookie), Some(finish.clone())).await;
+        call_json(&c, Post, "/api/v1/passkeys/register/finish", Some(&cookie), Some(finish.clone())).await;
     assert_eq!(status, Status::Created, "{added}");
     assert_eq!(keys(&added), ["created_at", "id", "name"]);
     assert_eq!(added["name"], "Laptop");
     // The same challenge again: used.
-    let (status, err, _) = call(&c, Post, "/api/v1/passkeys/register/finish", Some(&cookie), Some(finish)).await;
+    let (status, err, _) = call_json(&c, Post, "/api/v1/passkeys/register/finish", Some(&cookie), Some(finish)).await;
     assert_eq!((status, err["error"].as_str()), (Status::BadRequest, Some("invalid_credential")));
 
-    let (status, list, _) = call(&c, Get, "/api/v1/passkeys", Some(&cookie), None).await;
+    let (status, list, _) = call_json(&c, Get, "/api/v1/passkeys", Some(&cookie), None).await;
     assert_eq!(status, Status::Ok);
     let items = list["passkeys"].as_array().unwrap();
     assert_eq!(items.len(), 1);
@@ -213,35 +189,36 @@ async fn register_list_login_remove(backend: Backend) {
     assert!(items[0]["last_used_at"].is_null());
 
     // Passwordless login: a full session for the passkey's owner.
-    let (status, start, _) = call(&c, Post, "/api/v1/passkeys/login/start", None, None).await;
+    let (status, start, _) = call_json(&c, Post, "/api/v1/passkeys/login/start", None, None).await;
     assert_eq!(status, Status::Ok);
     assert_eq!(start["options"]["userVerification"], "required");
     assert!(start["options"]["allowCredentials"].as_array().is_none_or(Vec::is_empty), "discoverable: {start}");
     let credential = auth.get(ORIGIN, &start["options"]);
     let finish = json!({"challenge_id": start["challenge_id"], "credential": credential});
-    let (status, body, new_cookie) = call(&c, Post, "/api/v1/passkeys/login/finish", None, Some(finish.clone())).await;
+    let (status, body, new_cookie) =
+        call_json(&c, Post, "/api/v1/passkeys/login/finish", None, Some(finish.clone())).await;
     assert_eq!((status, body), (Status::Ok, json!({"email": "me@example.com", "message": "logged in"})));
     let new_cookie = new_cookie.expect("a session cookie");
-    let (status, profile, _) = call(&c, Get, "/api/v1/profile", Some(&new_cookie), None).await;
+    let (status, profile, _) = call_json(&c, Get, "/api/v1/profile", Some(&new_cookie), None).await;
     assert_eq!((status, profile["email"].as_str()), (Status::Ok, Some("me@example.com")));
     // The same challenge and assertion again: refused.
-    let (status, err, set) = call(&c, Post, "/api/v1/passkeys/login/finish", None, Some(finish)).await;
+    let (status, err, set) = call_json(&c, Post, "/api/v1/passkeys/login/finish", None, Some(finish)).await;
     assert_eq!((status, err["error"].as_str(), set), (Status::Unauthorized, Some("invalid_credentials"), None));
 
-    let (_, list, _) = call(&c, Get, "/api/v1/passkeys", Some(&new_cookie), None).await;
+    let (_, list, _) = call_json(&c, Get, "/api/v1/passkeys", Some(&new_cookie), None).await;
     assert!(list["passkeys"][0]["last_used_at"].is_string(), "{list}");
     // A second login works too (the counter moved on and was stored).
     assert_eq!(passkey_login(&c, &mut auth, ORIGIN).await.0, Status::Ok);
 
     // Removal; the passkey no longer logs in.
     let id = added["id"].as_str().unwrap();
-    let (status, body, _) = call(&c, Delete, &format!("/api/v1/passkeys/{id}"), Some(&cookie), None).await;
+    let (status, body, _) = call_json(&c, Delete, &format!("/api/v1/passkeys/{id}"), Some(&cookie), None).await;
     assert_eq!((status, body), (Status::Ok, json!({"message": "passkey removed"})));
-    let (_, list, _) = call(&c, Get, "/api/v1/passkeys", Some(&cookie), None).await;
+    let (_, list, _) = call_json(&c, Get, "/api/v1/passkeys", Some(&cookie), None).await;
     assert_eq!(list, json!({"passkeys": []}));
     let (status, err, set) = passkey_login(&c, &mut auth, ORIGIN).await;
     assert_eq!((status, err["error"].as_str(), set), (Status::Unauthorized, Some("invalid_credentials"), None));
-    assert_eq!(call(&c, Delete, &format!("/api/v1/passkeys/{id}"), Some(&cookie), None).await.0, Status::NotFound);
+    assert_eq!(call_json(&c, Delete, &format!("/api/v1/passkeys/{id}"), Some(&cookie), None).await.0, Status::NotFound);
 
     let k = kinds(&svc).await;
     for expected in ["passkey_added", "passkey_removed", "login_succeeded", "login_failed"] {
@@ -258,25 +235,30 @@ async fn register_list_login_remove(backend: Backend) {
 }
 
 async fn start_reg(c: &Client, cookie: &str) -> Value {
-    let (s, v, _) =
-        call(c, Post, "/api/v1/passkeys/register/start", Some(cookie), Some(json!({"current_password": PASSWORD})))
-            .await;
+    let (s, v, _) = call_json(
+        c,
+        Post,
+        "/api/v1/passkeys/register/start",
+        Some(cookie),
+        Some(json!({"current_password": PASSWORD})),
+    )
+    .await;
     assert_eq!(s, Status::Ok);
     v
 }
 
 async fn finish_reg(c: &Client, cookie: &str, body: Value) -> (Status, Value, Option<String>) {
-    call(c, Post, "/api/v1/passkeys/register/finish", Some(cookie), Some(body)).await
+    call_json(c, Post, "/api/v1/passkeys/register/finish", Some(cookie), Some(body)).await
 }
 
 async fn login_start(c: &Client) -> Value {
-    let (s, v, _) = call(c, Post, "/api/v1/passkeys/login/start", None, None).await;
+    let (s, v, _) = call_json(c, Post, "/api/v1/passkeys/login/start", None, None).await;
     assert_eq!(s, Status::Ok);
     v
 }
 
 async fn login_finish(c: &Client, body: Value) -> (Status, Value, Option<String>) {
-    call(c, Post, "/api/v1/passkeys/login/finish", None, Some(body)).await
+    call_json(c, Post, "/api/v1/passkeys/login/finish", None, Some(body)).await
 }
 
 fn refused((s, e, set): (Status, Value, Option<String>)) {
@@ -287,8 +269,8 @@ async fn failures_answer_as_the_contract_says(backend: Backend) {
     let (_db, c, svc, clock) = setup(backend).await;
     svc.register("me@example.com", PASSWORD).await.unwrap();
     svc.register("other@example.com", PASSWORD).await.unwrap();
-    let cookie = login(&c, "me@example.com").await;
-    let other = login(&c, "other@example.com").await;
+    let cookie = api_login(&c, "me@example.com", PASSWORD, None).await;
+    let other = api_login(&c, "other@example.com", PASSWORD, None).await;
     let mut auth = Authenticator::new();
 
     // Wrong origin (another port of localhost): refused, and the challenge is spent.
@@ -407,20 +389,20 @@ async fn passkeys_are_their_owners_alone(backend: Backend) {
     let (_db, c, svc, _clock) = setup(backend).await;
     svc.register("me@example.com", PASSWORD).await.unwrap();
     svc.register("other@example.com", PASSWORD).await.unwrap();
-    let mine = login(&c, "me@example.com").await;
-    let theirs = login(&c, "other@example.com").await;
+    let mine = api_login(&c, "me@example.com", PASSWORD, None).await;
+    let theirs = api_login(&c, "other@example.com", PASSWORD, None).await;
     let mut auth = Authenticator::new();
     let added = add_passkey(&c, &mine, &mut auth, "Laptop").await;
     let id = added["id"].as_str().unwrap();
 
-    let (status, list, _) = call(&c, Get, "/api/v1/passkeys", Some(&theirs), None).await;
+    let (status, list, _) = call_json(&c, Get, "/api/v1/passkeys", Some(&theirs), None).await;
     assert_eq!((status, list), (Status::Ok, json!({"passkeys": []})));
-    let (status, err, _) = call(&c, Delete, &format!("/api/v1/passkeys/{id}"), Some(&theirs), None).await;
+    let (status, err, _) = call_json(&c, Delete, &format!("/api/v1/passkeys/{id}"), Some(&theirs), None).await;
     assert_eq!((status, err["error"].as_str()), (Status::NotFound, Some("not_found")));
-    assert_eq!(call(&c, Delete, "/api/v1/passkeys/not-a-uuid", Some(&theirs), None).await.0, Status::NotFound);
-    assert_eq!(call(&c, Delete, &format!("/api/v1/passkeys/{id}"), None, None).await.0, Status::Unauthorized);
-    assert_eq!(call(&c, Get, "/api/v1/passkeys", None, None).await.0, Status::Unauthorized);
-    let (_, list, _) = call(&c, Get, "/api/v1/passkeys", Some(&mine), None).await;
+    assert_eq!(call_json(&c, Delete, "/api/v1/passkeys/not-a-uuid", Some(&theirs), None).await.0, Status::NotFound);
+    assert_eq!(call_json(&c, Delete, &format!("/api/v1/passkeys/{id}"), None, None).await.0, Status::Unauthorized);
+    assert_eq!(call_json(&c, Get, "/api/v1/passkeys", None, None).await.0, Status::Unauthorized);
+    let (_, list, _) = call_json(&c, Get, "/api/v1/passkeys", Some(&mine), None).await;
     assert_eq!(list["passkeys"][0]["id"], added["id"], "still there");
 
     // A pending login (api.md §10) of another user cannot be completed with this passkey.
@@ -460,8 +442,10 @@ crate::backend_tests!(
 /// Two real `serve` processes on one PostgreSQL database behind one public URL: a registration and
 /// a login each start on one instance and finish on the other.
 #[test]
-#[cfg_attr(not(postgres_tests), ignore = "PostgreSQL is not installed here")]
 fn a_ceremony_started_on_one_instance_finishes_on_another() {
+    if !require(Prereq::Postgres) {
+        return;
+    }
     let url = crate::pg::fresh_database();
     let dir = tempfile::tempdir().unwrap();
     let env = [("ROCKET_PUBLIC_URL", "http://localhost:5000"), ("ROCKET_CLIENT_RATE_PER_MINUTE", "0")];
@@ -509,7 +493,7 @@ fn a_ceremony_started_on_one_instance_finishes_on_another() {
 #[test]
 fn doctor_warns_when_public_url_is_an_ip_address() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("doc.db").display());
+    let url = sqlite_url(&dir.path().join("doc.db"));
     assert_eq!(crate::common::run(dir.path(), &["--database-url", &url, "db-setup"], "", &[]).code, 0);
     let line = |public_url: &str| {
         let out = crate::common::run(
@@ -533,9 +517,9 @@ async fn passkeys_are_unavailable_on_an_ip_host() {
     let loaded = settings(&db.url, &[("public_url", json!("http://127.0.0.1:5000"))]);
     let svc = service_for(&loaded).await;
     let c = Client::untracked(userauth::api::build(svc.clone(), &loaded)).await.unwrap();
-    let (status, body, _) = call(&c, Post, "/api/v1/passkeys/login/start", None, None).await;
+    let (status, body, _) = call_json(&c, Post, "/api/v1/passkeys/login/start", None, None).await;
     assert_eq!((status, body["error"].as_str()), (Status::ServiceUnavailable, Some("unavailable")));
-    assert_eq!(call(&c, Get, "/health", None, None).await.0, Status::Ok);
+    assert_eq!(call_json(&c, Get, "/health", None, None).await.0, Status::Ok);
 }
 
 fn csrf_in(html: &str) -> String {
@@ -579,11 +563,11 @@ async fn the_account_page_lists_and_removes_passkeys_without_javascript() {
 
     // A passkey added through the API (the tracked client carries the session cookie).
     let (_, start, _) =
-        call(&c, Post, "/api/v1/passkeys/register/start", None, Some(json!({"current_password": PASSWORD}))).await;
+        call_json(&c, Post, "/api/v1/passkeys/register/start", None, Some(json!({"current_password": PASSWORD}))).await;
     let mut auth = Authenticator::new();
     let credential = auth.create(ORIGIN, &start["options"]);
     let body = json!({"challenge_id": start["challenge_id"], "name": "<b>Desk</b> key", "credential": credential});
-    let (status, added, _) = call(&c, Post, "/api/v1/passkeys/register/finish", None, Some(body)).await;
+    let (status, added, _) = call_json(&c, Post, "/api/v1/passkeys/register/finish", None, Some(body)).await;
     assert_eq!(status, Status::Created);
     let account = c.get("/account").dispatch().await.into_string().await.unwrap();
     assert!(account.contains("Desk") && !account.contains("<b>Desk"), "the name is escaped");

@@ -4,56 +4,23 @@
 //! button; and the operator's `user factors` / `user list` with passkeys, through the real CLI.
 
 use rocket::http::Method::{Delete, Get, Post};
-use rocket::http::{ContentType, Cookie, Method, Status};
-use rocket::local::asynchronous::Client;
+use rocket::http::{Cookie, Status};
 use serde_json::{Value, json};
-use userauth::service::AuthService;
 use userauth::service::audit::AuditFilter;
 
-use crate::common::{Backend, PASSWORD, TestClock, TestDb, service_with_clock, settings};
+use crate::common::{ApiEnv, Backend, PASSWORD, sqlite_url};
 use crate::passkeys::{Authenticator, ORIGIN};
 use crate::second_factor::code_at;
 
 const ME: &str = "me@example.com";
 const OTHER: &str = "other@example.com";
 
-struct Env {
-    c: Client,
-    svc: AuthService,
-    clock: TestClock,
-    _db: TestDb,
-}
+// The shared environment, with this module's steps on it.
+crate::api_env_with_steps!(Env);
 
 impl Env {
     async fn new(backend: Backend) -> Env {
-        let db = TestDb::new(backend);
-        let loaded = settings(&db.url, &[]);
-        let (svc, clock) = service_with_clock(&loaded).await;
-        // `build` gives the managed service the relying party of http://localhost:5000.
-        let c = Client::untracked(userauth::api::build(svc.clone(), &loaded)).await.expect("rocket client");
-        Env { c, svc, clock, _db: db }
-    }
-
-    /// Status, JSON body and the new `session_id` cookie, if one was set.
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        cookie: Option<&str>,
-        body: Option<Value>,
-    ) -> (Status, Value, Option<String>) {
-        let mut req = self.c.req(method, path.to_owned());
-        if let Some(v) = cookie {
-            req = req.cookie(Cookie::new("session_id", v.to_owned()));
-        }
-        if let Some(b) = body {
-            req = req.header(ContentType::JSON).body(b.to_string());
-        }
-        let resp = req.dispatch().await;
-        let status = resp.status();
-        let set = resp.cookies().get("session_id").map(|c| c.value().to_owned()).filter(|v| !v.is_empty());
-        let text = resp.into_string().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null), set)
+        Env(ApiEnv::new(backend, &[]).await)
     }
 
     async fn html(&self, path: &str, cookie: &str) -> (Status, String) {
@@ -63,7 +30,7 @@ impl Env {
 
     /// A password login: (status, body, cookie).
     async fn login(&self, email: &str) -> (Status, Value, Option<String>) {
-        self.call(Post, "/api/v1/session", None, Some(json!({"email": email, "password": PASSWORD}))).await
+        self.call_full(Post, "/api/v1/session", None, Some(json!({"email": email, "password": PASSWORD}))).await
     }
 
     /// A registered user's full session (the password alone logs them in).
@@ -76,11 +43,12 @@ impl Env {
 
     async fn add_passkey(&self, cookie: &str, auth: &mut Authenticator, name: &str) -> Value {
         let pw = Some(json!({"current_password": PASSWORD}));
-        let (status, start, _) = self.call(Post, "/api/v1/passkeys/register/start", Some(cookie), pw).await;
+        let (status, start, _) = self.call_full(Post, "/api/v1/passkeys/register/start", Some(cookie), pw).await;
         assert_eq!(status, Status::Ok, "{start}");
         let credential = auth.create(ORIGIN, &start["options"]);
         let body = json!({"challenge_id": start["challenge_id"], "name": name, "credential": credential});
-        let (status, added, _) = self.call(Post, "/api/v1/passkeys/register/finish", Some(cookie), Some(body)).await;
+        let (status, added, _) =
+            self.call_full(Post, "/api/v1/passkeys/register/finish", Some(cookie), Some(body)).await;
         assert_eq!(status, Status::Created, "{added}");
         added
     }
@@ -88,22 +56,22 @@ impl Env {
     /// Turns TOTP on for the full session `cookie`.
     async fn enable_totp(&self, cookie: &str) {
         let pw = Some(json!({"current_password": PASSWORD}));
-        let (status, body, _) = self.call(Post, "/api/v1/totp", Some(cookie), pw).await;
+        let (status, body, _) = self.call_full(Post, "/api/v1/totp", Some(cookie), pw).await;
         assert_eq!(status, Status::Ok, "{body}");
         let code = code_at(body["secret"].as_str().unwrap(), self.clock.clock().now());
         let (status, body, _) =
-            self.call(Post, "/api/v1/totp/confirm", Some(cookie), Some(json!({"code": code}))).await;
+            self.call_full(Post, "/api/v1/totp/confirm", Some(cookie), Some(json!({"code": code}))).await;
         assert_eq!(status, Status::Ok, "{body}");
     }
 
     /// `login/start`, the authenticator, then `login/finish` with `cookie` (a pending login, a
     /// full session, or none).
     async fn passkey_login(&self, auth: &mut Authenticator, cookie: Option<&str>) -> (Status, Value, Option<String>) {
-        let (status, start, _) = self.call(Post, "/api/v1/passkeys/login/start", None, None).await;
+        let (status, start, _) = self.call_full(Post, "/api/v1/passkeys/login/start", None, None).await;
         assert_eq!(status, Status::Ok, "{start}");
         let credential = auth.get(ORIGIN, &start["options"]);
         let body = json!({"challenge_id": start["challenge_id"], "credential": credential});
-        self.call(Post, "/api/v1/passkeys/login/finish", cookie, Some(body)).await
+        self.call_full(Post, "/api/v1/passkeys/login/finish", cookie, Some(body)).await
     }
 
     async fn events(&self, email: &str) -> Vec<(String, Option<String>)> {
@@ -140,7 +108,7 @@ async fn a_pending_login_finishes_with_its_own_users_passkey(backend: Backend) {
         (Post, "/api/v1/passkeys/register/start", Some(json!({"current_password": PASSWORD}))),
         (Delete, "/api/v1/passkeys/00000000-0000-0000-0000-000000000000", None),
     ] {
-        let (status, err, _) = e.call(method, path, Some(&pending), body).await;
+        let (status, err, _) = e.call_full(method, path, Some(&pending), body).await;
         assert_eq!((status, err["error"].as_str()), (Status::Unauthorized, Some("second_factor_required")), "{path}");
     }
 
@@ -152,7 +120,7 @@ async fn a_pending_login_finishes_with_its_own_users_passkey(backend: Backend) {
         "{err}"
     );
     assert!(e.svc.is_pending_login(&pending).await.unwrap(), "the pending login stays");
-    let (status, err, _) = e.call(Get, "/api/v1/profile", Some(&pending), None).await;
+    let (status, err, _) = e.call_full(Get, "/api/v1/profile", Some(&pending), None).await;
     assert_eq!((status, err["error"].as_str()), (Status::Unauthorized, Some("second_factor_required")));
     let their_logins = e.events(OTHER).await.into_iter().filter(|(k, _)| k == "login_succeeded").count();
     assert_eq!(their_logins, 1, "only the password login of the setup: the refused passkey opened nothing");
@@ -162,13 +130,13 @@ async fn a_pending_login_finishes_with_its_own_users_passkey(backend: Backend) {
     assert_eq!((status, body), (Status::Ok, json!({"email": ME, "message": "logged in"})));
     let full = full.expect("a new session cookie");
     assert_ne!(full, pending);
-    let (status, profile, _) = e.call(Get, "/api/v1/profile", Some(&full), None).await;
+    let (status, profile, _) = e.call_full(Get, "/api/v1/profile", Some(&full), None).await;
     assert_eq!((status, profile["email"].as_str()), (Status::Ok, Some(ME)), "{profile}");
     assert!(!e.svc.is_pending_login(&pending).await.unwrap(), "the pending login is spent");
     let (status, err, _) =
-        e.call(Post, "/api/v1/session/second_factor", Some(&pending), Some(json!({"code": "000000"}))).await;
+        e.call_full(Post, "/api/v1/session/second_factor", Some(&pending), Some(json!({"code": "000000"}))).await;
     assert_eq!((status, err["error"].as_str()), (Status::Unauthorized, Some("unauthorized")), "{err}");
-    let (status, _, _) = e.call(Get, "/api/v1/profile", Some(&pending), None).await;
+    let (status, _, _) = e.call_full(Get, "/api/v1/profile", Some(&pending), None).await;
     assert_eq!(status, Status::Unauthorized);
     let last = e.events(ME).await.into_iter().rev().find(|(k, _)| k == "login_succeeded");
     assert_eq!(last, Some(("login_succeeded".into(), Some("passkey".into()))));
@@ -200,7 +168,7 @@ async fn passkeys_alone_keep_the_password_a_whole_login(backend: Backend) {
     assert_eq!((status, body), (Status::Ok, json!({"email": ME, "message": "logged in"})));
     let cookie = cookie.unwrap();
     assert!(!e.svc.is_pending_login(&cookie).await.unwrap());
-    assert_eq!(e.call(Get, "/api/v1/profile", Some(&cookie), None).await.0, Status::Ok);
+    assert_eq!(e.call_full(Get, "/api/v1/profile", Some(&cookie), None).await.0, Status::Ok);
     let user = e.svc.authenticate(&cookie).await.unwrap().id;
     assert_eq!(e.svc.available_second_factors(user).await.unwrap(), ["passkey"]);
 
@@ -216,7 +184,7 @@ async fn passkeys_alone_keep_the_password_a_whole_login(backend: Backend) {
     assert!(html.contains("autocomplete=\"one-time-code\""), "the code form stays");
 
     let id = added["id"].as_str().unwrap();
-    let (status, _, _) = e.call(Delete, &format!("/api/v1/passkeys/{id}"), Some(&mine), None).await;
+    let (status, _, _) = e.call_full(Delete, &format!("/api/v1/passkeys/{id}"), Some(&mine), None).await;
     assert_eq!(status, Status::Ok);
     let (_, body, pending) = e.login(ME).await;
     assert_eq!(body["second_factor"], json!(["totp", "recovery_code"]));
@@ -238,23 +206,9 @@ crate::backend_tests!(
 /// transaction, through the real binary on a SQLite file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_sees_and_resets_passkeys() {
-    use crate::common::run;
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("cli.db").display());
-    let run_cli = |args: &[&str]| {
-        let mut all = vec!["--database-url", url.as_str()];
-        all.extend_from_slice(args);
-        let dir = dir.path().to_owned();
-        let all: Vec<String> = all.iter().map(|s| s.to_string()).collect();
-        async move {
-            tokio::task::spawn_blocking(move || {
-                let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-                run(&dir, &refs, "", &[])
-            })
-            .await
-            .unwrap()
-        }
-    };
+    let url = sqlite_url(&dir.path().join("cli.db"));
+    let run_cli = |args: &'static [&'static str]| crate::common::run_async(dir.path(), &url, args);
     assert_eq!(run_cli(&["db-setup"]).await.code, 0);
     let rp = userauth::service::passkeys::RelyingParty::from_public_url(ORIGIN).unwrap();
     let svc = crate::common::service(&url).await.with_relying_party(Some(std::sync::Arc::new(rp)));

@@ -12,8 +12,11 @@ use serde_json::{Value, json};
 use userauth::entity::{audit_event, email_verification_token, outbox, user};
 use userauth::service::AuthService;
 
-use crate::common::{Backend, PASSWORD, TestDb, client_with, form_body, run, service_for, settings};
+use crate::common::{
+    Backend, PASSWORD, TestDb, client_with, form_body, recording_service, run, service_for, settings, sqlite_url,
+};
 use crate::mail::SmtpSink;
+use crate::waiting::{eventually_async, secs};
 
 const FROM: &str = "Accounts <no-reply@example.com>";
 const CHECK: &str = "check your email to confirm your address";
@@ -52,6 +55,11 @@ fn error_code(body: &str) -> String {
 
 async fn drain(svc: &AuthService) {
     while svc.outbox_step().await.unwrap() {}
+}
+
+async fn outbox_emptied(svc: &AuthService) {
+    let empty = || async move { (outbox::Entity::find().count(svc.db()).await.unwrap() == 0).then_some(()) };
+    eventually_async(secs(20), "the outbox to empty once the mail is sent", empty).await;
 }
 
 fn token_in(text: &str) -> String {
@@ -102,11 +110,7 @@ async fn confirmation_flow_through_the_api(backend: Backend) {
     assert_eq!(stored.len(), 1);
     assert_ne!(stored[0].token_hash, token);
     // The server's own worker may still be deleting the row of a message the sink already has.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while outbox::Entity::find().count(svc.db()).await.unwrap() > 0 {
-        assert!(std::time::Instant::now() < deadline, "the outbox empties once the mail is sent");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    outbox_emptied(&svc).await;
     if let Some(path) = db.path() {
         let mut bytes = std::fs::read(&path).unwrap();
         bytes.extend(std::fs::read(path.with_extension("db-wal")).unwrap_or_default());
@@ -182,9 +186,10 @@ async fn expired_tokens_and_resend(backend: Backend) {
     assert!(answers.windows(2).all(|w| w[0] == w[1]), "the same bytes for every address");
     assert_eq!(post(&c, "/api/v1/verify_email/resend", &[("email", "not-an-address")]).await.0, Status::BadRequest);
     drain(&svc).await;
-    let messages = sink.wait_for(2, 20);
-    std::thread::sleep(Duration::from_millis(300));
-    let messages = if messages.len() == 2 { sink.messages() } else { messages };
+    sink.wait_for(2, 20);
+    // Once the outbox is empty, every message that will be sent has been.
+    outbox_emptied(&svc).await;
+    let messages = sink.messages();
     assert_eq!(messages.len(), 2, "one new link, to the waiting address only: {messages:?}");
     assert_eq!(messages[1]["rcpt_tos"], json!([waiting]));
     let new = token_in(messages[1]["text"].as_str().unwrap());
@@ -282,41 +287,16 @@ async fn common_passwords_are_refused_on_every_route(backend: Backend) {
 /// before the answer, and neither reads or writes `users` or the audit log: the address-dependent
 /// part happens in the worker, after the answer.
 async fn registration_does_the_same_work_for_any_address(backend: Backend) {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{Arc, Mutex};
     let db = TestDb::new(backend);
-    let smtp = format!("smtp://127.0.0.1:{}", crate::common::free_port());
-    let loaded = settings(
-        &db.url,
-        &[("email_verification", json!("required")), ("smtp_url", json!(smtp)), ("mail_from", json!(FROM))],
-    );
-    let mut conn = userauth::service::db::connect(&loaded.db).await.unwrap();
-    let recording = Arc::new(AtomicBool::new(false));
-    let statements = Arc::new(Mutex::new(Vec::<String>::new()));
-    {
-        let (recording, statements) = (recording.clone(), statements.clone());
-        conn.set_metric_callback(move |info| {
-            if recording.load(Ordering::SeqCst) {
-                statements.lock().unwrap().push(info.statement.sql.clone());
-            }
-        });
-    }
-    userauth::service::db::migrate(&conn).await.unwrap();
-    let key = crate::common::test_key();
-    userauth::service::key_store::bind(&conn, &key, chrono::Utc::now()).await.unwrap();
-    let mailer = userauth::service::mail::Mailer::new(loaded.settings.mail_settings().unwrap().unwrap()).unwrap();
-    let svc = AuthService::new(conn, loaded.settings.policy()).with_key(key).with_mailer(Some(mailer));
+    let (svc, sql) = recording_service(&db.url, &[("email_verification", json!("required"))]).await;
     let (known, fresh) = ("known@example.com", "fresh@example.com");
     svc.register(known, PASSWORD).await.unwrap();
     let api = svc.for_client(None);
     let mut runs = Vec::new();
     for email in [known, fresh] {
-        statements.lock().unwrap().clear();
-        recording.store(true, Ordering::SeqCst);
-        let answer = api.sign_up(email, PASSWORD).await.unwrap();
-        recording.store(false, Ordering::SeqCst);
-        assert!(matches!(answer, userauth::service::verification::SignUp::Pending { .. }));
-        runs.push(statements.lock().unwrap().clone());
+        let (answer, statements) = sql.during(api.sign_up(email, PASSWORD)).await;
+        assert!(matches!(answer.unwrap(), userauth::service::verification::SignUp::Pending { .. }));
+        runs.push(statements);
     }
     assert!(!runs[0].is_empty());
     assert_eq!(runs[0], runs[1], "the same statements for a new and an existing address");
@@ -342,7 +322,7 @@ crate::backend_tests!(
 #[test]
 fn cli_words() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("cli.db").display());
+    let url = sqlite_url(&dir.path().join("cli.db"));
     let list = dir.path().join("list.txt");
     std::fs::write(&list, "house rules apply\nsecond entry here\n").unwrap();
     let env = [("DATABASE_URL", url.as_str()), ("ROCKET_PASSWORD_BLOCKLIST_FILE", list.to_str().unwrap())];
@@ -391,7 +371,7 @@ fn cli_words() {
 /// Clears `email_confirmed_at` with the sqlite3 library the binary links (through a tiny SQL
 /// run by the service's own connector), as a registration under `required` leaves a user.
 fn rusqlite_free_update(path: &std::path::Path) -> bool {
-    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let url = sqlite_url(path);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         use sea_orm::ConnectionTrait;
@@ -408,7 +388,7 @@ fn the_real_server_mails_the_link_and_never_logs_the_token() {
     let sink = SmtpSink::start();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("verify.db");
-    let url = format!("sqlite://{}?mode=rwc", db.display());
+    let url = sqlite_url(&db);
     let smtp = sink.url();
     let env = [
         ("ROCKET_EMAIL_VERIFICATION", "required"),

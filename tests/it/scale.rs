@@ -1,16 +1,14 @@
 //! Scale-out: several `userauth serve` processes on one PostgreSQL hold no state of their own.
 
-use std::time::{Duration, Instant};
-
-use crate::common::{PASSWORD, Server, form_body};
+use crate::common::{PASSWORD, Server, eventually, form_body, secs};
 use crate::pg::{PrivateCluster, fresh_database};
+use crate::prereq::{Prereq, require};
 
 #[test]
-#[cfg_attr(
-    not(postgres_tests),
-    ignore = "PostgreSQL is not installed here: the PostgreSQL half of the suite was skipped"
-)]
 fn two_instances_share_sessions_revocations_and_lockouts() {
+    if !require(Prereq::Postgres) {
+        return;
+    }
     let url = fresh_database();
     let dir = tempfile::tempdir().unwrap();
     let env = [("ROCKET_LOGIN_MAX_FAILURES", "4")];
@@ -56,11 +54,10 @@ fn two_instances_share_sessions_revocations_and_lockouts() {
 }
 
 #[test]
-#[cfg_attr(
-    not(postgres_tests),
-    ignore = "PostgreSQL is not installed here: the PostgreSQL half of the suite was skipped"
-)]
 fn health_follows_postgres_down_and_back() {
+    if !require(Prereq::Postgres) {
+        return;
+    }
     let cluster = PrivateCluster::start();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &cluster.url(), &[("ROCKET_DATABASE_CONNECT_TIMEOUT_SECS", "2")]);
@@ -68,7 +65,7 @@ fn health_follows_postgres_down_and_back() {
     assert_eq!(server.form("POST", "/api/v1/register", &creds, None).status, 201);
 
     cluster.stop();
-    let r = wait_for(|| server.request("GET", "/health", &[], b""), |r| r.status == 503);
+    let r = health_becomes(&server, 503);
     assert_eq!(r.json()["error"], "unavailable");
     // Other routes fail cleanly too: a JSON 5xx, and the server keeps running.
     let r = server.form("POST", "/api/v1/session", &creds, None);
@@ -76,30 +73,21 @@ fn health_follows_postgres_down_and_back() {
     assert!(r.json()["error"].is_string());
 
     cluster.restart();
-    wait_for(|| server.request("GET", "/health", &[], b""), |r| r.status == 200);
+    health_becomes(&server, 200);
     assert_eq!(server.form("POST", "/api/v1/session", &creds, None).status, 200, "recovered by itself");
 }
 
-fn wait_for<T: std::fmt::Debug>(mut f: impl FnMut() -> T, ok: impl Fn(&T) -> bool) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let v = f();
-        if ok(&v) || Instant::now() > deadline {
-            assert!(ok(&v), "condition not reached: {v:?}");
-            return v;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+fn health_becomes(server: &Server, status: u16) -> crate::common::Resp {
+    let health = || Some(server.request("GET", "/health", &[], b"")).filter(|r| r.status == status);
+    eventually(secs(30), &format!("/health to answer {status}"), health)
 }
 
 #[test]
-#[cfg_attr(
-    not(postgres_tests),
-    ignore = "PostgreSQL is not installed here: the PostgreSQL half of the suite was skipped"
-)]
 fn db_setup_creates_a_missing_postgres_database() {
-    let base = crate::pg::cluster().base.clone();
-    let url = format!("{base}/created_by_db_setup_{}", std::process::id());
+    if !require(Prereq::Postgres) {
+        return;
+    }
+    let url = crate::pg::cluster().url_for(&format!("created_by_db_setup_{}", std::process::id()));
     let dir = tempfile::tempdir().unwrap();
     let out = crate::common::run(dir.path(), &["--database-url", &url, "db-setup"], "", &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);

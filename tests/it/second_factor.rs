@@ -11,7 +11,8 @@ use rocket::http::{ContentType, Cookie, Method, Status};
 use rocket::local::asynchronous::Client;
 use serde_json::{Value, json};
 
-use crate::common::{Backend, PASSWORD, Server, TestClock, TestDb, form_body, service_with_clock, settings};
+use crate::common::{ApiEnv, Backend, PASSWORD, Server, form_body, sqlite_url};
+use crate::prereq::{Prereq, require};
 
 const EMAIL: &str = "two@example.com";
 
@@ -22,20 +23,12 @@ pub fn code_at(secret: &str, t: DateTime<Utc>) -> String {
     totp.generate(u64::try_from(t.timestamp()).unwrap()).to_string()
 }
 
-struct Env {
-    c: Client,
-    svc: userauth::service::AuthService,
-    clock: TestClock,
-    _db: TestDb,
-}
+// The shared environment, with this module's steps on it.
+crate::api_env_with_steps!(Env);
 
 impl Env {
     async fn new(backend: Backend, extra: &[(&str, Value)]) -> Env {
-        let db = TestDb::new(backend);
-        let loaded = settings(&db.url, extra);
-        let (svc, clock) = service_with_clock(&loaded).await;
-        let c = Client::untracked(userauth::api::build(svc.clone(), &loaded)).await.expect("rocket client");
-        Env { c, svc, clock, _db: db }
+        Env(ApiEnv::new(backend, extra).await)
     }
 
     fn now(&self) -> DateTime<Utc> {
@@ -45,28 +38,6 @@ impl Env {
     async fn call(&self, method: Method, path: &str, cookie: Option<&str>, body: Option<Value>) -> (Status, Value) {
         let (status, body, _) = self.call_full(method, path, cookie, body).await;
         (status, body)
-    }
-
-    /// Status, JSON body and the new `session_id` cookie, if one was set.
-    async fn call_full(
-        &self,
-        method: Method,
-        path: &str,
-        cookie: Option<&str>,
-        body: Option<Value>,
-    ) -> (Status, Value, Option<String>) {
-        let mut req = self.c.req(method, path.to_owned());
-        if let Some(v) = cookie {
-            req = req.cookie(Cookie::new("session_id", v.to_owned()));
-        }
-        if let Some(b) = body {
-            req = req.header(ContentType::JSON).body(b.to_string());
-        }
-        let resp = req.dispatch().await;
-        let status = resp.status();
-        let set = resp.cookies().get("session_id").map(|c| c.value().to_owned()).filter(|v| !v.is_empty());
-        let text = resp.into_string().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null), set)
     }
 
     async fn login(&self, password: &str) -> (Status, Value, Option<String>) {
@@ -437,7 +408,7 @@ async fn the_secret_is_not_in_the_database_files(backend: Backend) {
     let mut haystacks: Vec<(String, Vec<u8>)> = Vec::new();
     match backend {
         Backend::SqliteFile => {
-            let path = e._db.path().unwrap();
+            let path = e.db.path().unwrap();
             for suffix in ["", "-wal", "-shm", "-journal"] {
                 let p = format!("{}{suffix}", path.display());
                 if let Ok(bytes) = std::fs::read(&p) {
@@ -525,11 +496,10 @@ async fn a_pending_login_upgrades_the_hash_too(backend: Backend) {
 // ---------------------------------------------------------------- two real instances
 
 #[test]
-#[cfg_attr(
-    not(postgres_tests),
-    ignore = "PostgreSQL is not installed here: the PostgreSQL half of the suite was skipped"
-)]
 fn one_fresh_code_sent_to_two_instances_at_once_wins_once() {
+    if !require(Prereq::Postgres) {
+        return;
+    }
     let url = crate::pg::fresh_database();
     let dir = tempfile::tempdir().unwrap();
     // One server key for both (api.md §14): either instance opens the secret.
@@ -612,23 +582,9 @@ async fn account_page_shows_factors_and_warns_when_few_codes_remain(backend: Bac
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_lists_and_resets_factors() {
-    use crate::common::run;
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("cli.db").display());
-    let run_cli = |args: &[&str]| {
-        let mut all = vec!["--database-url", url.as_str()];
-        all.extend_from_slice(args);
-        let dir = dir.path().to_owned();
-        let all: Vec<String> = all.iter().map(|s| s.to_string()).collect();
-        async move {
-            tokio::task::spawn_blocking(move || {
-                let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-                run(&dir, &refs, "", &[])
-            })
-            .await
-            .unwrap()
-        }
-    };
+    let url = sqlite_url(&dir.path().join("cli.db"));
+    let run_cli = |args: &'static [&'static str]| crate::common::run_async(dir.path(), &url, args);
     assert_eq!(run_cli(&["db-setup"]).await.code, 0);
     let svc = crate::common::service(&url).await;
     svc.register(EMAIL, PASSWORD).await.unwrap();

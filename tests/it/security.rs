@@ -10,7 +10,8 @@ use userauth::entity::user;
 use userauth::service::AuthError;
 
 use crate::common::{
-    Backend, PASSWORD, Server, TestDb, client, client_with, form_body, insert_user, service, service_for, settings,
+    Backend, PASSWORD, Server, TestDb, client, client_with, eventually, form_body, insert_user, secs, service,
+    service_for, settings, sqlite_url,
 };
 
 // ------------------------------------------------------------------ 1. tokens
@@ -186,15 +187,16 @@ async fn concurrent_logins_logouts_and_password_change(backend: Backend) {
 fn sigkill_during_registrations_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kill.db");
-    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let url = sqlite_url(&path);
     // Six writers from one address: per-client limits off (they would shed most of them).
     let env = [("ROCKET_CLIENT_RATE_PER_MINUTE", "0")];
     let mut server = Server::start(dir.path(), &url, &env);
     let port = server.port;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let workers: Vec<_> = (0..6)
         .map(|w| {
-            let stop = stop.clone();
+            let (stop, answered) = (stop.clone(), answered.clone());
             std::thread::spawn(move || {
                 let mut created = Vec::new();
                 for i in 0.. {
@@ -210,7 +212,10 @@ fn sigkill_during_registrations_loses_nothing() {
                         &[("Content-Type", "application/x-www-form-urlencoded")],
                         body.as_bytes(),
                     ) {
-                        Ok(r) if r.status == 201 => created.push(email),
+                        Ok(r) if r.status == 201 => {
+                            created.push(email);
+                            answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
                         Ok(r) => assert!(r.status < 500, "status {}", r.status),
                         Err(_) => break, // the server is gone
                     }
@@ -219,12 +224,13 @@ fn sigkill_during_registrations_loses_nothing() {
             })
         })
         .collect();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // Killed in the middle of the load, once it is well under way.
+    let under_way = || (answered.load(std::sync::atomic::Ordering::Relaxed) > 40).then_some(());
+    eventually(secs(60), "the load to run (40 registrations)", under_way);
     server.child.kill().unwrap(); // SIGKILL
     server.child.wait().unwrap();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let created: Vec<String> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
-    assert!(created.len() > 20, "the load ran ({} registrations)", created.len());
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -248,7 +254,7 @@ fn sigkill_during_registrations_loses_nothing() {
 #[test]
 fn logs_of_a_full_flow_hold_no_secrets() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("log.db").display());
+    let url = sqlite_url(&dir.path().join("log.db"));
     // The most verbose level we have: even debug and trace lines must not carry secrets.
     let server = Server::start(dir.path(), &url, &[("RUST_LOG", "trace")]);
     let r = server.form(
@@ -294,7 +300,7 @@ fn logs_of_a_full_flow_hold_no_secrets() {
 #[test]
 fn warns_when_the_reset_endpoint_is_exposed() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("w.db").display());
+    let url = sqlite_url(&dir.path().join("w.db"));
     let loopback = Server::start(dir.path(), &url, &[]);
     assert!(!loopback.log_text().contains("returns reset tokens to any caller"));
     drop(loopback);

@@ -1,56 +1,30 @@
 //! The self-service API of api.md §8 (sessions, password change), exact statuses and bodies, on
 //! every backend.
 
-use rocket::http::{ContentType, Cookie, Header, Status};
+use rocket::http::{Method, Status};
 use rocket::local::asynchronous::Client;
 use serde_json::{Value, json};
 use userauth::service::AuthError;
 
-use crate::common::{Backend, PASSWORD, TestDb, form_body, untracked_client_with};
-
-async fn login_as(c: &Client, email: &str, password: &str, agent: &str) -> String {
-    let resp = c
-        .post("/api/v1/session")
-        .header(ContentType::Form)
-        .header(Header::new("User-Agent", agent.to_owned()))
-        .body(form_body(&[("email", email), ("password", password)]))
-        .dispatch()
-        .await;
-    assert_eq!(resp.status(), Status::Ok);
-    resp.cookies().get("session_id").unwrap().value().to_owned()
-}
-
-async fn call(
-    c: &Client,
-    method: rocket::http::Method,
-    path: &str,
-    cookie: Option<&str>,
-    body: Option<Value>,
-) -> (Status, Value) {
-    let mut req = c.req(method, path.to_owned());
-    if let Some(v) = cookie {
-        req = req.cookie(Cookie::new("session_id", v.to_owned()));
-    }
-    if let Some(b) = body {
-        req = req.header(ContentType::JSON).body(b.to_string());
-    }
-    let resp = req.dispatch().await;
-    let status = resp.status();
-    let text = resp.into_string().await.unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
+use crate::common::{Backend, PASSWORD, TestDb, api_login, call_json, untracked_client_with};
 
 use rocket::http::Method::{Delete, Get, Post};
+
+/// Status and JSON body of one request.
+async fn call(c: &Client, method: Method, path: &str, cookie: Option<&str>, body: Option<Value>) -> (Status, Value) {
+    let (status, body, _) = call_json(c, method, path, cookie, body).await;
+    (status, body)
+}
 
 async fn sessions_are_listed_and_ended(backend: Backend) {
     let db = TestDb::new(backend);
     let (c, svc) = untracked_client_with(&db.url, &[]).await;
     svc.register("me@example.com", PASSWORD).await.unwrap();
     svc.register("other@example.com", PASSWORD).await.unwrap();
-    let a = login_as(&c, "me@example.com", PASSWORD, "Browser A").await;
-    let b = login_as(&c, "me@example.com", PASSWORD, "Browser B").await;
-    let third = login_as(&c, "me@example.com", PASSWORD, "Browser C").await;
-    let theirs = login_as(&c, "other@example.com", PASSWORD, "Elsewhere").await;
+    let a = api_login(&c, "me@example.com", PASSWORD, Some("Browser A")).await;
+    let b = api_login(&c, "me@example.com", PASSWORD, Some("Browser B")).await;
+    let third = api_login(&c, "me@example.com", PASSWORD, Some("Browser C")).await;
+    let theirs = api_login(&c, "other@example.com", PASSWORD, Some("Elsewhere")).await;
 
     let (status, body) = call(&c, Get, "/api/v1/sessions", Some(&a), None).await;
     assert_eq!(status, Status::Ok);
@@ -98,8 +72,8 @@ async fn password_change(backend: Backend) {
     let db = TestDb::new(backend);
     let (c, svc) = untracked_client_with(&db.url, &[("login_max_failures", json!(3))]).await;
     svc.register("pw@example.com", PASSWORD).await.unwrap();
-    let here = login_as(&c, "pw@example.com", PASSWORD, "here").await;
-    let there = login_as(&c, "pw@example.com", PASSWORD, "there").await;
+    let here = api_login(&c, "pw@example.com", PASSWORD, Some("here")).await;
+    let there = api_login(&c, "pw@example.com", PASSWORD, Some("there")).await;
     let change = |current: &str, new: &str| json!({"current_password": current, "new_password": new});
 
     assert_eq!(

@@ -4,9 +4,6 @@
 //! SMTP server (python3-aiosmtpd).
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
@@ -16,8 +13,13 @@ use userauth::entity::{audit_event, audit_head, outbox, reset_token, server_key}
 use userauth::service::audit::{AuditFilter, Verified};
 use userauth::service::{AuthService, ResetRequest};
 
-use crate::common::{Backend, PASSWORD, Server, TestDb, form_body, free_port, http_from, run, service_for, settings};
-use crate::mail::SmtpSink;
+use crate::common::{
+    Backend, PASSWORD, Server, TestDb, eventually, form_body, http_from, recording_service, run, secs, service_for,
+    settings, sqlite_url,
+};
+use crate::mail::{outbox_len, start_server, token_in};
+use crate::prereq::{Prereq, require};
+use crate::waiting::ClosedPort;
 
 const FROM: &str = "Accounts <no-reply@example.com>";
 
@@ -41,7 +43,7 @@ fn fingerprint_of(b64_key: &str) -> String {
 #[test]
 fn the_key_file_is_created_private_shared_and_checked_by_every_command() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("k.db").display());
+    let url = sqlite_url(&dir.path().join("k.db"));
     let key_path = dir.path().join("userauth.key");
     let setup = run(dir.path(), &["--database-url", &url, "db-setup"], "", &[]);
     assert_eq!(setup.code, 0, "{}", setup.stderr);
@@ -118,7 +120,7 @@ fn the_key_file_is_created_private_shared_and_checked_by_every_command() {
 #[test]
 fn serve_creates_the_key_on_first_start() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("new.db").display());
+    let url = sqlite_url(&dir.path().join("new.db"));
     let server = Server::start(dir.path(), &url, &[]);
     assert_eq!(mode(&dir.path().join("userauth.key")), 0o600);
     drop(server);
@@ -128,11 +130,10 @@ fn serve_creates_the_key_on_first_start() {
 
 /// Two instances on one PostgreSQL: the second, with another key, does not start.
 #[test]
-#[cfg_attr(
-    not(postgres_tests),
-    ignore = "PostgreSQL is not installed here: the PostgreSQL half of the suite was skipped"
-)]
 fn a_second_instance_with_another_key_is_refused() {
+    if !require(Prereq::Postgres) {
+        return;
+    }
     let url = crate::pg::fresh_database();
     let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = Server::start(a_dir.path(), &url, &[]);
@@ -141,27 +142,18 @@ fn a_second_instance_with_another_key_is_refused() {
     // Bounded: a second instance that wrongly started would otherwise serve until killed.
     let log = b_dir.path().join("b.log");
     let file = std::fs::File::create(&log).unwrap();
-    let mut b = crate::common::bin()
+    let child = crate::common::bin()
         .current_dir(b_dir.path())
-        .args(["--database-url", &url, "serve", "--port", &free_port().to_string(), "--address", "127.0.0.1"])
+        .args(["--database-url", &url, "serve", "--port", "0", "--address", "127.0.0.1"])
         .env("ROCKET_KEY", &other)
         .stdin(std::process::Stdio::null())
         .stdout(file.try_clone().unwrap())
         .stderr(file)
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = b.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            b.kill().unwrap();
-            b.wait().unwrap();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    // Killed on drop should it wrongly start (and then time out here).
+    let mut b = Server { child, port: 0, log: log.clone(), origin: String::new() };
+    let status = Some(eventually(secs(60), "the second instance to exit", || b.child.try_wait().unwrap()));
     let stderr = std::fs::read_to_string(&log).unwrap();
     let out =
         crate::common::Output { code: status.and_then(|s| s.code()).unwrap_or(-1), stdout: String::new(), stderr };
@@ -360,25 +352,7 @@ async fn a_chain_from_before_the_key_keeps_verifying(backend: Backend) {
 /// the answer. The worker does the rest afterwards: a token and an event for the account only.
 async fn reset_requests_do_the_same_work_for_any_address(backend: Backend) {
     let db = TestDb::new(backend);
-    let smtp = format!("smtp://127.0.0.1:{}", free_port());
-    let loaded =
-        settings(&db.url, &[("reset_delivery", json!("email")), ("smtp_url", json!(smtp)), ("mail_from", json!(FROM))]);
-    let mut conn = userauth::service::db::connect(&loaded.db).await.unwrap();
-    let recording = Arc::new(AtomicBool::new(false));
-    let statements = Arc::new(Mutex::new(Vec::<String>::new()));
-    {
-        let (recording, statements) = (recording.clone(), statements.clone());
-        conn.set_metric_callback(move |info| {
-            if recording.load(Ordering::SeqCst) {
-                statements.lock().unwrap().push(info.statement.sql.clone());
-            }
-        });
-    }
-    userauth::service::db::migrate(&conn).await.unwrap();
-    let key = crate::common::test_key();
-    userauth::service::key_store::bind(&conn, &key, chrono::Utc::now()).await.unwrap();
-    let mailer = userauth::service::mail::Mailer::new(loaded.settings.mail_settings().unwrap().unwrap()).unwrap();
-    let svc = AuthService::new(conn, loaded.settings.policy()).with_key(key).with_mailer(Some(mailer));
+    let (svc, sql) = recording_service(&db.url, &[("reset_delivery", json!("email"))]).await;
     // Same length on purpose: the encrypted rows then have the same size too.
     let (known, ghost) = ("known@example.com", "ghost@example.com");
     svc.register(known, PASSWORD).await.unwrap();
@@ -386,12 +360,9 @@ async fn reset_requests_do_the_same_work_for_any_address(backend: Backend) {
 
     let mut runs = Vec::new();
     for email in [known, ghost] {
-        statements.lock().unwrap().clear();
-        recording.store(true, Ordering::SeqCst);
-        let answer = svc.self_service_reset(email).await.unwrap();
-        recording.store(false, Ordering::SeqCst);
-        assert!(matches!(answer, ResetRequest::Emailed));
-        runs.push(statements.lock().unwrap().clone());
+        let (answer, statements) = sql.during(svc.self_service_reset(email)).await;
+        assert!(matches!(answer.unwrap(), ResetRequest::Emailed));
+        runs.push(statements);
     }
     assert!(!runs[0].is_empty());
     assert_eq!(runs[0], runs[1], "the same statements for a registered and an unknown address");
@@ -442,39 +413,23 @@ fn email_env(smtp_port: u16, extra: &[(&'static str, &str)]) -> Vec<(&'static st
     env
 }
 
-fn start(dir: &Path, url: &str, env: &[(&'static str, String)]) -> Server {
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    Server::start(dir, url, &env)
-}
-
-fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn token_in(text: &str) -> String {
-    let at = text.find("/reset?token=").expect("a reset link") + "/reset?token=".len();
-    text[at..at + 64].to_owned()
-}
-
 /// Accepted while the mail server is down, `serve` SIGKILLed, started again with the mail server
 /// up: exactly one message, whose token works; the outbox is empty afterwards.
 #[test]
-#[cfg_attr(not(smtp_tests), ignore = "python3-aiosmtpd is not installed here: the mail tests were skipped")]
 fn an_accepted_reset_survives_sigkill() {
-    let smtp_port = free_port();
+    if !require(Prereq::Smtp) {
+        return;
+    }
+    let down = ClosedPort::bind();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("kill.db");
-    let url = format!("sqlite://{}?mode=rwc", db.display());
-    let env = email_env(smtp_port, &[]);
-    let mut server = start(dir.path(), &url, &env);
+    let url = sqlite_url(&db);
+    let env = email_env(down.port, &[]);
+    let mut server = start_server(dir.path(), &url, &env);
     let creds = form_body(&[("email", "survivor@example.com"), ("password", PASSWORD)]);
     assert_eq!(server.form("POST", "/api/v1/register", &creds, None).status, 201);
     assert_eq!(server.form("POST", "/api/v1/reset_password", "email=survivor%40example.com", None).status, 202);
-    wait_until("a failed delivery attempt", 30, || server.log_text().contains("will retry"));
+    eventually(secs(30), "a failed delivery attempt", || server.log_text().contains("will retry").then_some(()));
     server.child.kill().unwrap(); // SIGKILL: nothing is flushed, nothing is said goodbye to.
     server.child.wait().unwrap();
     let sqlite = rusqlite::Connection::open(&db).unwrap();
@@ -489,20 +444,16 @@ fn an_accepted_reset_survives_sigkill() {
     assert!(!payloads[0].windows(8).any(|w| w == b"survivor"), "stored encrypted");
     drop(sqlite);
 
-    let sink = SmtpSink::start_on(smtp_port, None);
-    let server = start(dir.path(), &url, &env);
+    let sink = down.bring_up();
+    let server = start_server(dir.path(), &url, &env);
     let messages = sink.wait_for(1, 90);
     assert_eq!(messages.len(), 1, "{}", server.log_text());
     assert_eq!(messages[0]["rcpt_tos"], json!(["survivor@example.com"]));
     let token = token_in(messages[0]["text"].as_str().unwrap());
     let upd = form_body(&[("reset_token", &token), ("new_password", "a brand new password")]);
     assert_eq!(server.form("POST", "/api/v1/update_password", &upd, None).status, 200);
-    let count = || {
-        let c = rusqlite::Connection::open(&db).unwrap();
-        c.query_row("SELECT count(*) FROM outbox", [], |r| r.get::<_, i64>(0)).unwrap()
-    };
-    wait_until("the outbox to empty", 30, || count() == 0);
-    std::thread::sleep(Duration::from_secs(2));
+    // A message is deleted from the outbox once the mail server took it: none is sent after.
+    eventually(secs(30), "the outbox to empty", || (outbox_len(&db) == 0).then_some(()));
     assert_eq!(sink.messages().len(), 1, "exactly one message");
     let mut bytes = std::fs::read(&db).unwrap();
     bytes.extend(std::fs::read(db.with_extension("db-wal")).unwrap_or_default());
@@ -514,17 +465,16 @@ fn an_accepted_reset_survives_sigkill() {
 /// delivered exactly once each after it comes back, both instances running; nothing goes to
 /// unknown addresses. The audit chain both wrote verifies.
 #[test]
-#[cfg_attr(
-    any(not(postgres_tests), not(smtp_tests)),
-    ignore = "PostgreSQL or python3-aiosmtpd is not installed here: this test was skipped"
-)]
 fn two_instances_deliver_each_accepted_reset_once() {
+    if !require(Prereq::Postgres) || !require(Prereq::Smtp) {
+        return;
+    }
     let url = crate::pg::fresh_database();
-    let smtp_port = free_port();
+    let down = ClosedPort::bind();
     let dir = tempfile::tempdir().unwrap();
-    let env = email_env(smtp_port, &[]);
-    let a = start(dir.path(), &url, &env);
-    let b = start(dir.path(), &url, &env);
+    let env = email_env(down.port, &[]);
+    let a = start_server(dir.path(), &url, &env);
+    let b = start_server(dir.path(), &url, &env);
     let users: Vec<String> = (0..4).map(|i| format!("pair{i}@example.com")).collect();
     for (i, u) in users.iter().enumerate() {
         let server = if i % 2 == 0 { &a } else { &b };
@@ -535,13 +485,16 @@ fn two_instances_deliver_each_accepted_reset_once() {
             assert_eq!(server.form("POST", "/api/v1/reset_password", &body, None).status, 202);
         }
     }
-    wait_until("both instances to fail an attempt", 30, || {
-        a.log_text().contains("will retry") || b.log_text().contains("will retry")
+    eventually(secs(30), "either instance to fail an attempt", || {
+        (a.log_text().contains("will retry") || b.log_text().contains("will retry")).then_some(())
     });
-    let sink = SmtpSink::start_on(smtp_port, None);
-    let messages = sink.wait_for(4, 90);
-    std::thread::sleep(Duration::from_secs(3));
-    let messages = if messages.len() == 4 { sink.messages() } else { messages };
+    let sink = down.bring_up();
+    sink.wait_for(4, 90);
+    // A message leaves the outbox once the mail server took it: none is sent after it is empty.
+    eventually(secs(30), "the outbox to empty", || {
+        (crate::pg::query(&url, "SELECT count(*) FROM outbox") == "0").then_some(())
+    });
+    let messages = sink.messages();
     let mut to: Vec<String> = messages.iter().map(|m| m["rcpt_tos"][0].as_str().unwrap().to_owned()).collect();
     to.sort();
     assert_eq!(to, users, "one message per registered address, none to the others");
@@ -556,7 +509,7 @@ fn two_instances_deliver_each_accepted_reset_once() {
 #[test]
 fn reset_routes_count_toward_the_per_client_limit() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("rate.db").display());
+    let url = sqlite_url(&dir.path().join("rate.db"));
     let server = Server::start(dir.path(), &url, &[("ROCKET_CLIENT_RATE_PER_MINUTE", "2")]);
     let form = [("Content-Type", "application/x-www-form-urlencoded")];
     for (from, path) in

@@ -2,7 +2,9 @@
 written as one JSON file (envelope, headers, decoded text and HTML parts) into OUTDIR.
 
 usage: smtp_sink.py OUTDIR PORT [CERTFILE KEYFILE]   (with a certificate: STARTTLS required)
-Recipients starting with "reject" are refused with a permanent 550.
+PORT 0 binds a free port; either way the first line printed is "listening on 127.0.0.1:PORT",
+once the server accepts connections. Recipients starting with "reject" are refused with a
+permanent 550.
 """
 import asyncio
 import email
@@ -13,7 +15,7 @@ import ssl
 import sys
 from email import policy
 
-from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 
 outdir, port = sys.argv[1], int(sys.argv[2])
 tls_context = None
@@ -57,7 +59,21 @@ class Sink:
 kwargs = {}
 if tls_context is not None:
     kwargs = {"tls_context": tls_context, "require_starttls": True}
-controller = Controller(Sink(), hostname="127.0.0.1", port=port, server_hostname="localhost", **kwargs)
-controller.start()
-signal.sigwait({signal.SIGTERM, signal.SIGINT})
-controller.stop()
+
+
+async def main():
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: SMTP(Sink(), hostname="localhost", loop=loop, **kwargs), host="127.0.0.1", port=port
+    )
+    bound = server.sockets[0].getsockname()[1]
+    print(f"listening on 127.0.0.1:{bound}", flush=True)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    server.close()
+    await server.wait_closed()
+
+
+asyncio.run(main())
