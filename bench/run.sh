@@ -25,6 +25,8 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+# Everything the binary writes beside it (the server key file) stays with this run.
+cd "$WORK"
 
 log() { echo "[bench] $*" >&2; }
 

@@ -45,13 +45,13 @@ pub enum ConfigError {
     EmptyMetricsToken,
     /// `smtp_url` or `mail_from` does not parse (the message names which).
     #[error("configuration: {0}")]
-    Mail(String),
+    Mail(#[from] crate::service::mail::MailSettingsError),
     /// `key` is not a server key.
     #[error("configuration: {0}")]
     ServerKey(KeyError),
     /// `password_blocklist_file` cannot be read.
     #[error("configuration: {0}")]
-    Blocklist(String),
+    Blocklist(#[from] crate::service::password_policy::BlocklistError),
     #[error("configuration: public_url must be an absolute http(s) URL, not {0:?}")]
     PublicUrl(String),
     /// An entry of a list of origins (`allowed_origins`, `allowed_redirect_origins`).

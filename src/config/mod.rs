@@ -78,8 +78,7 @@ pub fn from_figment(figment: Figment) -> Result<Loaded, ConfigError> {
     settings.validate()?;
     if let Some(path) = &settings.password_blocklist_file {
         // `to_string`: the message as the policy module words it, whatever its error type.
-        settings.blocklist = crate::service::password_policy::Blocklist::read(path)
-            .map_err(|e| ConfigError::Blocklist(e.to_string()))?;
+        settings.blocklist = crate::service::password_policy::Blocklist::read(path)?;
     }
     let db = settings.db_options()?;
     Ok(Loaded { figment, settings, db })

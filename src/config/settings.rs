@@ -161,10 +161,7 @@ impl Settings {
     /// one names its key; the URL is shown without its password).
     pub fn mail_settings(&self) -> Result<Option<MailSettings>, ConfigError> {
         let (Some(url), Some(from)) = (&self.smtp_url, &self.mail_from) else { return Ok(None) };
-        // `to_string`: the message as the mail module words it, whatever its error type.
-        MailSettings::parse(url.expose_secret(), from, &self.public_base_url())
-            .map(Some)
-            .map_err(|e| ConfigError::Mail(e.to_string()))
+        Ok(Some(MailSettings::parse(url.expose_secret(), from, &self.public_base_url())?))
     }
 
     /// The base of links in emails: `public_url`, or `http://localhost:<port>`.

@@ -43,11 +43,18 @@ impl std::fmt::Debug for Blocklist {
     }
 }
 
+/// `password_blocklist_file` could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("password_blocklist_file {}: {error}", path.display())]
+pub struct BlocklistError {
+    path: std::path::PathBuf,
+    error: std::io::Error,
+}
+
 impl Blocklist {
     /// Reads one password per line; empty lines are skipped.
-    pub fn read(path: &Path) -> Result<Self, String> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| format!("password_blocklist_file {}: {e}", path.display()))?;
+    pub fn read(path: &Path) -> Result<Self, BlocklistError> {
+        let text = std::fs::read_to_string(path).map_err(|error| BlocklistError { path: path.to_path_buf(), error })?;
         Ok(Self { operator: Arc::new(entries(&text)) })
     }
 

@@ -180,8 +180,119 @@ async fn last_seen_is_written_once_per_touch_interval(backend: Backend) {
     assert_eq!(svc.fast_read_fallbacks(), Some(0));
 }
 
+/// Concurrent lookups of different sessions (PostgreSQL answers them in shared batches): each
+/// gets the answer for its own token — live ones their user, ended and unknown ones nothing —
+/// the same as one lookup at a time.
+async fn concurrent_lookups_each_get_their_own_answer(backend: Backend) {
+    let db = TestDb::new(backend);
+    let (svc, _clock) = service_with_clock(&settings(&db.url, &[])).await;
+    let reader = std::sync::Arc::new(reader_for(&svc, &db));
+    let mut tokens = Vec::new();
+    for n in 0..6 {
+        let email = format!("batch{n}@example.com");
+        svc.register(&RequestContext::operator(), &email, PASSWORD).await.unwrap();
+        let s = svc.login(&RequestContext::operator(), &email, PASSWORD).await.unwrap();
+        if n % 3 == 2 {
+            svc.logout(&RequestContext::operator(), s.token.expose()).await.unwrap();
+        }
+        tokens.push(s.token.digest());
+    }
+    tokens.push("0".repeat(64));
+    let mut expected = Vec::new();
+    for t in &tokens {
+        expected.push(reader.lookup(t).await.unwrap().map(|r| r.email));
+    }
+    assert_eq!(expected.iter().filter(|e| e.is_some()).count(), 4, "four live sessions: {expected:?}");
+    for round in 0..3 {
+        let lookups = (0..70).map(|i| {
+            let (reader, token) = (reader.clone(), tokens[i % tokens.len()].clone());
+            tokio::spawn(async move { (i, reader.lookup(&token).await.map(|r| r.map(|r| r.email))) })
+        });
+        for r in futures_util::future::join_all(lookups).await {
+            let (i, answer) = r.unwrap();
+            assert_eq!(answer.unwrap(), expected[i % tokens.len()], "round {round}, lookup {i}");
+        }
+    }
+    assert_eq!(reader.fallbacks(), 0);
+}
+
+/// Lookups given up half-way (a client that disconnects drops its request) strand no other
+/// lookup: the ones left and the next ones are all answered.
+async fn abandoned_lookups_strand_nobody(backend: Backend) {
+    use futures_util::FutureExt;
+    let db = TestDb::new(backend);
+    let (svc, _clock) = service_with_clock(&settings(&db.url, &[])).await;
+    let reader = std::sync::Arc::new(reader_for(&svc, &db));
+    svc.register(&RequestContext::operator(), EMAIL, PASSWORD).await.unwrap();
+    let token = svc.login(&RequestContext::operator(), EMAIL, PASSWORD).await.unwrap().token.digest();
+    for round in 0..5 {
+        // Every other lookup is polled once (queued) and then dropped.
+        let kept: Vec<_> = (0..40)
+            .filter_map(|i| {
+                let mut lookup = Box::pin({
+                    let (reader, token) = (reader.clone(), token.clone());
+                    async move { reader.lookup(&token).await.map(|r| r.map(|r| r.email)) }
+                });
+                let polled = (&mut lookup).now_or_never();
+                (i % 2 == 0).then_some((polled, lookup))
+            })
+            .collect();
+        for (polled, lookup) in kept {
+            let answer = match polled {
+                Some(a) => a,
+                None => tokio::time::timeout(secs(10), lookup).await.expect("answered, not stranded"),
+            };
+            assert_eq!(answer.unwrap().as_deref(), Some(EMAIL), "round {round}");
+        }
+    }
+    let next = tokio::time::timeout(secs(10), reader.lookup(&token)).await.expect("the next lookup is answered");
+    assert_eq!(next.unwrap().map(|r| r.email).as_deref(), Some(EMAIL));
+}
+
+/// While lookups of a session keep a query in flight all the time, the session is ended: every
+/// lookup that starts after the logout has returned sees it gone (a shared query answers only
+/// lookups queued before it started, never later ones).
+async fn no_lookup_after_logout_sees_the_session(backend: Backend) {
+    let db = TestDb::new(backend);
+    let (svc, _clock) = service_with_clock(&settings(&db.url, &[])).await;
+    let reader = std::sync::Arc::new(reader_for(&svc, &db));
+    svc.register(&RequestContext::operator(), EMAIL, PASSWORD).await.unwrap();
+    for round in 0..5 {
+        let s = svc.login(&RequestContext::operator(), EMAIL, PASSWORD).await.unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let load: Vec<_> = (0..8)
+            .map(|_| {
+                let (reader, token, stop) = (reader.clone(), s.token.digest(), stop.clone());
+                tokio::spawn(async move {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        reader.lookup(&token).await.unwrap();
+                        // The SQLite reader answers without yielding: let the test's task run.
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        assert!(reader.lookup(&s.token.digest()).await.unwrap().is_some(), "live before the logout");
+        svc.logout(&RequestContext::operator(), s.token.expose()).await.unwrap();
+        let after = (0..20).map(|_| {
+            let (reader, token) = (reader.clone(), s.token.digest());
+            tokio::spawn(async move { reader.lookup(&token).await.unwrap() })
+        });
+        for r in futures_util::future::join_all(after).await {
+            assert_eq!(r.unwrap(), None, "round {round}: a lookup after the logout saw the session");
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for l in load {
+            l.await.unwrap();
+        }
+    }
+}
+
 crate::backend_tests!(
     persistent: reader_answers_as_the_orm_does,
     no_fallback_under_concurrent_lookups,
     last_seen_is_written_once_per_touch_interval,
+    concurrent_lookups_each_get_their_own_answer,
+    abandoned_lookups_strand_nobody,
+    no_lookup_after_logout_sees_the_session,
 );

@@ -93,7 +93,7 @@ async fn explain_connect_error(opts: &DbOptions, e: DbErr) -> DbErr {
         DatabaseKind::Postgres { .. } if matches!(e, DbErr::Conn(_) | DbErr::ConnectionAcquire(_)) => {
             let Ok(pg) = PgConnectOptions::from_str(opts.url.as_str()) else { return e };
             let (host, port) = (pg.get_host().to_owned(), pg.get_port());
-            if host.starts_with('/') {
+            if host.starts_with('/') || pg.get_socket().is_some() {
                 return e;
             }
             // The pool only says it timed out: ask the network what happened.
