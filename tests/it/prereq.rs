@@ -68,7 +68,10 @@ pub fn require(p: Prereq) -> bool {
     if p.required_in_ci() && std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("CI=true but {reason}");
     }
-    println!("skipped: {reason}");
+    // Written to the real stderr, not through `println!`, which the test harness captures and
+    // shows only for failures: a skipped test must say so in every run.
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "skipped: {reason}");
     false
 }
 
