@@ -75,10 +75,13 @@ pub fn require(p: Prereq) -> bool {
     false
 }
 
-/// A program on `PATH`, as the shell would find it.
+/// A program on `PATH` as the shell would find it, else in the system directories.
 pub fn program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file())
+    // Then the system's own directories: Debian puts nginx in /usr/sbin, which a non-login
+    // shell's PATH may leave out.
+    const SYSTEM: [&str; 4] = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin"];
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).chain(SYSTEM.iter().map(PathBuf::from)).map(|dir| dir.join(name)).find(|p| p.is_file())
 }
 
 /// The traefik binary: `USERAUTH_TEST_TRAEFIK`, else `traefik` on `PATH`.
