@@ -251,18 +251,23 @@ impl PgShared {
 
     async fn answer(&self, batch: Vec<(String, Reply)>) {
         let hashes: Vec<&str> = batch.iter().map(|(h, _)| h.as_str()).collect();
-        let rows = match self.checkout().await {
-            // A runner is never cancelled (it is its own task), so a connection is never left half-read.
-            Ok(mut conn) => {
-                let rows = sqlx::query_as::<_, PgLookupRow>(PG_LOOKUP).bind(&hashes).fetch_all(&mut conn).await;
-                if rows.is_ok()
-                    && let Ok(mut idle) = self.idle.lock()
-                {
+        // Bounded: a server that stops answering (a dropped network, no reset) would otherwise hold
+        // every lookup until the kernel gives up; past the pool's acquire timeout the waiters take
+        // the ORM path. A timed-out query's connection is dropped with the future, never reused.
+        let work = async {
+            let mut conn = self.checkout().await?;
+            let rows = sqlx::query_as::<_, PgLookupRow>(PG_LOOKUP).bind(&hashes).fetch_all(&mut conn).await?;
+            Ok::<_, sqlx::Error>((conn, rows))
+        };
+        let rows = match tokio::time::timeout(self.connect_timeout, work).await {
+            Ok(Ok((conn, rows))) => {
+                if let Ok(mut idle) = self.idle.lock() {
                     idle.push((conn, Instant::now()));
                 }
-                rows
+                Ok(rows)
             }
-            Err(e) => Err(e),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(sqlx::Error::PoolTimedOut),
         };
         match rows {
             Ok(rows) => {

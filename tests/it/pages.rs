@@ -313,3 +313,32 @@ async fn pages_can_be_turned_off() {
         assert_eq!(c.get(path).dispatch().await.status(), Status::NotFound, "{path}");
     }
 }
+
+/// An account form refused because the server is busy says when to retry, as the API and the
+/// login page do: the password change and the two-factor forms alike.
+#[tokio::test]
+async fn busy_account_forms_say_when_to_retry() {
+    let db = TestDb::sqlite_file();
+    let (c, svc) = client_with(&db.url, &[("hash_concurrency", json!(1)), ("hash_queue_max", json!(0))]).await;
+    svc.register(&RequestContext::operator(), "busy@example.com", PASSWORD).await.unwrap();
+    let login = page(&c, "/login").await;
+    let pairs = [("email", "busy@example.com"), ("password", PASSWORD), ("csrf_token", &csrf_of(&login.html))];
+    assert_eq!(submit(&c, "/login", &pairs).await.status, Status::SeeOther);
+    let csrf = csrf_of(&page(&c, "/account").await.html);
+    let held = svc.hasher().admit(None).unwrap();
+    let forms: [(&str, &[(&str, &str)]); 3] = [
+        ("/account/password", &[("current_password", PASSWORD), ("new_password", "another good password")]),
+        ("/account/totp", &[("current_password", PASSWORD)]),
+        ("/account/recovery-codes", &[("current_password", PASSWORD)]),
+    ];
+    for (path, fields) in forms {
+        let mut pairs = fields.to_vec();
+        pairs.push(("csrf_token", &csrf));
+        let resp = c.post(path).header(ContentType::Form).body(form_body(&pairs)).dispatch().await;
+        assert_eq!(resp.status(), Status::ServiceUnavailable, "{path}");
+        assert_eq!(resp.headers().get_one("Retry-After"), Some("1"), "{path}");
+        assert_eq!(resp.content_type(), Some(ContentType::HTML), "{path}: a page");
+    }
+    drop(held);
+    assert!(svc.login(&RequestContext::operator(), "busy@example.com", PASSWORD).await.is_ok(), "nothing changed");
+}

@@ -143,11 +143,15 @@ pub async fn change_password(
         Ok(_) => PageOr::SeeOther("/account?done=password".into()),
         Err(AuthError::NotAuthenticated) => login_first(NoSession::Dead),
         // Beside the password form, in words about the password typed there.
+        // A locked account or a busy server also says when to retry, as every other form does.
         Err(e) => {
             let wrong_current = matches!(e, AuthError::InvalidCredentials);
+            let retry = retry_after_of(&e);
             let (status, message) = failure(e);
             let message = if wrong_current { WRONG_CURRENT_PASSWORD.to_owned() } else { message };
-            account_page(&svc, &me, &browser, status, Shown { password_error: Some(message), ..Shown::default() }).await
+            account_page(&svc, &me, &browser, status, Shown { password_error: Some(message), ..Shown::default() })
+                .await
+                .with_retry_after(retry)
         }
     }
 }
