@@ -296,3 +296,108 @@ crate::backend_tests!(
     abandoned_lookups_strand_nobody,
     no_lookup_after_logout_sees_the_session,
 );
+
+/// A TCP proxy in front of the test database that can go silent: it keeps every connection open
+/// and forwards nothing, as a server behind a dropped network does (no answer, no reset).
+struct SilentProxy {
+    port: u16,
+    silent: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl SilentProxy {
+    async fn start(url: &str) -> SilentProxy {
+        use sea_orm::sqlx::postgres::PgConnectOptions;
+        let opts: PgConnectOptions = url.parse().expect("a PostgreSQL URL");
+        let socket = opts.get_socket().map(|dir| dir.join(format!(".s.PGSQL.{}", opts.get_port())));
+        let tcp = (opts.get_host().to_owned(), opts.get_port());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let silent = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = silent.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (flag, socket, tcp) = (flag.clone(), socket.clone(), tcp.clone());
+                tokio::spawn(async move {
+                    let (cr, cw) = client.into_split();
+                    match socket {
+                        Some(path) => {
+                            let Ok(server) = tokio::net::UnixStream::connect(path).await else { return };
+                            let (sr, sw) = server.into_split();
+                            tokio::join!(pump(cr, sw, flag.clone()), pump(sr, cw, flag));
+                        }
+                        None => {
+                            let Ok(server) = tokio::net::TcpStream::connect(tcp).await else { return };
+                            let (sr, sw) = server.into_split();
+                            tokio::join!(pump(cr, sw, flag.clone()), pump(sr, cw, flag));
+                        }
+                    }
+                });
+            }
+        });
+        SilentProxy { port, silent }
+    }
+
+    fn set_silent(&self, silent: bool) {
+        self.silent.store(silent, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Copies one direction; while the proxy is silent, what arrives is held back.
+async fn pump(
+    mut from: impl tokio::io::AsyncRead + Unpin,
+    mut to: impl tokio::io::AsyncWrite + Unpin,
+    silent: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    while let Ok(n @ 1..) = from.read(&mut buf).await {
+        while silent.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A PostgreSQL server that goes silent mid-connection holds no lookup past the pool's acquire
+/// timeout: the lookup fails (its request takes the ORM path) instead of hanging with every
+/// other request queued behind it, and once the server answers again the reader recovers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_reader_gives_up_on_a_silent_server() {
+    use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+    if !Backend::Postgres.available() {
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres);
+    let (svc, _clock) = service_with_clock(&settings(&db.url, &[])).await;
+    svc.register(&RequestContext::operator(), EMAIL, PASSWORD).await.unwrap();
+    let digest = svc.login(&RequestContext::operator(), EMAIL, PASSWORD).await.unwrap().token.digest();
+    let proxy = SilentProxy::start(&db.url).await;
+    let direct: PgConnectOptions = db.url.parse().unwrap();
+    let via_proxy = PgConnectOptions::new_without_pgpass()
+        .host("127.0.0.1")
+        .port(proxy.port)
+        .username(direct.get_username())
+        .database(direct.get_database().expect("the URL names a database"));
+    let pool = PgPoolOptions::new().max_connections(2).acquire_timeout(secs(1)).connect_lazy_with(via_proxy);
+    let reader = std::sync::Arc::new(SessionReader::postgres(&pool));
+    assert!(reader.lookup(&digest).await.unwrap().is_some(), "through the proxy while it forwards");
+
+    proxy.set_silent(true);
+    let lookups = (0..5).map(|_| {
+        let (reader, digest) = (reader.clone(), digest.clone());
+        tokio::spawn(async move { tokio::time::timeout(secs(20), reader.lookup(&digest)).await })
+    });
+    for r in futures_util::future::join_all(lookups).await {
+        let answer = r.unwrap().expect("a lookup hung on a silent server");
+        assert!(answer.is_err(), "a silent server cannot have answered: {answer:?}");
+    }
+
+    proxy.set_silent(false);
+    let recovered = crate::waiting::eventually_async(secs(20), "the reader to answer again", || async {
+        reader.lookup(&digest).await.ok().flatten()
+    })
+    .await;
+    assert_eq!(recovered.email, EMAIL, "the reader answers again once the server does");
+}
