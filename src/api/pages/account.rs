@@ -86,11 +86,21 @@ pub(super) async fn account_page(
 
 /// The account page again after a failed form, with the error and the API's status.
 pub(super) async fn account_error(svc: &AuthService, me: &PageUser, browser: &Browser<'_>, e: AuthError) -> PageOr {
+    account_failure(svc, me, browser, e, |message| Shown { error: Some(message), ..Shown::default() }).await
+}
+
+/// The account page after a failed form, the message placed by `shown`: the API's status, and
+/// `Retry-After` for a locked account or a busy server.
+async fn account_failure(
+    svc: &AuthService,
+    me: &PageUser,
+    browser: &Browser<'_>,
+    e: AuthError,
+    shown: impl FnOnce(String) -> Shown<'static>,
+) -> PageOr {
     let retry = retry_after_of(&e);
     let (status, message) = failure(e);
-    account_page(svc, me, browser, status, Shown { error: Some(message), ..Shown::default() })
-        .await
-        .with_retry_after(retry)
+    account_page(svc, me, browser, status, shown(message)).await.with_retry_after(retry)
 }
 
 /// After a form on the account page: 303 to `done`, to log in when the session is gone, or the
@@ -143,15 +153,13 @@ pub async fn change_password(
         Ok(_) => PageOr::SeeOther("/account?done=password".into()),
         Err(AuthError::NotAuthenticated) => login_first(NoSession::Dead),
         // Beside the password form, in words about the password typed there.
-        // A locked account or a busy server also says when to retry, as every other form does.
         Err(e) => {
             let wrong_current = matches!(e, AuthError::InvalidCredentials);
-            let retry = retry_after_of(&e);
-            let (status, message) = failure(e);
-            let message = if wrong_current { WRONG_CURRENT_PASSWORD.to_owned() } else { message };
-            account_page(&svc, &me, &browser, status, Shown { password_error: Some(message), ..Shown::default() })
-                .await
-                .with_retry_after(retry)
+            account_failure(&svc, &me, &browser, e, |message| {
+                let message = if wrong_current { WRONG_CURRENT_PASSWORD.to_owned() } else { message };
+                Shown { password_error: Some(message), ..Shown::default() }
+            })
+            .await
         }
     }
 }
